@@ -1,0 +1,37 @@
+# The one command surface for people, hooks and CI. `make setup` is idempotent and every target
+# that needs it runs it first, so `make test` works on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+UV ?= uv
+PYTEST_ARGS ?=
+
+.PHONY: help setup test lint typecheck fmt check bench-http clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## Install uv, the workspace, redis-server, FerretDB and Helm (idempotent)
+	@bash scripts/setup.sh
+
+test: setup ## Run the whole test suite against real Redis and FerretDB
+	$(UV) run --all-packages --locked pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff (lint + format check)
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+typecheck: setup ## mypy --strict over every package and its tests
+	$(UV) run --locked mypy libs services
+
+fmt: ## Format and autofix
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+check: lint typecheck test ## Everything CI runs
+
+bench-http: setup ## Outbound HTTP client throughput at 20 concurrent calls
+	$(UV) run --locked python libs/dronecommon/benchmarks/bench_http_client.py --concurrency 20 --seconds 10
+
+clean: ## Remove caches and local data (keeps .tools)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .data reports

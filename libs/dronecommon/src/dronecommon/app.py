@@ -1,0 +1,182 @@
+"""The service app factory: everything a service needs that is not its business.
+
+``create_service_app(settings, title=..., routers=[...], lifespan=...)`` returns a FastAPI app with
+liveness/readiness, problem+json for every error, the body-size and JSON content-type guard, JSON
+access logs with trace ids, OpenTelemetry and (when ``settings.auth.enabled``) bearer-token
+checks on the service's routers. Nothing happens at import time: services expose
+``create_app(settings=None)`` and run under ``uvicorn --factory``.
+
+A service's lifespan receives the app, creates its clients, registers readiness checks with
+``readiness(app).add(...)`` and yields its typed state (a mapping), which handlers reach through
+``request.state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.params import Depends as DependsParam
+
+from dronecommon.health import HEALTH_PATHS, ReadinessChecks, health_router
+from dronecommon.logs import configure_logging
+from dronecommon.middleware import DEFAULT_MAX_BODY, AccessLogMiddleware, RequestGuardMiddleware
+from dronecommon.problems import PROBLEM_JSON, install_problem_handlers
+from dronecommon.settings import ServiceSettings
+from dronecommon.telemetry import configure_telemetry, instrument_app
+
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+PROBLEM_RESPONSE: dict[str, Any] = {
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def readiness(app: FastAPI) -> ReadinessChecks:
+    """The app's readiness checks (register a service's dependencies here)."""
+    checks = app.state.readiness
+    assert isinstance(checks, ReadinessChecks)
+    return checks
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting problem+json answers."""
+    return {
+        status: {"description": _DESCRIPTIONS.get(status, "Error"), **PROBLEM_RESPONSE}
+        for status in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request (problem+json with per-field errors)",
+    401: "Missing or invalid bearer token",
+    403: "The caller is not allowed",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    415: "Request body is not JSON",
+    422: "Semantically invalid request",
+    503: "A dependency is unavailable; retry after the Retry-After delay",
+}
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str = "0.1.0",
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+    public_routers: Sequence[APIRouter] = (),
+    lifespan: ServiceLifespan | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """Build a service app.
+
+    ``routers`` require a valid caller token when auth is on; ``public_routers`` never do.
+    """
+    service_name = type(settings).service_name
+    if configure_logs:
+        configure_logging(service_name, settings.log_level, json=settings.log_json)
+    telemetry = configure_telemetry(settings.telemetry, service_name=service_name, version=version)
+    checks = ReadinessChecks()
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        state: dict[str, Any] = {"settings": settings}
+        try:
+            if lifespan is None:
+                yield state
+            else:
+                async with lifespan(app) as service_state:
+                    state.update(service_state or {})
+                    yield state
+        finally:
+            telemetry.shutdown()
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=app_lifespan,
+        responses={
+            413: {"description": _DESCRIPTIONS[413], **PROBLEM_RESPONSE},
+            415: {"description": _DESCRIPTIONS[415], **PROBLEM_RESPONSE},
+        },
+    )
+    app.state.settings = settings
+    app.state.readiness = checks
+    app.state.telemetry = telemetry
+
+    install_problem_handlers(app)
+    app.include_router(health_router(checks))
+    dependencies = _auth_dependencies(settings)
+    for router in routers:
+        app.include_router(router, dependencies=dependencies)
+    for router in public_routers:
+        app.include_router(router)
+    _add_problem_schema(app)
+
+    # Middleware: the last added runs first. Telemetry wraps everything, then the access log,
+    # then the request guard (so a 413/415 is logged and traced too).
+    app.add_middleware(RequestGuardMiddleware, max_body=max_body)
+    app.add_middleware(AccessLogMiddleware, quiet_paths=HEALTH_PATHS)
+    if settings.telemetry.instrument:
+        instrument_app(app)
+    return app
+
+
+def _auth_dependencies(settings: ServiceSettings) -> list[DependsParam]:
+    if not settings.auth.enabled:
+        return []
+    from dronecommon.auth.inbound import auth_dependency
+
+    return [Depends(auth_dependency(settings.auth))]
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Declare the ``Problem`` schema referenced by documented error responses."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = {
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "detail", "traceId"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "traceId": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        }
+        # FastAPI documents 422 by default; this API answers validation failures with 400.
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400", {"description": _DESCRIPTIONS[400], **PROBLEM_RESPONSE}
+                    )
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

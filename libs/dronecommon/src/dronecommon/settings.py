@@ -1,0 +1,174 @@
+"""Settings shared by every service.
+
+Each service subclasses :class:`ServiceSettings` with its own environment prefix and adds the
+sub-models it needs (``redis: RedisSettings``, ``mongo: MongoSettings``, ``queue: QueueSettings``).
+Nested values come from ``PREFIX_SECTION__FIELD`` variables, for example
+``DELIVERY_REDIS__URL=redis://cache:6379/0``.
+
+:func:`load_settings` turns pydantic's validation error into one that names the environment
+variable to set, so a misconfigured container fails fast with an actionable message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value or None
+
+
+class RedisSettings(BaseModel):
+    """A Redis (or Azure Managed Redis) connection."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    # Microsoft Entra authentication (Azure Managed Redis with access keys disabled): the password
+    # is a token from the workload credential and ``username`` the identity's object id.
+    use_entra_id: bool = False
+    username: str | None = None
+    socket_timeout: float = Field(default=2.0, gt=0)
+    max_connections: int = Field(default=200, ge=1)
+
+
+class MongoSettings(BaseModel):
+    """A MongoDB wire-protocol connection (Azure Cosmos DB for MongoDB in production)."""
+
+    url: str = "mongodb://127.0.0.1:27017"
+    database: str = "drones"
+    # MONGODB-OIDC with the Azure provider (workload identity); ``oidc_resource`` is the
+    # application id URI the token is requested for.
+    use_oidc: bool = False
+    oidc_resource: str | None = None
+    server_selection_timeout: float = Field(default=3.0, gt=0)
+    max_pool_size: int = Field(default=100, ge=1)
+
+
+class QueueSettings(BaseModel):
+    """The delivery-request queue: Redis Streams locally, Azure Service Bus in Azure."""
+
+    transport: Literal["redis", "servicebus"] = "redis"
+    name: str = "deliveryrequests"
+    # Redis Streams transport; empty means "use the service's redis url".
+    redis_url: str | None = None
+    consumer_group: str = "workflow"
+    # Azure Service Bus: either a connection string (the emulator) or a namespace reached with the
+    # workload identity credential.
+    servicebus_connection_string: SecretStr | None = None
+    servicebus_namespace: str | None = None
+    # Receiving.
+    max_concurrency: int = Field(default=32, ge=1)
+    prefetch: int = Field(default=64, ge=0)
+    lock_duration: float = Field(default=60.0, gt=0)
+    max_delivery_count: int = Field(default=10, ge=1)
+    receive_wait: float = Field(default=1.0, gt=0)
+    readiness_timeout: float = Field(default=2.0, gt=0)
+
+
+class TelemetrySettings(BaseModel):
+    """OpenTelemetry export. Nothing is exported unless a destination is configured."""
+
+    connection_string: SecretStr | None = Field(
+        default_factory=lambda: _s(_env("APPLICATIONINSIGHTS_CONNECTION_STRING"))
+    )
+    otlp_endpoint: str | None = Field(default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    enable_live_metrics: bool = False
+    enable_statsbeat: bool = False
+    disable_offline_storage: bool = True
+    sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    shutdown_timeout: float = Field(default=5.0, gt=0)
+    instrument: bool = True
+
+
+class AuthSettings(BaseModel):
+    """Inbound bearer-token validation and the outbound workload identity."""
+
+    enabled: bool = False
+    issuer: str | None = None
+    audience: str | None = None
+    # Where the signing keys come from: an OpenID ``jwks_uri`` or a local JWKS file (development).
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    # Callers allowed in: application ids (``azp``/``appid``) or object ids (``oid``); empty = any
+    # caller holding a valid token for the audience.
+    allowed_callers: list[str] = Field(default_factory=list)
+    # App roles, any of which admits the caller; empty = no role required.
+    required_roles: list[str] = Field(default_factory=list)
+    leeway_seconds: float = Field(default=60.0, ge=0)
+    # Outbound: the scope requested for service-to-service calls (``api://<app-id>/.default``).
+    outbound_scope: str | None = None
+    # Development issuer: a local signing key that mints tokens (never in production).
+    dev_signing_key_file: str | None = None
+
+
+class HttpClientSettings(BaseModel):
+    """Defaults for outbound HTTP calls."""
+
+    connect_timeout: float = Field(default=2.0, gt=0)
+    read_timeout: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=100, ge=1)
+    retries: int = Field(default=3, ge=0)
+    backoff_base: float = Field(default=0.1, ge=0)
+    backoff_max: float = Field(default=2.0, ge=0)
+    retry_after_max: float = Field(default=10.0, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_timeout: float = Field(default=5.0, gt=0)
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings every service extends (set ``env_prefix`` in the subclass)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        env_nested_delimiter="__",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    service_name: ClassVar[str] = "service"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpClientSettings = Field(default_factory=HttpClientSettings)
+
+
+def _s(value: str | None) -> SecretStr | None:
+    return SecretStr(value) if value else None
+
+
+class SettingsError(RuntimeError):
+    """Configuration is missing or invalid; the message names the environment variables."""
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def env_name(settings_cls: type[ServiceSettings], loc: tuple[int | str, ...]) -> str:
+    """The environment variable that sets the field at ``loc``."""
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    delimiter = str(settings_cls.model_config.get("env_nested_delimiter") or "__")
+    return (prefix + delimiter.join(str(part) for part in loc)).upper()
+
+
+def load_settings(settings_cls: type[S], **overrides: Any) -> S:
+    """Build settings from the environment, failing with the names of the variables to fix."""
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"{env_name(settings_cls, tuple(error['loc']))}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SettingsError(
+            f"invalid {settings_cls.service_name} configuration: " + "; ".join(problems)
+        ) from exc

@@ -1,0 +1,173 @@
+"""OpenTelemetry set-up: where traces and metrics go, and what is instrumented.
+
+Export destination, in order of precedence:
+
+1. ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (or ``<PREFIX>TELEMETRY__CONNECTION_STRING``): the
+   Azure Monitor distro (``configure_azure_monitor``) with live metrics, statsbeat and offline
+   storage as configured (all off by default: no phoning home unless asked). The distro's own
+   FastAPI/HTTPX instrumentation is switched off because this module instruments them itself.
+2. ``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP for traces and metrics (the standard
+   ``OTEL_EXPORTER_OTLP_*`` variables tune the exporters).
+3. Neither: nothing is exported and the global providers are left alone (a test's in-memory
+   provider keeps working).
+
+FastAPI (health routes excluded), Redis and PyMongo are instrumented whatever the destination;
+outbound HTTP spans come from the shared HTTP client. :meth:`Telemetry.shutdown` flushes within a
+bound so a stopping pod never hangs on an unreachable collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from dronecommon.health import HEALTH_PATHS
+from dronecommon.settings import TelemetrySettings
+
+logger = logging.getLogger("dronecommon.telemetry")
+
+_instrumented_libraries = False
+_instrument_lock = threading.Lock()
+
+
+@dataclass
+class Telemetry:
+    """What :func:`configure_telemetry` switched on, and how to stop it."""
+
+    exporter: str  # "azure-monitor" | "otlp" | "none"
+    shutdown_timeout: float
+    _tracer_provider: object | None = field(default=None, repr=False)
+    _meter_provider: object | None = field(default=None, repr=False)
+
+    def shutdown(self) -> None:
+        """Flush and stop exporters, waiting at most ``shutdown_timeout`` seconds in all."""
+        if self.exporter == "none":
+            return
+        tracer_provider = self._tracer_provider or trace.get_tracer_provider()
+        meter_provider = self._meter_provider or metrics.get_meter_provider()
+
+        def stop() -> None:
+            for provider in (tracer_provider, meter_provider):
+                flush = getattr(provider, "force_flush", None)
+                if flush is not None:
+                    try:
+                        flush(int(self.shutdown_timeout * 1000))
+                    except Exception:  # an exporter's failure must not block shutdown
+                        logger.warning("telemetry flush failed", exc_info=True)
+                stop_provider = getattr(provider, "shutdown", None)
+                if stop_provider is not None:
+                    try:
+                        stop_provider()
+                    except Exception:
+                        logger.warning("telemetry shutdown failed", exc_info=True)
+
+        worker = threading.Thread(target=stop, name="telemetry-shutdown", daemon=True)
+        worker.start()
+        worker.join(self.shutdown_timeout)
+        if worker.is_alive():
+            logger.warning(
+                "telemetry shutdown took longer than %ss; abandoned", self.shutdown_timeout
+            )
+
+
+def _resource(service_name: str, version: str) -> Resource:
+    return Resource.create(
+        {
+            "service.name": os.environ.get("OTEL_SERVICE_NAME", service_name),
+            "service.namespace": "dronedelivery",
+            "service.version": version,
+        }
+    )
+
+
+def _configure_azure_monitor(
+    settings: TelemetrySettings, service_name: str, version: str
+) -> Telemetry:
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    assert settings.connection_string is not None
+    if not settings.enable_statsbeat:
+        os.environ["APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL"] = "true"
+    configure_azure_monitor(
+        connection_string=settings.connection_string.get_secret_value(),
+        resource=_resource(service_name, version),
+        enable_live_metrics=settings.enable_live_metrics,
+        disable_offline_storage=settings.disable_offline_storage,
+        sampling_ratio=settings.sampling_ratio,
+        # Instrumented here, once, with health routes excluded.
+        instrumentation_options={
+            "fastapi": {"enabled": False},
+            "httpx": {"enabled": False},
+            "requests": {"enabled": False},
+            "urllib": {"enabled": False},
+            "urllib3": {"enabled": False},
+        },
+    )
+    return Telemetry("azure-monitor", settings.shutdown_timeout)
+
+
+def _configure_otlp(settings: TelemetrySettings, service_name: str, version: str) -> Telemetry:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    resource = _resource(service_name, version)
+    tracer_provider = TracerProvider(
+        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio))
+    )
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]
+    )
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    return Telemetry("otlp", settings.shutdown_timeout, tracer_provider, meter_provider)
+
+
+def instrument_libraries() -> None:
+    """Redis and PyMongo spans (process-wide, once; before clients are created)."""
+    global _instrumented_libraries
+    with _instrument_lock:
+        if _instrumented_libraries:
+            return
+        from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().instrument()
+        PymongoInstrumentor().instrument()
+        _instrumented_libraries = True
+
+
+def configure_telemetry(
+    settings: TelemetrySettings, *, service_name: str, version: str = "0.1.0"
+) -> Telemetry:
+    """Choose the exporter from settings and instrument the libraries (no network here)."""
+    if settings.connection_string is not None:
+        telemetry = _configure_azure_monitor(settings, service_name, version)
+    elif settings.otlp_endpoint:
+        telemetry = _configure_otlp(settings, service_name, version)
+    else:
+        telemetry = Telemetry("none", settings.shutdown_timeout)
+    if settings.instrument:
+        instrument_libraries()
+    logger.debug("telemetry export: %s", telemetry.exporter)
+    return telemetry
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Server spans and HTTP metrics for every route but the health probes."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=",".join(path.lstrip("/") + "$" for path in HEALTH_PATHS)
+    )

@@ -1,0 +1,1 @@
+"""Test helpers: real servers, span capture and development tokens (a pytest plugin)."""

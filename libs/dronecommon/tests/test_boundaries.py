@@ -1,0 +1,47 @@
+"""The shared library never imports a service (services depend on it, not the other way)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from dronecommon.testing.servers import project_root
+
+LIBRARY = Path(__file__).resolve().parents[1] / "src" / "dronecommon"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def service_packages() -> set[str]:
+    return {
+        package.name
+        for package in project_root().glob("services/*/src/*")
+        if package.is_dir() and (package / "__init__.py").exists()
+    }
+
+
+def test_the_library_imports_no_service() -> None:
+    services = service_packages() | {"services"}
+    offenders = {
+        str(path.relative_to(LIBRARY)): sorted(imported_modules(path) & services)
+        for path in LIBRARY.rglob("*.py")
+        if imported_modules(path) & services
+    }
+    assert offenders == {}
+
+
+def test_the_scan_sees_imports() -> None:
+    # Guard against a scan that finds nothing and so can never fail.
+    assert {"fastapi", "opentelemetry"} <= imported_modules(LIBRARY / "app.py") | imported_modules(
+        LIBRARY / "telemetry.py"
+    )
+    assert len(list(LIBRARY.rglob("*.py"))) > 5
