@@ -122,12 +122,25 @@ def _configure_otlp(settings: TelemetrySettings, service_name: str, version: str
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     resource = _resource(service_name, version)
+    # Exporter timeouts within the shutdown bound, and no provider shutdown at interpreter exit
+    # (Telemetry.shutdown does it, bounded): a dead collector never holds a stopping pod.
+    timeout = settings.shutdown_timeout
     tracer_provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio))
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        shutdown_on_exit=False,
     )
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(timeout=timeout), export_timeout_millis=timeout * 1000)
+    )
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]
+        resource=resource,
+        metric_readers=[
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(timeout=timeout), export_timeout_millis=timeout * 1000
+            )
+        ],
+        shutdown_on_exit=False,
     )
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
