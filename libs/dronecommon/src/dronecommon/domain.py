@@ -1,0 +1,181 @@
+"""Types and rules shared by the services' wire models (the contract's "Shared types").
+
+- JSON is camelCase (:class:`ApiModel`); enum values travel as their canonical strings and match
+  case-insensitively on input.
+- Date-times are timezone-aware; naive input is taken as UTC; output is RFC 3339 in UTC.
+- Pickup and drop-off arrive at ingestion as text: ``"47.6,-122.3"`` is parsed, any other text is
+  resolved to a point inside the service area by :func:`resolve_location`: the text is normalised
+  (Unicode NFKC, case-folded, runs of white space made one space, trimmed), hashed with SHA-256, and
+  the first two 64-bit words of the digest place the point within the area's latitude and longitude
+  bounds. The same text always gives the same point; nothing is random.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    """Base for wire models: camelCase on the wire, snake_case in Python, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=True,
+        use_enum_values=False,
+        ser_json_timedelta="float",
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict as sent on the wire (aliases, RFC 3339 date-times)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class CaseInsensitiveEnum(StrEnum):
+    """A string enum whose input matches its values regardless of case."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        if isinstance(value, str):
+            folded = value.strip().casefold()
+            for member in cls:
+                if member.value.casefold() == folded:
+                    return member
+        return None
+
+
+class PackageSize(CaseInsensitiveEnum):
+    SMALL = "Small"
+    MEDIUM = "Medium"
+    LARGE = "Large"
+
+
+class ConfirmationType(CaseInsensitiveEnum):
+    FINGERPRINT = "FingerPrint"
+    PICTURE = "Picture"
+    VOICE = "Voice"
+    NONE = "None"
+
+
+class DeliveryStage(CaseInsensitiveEnum):
+    CREATED = "Created"
+    RESCHEDULED = "Rescheduled"
+    HEADED_TO_PICKUP = "HeadedToPickup"
+    HEADED_TO_DROPOFF = "HeadedToDropoff"
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+
+
+TERMINAL_STAGES = frozenset({DeliveryStage.COMPLETED, DeliveryStage.CANCELLED})
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def format_utc(value: dt.datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z``."""
+    return _as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+UtcDateTime = Annotated[
+    dt.datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Location(ApiModel):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    altitude: float = Field(default=0.0, allow_inf_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceArea:
+    """The rectangle that free-text places are resolved into (default: around Seattle)."""
+
+    south: float = 47.50
+    north: float = 47.75
+    west: float = -122.45
+    east: float = -122.20
+
+
+DEFAULT_AREA = ServiceArea()
+_LAT_LON = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*$")
+
+
+def normalise_place(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def resolve_location(text: str, area: ServiceArea = DEFAULT_AREA) -> Location:
+    """A ``"lat,lon"`` string as that point; any other text as its deterministic point in ``area``.
+
+    Raises ``ValueError`` for empty text or coordinates out of range.
+    """
+    match = _LAT_LON.match(text)
+    if match:
+        latitude, longitude = float(match.group(1)), float(match.group(2))
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ValueError(f"coordinates out of range: {text!r}")
+        return Location(latitude=latitude, longitude=longitude, altitude=0.0)
+    normalised = normalise_place(text)
+    if not normalised:
+        raise ValueError("a place must not be empty")
+    digest = hashlib.sha256(normalised.encode()).digest()
+    x = int.from_bytes(digest[0:8], "big") / 2**64
+    y = int.from_bytes(digest[8:16], "big") / 2**64
+    return Location(
+        latitude=round(area.south + x * (area.north - area.south), 6),
+        longitude=round(area.west + y * (area.east - area.west), 6),
+        altitude=0.0,
+    )
+
+
+EARTH_RADIUS_MILES = 3958.7613
+
+
+def distance_miles(a: Location, b: Location) -> float:
+    """Great-circle (haversine) distance between two points, in statute miles."""
+    lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
+    dlat = lat2 - lat1
+    dlon = math.radians(b.longitude - a.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(h)))
+
+
+def travel_time(a: Location, b: Location, speed_mph: float) -> dt.timedelta:
+    """How long a straight flight from ``a`` to ``b`` takes at ``speed_mph``."""
+    return dt.timedelta(hours=distance_miles(a, b) / speed_mph)
+
+
+def month_bounds(year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants at which a calendar month starts and the next one starts."""
+    start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+    if (year, month) == (dt.MAXYEAR, 12):
+        return start, dt.datetime.max.replace(tzinfo=dt.UTC)
+    end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=dt.UTC)
+    return start, end

@@ -1,0 +1,91 @@
+"""Shared wire types: enums, date-times, locations and the place-resolution rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+
+from dronecommon.domain import (
+    DEFAULT_AREA,
+    ApiModel,
+    ConfirmationType,
+    Location,
+    PackageSize,
+    UtcDateTime,
+    distance_miles,
+    month_bounds,
+    resolve_location,
+    travel_time,
+)
+
+
+class Sample(ApiModel):
+    package_size: PackageSize
+    confirmation_type: ConfirmationType
+    at: UtcDateTime
+
+
+def test_enums_match_case_insensitively_and_serialise_canonically() -> None:
+    sample = Sample.model_validate(
+        {"packageSize": "small", "confirmationType": "FINGERPRINT", "at": "2019-05-08T20:00:00Z"}
+    )
+    assert sample.package_size is PackageSize.SMALL
+    assert sample.wire() == {
+        "packageSize": "Small",
+        "confirmationType": "FingerPrint",
+        "at": "2019-05-08T20:00:00.000Z",
+    }
+    with pytest.raises(ValidationError):
+        Sample.model_validate({"packageSize": "Huge", "confirmationType": "None", "at": "now"})
+
+
+def test_date_times_come_out_in_utc() -> None:
+    sample = Sample.model_validate(
+        {"packageSize": "Large", "confirmationType": "None", "at": "2019-05-08T22:00:00+02:00"}
+    )
+    assert sample.at == dt.datetime(2019, 5, 8, 20, tzinfo=dt.UTC)
+    naive = Sample.model_validate(
+        {"packageSize": "Large", "confirmationType": "None", "at": "2019-05-08T20:00:00"}
+    )
+    assert naive.wire()["at"] == "2019-05-08T20:00:00.000Z"
+
+
+def test_free_text_places_resolve_deterministically_inside_the_area() -> None:
+    first = resolve_location("my pickup")
+    assert first == resolve_location("  My   PICKUP ")
+    assert first != resolve_location("drop off")
+    assert DEFAULT_AREA.south <= first.latitude <= DEFAULT_AREA.north
+    assert DEFAULT_AREA.west <= first.longitude <= DEFAULT_AREA.east
+    # Pinned: the rule is documented, so the point for the sample's text must never drift.
+    assert (first.latitude, first.longitude) == (47.52568, -122.343237)
+
+
+def test_coordinates_are_parsed_and_checked() -> None:
+    assert resolve_location("47.6062, -122.3321") == Location(
+        latitude=47.6062, longitude=-122.3321, altitude=0
+    )
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_location("91,0")
+    with pytest.raises(ValueError, match="empty"):
+        resolve_location("   ")
+
+
+def test_distance_and_travel_time() -> None:
+    seattle = Location(latitude=47.6062, longitude=-122.3321)
+    tacoma = Location(latitude=47.2529, longitude=-122.4443)
+    assert distance_miles(seattle, tacoma) == pytest.approx(24.9, abs=0.3)
+    assert distance_miles(seattle, seattle) == 0
+    assert travel_time(seattle, tacoma, 50).total_seconds() == pytest.approx(
+        distance_miles(seattle, tacoma) / 50 * 3600
+    )
+
+
+def test_month_bounds() -> None:
+    assert month_bounds(2019, 12) == (
+        dt.datetime(2019, 12, 1, tzinfo=dt.UTC),
+        dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+    )
+    assert month_bounds(2024, 2)[1] == dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    assert month_bounds(9999, 12)[1].year == 9999
