@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint typecheck fmt check bench-http clean
+.PHONY: help setup test lint typecheck fmt check openapi bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ typecheck: setup ## mypy --strict over every package and its tests
 fmt: ## Format and autofix
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
+
+openapi: setup ## Rewrite every service's committed openapi.json from the code
+	$(UV) run --locked python scripts/openapi.py
 
 check: lint typecheck test ## Everything CI runs
 

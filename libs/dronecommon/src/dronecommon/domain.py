@@ -82,6 +82,11 @@ class DeliveryStage(CaseInsensitiveEnum):
     CANCELLED = "Cancelled"
 
 
+# The heaviest package any service accepts (the contract leaves the unit to clients: the sample's
+# ``"weight": 10`` fits easily), and the longest tag.
+MAX_PACKAGE_WEIGHT = 100.0
+MAX_TAG_LENGTH = 64
+
 TERMINAL_STAGES = frozenset({DeliveryStage.COMPLETED, DeliveryStage.CANCELLED})
 
 

@@ -1,0 +1,1 @@
+"""Delivery records, status, tracking and summaries, on Redis."""

@@ -1,0 +1,1 @@
+"""Drone fleet and assignments, on MongoDB."""

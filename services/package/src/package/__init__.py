@@ -1,0 +1,1 @@
+"""Packages: size, weight and tag per package, on MongoDB."""
