@@ -1,7 +1,7 @@
 """Write (or check) every service's committed OpenAPI document from its code.
 
-    uv run python scripts/openapi.py          # rewrite services/*/openapi.json
-    uv run python scripts/openapi.py --check  # exit 1 when a document is out of date
+uv run python scripts/openapi.py          # rewrite services/*/openapi.json
+uv run python scripts/openapi.py --check  # exit 1 when a document is out of date
 """
 
 from __future__ import annotations

@@ -287,7 +287,9 @@ async def test_access_log_line_per_request(
     async with app_client(make_app(redis_url)) as client:
         await client.get("/items/abc")
         await client.get("/healthz")
-    lines = [r for r in caplog.records if r.name == "dronecommon.access" and r.levelno == logging.INFO]
+    lines = [
+        r for r in caplog.records if r.name == "dronecommon.access" and r.levelno == logging.INFO
+    ]
     assert [(r.__dict__["http_path"], r.__dict__["http_status"]) for r in lines] == [
         ("/items/abc", 404)
     ]

@@ -22,7 +22,9 @@ async def test_redis_answers_and_restarts_on_the_same_port(
         assert await client.ping()
 
 
-async def test_ferretdb_speaks_the_mongodb_wire_protocol(mongo_url: str, mongo_database: str) -> None:
+async def test_ferretdb_speaks_the_mongodb_wire_protocol(
+    mongo_url: str, mongo_database: str
+) -> None:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
     try:
         collection = client[mongo_database]["things"]

@@ -46,7 +46,8 @@ CHILD = textwrap.dedent(
             assert (await client.get("/items/42")).status_code == 200
             assert (await client.get("/healthz")).status_code == 200
         print("exporter=" + app.state.telemetry.exporter, flush=True)
-        print("statsbeat_disabled=" + os.environ.get("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", ""))
+        statsbeat = os.environ.get("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "")
+        print("statsbeat_disabled=" + statsbeat)
 
     asyncio.run(main())
     """

@@ -27,7 +27,7 @@ def inject_trace_context(
 
 
 def extract_trace_context(carrier: Mapping[str, object]) -> Context:
-    """The trace context in a carrier (``Diagnostic-Id`` stands in for a missing ``traceparent``)."""
+    """The trace context in a carrier (``Diagnostic-Id`` stands in for ``traceparent``)."""
     strings = {str(key): _text(value) for key, value in carrier.items()}
     if TRACEPARENT not in strings and DIAGNOSTIC_ID in strings:
         strings[TRACEPARENT] = strings[DIAGNOSTIC_ID]

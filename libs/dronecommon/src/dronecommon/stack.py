@@ -1,0 +1,237 @@
+"""The native stack: Redis, FerretDB and the five services as local processes (``make run``).
+
+Everything listens on 127.0.0.1 with data under one folder (default ``.data/``). The runner waits
+until every ``/readyz`` answers 200, prints how to call the API, streams each process's output
+with its name in front, and stops everything on Ctrl-C (SIGINT/SIGTERM), services first.
+
+The same runner serves tests and benchmarks (:class:`Stack` as a context manager).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from dronecommon.testing.servers import FerretDBServer, RedisServer, ServerUnavailableError
+
+# The contract's native ports.
+SERVICE_PORTS = {
+    "ingestion": 8001,
+    "delivery": 8002,
+    "package": 8003,
+    "dronescheduler": 8004,
+    "workflow": 8005,
+}
+# Backends first, then the consumer, then the public entry point.
+START_ORDER = ("package", "dronescheduler", "delivery", "workflow", "ingestion")
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    redis_port: int = 6379
+    mongo_port: int = 27017
+    ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
+    services: tuple[str, ...] = START_ORDER
+    workflow_replicas: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    def env_for(self, service: str, *, replica: int = 0) -> dict[str, str]:
+        prefix = service.upper() + "_"
+        env = {
+            f"{prefix}HOST": "127.0.0.1",
+            f"{prefix}PORT": str(self.ports[service] + (100 * replica if replica else 0)),
+            f"{prefix}LOG_LEVEL": self.log_level,
+            f"{prefix}LOG_JSON": "true" if self.log_json else "false",
+            f"{prefix}REDIS__URL": self.redis_url,
+            f"{prefix}MONGO__URL": self.mongo_url,
+            f"{prefix}QUEUE__TRANSPORT": "redis",
+            f"{prefix}QUEUE__REDIS_URL": self.redis_url,
+        }
+        if service == "workflow":
+            for target in ("package", "dronescheduler", "delivery"):
+                env[f"WORKFLOW_{target.upper()}_URL"] = self.url(target)
+        return env
+
+
+class Process:
+    """One service process with its output copied, line by line, under its name."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], out: IO[str]) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.out = out
+        self.popen: subprocess.Popen[str] | None = None
+        self._pump: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self.command,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self._pump = threading.Thread(target=self._copy, name=f"out-{self.name}", daemon=True)
+        self._pump.start()
+
+    def _copy(self) -> None:
+        if self.popen is None or self.popen.stdout is None:
+            return
+        for line in self.popen.stdout:
+            with contextlib.suppress(ValueError, OSError):
+                self.out.write(f"{self.name:>16} | {line}")
+                self.out.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive:
+            assert self.popen is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+    def wait(self, timeout: float) -> int | None:
+        if self.popen is None:
+            return None
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:  # noqa: S310 - loopback
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Stack:
+    """Start and stop the whole native stack."""
+
+    def __init__(self, config: StackConfig, out: IO[str] | None = None) -> None:
+        self.config = config
+        self.out = out or sys.stdout
+        self.redis = RedisServer(config.data_dir / "redis", config.redis_port, persist=True)
+        self.mongo = FerretDBServer(config.data_dir / "ferretdb", config.mongo_port)
+        self.processes: dict[str, Process] = {}
+
+    def _say(self, text: str) -> None:
+        self.out.write(f"{'stack':>16} | {text}\n")
+        self.out.flush()
+
+    def start_servers(self) -> None:
+        for server, port in (
+            (self.redis, self.config.redis_port),
+            (self.mongo, self.config.mongo_port),
+        ):
+            try:
+                server.start()
+            except ServerUnavailableError as exc:
+                raise ServerUnavailableError(
+                    f"{server.name} could not start on 127.0.0.1:{port} "
+                    f"(is something else listening there?): {exc}"
+                ) from exc
+            self._say(f"{server.name} on 127.0.0.1:{port}")
+
+    def start_service(self, service: str, *, replica: int = 0) -> Process:
+        env = {
+            **os.environ,
+            **self.config.env_for(service, replica=replica),
+            **self.config.extra_env,
+        }
+        name = service if not replica else f"{service}-{replica}"
+        process = Process(name, [sys.executable, "-m", service], env, self.out)
+        process.start()
+        self.processes[name] = process
+        return process
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {name: self._url_of(name) for name in self.processes}
+        while pending and time.monotonic() < deadline:
+            for name, url in list(pending.items()):
+                process = self.processes[name]
+                if not process.alive:
+                    raise RuntimeError(f"{name} exited with {process.wait(0)} before it was ready")
+                if _ready(url):
+                    self._say(f"{name} ready at {url}")
+                    del pending[name]
+            time.sleep(0.2)
+        if pending:
+            raise TimeoutError(f"not ready after {timeout:g}s: {', '.join(sorted(pending))}")
+
+    def _url_of(self, name: str) -> str:
+        service, _, replica = name.partition("-")
+        port = self.config.ports[service] + (100 * int(replica) if replica else 0)
+        return f"http://127.0.0.1:{port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_servers()
+        for service in self.config.services:
+            replicas = self.config.workflow_replicas if service == "workflow" else 1
+            for replica in range(replicas):
+                self.start_service(service, replica=replica)
+        self.wait_ready(timeout)
+
+    def stop(self, grace: float = 25.0) -> None:
+        for name in reversed(list(self.processes)):
+            self.processes[name].signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            if process.wait(max(0.1, deadline - time.monotonic())) is None:
+                self._say(f"{process.name} did not stop in {grace:g}s: killed")
+                process.signal(signal.SIGKILL)
+                process.wait(5)
+        self.processes.clear()
+        self.mongo.stop()
+        self.redis.stop()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
