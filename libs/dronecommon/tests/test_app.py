@@ -32,6 +32,7 @@ from dronecommon.logs import JsonFormatter
 from dronecommon.settings import RedisSettings
 from dronecommon.testing.apps import app_client
 from dronecommon.testing.servers import RedisServer
+from dronecommon.testing.tokens import LocalIssuer
 
 
 class ExampleSettings(ServiceSettings):
@@ -343,3 +344,32 @@ async def test_openapi_documents_problems_not_422(redis_url: str) -> None:
     assert "422" not in post
     assert "400" in post
     assert "Problem" in schema["components"]["schemas"]
+
+
+async def test_auth_protects_routers_but_not_health_or_public_routes(
+    redis_url: str, dev_issuer: LocalIssuer
+) -> None:
+    public = APIRouter()
+
+    @public.get("/public/ping")
+    async def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    settings = ExampleSettings(redis=RedisSettings(url=redis_url), auth=dev_issuer.settings)
+    app = create_service_app(
+        settings,
+        title="example",
+        routers=[example_router()],
+        public_routers=[public],
+        configure_logs=False,
+    )
+    async with app_client(app) as client:
+        anonymous = await client.get("/items/abc")
+        signed = await client.get("/items/abc", headers=dev_issuer.headers())
+        health = await client.get("/healthz")
+        open_route = await client.get("/public/ping")
+    assert_problem(anonymous, 401)
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert_problem(signed, 404)  # through auth, to the handler
+    assert health.status_code == 200
+    assert open_route.status_code == 200
