@@ -6,13 +6,17 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint typecheck fmt check openapi bench-http clean
+
+.PHONY: help setup run test lint typecheck fmt check openapi bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 setup: ## Install uv, the workspace, redis-server, FerretDB and Helm (idempotent)
 	@bash scripts/setup.sh
+
+run: setup ## The whole system on this machine (Redis, FerretDB, five services); Ctrl-C stops it
+	$(UV) run --all-packages --locked python scripts/run_stack.py
 
 test: setup ## Run the whole test suite against real Redis and FerretDB
 	$(UV) run --all-packages --locked pytest $(PYTEST_ARGS)
