@@ -1,0 +1,1 @@
+"""Public API: schedule, reschedule and cancel deliveries; requests go on the queue."""

@@ -1,0 +1,1 @@
+"""Queue consumer: runs each delivery request against package, dronescheduler and delivery."""
