@@ -64,6 +64,10 @@ def example_router() -> APIRouter:
     async def get(item_id: str) -> dict[str, str]:
         raise ProblemError(404, f"No item {item_id}.")
 
+    @router.put("/items/{item_id}", status_code=204)
+    async def replace(item_id: str, item: ItemIn) -> None:
+        return None
+
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internal detail")
@@ -120,6 +124,11 @@ async def test_readiness_follows_redis_down_and_back(redis_server_factory: Any) 
         assert ready.json()["checks"]["redis"]["status"] == "ok"
 
         server.stop()
+        refused = await client.post(
+            "/items", json={"ownerId": "o", "packageInfo": {"size": "Small", "weight": 1}}
+        )
+        assert "Redis" in assert_problem(refused, 503)["detail"]
+        assert refused.headers["retry-after"] == "1"
         down = await client.get("/readyz")
         body = assert_problem(down, 503)
         assert "redis" in body["detail"]
@@ -155,9 +164,12 @@ async def test_unknown_route_and_wrong_method(redis_url: str) -> None:
     async with app_client(make_app(redis_url)) as client:
         missing = await client.get("/nowhere", headers={"Accept": "text/html"})
         wrong = await client.delete("/items")
+        several = await client.delete("/items/abc")
     assert "/nowhere" in assert_problem(missing, 404)["detail"]
     assert_problem(wrong, 405)
     assert wrong.headers["allow"] == "POST"
+    assert_problem(several, 405)
+    assert several.headers["allow"] == "GET, PUT"  # both routes of the path, not just the first
 
 
 async def test_problem_error_from_a_handler(redis_url: str) -> None:

@@ -102,10 +102,6 @@ def create_service_app(
         version=version,
         description=description,
         lifespan=app_lifespan,
-        responses={
-            413: {"description": _DESCRIPTIONS[413], **PROBLEM_RESPONSE},
-            415: {"description": _DESCRIPTIONS[415], **PROBLEM_RESPONSE},
-        },
     )
     app.state.settings = settings
     app.state.readiness = checks
@@ -114,8 +110,10 @@ def create_service_app(
     install_problem_handlers(app)
     app.include_router(health_router(checks))
     dependencies = _auth_dependencies(settings)
+    # Protected routes document 401/403 whether or not this instance enforces auth, so the
+    # committed document is the production one.
     for router in routers:
-        app.include_router(router, dependencies=dependencies)
+        app.include_router(router, dependencies=dependencies, responses=error_responses(401, 403))
     for router in public_routers:
         app.include_router(router)
     _add_problem_schema(app)

@@ -124,7 +124,14 @@ def health_router(checks: ReadinessChecks) -> APIRouter:
     @router.get(
         "/readyz",
         summary="Readiness: every dependency answers",
-        responses={503: {"description": "A dependency check failed (problem+json)"}},
+        responses={
+            503: {
+                "description": "A dependency check failed; the body names it",
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                },
+            }
+        },
     )
     async def readyz(request: Request) -> Response:
         results = await checks.run()

@@ -16,11 +16,14 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import pymongo.errors
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Scope
 
 PROBLEM_JSON = "application/problem+json"
@@ -184,9 +187,66 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     detail = str(exc.detail) if exc.detail else _phrase(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No resource at {request.url.path}."
-    elif exc.status_code == 405 and detail == "Method Not Allowed":
-        detail = f"{request.method} is not allowed on {request.url.path}."
+    elif exc.status_code == 405:
+        if detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return problem_response(request.scope, exc.status_code, detail, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path.
+
+    Starlette's router names only the methods of the first route whose path matches, so a path
+    served by several routes (``GET`` and ``PUT`` on ``/items/{id}``) would otherwise get a
+    partial ``Allow`` header.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+class DependencyUnavailableError(Exception):
+    """A store or downstream service cannot be reached; the client should retry later."""
+
+    def __init__(self, dependency: str, retry_after: int = 1) -> None:
+        super().__init__(f"{dependency} is unavailable")
+        self.dependency = dependency
+        self.retry_after = retry_after
+
+
+def _unavailable(request: Request, dependency: str, retry_after: int, exc: Exception) -> Response:
+    logger.warning("%s unavailable on %s %s: %s", dependency, request.method, request.url.path, exc)
+    return problem_response(
+        request.scope,
+        503,
+        f"The {dependency} is unavailable; retry later.",
+        type_=PROBLEM_TYPE_BASE + "dependency-unavailable",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def _dependency_unavailable_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DependencyUnavailableError)
+    return _unavailable(request, exc.dependency, exc.retry_after, exc)
+
+
+async def _redis_unavailable_handler(request: Request, exc: Exception) -> Response:
+    return _unavailable(request, "Redis store", 1, exc)
+
+
+async def _mongo_unavailable_handler(request: Request, exc: Exception) -> Response:
+    return _unavailable(request, "MongoDB store", 1, exc)
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:
@@ -201,4 +261,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(DependencyUnavailableError, _dependency_unavailable_handler)
+    # A store outage is the client's cue to retry, never a 500.
+    for redis_error in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        app.add_exception_handler(redis_error, _redis_unavailable_handler)
+    for mongo_error in (
+        pymongo.errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ...
+        pymongo.errors.ServerSelectionTimeoutError,
+        pymongo.errors.ExecutionTimeout,
+        pymongo.errors.WaitQueueTimeoutError,
+    ):
+        app.add_exception_handler(mongo_error, _mongo_unavailable_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
