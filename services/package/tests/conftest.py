@@ -1,0 +1,62 @@
+"""Fixtures: the package app on the session's real FerretDB, a database of the test's own."""
+
+# The service's modules are imported by their installed name; until the root mypy_path lists
+# services/package/src, mypy sees them as an untyped installed package (see the README).
+# mypy: disable-error-code="import-untyped"
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from dronecommon.settings import MongoSettings
+from dronecommon.testing.apps import app_client
+from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from package.main import create_app
+from package.repository import COLLECTION
+from package.settings import PackageSettings
+
+Document = dict[str, Any]
+
+
+def package_settings(mongo_url: str, database: str, **overrides: Any) -> PackageSettings:
+    mongo = MongoSettings(url=mongo_url, database=database, server_selection_timeout=1.0)
+    return PackageSettings(mongo=mongo, log_json=False, **overrides)
+
+
+@pytest.fixture
+def settings(mongo_url: str, mongo_database: str) -> PackageSettings:
+    return package_settings(mongo_url, mongo_database)
+
+
+@pytest.fixture
+async def client(settings: PackageSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process, once its indexes exist (readiness 200)."""
+    async with app_client(create_app(settings, configure_logs=False)) as client:
+        await wait_ready(client)
+        yield client
+
+
+@pytest.fixture
+async def packages(settings: PackageSettings) -> AsyncIterator[AsyncCollection[Document]]:
+    """The service's collection, read and written directly (the documented layout)."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongo.url, tz_aware=True)
+    try:
+        yield mongo[settings.mongo.database][COLLECTION]
+    finally:
+        await mongo.close()
+
+
+async def wait_ready(client: httpx.AsyncClient) -> None:
+    """Poll /readyz for up to 10 s (the indexes are created in the background)."""
+    for _ in range(200):
+        if (await client.get("/readyz")).status_code == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not ready: {(await client.get('/readyz')).text}")
