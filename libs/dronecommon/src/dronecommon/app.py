@@ -110,12 +110,13 @@ def create_service_app(
     install_problem_handlers(app)
     app.include_router(health_router(checks))
     dependencies = _auth_dependencies(settings)
-    # Protected routes document 401/403 whether or not this instance enforces auth, so the
-    # committed document is the production one.
-    for router in routers:
-        app.include_router(router, dependencies=dependencies, responses=error_responses(401, 403))
+    # Public routers first: their fixed paths (``/things/public/{id}``) must win over a protected
+    # router's templates (``/things/{id}/owner``). Protected routes document 401/403 whether or
+    # not this instance enforces auth, so the committed document is the production one.
     for router in public_routers:
         app.include_router(router)
+    for router in routers:
+        app.include_router(router, dependencies=dependencies, responses=error_responses(401, 403))
     _add_problem_schema(app)
 
     # Middleware: the last added runs first. Telemetry wraps everything, then the access log,

@@ -263,7 +263,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(DependencyUnavailableError, _dependency_unavailable_handler)
     # A store outage is the client's cue to retry, never a 500.
-    for redis_error in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+    for redis_error in (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        # a fail-over, a busy or overloaded server: "not now" too
+        redis.exceptions.ReadOnlyError,
+        redis.exceptions.TryAgainError,
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.MasterDownError,
+        redis.exceptions.BusyLoadingError,
+        redis.exceptions.OutOfMemoryError,
+    ):
         app.add_exception_handler(redis_error, _redis_unavailable_handler)
     for mongo_error in (
         pymongo.errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ...
