@@ -1,0 +1,81 @@
+"""What the service stores per delivery (JSON in Redis), apart from the wire models.
+
+A delivery's *stored* stage is one of Created, Rescheduled, Completed or Cancelled: the stages a
+write causes. HeadedToPickup and HeadedToDropoff follow from the clock and the drone timing (see
+:mod:`delivery.tracking`), so they are never written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict
+
+from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
+
+from .schemas import Confirmation, NotifyMeRequest, Owner
+
+STORED_STAGES = frozenset(
+    {
+        DeliveryStage.CREATED,
+        DeliveryStage.RESCHEDULED,
+        DeliveryStage.COMPLETED,
+        DeliveryStage.CANCELLED,
+    }
+)
+
+
+class Plan(BaseModel):
+    """One (re)schedule: when it started and, once a drone is assigned, the drone's timing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: UtcDateTime
+    pickup_eta: UtcDateTime | None = None
+    delivery_eta: UtcDateTime | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether a drone timing is known (both ETAs came from the drone scheduler)."""
+        return self.pickup_eta is not None and self.delivery_eta is not None
+
+
+class DeliveryRecord(BaseModel):
+    """The delivery's current state (the ``state`` field of its hash)."""
+
+    id: str
+    owner: Owner
+    pickup: Location
+    dropoff: Location
+    deadline: str
+    expedited: bool
+    confirmation_required: ConfirmationType
+    drone_id: str | None
+    stage: DeliveryStage
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    plan: Plan
+    confirmation: Confirmation | None = None
+    cancelled_at: UtcDateTime | None = None
+    cancel_location: Location | None = None
+    notify_me_requests: list[NotifyMeRequest] = []
+
+    def dumps(self) -> str:
+        return self.model_dump_json()
+
+
+class StoredEvent(BaseModel):
+    """One entry of the history list; events that start a plan carry it."""
+
+    at: UtcDateTime
+    stage: DeliveryStage
+    location: Location | None
+    plan: Plan | None = None
+
+    def dumps(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+def month_of(moment: dt.datetime) -> tuple[int, int]:
+    utc = moment.astimezone(dt.UTC)
+    return utc.year, utc.month

@@ -1,0 +1,165 @@
+"""Every Redis command the service sends.
+
+Key layout (``<p>`` is ``DELIVERY_KEY_PREFIX``, default ``delivery``):
+
+- ``<p>:{<id>}`` — hash: ``put`` (the canonical JSON of the creating PUT, for replay checks),
+  ``state`` (the :class:`~delivery.records.DeliveryRecord` JSON), ``stage`` (the stored stage, for
+  operators) and ``rev`` (incremented by every write: the compare-and-set token).
+- ``<p>:{<id>}:history`` — list of :class:`~delivery.records.StoredEvent` JSON, oldest first.
+- ``<p>:summary:<ownerId>:<yyyy-mm>`` — sorted set of the ids of the deliveries that owner created
+  in that UTC month (score: creation time in ms); the summary is its cardinality.
+
+The braces make a delivery's two keys one Redis Cluster hash slot, so the Lua scripts that write
+both stay valid on Azure Managed Redis (OSS or Enterprise clustering) and Redis Cluster. Scripts
+are atomic: creation is one script (exactly one creator wins), and every later write is a
+compare-and-set script on ``rev`` that also appends its history event and, for terminal stages,
+sets the TTL on both keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .records import DeliveryRecord, StoredEvent
+
+# KEYS: hash, history. ARGV: put JSON, state JSON, stage, first event JSON.
+# Returns nil when it created the delivery, else the stored ``put`` of the existing one.
+_CREATE = """
+local existing = redis.call('HGET', KEYS[1], 'put')
+if existing then
+  return existing
+end
+redis.call('HSET', KEYS[1], 'put', ARGV[1], 'state', ARGV[2], 'stage', ARGV[3], 'rev', 1)
+redis.call('DEL', KEYS[2])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+return false
+"""
+
+# KEYS: hash, history. ARGV: expected rev, state JSON, stage, event JSON ('' for none),
+# TTL seconds (0 for none). Returns the new rev, 0 when rev moved on, -1 when there is no delivery.
+_WRITE = """
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev then
+  return -1
+end
+if rev ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'stage', ARGV[3])
+local next_rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+if ARGV[4] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[4])
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return next_rev
+"""
+
+
+class WriteOutcome(enum.Enum):
+    WRITTEN = "written"
+    STALE = "stale"  # another write got there first: re-read and decide again
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A delivery as read, with the revision a conditional write must match."""
+
+    record: DeliveryRecord
+    rev: str
+
+
+class DeliveryRepository:
+    def __init__(self, redis: Redis, *, prefix: str = "delivery") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._create = redis.register_script(_CREATE)
+        self._write = redis.register_script(_WRITE)
+
+    # --- keys ------------------------------------------------------------------------------
+
+    def delivery_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:{{{delivery_id}}}"
+
+    def history_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:{{{delivery_id}}}:history"
+
+    def summary_key(self, owner_id: str, year: int, month: int) -> str:
+        return f"{self.prefix}:summary:{owner_id}:{year:04d}-{month:02d}"
+
+    def _keys(self, delivery_id: str) -> list[str]:
+        return [self.delivery_key(delivery_id), self.history_key(delivery_id)]
+
+    # --- deliveries ------------------------------------------------------------------------
+
+    async def create(self, record: DeliveryRecord, put: str, event: StoredEvent) -> str | None:
+        """Store a new delivery; None when created, else the existing delivery's ``put``."""
+        existing: Any = await self._create(
+            keys=self._keys(record.id),
+            args=[put, record.dumps(), record.stage.value, event.dumps()],
+        )
+        return None if existing is None else _text(existing)
+
+    async def get(self, delivery_id: str) -> Snapshot | None:
+        state, rev = await self.redis.hmget(self.delivery_key(delivery_id), ["state", "rev"])
+        if state is None or rev is None:
+            return None
+        return Snapshot(DeliveryRecord.model_validate_json(state), _text(rev))
+
+    async def write(
+        self,
+        snapshot: Snapshot,
+        record: DeliveryRecord,
+        event: StoredEvent | None = None,
+        *,
+        ttl_seconds: int = 0,
+    ) -> WriteOutcome:
+        """Replace the delivery's state if nobody wrote since ``snapshot`` (with its event)."""
+        result: Any = await self._write(
+            keys=self._keys(record.id),
+            args=[
+                snapshot.rev,
+                record.dumps(),
+                record.stage.value,
+                event.dumps() if event is not None else "",
+                ttl_seconds,
+            ],
+        )
+        code = int(result)
+        if code > 0:
+            return WriteOutcome.WRITTEN
+        return WriteOutcome.STALE if code == 0 else WriteOutcome.MISSING
+
+    async def events(self, delivery_id: str) -> list[StoredEvent]:
+        raw: list[Any] = await self.redis.lrange(self.history_key(delivery_id), 0, -1)
+        return [StoredEvent.model_validate_json(item) for item in raw]
+
+    # --- summaries -------------------------------------------------------------------------
+
+    async def count_creation(
+        self, owner_id: str, delivery_id: str, created_at: dt.datetime, expire_at: int | None
+    ) -> None:
+        """Record that ``owner_id`` created ``delivery_id`` (idempotent: a set member)."""
+        utc = created_at.astimezone(dt.UTC)
+        key = self.summary_key(owner_id, utc.year, utc.month)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {delivery_id: int(utc.timestamp() * 1000)}, nx=True)
+            if expire_at is not None:
+                pipe.expireat(key, expire_at)
+            await pipe.execute()
+
+    async def count(self, owner_id: str, year: int, month: int) -> int:
+        return int(await self.redis.zcard(self.summary_key(owner_id, year, month)))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,196 @@
+"""Wire models: what the delivery API reads and answers (camelCase JSON)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+
+from dronecommon.domain import ApiModel, ConfirmationType, DeliveryStage, Location, UtcDateTime
+
+# Delivery ids: 1..128 URL-safe characters (RFC 3986 "unreserved"), starting with a letter or digit
+# (so "." and ".." never name a delivery). The workflow sends UUIDs, which always match. Ids are
+# opaque and case-sensitive. Two words are reserved because they are route segments.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
+RESERVED_IDS = frozenset({"summary", "public"})
+MAX_TEXT = 128
+MAX_DEADLINE = 1024  # ingestion caps it at 256; the workflow at 1024
+
+
+def not_reserved(value: str) -> str:
+    if value in RESERVED_IDS:
+        raise ValueError(f"{value!r} is reserved (a route segment) and cannot be a delivery id")
+    return value
+
+
+DeliveryId = Annotated[
+    str, StringConstraints(pattern=ID_PATTERN, max_length=128), AfterValidator(not_reserved)
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+
+
+class Owner(ApiModel):
+    user_id: Text
+    account_id: str = Field(max_length=MAX_TEXT)
+
+
+class Eta(ApiModel):
+    """Drone timing: both ETAs or neither, the pickup not after the drop-off."""
+
+    pickup_eta: UtcDateTime | None = Field(
+        default=None,
+        alias="pickupETA",
+        description="Extension: when the assigned drone reaches the pickup (from the scheduler)",
+    )
+    delivery_eta: UtcDateTime | None = Field(
+        default=None,
+        alias="deliveryETA",
+        description="Extension: when the assigned drone reaches the drop-off (from the scheduler)",
+    )
+
+    @model_validator(mode="after")
+    def _timing_is_whole(self) -> Self:
+        if (self.pickup_eta is None) != (self.delivery_eta is None):
+            raise ValueError("pickupETA and deliveryETA go together: send both or neither")
+        if self.pickup_eta and self.delivery_eta and self.pickup_eta > self.delivery_eta:
+            raise ValueError("pickupETA must not be after deliveryETA")
+        return self
+
+
+class DeliveryIn(Eta):
+    """``PUT /api/deliveries/{id}``: the delivery as the workflow creates it."""
+
+    id: DeliveryId | None = Field(default=None, description="Must equal the path id when sent")
+    owner: Owner
+    pickup: Location
+    dropoff: Location
+    deadline: str = Field(default="", max_length=MAX_DEADLINE, description='Free text; null is ""')
+    expedited: bool = False
+    confirmation_required: ConfirmationType
+    drone_id: Text | None = None
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _no_deadline(cls, value: object) -> object:
+        return "" if value is None else value
+
+
+class DeliveryPatch(Eta):
+    """``PATCH /api/deliveries/{id}``: a reschedule, optionally with the drone's new plan."""
+
+    pickup: Location | None = None
+    dropoff: Location | None = None
+    deadline: str | None = Field(default=None, max_length=MAX_DEADLINE)
+    drone_id: Text | None = None
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> Self:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError(
+                "send at least one of pickup, dropoff, deadline, droneId, pickupETA/deliveryETA"
+            )
+        return self
+
+
+_EMAIL = re.compile(
+    r"^(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}(?<!\.)"
+    r"@(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+
+
+class NotifyMeRequest(ApiModel):
+    """Who to tell when the delivery moves: an e-mail address, an SMS number, or both.
+
+    E-mail: ``local@domain.tld`` (domain lower-cased). SMS: E.164, ``+`` then 7..15 digits; spaces,
+    dots, hyphens and parentheses are dropped.
+    """
+
+    email_address: str | None = Field(
+        default=None, max_length=254, json_schema_extra={"format": "email"}
+    )
+    sms: str | None = Field(default=None, max_length=32, examples=["+14255550123"])
+
+    @field_validator("email_address")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _EMAIL.match(value):
+            raise ValueError("not an e-mail address (local@domain.tld)")
+        local, _, domain = value.rpartition("@")
+        return f"{local}@{domain.lower()}"
+
+    @field_validator("sms")
+    @classmethod
+    def _sms(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        number = _PHONE_SEPARATORS.sub("", value)
+        if not _PHONE.match(number):
+            raise ValueError("not a phone number in E.164 form (+ then 7 to 15 digits)")
+        return number
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if self.email_address is None and self.sms is None:
+            raise ValueError("send emailAddress, sms or both")
+        return self
+
+
+class Confirmation(ApiModel):
+    """``POST /api/deliveries/{id}/confirmations``: the drone's proof of delivery."""
+
+    date_time: UtcDateTime
+    geo_coordinates: Location
+    confirmation_type: ConfirmationType
+    confirmation_blob: str | None = None
+
+
+class PublicDelivery(ApiModel):
+    """A delivery as anyone may see it: no owner, contacts or proof of delivery.
+
+    ``pickupETA``/``deliveryETA`` are the drone timing as sent (null until a drone timing is
+    known); ``GET .../status`` always answers ETAs, estimated when needed. ``stage`` is the
+    current stage, as in the status.
+    """
+
+    id: str
+    pickup: Location
+    dropoff: Location
+    deadline: str
+    expedited: bool
+    confirmation_required: ConfirmationType
+    drone_id: str | None
+    pickup_eta: UtcDateTime | None = Field(alias="pickupETA")
+    delivery_eta: UtcDateTime | None = Field(alias="deliveryETA")
+    stage: DeliveryStage
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class Delivery(PublicDelivery):
+    """A delivery as its owner and the other services see it."""
+
+    owner: Owner
+    notify_me_requests: list[NotifyMeRequest]
+    confirmation: Confirmation | None
+
+
+class DeliveryStatus(ApiModel):
+    stage: DeliveryStage
+    last_known_location: Location
+    pickup_eta: UtcDateTime = Field(alias="pickupETA")
+    delivery_eta: UtcDateTime = Field(alias="deliveryETA")
+
+
+class TrackingEvent(ApiModel):
+    at: UtcDateTime
+    stage: DeliveryStage
+    location: Location | None
+
+
+class Summary(ApiModel):
+    count: int = Field(ge=0)

@@ -1,0 +1,302 @@
+"""The delivery rules: creation and replays, reschedules, cancel and confirm, tracking, summaries.
+
+Every change is read → decide → conditional write: the write succeeds only if the delivery is
+still at the revision that was read (a Lua compare-and-set), otherwise the decision is made again
+on the fresh state. So a cancel and a confirmation racing each other end with exactly one terminal
+stage and one terminal event, whichever lands first; the other sees the terminal stage and
+answers 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dronecommon import ProblemError
+from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
+
+from . import tracking
+from .records import DeliveryRecord, Plan, StoredEvent
+from .repository import DeliveryRepository, Snapshot, WriteOutcome
+from .schemas import (
+    Confirmation,
+    DeliveryIn,
+    DeliveryPatch,
+    DeliveryStatus,
+    NotifyMeRequest,
+    TrackingEvent,
+)
+from .settings import SECONDS_PER_DAY, DeliverySettings
+
+Clock = Callable[[], dt.datetime]
+
+# Conditional writes retried this many times before the request is answered 503 (only reached
+# under a storm of writes to one delivery).
+MAX_ATTEMPTS = 16
+
+
+class ContentionError(ProblemError):
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(
+            503,
+            f"Delivery {delivery_id} is being changed by other requests; retry.",
+            headers={"Retry-After": "1"},
+        )
+
+
+def not_found(delivery_id: str) -> ProblemError:
+    return ProblemError(404, f"No delivery {delivery_id}.")
+
+
+def canonical(body: DeliveryIn, delivery_id: str) -> str:
+    """The creating PUT as compared on replay: normalised values, sorted keys."""
+    document = body.model_copy(update={"id": delivery_id}).wire()
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """What a decision writes: the new state, its history event, and the TTL if terminal."""
+
+    record: DeliveryRecord
+    event: StoredEvent | None = None
+    ttl_seconds: int = 0
+
+
+class DeliveryService:
+    def __init__(
+        self, repository: DeliveryRepository, settings: DeliverySettings, clock: Clock
+    ) -> None:
+        self.repository = repository
+        self.settings = settings
+        self.clock = clock
+        self.estimates = tracking.Estimates(
+            speed_mph=settings.estimate_speed_mph,
+            dispatch=dt.timedelta(minutes=settings.estimate_dispatch_minutes),
+        )
+
+    # --- creation --------------------------------------------------------------------------
+
+    async def create(
+        self, delivery_id: str, body: DeliveryIn
+    ) -> tuple[DeliveryRecord, DeliveryStatus] | None:
+        """Create the delivery and return it; None on an identical replay; 409 otherwise.
+
+        The body's id (if any) is checked against ``delivery_id`` by the caller.
+        """
+        now = self.clock()
+        put = canonical(body, delivery_id)
+        plan = Plan(start=now, pickup_eta=body.pickup_eta, delivery_eta=body.delivery_eta)
+        record = DeliveryRecord(
+            id=delivery_id,
+            owner=body.owner,
+            pickup=body.pickup,
+            dropoff=body.dropoff,
+            deadline=body.deadline,
+            expedited=body.expedited,
+            confirmation_required=body.confirmation_required,
+            drone_id=body.drone_id,
+            stage=DeliveryStage.CREATED,
+            created_at=now,
+            updated_at=now,
+            plan=plan,
+        )
+        event = StoredEvent(at=now, stage=DeliveryStage.CREATED, location=body.pickup, plan=plan)
+        existing = await self.repository.create(record, put, event)
+        if existing is not None and existing != put:
+            raise ProblemError(
+                409, f"Delivery {delivery_id} already exists with different content."
+            )
+        if existing is not None:
+            # A replay: make sure the creation is counted (heals a crash between the two writes).
+            snapshot = await self.repository.get(delivery_id)
+            if snapshot is not None:
+                record = snapshot.record
+        await self.repository.count_creation(
+            record.owner.user_id, record.id, record.created_at, self._summary_expiry(record)
+        )
+        if existing is not None:
+            return None
+        return record, tracking.status(record, now, self.estimates)
+
+    def _summary_expiry(self, record: DeliveryRecord) -> int | None:
+        days = self.settings.summary_retention_days
+        if days == 0:
+            return None
+        created = record.created_at.astimezone(dt.UTC)
+        _, month_end = month_bounds(created.year, created.month)
+        return int(month_end.timestamp()) + days * SECONDS_PER_DAY
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def get(self, delivery_id: str) -> tuple[DeliveryRecord, DeliveryStatus]:
+        """The delivery and its status now."""
+        snapshot = await self.repository.get(delivery_id)
+        if snapshot is None:
+            raise not_found(delivery_id)
+        return snapshot.record, tracking.status(snapshot.record, self.clock(), self.estimates)
+
+    async def status(self, delivery_id: str) -> DeliveryStatus:
+        return (await self.get(delivery_id))[1]
+
+    async def history(self, delivery_id: str) -> list[TrackingEvent]:
+        events = await self.repository.events(delivery_id)
+        if not events:
+            raise not_found(delivery_id)
+        return tracking.history(events, self.clock())
+
+    async def summary(self, owner_id: str, year: int, month: int) -> int:
+        return await self.repository.count(owner_id, year, month)
+
+    # --- changes ---------------------------------------------------------------------------
+
+    async def _change(
+        self,
+        delivery_id: str,
+        decide: Callable[[Snapshot, dt.datetime], _Write | None],
+    ) -> None:
+        """Read, decide and write conditionally until the write lands or nothing is to be done."""
+        for attempt in range(MAX_ATTEMPTS):
+            snapshot = await self.repository.get(delivery_id)
+            if snapshot is None:
+                raise not_found(delivery_id)
+            write = decide(snapshot, self.clock())
+            if write is None:
+                return
+            outcome = await self.repository.write(
+                snapshot, write.record, write.event, ttl_seconds=write.ttl_seconds
+            )
+            if outcome is WriteOutcome.WRITTEN:
+                return
+            if outcome is WriteOutcome.MISSING:
+                raise not_found(delivery_id)
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
+        raise ContentionError(delivery_id)
+
+    async def reschedule(self, delivery_id: str, patch: DeliveryPatch) -> None:
+        """A new plan from now: new places, deadline or drone timing; stage Rescheduled."""
+
+        def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
+            current = snapshot.record
+            if current.stage in TERMINAL_STAGES:
+                raise ProblemError(
+                    409, f"Delivery {delivery_id} is {current.stage.value}: it cannot change."
+                )
+            pickup = patch.pickup or current.pickup
+            dropoff = patch.dropoff or current.dropoff
+            deadline = patch.deadline if patch.deadline is not None else current.deadline
+            drone_id = patch.drone_id or current.drone_id
+            unchanged = (
+                current.stage == DeliveryStage.RESCHEDULED
+                and (pickup, dropoff, deadline, drone_id)
+                == (current.pickup, current.dropoff, current.deadline, current.drone_id)
+                and (patch.pickup_eta is None or patch.pickup_eta == current.plan.pickup_eta)
+                and (patch.delivery_eta is None or patch.delivery_eta == current.plan.delivery_eta)
+            )
+            if unchanged:
+                return None  # a replayed reschedule: nothing new to record
+            plan = Plan(start=now, pickup_eta=patch.pickup_eta, delivery_eta=patch.delivery_eta)
+            record = current.model_copy(
+                update={
+                    "pickup": pickup,
+                    "dropoff": dropoff,
+                    "deadline": deadline,
+                    "drone_id": drone_id,
+                    "stage": DeliveryStage.RESCHEDULED,
+                    "updated_at": now,
+                    "plan": plan,
+                }
+            )
+            event = StoredEvent(at=now, stage=DeliveryStage.RESCHEDULED, location=pickup, plan=plan)
+            return _Write(record, event)
+
+        await self._change(delivery_id, decide)
+
+    async def cancel(self, delivery_id: str) -> None:
+        """Cancel: idempotent; 409 once Completed. Starts the retention period."""
+
+        def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
+            current = snapshot.record
+            if current.stage == DeliveryStage.CANCELLED:
+                return None
+            if current.stage == DeliveryStage.COMPLETED:
+                raise ProblemError(
+                    409, f"Delivery {delivery_id} is Completed: it can no longer be cancelled."
+                )
+            when = tracking.timing(current.plan, current.pickup, current.dropoff, self.estimates)
+            where = tracking.location_at(when, current.pickup, current.dropoff, now)
+            record = current.model_copy(
+                update={
+                    "stage": DeliveryStage.CANCELLED,
+                    "updated_at": now,
+                    "cancelled_at": now,
+                    "cancel_location": where,
+                }
+            )
+            event = StoredEvent(at=now, stage=DeliveryStage.CANCELLED, location=where)
+            return _Write(record, event, self.settings.retention_seconds)
+
+        await self._change(delivery_id, decide)
+
+    async def confirm(self, delivery_id: str, confirmation: Confirmation) -> None:
+        """Complete the delivery with its proof; a repeat of the same proof is a no-op."""
+
+        def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
+            current = snapshot.record
+            if current.stage == DeliveryStage.CANCELLED:
+                raise ProblemError(
+                    409, f"Delivery {delivery_id} is Cancelled: it cannot be confirmed."
+                )
+            if current.stage == DeliveryStage.COMPLETED:
+                if current.confirmation == confirmation:
+                    return None
+                raise ProblemError(
+                    409, f"Delivery {delivery_id} is already Completed with another confirmation."
+                )
+            required = current.confirmation_required
+            if required != ConfirmationType.NONE and confirmation.confirmation_type != required:
+                raise ProblemError(
+                    409,
+                    f"Delivery {delivery_id} requires a {required.value} confirmation, "
+                    f"not {confirmation.confirmation_type.value}.",
+                )
+            record = current.model_copy(
+                update={
+                    "stage": DeliveryStage.COMPLETED,
+                    "updated_at": now,
+                    "confirmation": confirmation,
+                }
+            )
+            event = StoredEvent(
+                at=now, stage=DeliveryStage.COMPLETED, location=confirmation.geo_coordinates
+            )
+            return _Write(record, event, self.settings.retention_seconds)
+
+        await self._change(delivery_id, decide)
+
+    async def notify_me(self, delivery_id: str, request: NotifyMeRequest) -> None:
+        """Keep a notify-me request with the delivery (a repeated request is kept once)."""
+
+        def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
+            current = snapshot.record
+            if request in current.notify_me_requests:
+                return None
+            if len(current.notify_me_requests) >= self.settings.max_notify_requests:
+                raise ProblemError(
+                    409,
+                    f"Delivery {delivery_id} already has "
+                    f"{self.settings.max_notify_requests} notify-me requests.",
+                )
+            record = current.model_copy(
+                update={
+                    "notify_me_requests": [*current.notify_me_requests, request],
+                    "updated_at": now,
+                }
+            )
+            return _Write(record)
+
+        await self._change(delivery_id, decide)
