@@ -52,6 +52,12 @@ def test_date_times_come_out_in_utc() -> None:
     assert naive.wire()["at"] == "2019-05-08T20:00:00.000Z"
 
 
+def test_date_times_out_of_range_in_utc_are_validation_errors() -> None:
+    for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"):
+        with pytest.raises(ValidationError, match="out of range"):
+            Sample.model_validate({"packageSize": "Small", "confirmationType": "None", "at": value})
+
+
 def test_free_text_places_resolve_deterministically_inside_the_area() -> None:
     first = resolve_location("my pickup")
     assert first == resolve_location("  My   PICKUP ")

@@ -136,6 +136,18 @@ def _auth_dependencies(settings: ServiceSettings) -> list[DependsParam]:
     return [Depends(auth_dependency(settings.auth))]
 
 
+def _documented(status: int) -> dict[str, Any]:
+    return {"description": _DESCRIPTIONS[status], **PROBLEM_RESPONSE}
+
+
+def _is_fastapi_validation(response: Any) -> bool:
+    """FastAPI's automatic 422 (not a 422 a route documents for a reason of its own)."""
+    if not isinstance(response, dict):
+        return False
+    content = response.get("content", {}).get("application/json", {})
+    return bool(content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"))
+
+
 def _add_problem_schema(app: FastAPI) -> None:
     """Declare the ``Problem`` schema referenced by documented error responses."""
     original = app.openapi
@@ -165,14 +177,17 @@ def _add_problem_schema(app: FastAPI) -> None:
                 },
             },
         }
-        # FastAPI documents 422 by default; this API answers validation failures with 400.
+        # FastAPI documents its own 422 for validation; this API answers those with 400. Any
+        # operation with a request body can also be refused by the request guard (413, 415).
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None:
-                    responses.setdefault(
-                        "400", {"description": _DESCRIPTIONS[400], **PROBLEM_RESPONSE}
-                    )
+                if _is_fastapi_validation(responses.get("422")):
+                    del responses["422"]
+                    responses.setdefault("400", _documented(400))
+                if "requestBody" in operation:
+                    responses.setdefault("413", _documented(413))
+                    responses.setdefault("415", _documented(415))
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         app.openapi_schema = schema

@@ -93,7 +93,10 @@ TERMINAL_STAGES = frozenset({DeliveryStage.COMPLETED, DeliveryStage.CANCELLED})
 def _as_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("date-time is out of range once converted to UTC") from None
 
 
 def format_utc(value: dt.datetime) -> str:

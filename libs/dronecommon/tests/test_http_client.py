@@ -1,0 +1,808 @@
+"""The outbound HTTP client against a real HTTP server on 127.0.0.1.
+
+The upstream is an aiohttp web server started per test on a free port; its routes play the
+failure modes (503 with ``Retry-After``, a flaky endpoint, slow answers, 4xx) and it records every
+request it receives, so attempts are counted where they land. Connection refusal uses a port nobody
+listens on. Every behaviour test runs over both transports ("aiohttp", the default, and httpx's
+"native").
+Waits are kept tiny (backoff of milliseconds, Retry-After capped at tenths of a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from dronecommon.httpclient import (
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    ResilientClient,
+    RetryPolicy,
+    TransientHTTPError,
+    TransportKind,
+    create_http_client,
+    parse_retry_after,
+)
+from dronecommon.httpclient.breaker import Admission
+from dronecommon.httpclient.retry import is_idempotent
+from dronecommon.httpclient.urls import UrlJoiner
+from dronecommon.settings import HttpClientSettings
+
+# -- the upstream server -------------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Upstream:
+    """A real HTTP server whose behaviour the test steers."""
+
+    url: str = ""
+    seen: list[Seen] = field(default_factory=list)
+    flaky: Counter[str] = field(default_factory=Counter)
+    healthy: bool = True
+    delay: float = 0.0
+
+    def hits(self, path: str) -> int:
+        return sum(1 for request in self.seen if request.path == path)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/echo", self._echo)
+        app.router.add_route("*", "/status/{code}", self._status)
+        app.router.add_route("*", "/flaky/{key}", self._flaky)
+        app.router.add_route("*", "/slow", self._slow)
+        app.router.add_route("*", "/toggle", self._toggle)
+        app.router.add_route("*", "/drop", self._drop)
+        return app
+
+    async def _seen(self, request: web.Request) -> None:
+        body = await request.read()
+        self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        await self._seen(request)
+        return web.json_response(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "body": (await request.read()).decode(),
+            }
+        )
+
+    async def _status(self, request: web.Request) -> web.Response:
+        await self._seen(request)
+        headers = {}
+        if "retry_after" in request.query:
+            headers["Retry-After"] = request.query["retry_after"]
+        return web.json_response({}, status=int(request.match_info["code"]), headers=headers)
+
+    async def _flaky(self, request: web.Request) -> web.Response:
+        """Fail ``fail`` times with ``status`` (and ``Retry-After``), then answer 200."""
+        await self._seen(request)
+        key = request.match_info["key"]
+        self.flaky[key] += 1
+        if self.flaky[key] <= int(request.query.get("fail", "2")):
+            headers = {}
+            if "retry_after" in request.query:
+                headers["Retry-After"] = request.query["retry_after"]
+            if "retry_in" in request.query:  # as an HTTP-date
+                when = datetime.now(UTC) + timedelta(seconds=float(request.query["retry_in"]))
+                headers["Retry-After"] = format_datetime(when, usegmt=True)
+            status = int(request.query.get("status", "503"))
+            return web.json_response({"attempt": self.flaky[key]}, status=status, headers=headers)
+        return web.json_response({"attempt": self.flaky[key]})
+
+    async def _slow(self, request: web.Request) -> web.Response:
+        await self._seen(request)
+        await asyncio.sleep(float(request.query.get("delay", "5")))
+        return web.json_response({"slow": True})
+
+    async def _drop(self, request: web.Request) -> web.Response:
+        """Hang up without answering."""
+        await self._seen(request)
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    async def _toggle(self, request: web.Request) -> web.Response:
+        await self._seen(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return web.json_response({}, status=200 if self.healthy else 503)
+
+
+async def _start(upstream: Upstream) -> web.AppRunner:
+    runner = web.AppRunner(
+        upstream.app(), access_log=None, shutdown_timeout=0.1, handler_cancellation=True
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    upstream.url = f"http://{host}:{port}"
+    return runner
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    server = Upstream()
+    runner = await _start(server)
+    yield server
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def other_upstream() -> AsyncIterator[Upstream]:
+    server = Upstream()
+    runner = await _start(server)
+    yield server
+    await runner.cleanup()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# -- clients -------------------------------------------------------------------------------------
+
+FAST: dict[str, Any] = {
+    "connect_timeout": 0.5,
+    "read_timeout": 0.5,
+    "retries": 3,
+    "backoff_base": 0.001,
+    "backoff_max": 0.005,
+    "retry_after_max": 0.05,
+    "breaker_failure_threshold": 5,
+    "breaker_reset_timeout": 0.2,
+}
+
+
+class Clients:
+    """Makes clients for the test's transport and closes them afterwards."""
+
+    def __init__(self, upstream: Upstream, transport: TransportKind) -> None:
+        self.upstream = upstream
+        self.transport: TransportKind = transport
+        self.made: list[ResilientClient] = []
+
+    def __call__(
+        self,
+        *,
+        base_url: str | None = None,
+        budget: float | None = None,
+        token_provider: Callable[[], Awaitable[str]] | None = None,
+        **settings: Any,
+    ) -> ResilientClient:
+        client = create_http_client(
+            HttpClientSettings(**{**FAST, **settings}),
+            base_url=self.upstream.url if base_url is None else base_url,
+            name="upstream",
+            transport=self.transport,
+            budget=budget,
+            token_provider=token_provider,
+        )
+        self.made.append(client)
+        return client
+
+
+@pytest.fixture(params=["aiohttp", "native"])
+async def clients(request: pytest.FixtureRequest, upstream: Upstream) -> AsyncIterator[Clients]:
+    made = Clients(upstream, request.param)
+    yield made
+    for client in made.made:
+        await client.aclose()
+
+
+# -- the httpx API shape -------------------------------------------------------------------------
+
+
+async def test_get_returns_an_httpx_response(clients: Clients, upstream: Upstream) -> None:
+    async with clients() as client:
+        response = await client.get("/echo", params={"a": "1"})
+
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 200
+    assert response.json() == {"method": "GET", "path": "/echo", "query": {"a": "1"}, "body": ""}
+    assert str(response.request.url) == f"{upstream.url}/echo?a=1"
+    assert response.elapsed > timedelta(0)
+
+
+async def test_body_methods_send_json(clients: Clients, upstream: Upstream) -> None:
+    client = clients(base_url=upstream.url + "/")
+    for method in (client.put, client.post, client.patch):
+        response = await method("echo", json={"x": 1})
+        assert json.loads(response.json()["body"]) == {"x": 1}
+    assert [seen.method for seen in upstream.seen] == ["PUT", "POST", "PATCH"]
+    assert upstream.seen[0].headers["Content-Type"] == "application/json"
+
+
+async def test_absolute_urls_bypass_base_url(clients: Clients, other_upstream: Upstream) -> None:
+    response = await clients().delete(f"{other_upstream.url}/echo")
+    assert response.json()["method"] == "DELETE"
+    assert other_upstream.hits("/echo") == 1
+
+
+async def test_a_closed_client_refuses_calls(clients: Clients) -> None:
+    client = clients()
+    await client.aclose()
+    await client.aclose()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get("/echo")
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+async def test_flaky_get_is_retried_until_it_succeeds(clients: Clients, upstream: Upstream) -> None:
+    response = await clients().get("/flaky/a", params={"fail": "2"})
+
+    assert response.status_code == 200
+    assert response.json() == {"attempt": 3}
+    assert upstream.hits("/flaky/a") == 3
+
+
+@pytest.mark.parametrize("status", [408, 429, 502, 504])
+async def test_other_transient_statuses_are_retried(
+    clients: Clients, upstream: Upstream, status: int
+) -> None:
+    response = await clients().get("/flaky/s", params={"fail": "1", "status": str(status)})
+    assert response.status_code == 200
+    assert upstream.hits("/flaky/s") == 2
+
+
+async def test_retry_after_in_seconds_is_honoured_up_to_the_cap(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(retry_after_max=0.3)
+    started = time.perf_counter()
+    response = await client.get("/flaky/r", params={"fail": "1", "retry_after": "1"})
+    elapsed = time.perf_counter() - started
+
+    assert response.status_code == 200
+    assert upstream.hits("/flaky/r") == 2
+    assert 0.3 <= elapsed < 0.9  # waited the capped Retry-After, not the millisecond backoff
+
+
+async def test_retry_after_as_an_http_date_is_honoured(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(retry_after_max=0.3)
+    started = time.perf_counter()
+    response = await client.get("/flaky/d", params={"fail": "1", "retry_in": "3"})
+
+    assert response.status_code == 200
+    assert time.perf_counter() - started >= 0.29
+
+
+async def test_exhausted_retries_raise_a_transient_error_with_the_response(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(retries=2, retry_after_max=0.01)
+    with pytest.raises(TransientHTTPError) as caught:
+        await client.get("/status/503", params={"retry_after": "7"})
+
+    error = caught.value
+    assert type(error) is TransientHTTPError
+    assert error.kind == "status"
+    assert error.status_code == 503
+    assert error.retry_after == 7.0  # the server's value, for the caller's own scheduling
+    assert error.attempts == 3
+    assert upstream.hits("/status/503") == 3
+
+
+async def test_500_is_transient_but_not_retried(clients: Clients, upstream: Upstream) -> None:
+    with pytest.raises(TransientHTTPError) as caught:
+        await clients().get("/status/500")
+    assert caught.value.status_code == 500
+    assert caught.value.attempts == 1
+    assert upstream.hits("/status/500") == 1
+
+
+async def test_a_read_timeout_is_transient_and_retried(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(read_timeout=0.1, retries=1)
+    started = time.perf_counter()
+    with pytest.raises(TransientHTTPError) as caught:
+        await client.get("/slow", params={"delay": "2"})
+
+    assert caught.value.kind == "timeout"
+    assert caught.value.response is None
+    assert upstream.hits("/slow") == 2
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_connection_refused_is_transient_and_retried(clients: Clients) -> None:
+    client = clients(base_url=closed_port_url(), retries=2)
+    with pytest.raises(TransientHTTPError) as caught:
+        await client.get("/echo")
+
+    assert caught.value.kind == "connect"
+    assert caught.value.attempts == 3
+    assert isinstance(caught.value.__cause__, httpx.TransportError)
+
+
+async def test_a_dropped_connection_is_a_transient_network_failure(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(retries=1)
+    with pytest.raises(TransientHTTPError) as caught:
+        await client.get("/drop")
+    assert caught.value.kind == "network"
+    assert caught.value.attempts == 2
+
+
+async def test_post_is_not_retried(clients: Clients, upstream: Upstream) -> None:
+    with pytest.raises(TransientHTTPError) as caught:
+        await clients().post("/flaky/p", params={"fail": "1"}, json={})
+    assert caught.value.status_code == 503
+    assert upstream.hits("/flaky/p") == 1
+
+
+async def test_post_that_timed_out_is_not_retried(clients: Clients, upstream: Upstream) -> None:
+    with pytest.raises(TransientHTTPError) as caught:
+        await clients(read_timeout=0.1).post("/slow", params={"delay": "2"}, json={})
+    assert caught.value.kind == "timeout"
+    assert upstream.hits("/slow") == 1
+
+
+async def test_post_with_an_idempotency_key_is_retried(
+    clients: Clients, upstream: Upstream
+) -> None:
+    response = await clients().post(
+        "/flaky/k", params={"fail": "1"}, json={"x": 1}, headers={"Idempotency-Key": "abc"}
+    )
+    assert response.status_code == 200
+    assert upstream.hits("/flaky/k") == 2
+    assert [seen.body for seen in upstream.seen] == [b'{"x":1}', b'{"x":1}']
+
+
+async def test_the_caller_can_override_idempotency(clients: Clients, upstream: Upstream) -> None:
+    client = clients()
+    response = await client.post("/flaky/yes", params={"fail": "1"}, idempotent=True)
+    assert response.status_code == 200
+    assert upstream.hits("/flaky/yes") == 2
+
+    with pytest.raises(TransientHTTPError):
+        await client.put("/flaky/no", params={"fail": "1"}, idempotent=False)
+    assert upstream.hits("/flaky/no") == 1
+
+
+async def test_a_streamed_body_is_never_replayed(clients: Clients, upstream: Upstream) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"once"
+
+    with pytest.raises(TransientHTTPError):
+        await clients().put("/flaky/stream", params={"fail": "1"}, content=body())
+    assert upstream.hits("/flaky/stream") == 1
+    assert upstream.seen[0].body == b"once"
+
+
+# -- the per-call budget -------------------------------------------------------------------------
+
+
+async def test_no_retry_when_the_wait_would_overrun_the_budget(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(retry_after_max=5.0, budget=0.5)
+    started = time.perf_counter()
+    with pytest.raises(TransientHTTPError) as caught:
+        await client.get("/status/503", params={"retry_after": "1"})
+
+    assert time.perf_counter() - started < 0.3
+    assert caught.value.retry_after == 1.0
+    assert upstream.hits("/status/503") == 1
+
+
+async def test_the_budget_bounds_a_slow_call(clients: Clients, upstream: Upstream) -> None:
+    client = clients(read_timeout=5.0)
+    started = time.perf_counter()
+    with pytest.raises(TransientHTTPError) as caught:
+        await client.get("/slow", params={"delay": "3"}, budget=0.2)
+
+    assert caught.value.kind == "timeout"
+    assert time.perf_counter() - started < 0.6
+
+
+async def test_a_spent_budget_sends_nothing(clients: Clients, upstream: Upstream) -> None:
+    with pytest.raises(TransientHTTPError) as caught:
+        await clients().get("/echo", budget=0)
+    assert caught.value.kind == "timeout"
+    assert caught.value.attempts == 0
+    assert upstream.seen == []
+
+
+async def test_a_per_call_timeout_overrides_the_default(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(read_timeout=5.0, retries=0)
+    started = time.perf_counter()
+    with pytest.raises(TransientHTTPError):
+        await client.get("/slow", params={"delay": "3"}, timeout=0.1)
+    assert time.perf_counter() - started < 0.6
+
+
+# -- the circuit breaker -------------------------------------------------------------------------
+
+
+async def test_4xx_is_returned_not_retried_and_does_not_trip_the_breaker(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(breaker_failure_threshold=2)
+    for _ in range(5):
+        response = await client.get("/status/400")
+        assert response.status_code == 400
+    assert (await client.get("/status/404")).status_code == 404
+
+    assert upstream.hits("/status/400") == 5
+    assert client.circuit_state() is CircuitState.CLOSED
+
+
+async def test_breaker_opens_fails_fast_probes_and_closes(
+    clients: Clients, upstream: Upstream
+) -> None:
+    client = clients(retries=0, breaker_failure_threshold=2, breaker_reset_timeout=0.3)
+    upstream.healthy = False
+    for _ in range(2):
+        with pytest.raises(TransientHTTPError) as failed:
+            await client.get("/toggle")
+        assert type(failed.value) is TransientHTTPError
+    assert client.circuit_state() is CircuitState.OPEN
+
+    # Open: fail fast, nothing reaches the server.
+    with pytest.raises(CircuitOpenError) as fast:
+        await client.get("/toggle")
+    assert fast.value.kind == "circuit_open"
+    assert fast.value.retry_after is not None
+    assert 0 < fast.value.retry_after <= 0.3
+    assert isinstance(fast.value, TransientHTTPError)
+    assert upstream.hits("/toggle") == 2
+
+    # Half-open after the reset timeout: one probe goes through, the others still fail fast.
+    upstream.healthy = True
+    upstream.delay = 0.2
+    await asyncio.sleep(0.35)
+    assert client.circuit_state() is CircuitState.HALF_OPEN
+    probe = asyncio.create_task(client.get("/toggle"))
+    await asyncio.sleep(0.05)
+    with pytest.raises(CircuitOpenError):
+        await client.get("/toggle")
+    assert (await probe).status_code == 200
+    assert upstream.hits("/toggle") == 3
+
+    # Closed again.
+    assert client.circuit_state() is CircuitState.CLOSED
+    upstream.delay = 0
+    assert (await client.get("/toggle")).status_code == 200
+
+
+async def test_a_failed_probe_opens_the_breaker_again(clients: Clients, upstream: Upstream) -> None:
+    client = clients(retries=0, breaker_failure_threshold=1, breaker_reset_timeout=0.1)
+    with pytest.raises(TransientHTTPError):
+        await client.get("/status/503")
+    await asyncio.sleep(0.15)
+    with pytest.raises(TransientHTTPError) as probe:
+        await client.get("/status/503")
+    assert type(probe.value) is TransientHTTPError
+    with pytest.raises(CircuitOpenError):
+        await client.get("/status/503")
+    assert upstream.hits("/status/503") == 2
+
+
+async def test_a_cancelled_probe_hands_its_slot_back(clients: Clients, upstream: Upstream) -> None:
+    client = clients(retries=0, breaker_failure_threshold=1, breaker_reset_timeout=0.1)
+    with pytest.raises(TransientHTTPError):
+        await client.get("/status/503")
+    await asyncio.sleep(0.15)
+
+    probe = asyncio.create_task(client.get("/slow", params={"delay": "5"}))
+    await asyncio.sleep(0.05)
+    with pytest.raises(CircuitOpenError):
+        await client.get("/echo")
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    assert client.circuit_state() is CircuitState.HALF_OPEN
+
+    assert (await client.get("/echo")).status_code == 200  # the next call probes
+    assert client.circuit_state() is CircuitState.CLOSED
+
+
+async def test_connection_failures_trip_the_breaker(clients: Clients) -> None:
+    client = clients(base_url=closed_port_url(), retries=5, breaker_failure_threshold=2)
+    with pytest.raises(CircuitOpenError) as caught:
+        await client.get("/echo")
+    assert caught.value.attempts == 2  # two refused attempts opened it; the third failed fast
+    assert isinstance(caught.value.__cause__, TransientHTTPError)
+    assert caught.value.__cause__.kind == "connect"
+
+
+async def test_the_breaker_is_per_target_host(
+    clients: Clients, upstream: Upstream, other_upstream: Upstream
+) -> None:
+    client = clients(retries=0, breaker_failure_threshold=1)
+    with pytest.raises(TransientHTTPError):
+        await client.get("/status/503")
+    assert client.circuit_state() is CircuitState.OPEN
+
+    response = await client.get(f"{other_upstream.url}/echo")
+    assert response.status_code == 200
+    assert client.circuit_state(other_upstream.url) is CircuitState.CLOSED
+
+
+# -- tracing and identity ------------------------------------------------------------------------
+
+
+def _traceparent(seen: Seen) -> tuple[str, str]:
+    version, trace_id, span_id, flags = seen.headers["traceparent"].split("-")
+    assert version == "00"
+    assert int(flags, 16) & 0x01  # sampled
+    return trace_id, span_id
+
+
+async def test_a_client_span_is_the_child_of_the_callers_and_its_context_travels(
+    clients: Clients, upstream: Upstream, span_exporter: InMemorySpanExporter
+) -> None:
+    client = clients()
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("outer") as outer:
+        await client.get("/echo")
+
+    spans = [s for s in span_exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert len(spans) == 1
+    span = spans[0]
+    assert span.parent is not None
+    assert span.parent.span_id == outer.get_span_context().span_id
+    assert span.context is not None
+    trace_id, span_id = _traceparent(upstream.seen[0])
+    assert trace_id == f"{outer.get_span_context().trace_id:032x}"
+    assert span_id == f"{span.context.span_id:016x}"  # the server's parent is the client span
+    assert span.name == "GET"
+    assert span.attributes is not None
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["server.address"] == "127.0.0.1"
+    assert span.attributes["url.full"] == f"{upstream.url}/echo"
+
+
+async def test_each_attempt_is_its_own_client_span(
+    clients: Clients, upstream: Upstream, span_exporter: InMemorySpanExporter
+) -> None:
+    await clients().get("/flaky/t", params={"fail": "1"})
+
+    spans = [s for s in span_exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert len(spans) == 2
+    first, second = spans
+    assert first.attributes is not None
+    assert second.attributes is not None
+    assert first.attributes["http.response.status_code"] == 503
+    assert first.attributes["error.type"] == "503"
+    assert first.status.status_code is trace.StatusCode.ERROR
+    assert second.attributes["http.request.resend_count"] == 1
+    assert second.attributes["http.response.status_code"] == 200
+    sent = [_traceparent(seen)[1] for seen in upstream.seen]
+    assert sent == [f"{s.context.span_id:016x}" for s in spans if s.context is not None]
+
+
+async def test_global_httpx_and_aiohttp_instrumentation_is_not_doubled(
+    clients: Clients, upstream: Upstream, span_exporter: InMemorySpanExporter
+) -> None:
+    httpx_instrumentor, aiohttp_instrumentor = (
+        HTTPXClientInstrumentor(),
+        AioHttpClientInstrumentor(),
+    )
+    httpx_instrumentor.instrument()
+    aiohttp_instrumentor.instrument()
+    try:
+        await clients().get("/echo")
+    finally:
+        httpx_instrumentor.uninstrument()
+        aiohttp_instrumentor.uninstrument()
+
+    spans = [s for s in span_exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert len(spans) == 1
+    assert spans[0].instrumentation_scope is not None
+    assert spans[0].instrumentation_scope.name == "dronecommon.httpclient"
+
+
+async def test_the_bearer_token_is_fetched_for_each_attempt(
+    clients: Clients, upstream: Upstream
+) -> None:
+    tokens = iter(["t1", "t2"])
+
+    async def token() -> str:
+        return next(tokens)
+
+    await clients(token_provider=token).get("/flaky/auth", params={"fail": "1"})
+    assert [seen.headers["Authorization"] for seen in upstream.seen] == ["Bearer t1", "Bearer t2"]
+
+
+async def test_an_explicit_authorization_header_wins(clients: Clients, upstream: Upstream) -> None:
+    async def token() -> str:
+        raise AssertionError("not called")
+
+    await clients(token_provider=token).get("/echo", headers={"Authorization": "Basic eA=="})
+    assert upstream.seen[0].headers["Authorization"] == "Basic eA=="
+
+
+async def test_no_authorization_without_a_token_provider(
+    clients: Clients, upstream: Upstream
+) -> None:
+    await clients().get("/echo")
+    assert "Authorization" not in upstream.seen[0].headers
+
+
+# -- in-process transports -----------------------------------------------------------------------
+
+
+async def test_any_httpx_transport_can_be_plugged_in() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    client = create_http_client(
+        HttpClientSettings(**FAST),
+        base_url="http://package",
+        name="package",
+        transport=httpx.ASGITransport(app),
+    )
+    async with client:
+        with pytest.raises(TransientHTTPError) as caught:
+            await client.get("/api/packages/1")
+    assert caught.value.attempts == 4
+
+
+# -- units -------------------------------------------------------------------------------------
+
+
+def test_retry_after_parsing() -> None:
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("5") == 5.0
+    assert parse_retry_after(" 120 ") == 120.0
+    assert parse_retry_after("Wed, 01 Jan 2025 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Wed, 01 Jan 2025 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("Wed, 01 Jan 2025 12:00:30 -0000", now=now) == 30.0
+    for unusable in (None, "", "-1", "1.5", "soon"):
+        assert parse_retry_after(unusable, now=now) is None
+
+
+def test_backoff_is_exponential_with_full_jitter() -> None:
+    policy = RetryPolicy(retries=5, backoff_base=0.1, backoff_max=1.0, retry_after_max=10.0)
+    assert [policy.delay(n, rng=lambda: 1.0) for n in range(5)] == [0.1, 0.2, 0.4, 0.8, 1.0]
+    assert policy.delay(3, rng=lambda: 0.0) == 0.0
+    assert policy.delay(2, rng=lambda: 0.5) == pytest.approx(0.2)
+    assert policy.delay(0, retry_after=3.0) == 3.0
+    assert policy.delay(0, retry_after=60.0) == 10.0
+
+
+def test_idempotency_rules() -> None:
+    def request(method: str, **headers: str) -> httpx.Request:
+        return httpx.Request(method, "http://x/", headers=headers)
+
+    for method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS"):
+        assert is_idempotent(request(method))
+    for method in ("POST", "PATCH"):
+        assert not is_idempotent(request(method))
+    assert is_idempotent(request("POST", **{"Idempotency-Key": "k"}))
+    assert is_idempotent(request("POST"), override=True)
+    assert not is_idempotent(request("GET"), override=False)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state(breaker: CircuitBreaker) -> CircuitState:
+    return breaker.state  # read through a call: each read may move OPEN to HALF_OPEN
+
+
+def test_breaker_state_machine() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("t", failure_threshold=3, reset_timeout=10.0, clock=clock)
+
+    for _ in range(2):
+        breaker.record_failure(breaker.acquire())
+    breaker.record_success(breaker.acquire())  # a success resets the count
+    for _ in range(2):
+        breaker.record_failure(breaker.acquire())
+    assert state(breaker) is CircuitState.CLOSED
+    breaker.record_failure(breaker.acquire())
+    assert state(breaker) is CircuitState.OPEN
+    assert breaker.acquire() is Admission.REFUSED
+    assert breaker.retry_after == 10.0
+
+    clock.now += 10.0
+    assert state(breaker) is CircuitState.HALF_OPEN
+    probe = breaker.acquire()
+    assert probe is Admission.PROBE
+    assert breaker.acquire() is Admission.REFUSED  # one probe at a time
+    breaker.release(probe)  # e.g. cancelled: the slot is handed back
+    probe = breaker.acquire()
+    assert probe is Admission.PROBE
+    breaker.record_failure(probe)
+    assert state(breaker) is CircuitState.OPEN
+
+    clock.now += 10.0
+    probe = breaker.acquire()
+    breaker.record_success(probe)
+    assert state(breaker) is CircuitState.CLOSED
+    assert breaker.acquire() is Admission.ADMITTED
+
+
+def test_late_failures_do_not_extend_an_open_breaker() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("t", failure_threshold=1, reset_timeout=10.0, clock=clock)
+    early = breaker.acquire()
+    breaker.record_failure(breaker.acquire())
+    clock.now += 5.0
+    breaker.record_failure(early)  # admitted before it opened: ignored
+    assert breaker.retry_after == 5.0
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:8003", "https://package.svc/base/", "http://h/a"]
+)
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "",
+        "/",
+        "/api/packages/4f9a3c1e-2b7d-4e8a-9c0f-1a2b3c4d5e6f",
+        "api/deliveries/public/x",
+        "/api/summary?ownerId=o-1&year=2025&month=3",
+        "/api/with space/ü?q=a b",  # not plain: parsed by httpx
+        "/api/../up/./here",
+        "/api/x%2Fy?z=%41",
+        "/a//b//",
+    ],
+)
+def test_joined_urls_equal_what_httpx_builds(base: str, relative: str) -> None:
+    joiner = UrlJoiner(httpx.URL(base))
+    assert joiner._direct  # the fast form is verified against this httpx
+
+    with httpx.Client(base_url=base) as reference:
+        expected = reference.build_request("GET", relative).url
+    joined = httpx.Request("GET", joiner.join(relative)).url
+    assert str(joined) == str(expected)
+    assert joined.raw_path == expected.raw_path
+    assert joined.netloc == expected.netloc
+
+
+def test_a_leading_double_slash_is_a_path_not_a_host() -> None:
+    # httpx.AsyncClient would read "//other/x" as a network-path reference to host "other".
+    joiner = UrlJoiner(httpx.URL("http://h:1/api"))
+    assert str(httpx.URL(joiner.join("//other/x"))) == "http://h:1/api/other/x"
