@@ -1,0 +1,166 @@
+"""POST /api/deliveryrequests latency and throughput, over a real socket.
+
+Starts a private redis-server and ``python -m ingestion`` (uvicorn, uvloop, httptools: as in
+production) on free ports, then keeps ``--concurrency`` clients posting the contract's sample for
+``--seconds`` seconds, without and with a fresh ``Idempotency-Key`` per request, and prints
+p50/p90/p99 latency as the clients saw it and as the server measured it (``duration_ms`` of its
+access-log lines: the time inside the app, without the client's own CPU), throughput and the
+number of messages the queue holds afterwards.
+
+    uv run python services/ingestion/benchmarks/bench_ingestion.py --concurrency 16 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+
+from dronecommon.messaging.redis_streams import stream_key
+from dronecommon.testing.servers import RedisServer, free_port
+
+SAMPLE = {
+    "ownerId": "myowner",
+    "pickupLocation": "my pickup",
+    "pickupTime": "2019-05-08T20:00:00.000Z",
+    "deadline": "",
+    "expedited": True,
+    "confirmationRequired": "None",
+    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
+    "dropOffLocation": "drop off",
+}
+
+
+async def wait_ready(client: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the service did not become ready")
+
+
+async def load(
+    client: httpx.AsyncClient, *, concurrency: int, seconds: float, keyed: bool
+) -> tuple[list[float], dict[int, int], float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < stop_at:
+            headers = {"Idempotency-Key": str(uuid.uuid4())} if keyed else {}
+            started = time.perf_counter()
+            response = await client.post("/api/deliveryrequests", json=SAMPLE, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, statuses, time.perf_counter() - started
+
+
+def percentiles(ms: list[float]) -> str:
+    cuts = statistics.quantiles(ms, n=100)
+    return (
+        f"p50={cuts[49]:6.2f} ms  p90={cuts[89]:6.2f} ms  p99={cuts[98]:6.2f} ms  "
+        f"max={max(ms):6.2f} ms"
+    )
+
+
+def report(name: str, latencies: list[float], statuses: dict[int, int], elapsed: float) -> None:
+    ms = [latency * 1000 for latency in latencies]
+    print(
+        f"{name:<22} client  n={len(ms):>6}  {len(ms) / elapsed:>6.0f} req/s  "
+        f"{percentiles(ms)}  statuses={statuses}"
+    )
+
+
+def server_durations(log: Path) -> list[float]:
+    """``duration_ms`` of every POST in the service's access log, in completion order."""
+    durations = []
+    for line in log.read_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("http_method") == "POST" and "duration_ms" in entry:
+            durations.append(float(entry["duration_ms"]))
+    return durations
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis_server:
+        port = free_port()
+        env = {
+            **os.environ,
+            "INGESTION_PORT": str(port),
+            "INGESTION_REDIS__URL": redis_server.url,
+            "INGESTION_LOG_LEVEL": "INFO",
+            "INGESTION_LOG_JSON": "true",
+        }
+        log_path = Path(tmp) / "ingestion.log"
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ingestion", env=env, stdout=log, stderr=log
+            )
+        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=None)
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
+            ) as client:
+                await wait_ready(client, process)
+                warm, _, _ = await load(
+                    client, concurrency=args.concurrency, seconds=args.warmup, keyed=False
+                )
+                print(f"POST /api/deliveryrequests, {args.concurrency} concurrent clients")
+                total = 0
+                phases = []
+                for keyed in (False, True):
+                    latencies, statuses, elapsed = await load(
+                        client, concurrency=args.concurrency, seconds=args.seconds, keyed=keyed
+                    )
+                    total += statuses.get(202, 0)
+                    name = "with Idempotency-Key" if keyed else "no Idempotency-Key"
+                    report(name, latencies, statuses, elapsed)
+                    phases.append((name, len(latencies)))
+            await asyncio.sleep(0.5)  # the last log lines
+            durations = server_durations(log_path)[len(warm) :]
+            for name, count in phases:
+                print(f"{name:<22} server  n={count:>6}  {percentiles(durations[:count])}")
+                durations = durations[count:]
+            redis = Redis.from_url(redis_server.url)
+            try:
+                queued = int(await redis.xlen(stream_key("deliveryrequests")))
+            finally:
+                await redis.aclose()
+            warmup = queued - total
+            print(f"queue holds {queued} messages: {total} measured 202s + {warmup} warm-up")
+        finally:
+            process.terminate()
+            await process.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,168 @@
+"""The public routes (thin: validation is in the schemas, rules in the service)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+
+from dronecommon import error_responses
+
+from .schemas import (
+    UUID_PATTERN,
+    DeliveryRequest,
+    DeliveryRequestIn,
+    OperationAccepted,
+    RescheduleIn,
+)
+from .service import IdempotencyKey, IngestionService
+
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+
+
+async def _service(request: Request) -> IngestionService:
+    service = request.state.ingestion
+    assert isinstance(service, IngestionService)
+    return service
+
+
+async def _caller(request: Request) -> str:
+    """Whose Idempotency-Key it is: keys of different callers never meet."""
+    caller = getattr(request.state, "caller", None)
+    if caller is None or not getattr(caller, "authenticated", False):
+        return "anonymous"
+    for kind in ("app_id", "object_id", "subject"):
+        value = getattr(caller, kind, None)
+        if value:
+            return f"{kind}:{value}"
+    return "anonymous"
+
+
+Ingestion = Annotated[IngestionService, Depends(_service)]
+CallerScope = Annotated[str, Depends(_caller)]
+DeliveryId = Annotated[
+    str,
+    Path(
+        alias="deliveryId",
+        pattern=UUID_PATTERN,
+        description="The deliveryId a POST answered (a UUID)",
+        examples=["3fa85f64-5717-4562-b3fc-2c963f66afa6"],
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "1..255 printable ASCII characters. A retry with the same key and the same JSON body"
+            " gets the first answer and enqueues nothing; another body with the key is 422."
+        ),
+    ),
+]
+
+
+def _problem(status: int, description: str, *, retry: bool = False) -> dict[str, Any]:
+    """A documented problem+json answer (with its Retry-After header when it has one)."""
+    answer = {**error_responses(status)[status], "description": description}
+    if retry:
+        answer["headers"] = {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}
+        }
+    return answer
+
+
+_LOCATION = {"description": "/api/deliveries/{deliveryId}", "schema": {"type": "string"}}
+_INVALID = _problem(400, "Invalid request (problem+json with per-field errors)")
+_UNAVAILABLE = _problem(
+    503, "The queue (or the Idempotency-Key store) did not answer; nothing was done", retry=True
+)
+_ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "On the queue: the normalised request with its new deliveryId",
+        "headers": {
+            "Location": _LOCATION,
+            "Idempotent-Replayed": {
+                "description": "true when the answer is a replay for an Idempotency-Key",
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        },
+    },
+    400: _INVALID,
+    413: _problem(413, "Request body larger than 64 KiB"),
+    415: _problem(415, "Request body is not JSON"),
+    409: _problem(409, "A request with this Idempotency-Key is being sent; retry", retry=True),
+    422: _problem(422, "The Idempotency-Key was used with a different body"),
+    503: _UNAVAILABLE,
+}
+_ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
+    202: {"description": "On the queue", "headers": {"Location": _LOCATION}},
+    400: _INVALID,
+    503: _UNAVAILABLE,
+}
+_ACCEPTED_RESCHEDULE: dict[int | str, dict[str, Any]] = {
+    **_ACCEPTED_OPERATION,
+    413: _ACCEPTED_DELIVERY[413],
+    415: _ACCEPTED_DELIVERY[415],
+}
+
+router = APIRouter(prefix="/api/deliveryrequests", tags=["delivery requests"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryRequest,
+    summary="Schedule a delivery",
+    responses=_ACCEPTED_DELIVERY,
+)
+async def schedule_delivery(
+    body: DeliveryRequestIn,
+    request: Request,
+    ingestion: Ingestion,
+    caller: CallerScope,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    key = None
+    if idempotency_key is not None:
+        key = IdempotencyKey(caller=caller, key=idempotency_key, body=await request.json())
+    accepted = await ingestion.schedule(body, key)
+    headers = {"Location": f"/api/deliveries/{accepted.delivery_id}"}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(accepted.body, status.HTTP_202_ACCEPTED, headers, media_type="application/json")
+
+
+@router.patch(
+    "/{deliveryId}",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Reschedule a delivery (at least one of the fields)",
+    responses=_ACCEPTED_RESCHEDULE,
+)
+async def reschedule_delivery(
+    delivery_id: DeliveryId, body: RescheduleIn, ingestion: Ingestion, response: Response
+) -> OperationAccepted:
+    delivery_id = delivery_id.lower()
+    await ingestion.reschedule(delivery_id, body)
+    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    return OperationAccepted(delivery_id=delivery_id, operation="reschedule")
+
+
+@router.delete(
+    "/{deliveryId}",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Cancel a delivery",
+    responses=_ACCEPTED_OPERATION,
+)
+async def cancel_delivery(
+    delivery_id: DeliveryId, ingestion: Ingestion, response: Response
+) -> OperationAccepted:
+    delivery_id = delivery_id.lower()
+    await ingestion.cancel(delivery_id)
+    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    return OperationAccepted(delivery_id=delivery_id, operation="cancel")
+
+
+_BODY_METHODS = frozenset({"post", "put", "patch"})
