@@ -7,7 +7,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 
-.PHONY: help setup run test lint typecheck fmt check openapi bench-http clean
+.PHONY: help setup run test lint typecheck fmt check openapi charts images bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ lint: setup ## ruff (lint + format check)
 	$(UV) run --locked ruff format --check .
 
 typecheck: setup ## mypy --strict over every package and its tests
-	$(UV) run --locked mypy libs services
+	$(UV) run --locked mypy libs services tests
 
 fmt: ## Format and autofix
 	$(UV) run ruff format .
@@ -35,7 +35,13 @@ fmt: ## Format and autofix
 openapi: setup ## Rewrite every service's committed openapi.json from the code
 	$(UV) run --locked python scripts/openapi.py
 
-check: lint typecheck test ## Everything CI runs
+charts: setup ## Lint, render (reports/charts) and validate every chart with every values file
+	bash scripts/charts.sh
+
+images: setup ## Build every service image on a local dockerd and smoke-test it (root, Debian)
+	bash scripts/images.sh
+
+check: lint typecheck test charts ## Everything CI runs
 
 bench-http: setup ## Outbound HTTP client throughput at 20 concurrent calls
 	$(UV) run --locked python libs/dronecommon/benchmarks/bench_http_client.py --concurrency 20 --seconds 10

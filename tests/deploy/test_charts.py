@@ -1,0 +1,480 @@
+"""Every service chart, rendered with every values file, against the deployment policies.
+
+Core resources are validated against the Kubernetes JSON schemas (kubernetes-validate, offline,
+strict: unknown fields rejected). The custom resources (KEDA, Gateway API, Secrets Store CSI) have
+no schema offline; their required fields and cross-references are checked by
+policy.custom_resource_problems instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from .conftest import (
+    CHARTS,
+    COMBO_IDS,
+    COMBOS,
+    ENVIRONMENTS,
+    KUBE_VERSION,
+    SERVICES,
+    Helm,
+    Manifest,
+    values_files,
+)
+from .policy import (
+    CUSTOM_RESOURCES,
+    custom_resource_problems,
+    manifest_problems,
+    of_kind,
+    values_secret_problems,
+)
+
+QUEUE_CONSUMERS = {"workflow"}
+PUBLIC = {"ingestion": ["/api/deliveryrequests"], "delivery": ["/api/deliveries"]}
+# Seconds uvicorn gives open requests after SIGTERM (dronecommon.server.serve).
+UVICORN_GRACEFUL_SHUTDOWN = 20
+MARGIN = 5
+
+Rendered = dict[tuple[str, str], list[Manifest]]
+
+
+def deployment(docs: list[Manifest]) -> Manifest:
+    (found,) = of_kind(docs, "Deployment")
+    return found
+
+
+def container(docs: list[Manifest]) -> Manifest:
+    found: Manifest
+    (found,) = deployment(docs)["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def env_of(docs: list[Manifest]) -> dict[str, Any]:
+    return {var["name"]: var.get("value", var.get("valueFrom")) for var in container(docs)["env"]}
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_lint_strict(helm: Helm, service: str, env: str) -> None:
+    files = values_files(helm.chart(service), env)
+    args = ["lint", "--strict", str(helm.chart(service)), "-n", "dronedelivery"]
+    for path in files:
+        args += ["-f", str(path)]
+    result = helm.run(*args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_library_chart_lints(helm: Helm) -> None:
+    result = helm.run("lint", "--strict", str(helm.charts / "dronedelivery-lib"), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_policies(rendered: Rendered, service: str, env: str) -> None:
+    problems = manifest_problems(rendered[service, env], queue_consumer=service in QUEUE_CONSUMERS)
+    assert problems == []
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_kubernetes_schemas(rendered: Rendered, service: str, env: str) -> None:
+    checked = 0
+    for doc in rendered[service, env]:
+        if (doc["apiVersion"], doc["kind"]) in CUSTOM_RESOURCES:
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(part) for part in exc.path)
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+        checked += 1
+    assert checked >= 4  # ServiceAccount, Deployment, PDB, NetworkPolicy at least
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_custom_resources(rendered: Rendered, service: str, env: str) -> None:
+    assert custom_resource_problems(rendered[service, env]) == []
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_scaling(rendered: Rendered, service: str, env: str) -> None:
+    docs = rendered[service, env]
+    kinds = [doc["kind"] for doc in docs]
+    if service in QUEUE_CONSUMERS:
+        assert kinds.count("ScaledObject") == 1
+        assert kinds.count("TriggerAuthentication") == 1
+        assert "HorizontalPodAutoscaler" not in kinds
+    else:
+        assert kinds.count("HorizontalPodAutoscaler") == 1
+        assert "ScaledObject" not in kinds
+    assert kinds.count("PodDisruptionBudget") == 1
+    assert "replicas" not in deployment(docs)["spec"]
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_probes_and_graceful_termination(rendered: Rendered, service: str, env: str) -> None:
+    docs = rendered[service, env]
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    main = container(docs)
+    assert main["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert main["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    environment = env_of(docs)
+    prefix = service.upper()
+    assert environment[f"{prefix}_PORT"] == "8080"
+    assert environment[f"{prefix}_HOST"] == "0.0.0.0"
+    pre_stop = main.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    grace = pod["terminationGracePeriodSeconds"]
+    if service in QUEUE_CONSUMERS:
+        drain = int(environment["WORKFLOW_SHUTDOWN_GRACE"])
+        assert grace >= drain + MARGIN + pre_stop
+    else:
+        # Traffic keeps arriving until endpoints and the gateway drop the pod: sleep first.
+        assert pre_stop >= 3
+        assert grace >= pre_stop + UVICORN_GRACEFUL_SHUTDOWN + MARGIN
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> None:
+    (policy,) = of_kind(rendered[service, env], "NetworkPolicy")
+    spec = policy["spec"]
+    ingress_services = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in spec.get("ingress", [])
+        for peer in rule["from"]
+        if "podSelector" in peer and "namespaceSelector" not in peer
+    }
+    gateway_peers = [
+        peer
+        for rule in spec.get("ingress", [])
+        for peer in rule["from"]
+        if "namespaceSelector" in peer or "ipBlock" in peer
+    ]
+    egress_services = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in spec["egress"]
+        for peer in rule["to"]
+        if "podSelector" in peer and "namespaceSelector" not in peer
+    }
+    expected_in = {
+        "delivery": {"workflow"},
+        "package": {"workflow"},
+        "dronescheduler": {"workflow"},
+    }
+    assert ingress_services == expected_in.get(service, set())
+    assert bool(gateway_peers) == (service in PUBLIC)
+    if service == "workflow":
+        assert spec["ingress"] == []
+        assert egress_services == {"package", "dronescheduler", "delivery"}
+    else:
+        assert egress_services == set()
+    dns = spec["egress"][0]
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
+    azure_ports = {p["port"] for rule in spec["egress"][1:] for p in rule["ports"]} - {8080}
+    needs = {
+        "ingestion": {443, 5671, 6380, 10000},
+        "delivery": {443, 6380, 10000},
+        "package": {443, 10255, 10260},
+        "dronescheduler": {443, 10255, 10260},
+        "workflow": {443, 5671, 6380, 10000},
+    }
+    assert azure_ports == needs[service]
+
+
+@pytest.mark.parametrize("service", sorted(PUBLIC))
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_public_services_are_routed(rendered: Rendered, service: str, env: str) -> None:
+    (route,) = of_kind(rendered[service, env], "HTTPRoute")
+    paths = sorted({m["path"]["value"] for rule in route["spec"]["rules"] for m in rule["matches"]})
+    assert paths == PUBLIC[service]
+    methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
+    assert methods == ({"GET"} if service == "delivery" else {None})
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s not in PUBLIC])
+def test_internal_services_are_not_routed(rendered: Rendered, service: str) -> None:
+    for env in ENVIRONMENTS:
+        assert of_kind(rendered[service, env], "HTTPRoute") == []
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_keda_reads_the_queue_the_workflow_consumes(rendered: Rendered, env: str) -> None:
+    docs = rendered["workflow", env]
+    (scaled,) = of_kind(docs, "ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    environment = env_of(docs)
+    assert trigger["type"] == "azure-servicebus"
+    assert (
+        trigger["metadata"]["queueName"]
+        == environment["WORKFLOW_QUEUE__NAME"]
+        == "deliveryrequests"
+    )
+    host = environment["WORKFLOW_QUEUE__SERVICEBUS_NAMESPACE"]
+    assert f"{trigger['metadata']['namespace']}.servicebus.windows.net" == host
+    ingestion = env_of(rendered["ingestion", env])
+    assert ingestion["INGESTION_QUEUE__NAME"] == environment["WORKFLOW_QUEUE__NAME"]
+    assert ingestion["INGESTION_QUEUE__SERVICEBUS_NAMESPACE"] == host
+    (auth,) = of_kind(docs, "TriggerAuthentication")
+    (account,) = of_kind(docs, "ServiceAccount")
+    assert (
+        auth["spec"]["podIdentity"]["identityId"]
+        == account["metadata"]["annotations"]["azure.workload.identity/client-id"]
+    )
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_workflow_reaches_the_services_by_their_service_names(rendered: Rendered, env: str) -> None:
+    environment = env_of(rendered["workflow", env])
+    for target in ("package", "dronescheduler", "delivery"):
+        (service,) = of_kind(rendered[target, env], "Service")
+        port = service["spec"]["ports"][0]["port"]
+        assert (
+            environment[f"WORKFLOW_{target.upper()}_URL"]
+            == f"http://{target}.dronedelivery.svc:{port}"
+        )
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_secrets_come_from_key_vault(rendered: Rendered, service: str, env: str) -> None:
+    docs = rendered[service, env]
+    (spc,) = of_kind(docs, "SecretProviderClass")
+    variable = next(
+        v for v in container(docs)["env"] if v["name"] == "APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    assert (
+        variable["valueFrom"]["secretKeyRef"]["name"]
+        == spc["spec"]["secretObjects"][0]["secretName"]
+    )
+    assert (
+        spc["spec"]["parameters"]["clientID"]
+        == (
+            of_kind(docs, "ServiceAccount")[0]["metadata"]["annotations"][
+                "azure.workload.identity/client-id"
+            ]
+        )
+    )
+
+
+# -- Values files and their schemas -----------------------------------------------------------
+
+
+def values_paths() -> list[Path]:
+    return sorted(CHARTS.glob("*/values*.yaml"))
+
+
+@pytest.mark.parametrize("path", values_paths(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_values_files_hold_no_secrets(path: Path) -> None:
+    assert values_secret_problems(yaml.safe_load(path.read_text(encoding="utf-8"))) == []
+
+
+def test_every_chart_has_three_values_files_and_a_schema() -> None:
+    for service in SERVICES:
+        chart = CHARTS / service
+        for name in [*ENVIRONMENTS.values(), "values.schema.json", "Chart.yaml"]:
+            assert (chart / name).is_file(), chart / name
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))
+        assert meta["dependencies"] == [
+            {
+                "name": "dronedelivery-lib",
+                "version": "0.1.0",
+                "repository": "file://../dronedelivery-lib",
+            }
+        ]
+    library = yaml.safe_load(
+        (CHARTS / "dronedelivery-lib" / "Chart.yaml").read_text(encoding="utf-8")
+    )
+    assert library["type"] == "library"
+
+
+def test_values_schemas_are_generated() -> None:
+    spec = importlib.util.spec_from_file_location("values_schema", CHARTS / "values_schema.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run: uv run python charts/values_schema.py"
+
+
+REJECTED = [
+    pytest.param("delivery", ["--set", "resources.limit.cpu=1"], "limit", id="typo-in-resources"),
+    pytest.param("delivery", ["--set", "replicas=3"], "replicas", id="unknown-top-level-key"),
+    pytest.param("delivery", ["--set", "image.tag=latest"], "tag", id="latest-tag"),
+    pytest.param(
+        "delivery", ["--set", "env.DELIVERY_REDIS__PASSWORD=x"], "PASSWORD", id="secret-env"
+    ),
+    pytest.param(
+        "delivery",
+        ["--set", "env.APPLICATIONINSIGHTS_CONNECTION_STRING=x"],
+        "APPLICATIONINSIGHTS",
+        id="appinsights-literal",
+    ),
+    pytest.param(
+        "package",
+        ["--set", "env.DELIVERY_REDIS__URL=x"],
+        "DELIVERY_REDIS__URL",
+        id="other-service-prefix",
+    ),
+    pytest.param(
+        "package", ["--set", "route.enabled=true"], "route", id="route-on-internal-service"
+    ),
+    pytest.param(
+        "workflow", ["--set", "autoscaling.enabled=true"], "autoscaling", id="hpa-on-workflow"
+    ),
+    pytest.param("ingestion", ["--set", "keda.enabled=true"], "keda", id="keda-on-api"),
+    pytest.param(
+        "ingestion",
+        ["--set", "workloadIdentity.clientId=not-a-guid"],
+        "clientId",
+        id="bad-client-id",
+    ),
+    pytest.param(
+        "ingestion",
+        ["--set", "networkPolicy.egress.azure.ports={22}"],
+        "ports",
+        id="unexpected-egress-port",
+    ),
+    pytest.param(
+        "delivery",
+        ["--set", "keyVault.enabled=true", "--set", "keyVault.name="],
+        "name",
+        id="keyvault-without-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("service", "args", "mentions"), REJECTED)
+def test_schema_rejects_mistakes(helm: Helm, service: str, args: list[str], mentions: str) -> None:
+    result = helm.template(service, [], *args, check=False)
+    assert result.returncode != 0, f"accepted: {args}"
+    assert mentions in result.stderr
+
+
+GUARDED = [
+    pytest.param(
+        "ingestion",
+        [
+            "--set-json",
+            "networkPolicy.gateway.namespaces=[]",
+            "--set-json",
+            "networkPolicy.gateway.cidrs=[]",
+        ],
+        "admit everyone",
+        id="gateway-ingress-without-peers",
+    ),
+    pytest.param(
+        "ingestion",
+        [
+            "--set",
+            "lifecycle.preStopSleepSeconds=30",
+            "--set",
+            "lifecycle.terminationGracePeriodSeconds=30",
+        ],
+        "preStopSleepSeconds",
+        id="prestop-longer-than-grace",
+    ),
+    pytest.param(
+        "delivery",
+        ["--set", "autoscaling.minReplicas=5", "--set", "autoscaling.maxReplicas=2"],
+        "minReplicas",
+        id="hpa-min-above-max",
+    ),
+    pytest.param(
+        "workflow",
+        ["--set", "keda.minReplicas=5", "--set", "keda.maxReplicas=2"],
+        "minReplicas",
+        id="keda-min-above-max",
+    ),
+    pytest.param(
+        "delivery", ["--set", "env.DELIVERY_PORT=9000"], "set by the chart", id="port-override"
+    ),
+    pytest.param(
+        "delivery",
+        [
+            "--set",
+            "keyVault.enabled=true",
+            "--set",
+            "keyVault.name=kv-x1",
+            "--set",
+            "workloadIdentity.enabled=false",
+        ],
+        "workloadIdentity",
+        id="keyvault-without-identity",
+    ),
+]
+
+
+@pytest.mark.parametrize(("service", "args", "mentions"), GUARDED)
+def test_library_refuses_inconsistent_values(
+    helm: Helm, service: str, args: list[str], mentions: str
+) -> None:
+    result = helm.template(service, [], *args, check=False)
+    assert result.returncode != 0, f"accepted: {args}"
+    assert mentions in result.stderr
+
+
+# -- env names against the services' settings classes ------------------------------------------
+
+
+def settings_class(service: str) -> type[Any] | None:
+    """The service's pydantic-settings class, when its package is importable here."""
+    try:
+        module = importlib.import_module(f"{service}.settings")
+    except ImportError:
+        return None
+    from dronecommon.settings import ServiceSettings
+
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, ServiceSettings)
+        and value is not ServiceSettings
+        and value.__module__ == module.__name__
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def resolves(model: type[Any], parts: list[str]) -> bool:
+    """Whether env name parts (lower-case, split on `__`) name a field of the settings model."""
+    from pydantic import BaseModel
+
+    fields = model.model_fields
+    head, rest = parts[0], parts[1:]
+    if head not in fields:
+        return False
+    if not rest:
+        return True
+    annotation = fields[head].annotation
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    return any(
+        isinstance(candidate, type)
+        and issubclass(candidate, BaseModel)
+        and resolves(candidate, rest)
+        for candidate in candidates
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_env_names_are_settings_of_the_service(rendered: Rendered, service: str) -> None:
+    model = settings_class(service)
+    if model is None:
+        pytest.skip(f"{service}.settings is not importable yet: env names checked by prefix only")
+    prefix = f"{service.upper()}_"
+    for env in ENVIRONMENTS:
+        for name in env_of(rendered[service, env]):
+            if not name.startswith(prefix):
+                assert name in {"APPLICATIONINSIGHTS_CONNECTION_STRING"} or re.match(
+                    r"^OTEL_", name
+                ), name
+                continue
+            parts = name[len(prefix) :].lower().split("__")
+            assert resolves(model, parts), f"{name} is not a {model.__name__} setting"
