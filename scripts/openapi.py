@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("services", nargs="*", help="only these services (default: all)")
     args = parser.parse_args()
     stale = []
     for service in sorted(p.parent for p in ROOT.glob("services/*/pyproject.toml")):
         name = service.name
+        if args.services and name not in args.services:
+            continue
         try:
             module = importlib.import_module(f"{name}.main")
         except ModuleNotFoundError:

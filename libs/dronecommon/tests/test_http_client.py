@@ -617,17 +617,19 @@ async def test_each_attempt_is_its_own_client_span(
 async def test_global_httpx_and_aiohttp_instrumentation_is_not_doubled(
     clients: Clients, upstream: Upstream, span_exporter: InMemorySpanExporter
 ) -> None:
-    httpx_instrumentor, aiohttp_instrumentor = (
-        HTTPXClientInstrumentor(),
-        AioHttpClientInstrumentor(),
-    )
-    httpx_instrumentor.instrument()
-    aiohttp_instrumentor.instrument()
+    # Instrument only what is not instrumented yet, and undo only that.
+    mine = [
+        instrumentor
+        for instrumentor in (HTTPXClientInstrumentor(), AioHttpClientInstrumentor())
+        if not instrumentor.is_instrumented_by_opentelemetry
+    ]
+    for instrumentor in mine:
+        instrumentor.instrument()
     try:
         await clients().get("/echo")
     finally:
-        httpx_instrumentor.uninstrument()
-        aiohttp_instrumentor.uninstrument()
+        for instrumentor in mine:
+            instrumentor.uninstrument()
 
     spans = [s for s in span_exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
     assert len(spans) == 1

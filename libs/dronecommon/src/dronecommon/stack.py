@@ -46,11 +46,18 @@ class StackConfig:
     services: tuple[str, ...] = START_ORDER
     workflow_replicas: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Ports of extra replicas ("workflow-1": 8105); by default the service's port + 100 * replica.
+    replica_ports: dict[str, int] = field(default_factory=dict)
     log_level: str = "INFO"
     log_json: bool = False
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
+
+    def port_of(self, service: str, replica: int = 0) -> int:
+        if not replica:
+            return self.ports[service]
+        return self.replica_ports.get(f"{service}-{replica}", self.ports[service] + 100 * replica)
 
     @property
     def redis_url(self) -> str:
@@ -64,7 +71,7 @@ class StackConfig:
         prefix = service.upper() + "_"
         env = {
             f"{prefix}HOST": "127.0.0.1",
-            f"{prefix}PORT": str(self.ports[service] + (100 * replica if replica else 0)),
+            f"{prefix}PORT": str(self.port_of(service, replica)),
             f"{prefix}LOG_LEVEL": self.log_level,
             f"{prefix}LOG_JSON": "true" if self.log_json else "false",
             f"{prefix}REDIS__URL": self.redis_url,
@@ -122,12 +129,18 @@ class Process:
                 os.killpg(self.popen.pid, sig)
 
     def wait(self, timeout: float) -> int | None:
+        """The exit status once the process has exited (its output pipe is then closed)."""
         if self.popen is None:
             return None
         try:
-            return self.popen.wait(timeout=timeout)
+            code = self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        if self._pump is not None:
+            self._pump.join(5)
+        if self.popen.stdout is not None and not self.popen.stdout.closed:
+            self.popen.stdout.close()
+        return code
 
 
 def _ready(url: str) -> bool:
@@ -195,8 +208,7 @@ class Stack:
 
     def _url_of(self, name: str) -> str:
         service, _, replica = name.partition("-")
-        port = self.config.ports[service] + (100 * int(replica) if replica else 0)
-        return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{self.config.port_of(service, int(replica or 0))}"
 
     def start(self, timeout: float = 90.0) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,9 @@ def _redis_client(
         raise ValueError("the redis queue transport needs QueueSettings.redis_url or a redis_url")
     # A blocking XREADGROUP waits up to receive_wait: the socket timeout must outlast it.
     socket_timeout = max(5.0, settings.receive_wait + 5.0) if blocking else 5.0
-    return redis_client(url, socket_timeout=socket_timeout), True
+    # Every handler may settle at once, besides the receive loop and lock renewals.
+    pool = max(100, settings.max_concurrency + 16)
+    return redis_client(url, socket_timeout=socket_timeout, max_connections=pool), True
 
 
 def _sb_clients(

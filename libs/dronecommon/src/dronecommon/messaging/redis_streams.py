@@ -263,14 +263,16 @@ def _properties(raw: bytes | None, entry_id: str) -> dict[str, str]:
     return {str(key): str(value) for key, value in decoded.items()}
 
 
-def redis_client(url: str, *, socket_timeout: float = 5.0) -> Redis:
+def redis_client(url: str, *, socket_timeout: float = 5.0, max_connections: int = 100) -> Redis:
     """A raw-bytes client for the queue that reconnects (twice, quickly) after a dropped link.
 
-    ``socket_timeout`` must outlast a receiver's blocking read (its ``receive_wait``).
+    ``socket_timeout`` must outlast a receiver's blocking read (its ``receive_wait``);
+    ``max_connections`` must cover every handler settling at once.
     """
     return Redis.from_url(
         url,
         socket_timeout=socket_timeout,
+        max_connections=max_connections,
         socket_connect_timeout=5.0,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
     )
