@@ -1,0 +1,27 @@
+"""How the workflow classifies a failed message.
+
+- :class:`PermanentError` — the message can never succeed as it is (malformed, unknown operation,
+  a downstream 4xx other than 408/409/429): dead-letter it at once with ``reason``.
+- :class:`TransientError` — it may succeed later (a downstream outage after the HTTP client's own
+  retries, an unexpected answer, the pending store unreachable): hold, then abandon it for
+  redelivery. :class:`dronecommon.httpclient.TransientHTTPError` is transient too.
+"""
+
+from __future__ import annotations
+
+
+class PermanentError(Exception):
+    """Dead-letter the message now: ``reason`` is a short name, the message the description."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.description = description
+
+
+class TransientError(Exception):
+    """Try the message again later (``retry_after`` seconds, when the cause said so)."""
+
+    def __init__(self, description: str, *, retry_after: float | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after

@@ -1,0 +1,170 @@
+"""The workflow's rules: schedule, reschedule and cancel a delivery across three services.
+
+**delivery**: upsert the package → assign a drone → create the delivery (owner, resolved places,
+drone and ETAs) → apply whatever reschedule/cancel was recorded for it meanwhile.
+**reschedule**: record the change, then apply the recorded state (re-plan the drone, patch the
+delivery). **cancel**: record it, then release the drone and cancel the delivery.
+
+The pending protocol (why an overtaking reschedule/cancel is never lost). Ordering between
+messages is not guaranteed (competing consumers, prefetch, redelivery), so a reschedule or cancel
+may be handled before, during or after its delivery:
+
+1. A reschedule/cancel handler first *writes* its change to the pending record (Redis, atomic,
+   ``version`` incremented), and only then tries to apply the record downstream.
+2. The delivery handler reads the record before booking (a recorded cancel books nothing), and
+   *reads it again after* the delivery exists, applying what it finds.
+3. Whoever applies re-reads ``version`` after applying and applies again if it moved.
+
+Take a change written at W and a delivery created at C and read back at R (C < R). If W < R the
+delivery handler sees the change and applies it itself. If R < W then C < W, so the change's own
+handler, which applies after W, finds the delivery already created and applies it there. Either way
+the change reaches the delivery at least once — there is no interleaving in which both sides miss
+it — and applying is idempotent (absolute values, idempotent deletes). Step 3 closes the window
+where an older state's PATCH lands after a newer one: the handler that sent the stale PATCH sees
+the version moved and applies the newest state last. Fields only move forward in message enqueue
+time, so a reschedule overtaking a newer one cannot undo it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from dronecommon.domain import resolve_location
+
+from .backends import Backends, Outcome
+from .errors import PermanentError, TransientError
+from .repository import Pending, PendingStore
+from .schemas import CancelMessage, DeliveryMessage, RescheduleMessage
+
+logger = logging.getLogger("workflow.service")
+
+
+@dataclass
+class Progress:
+    """How far a delivery got in this attempt (decides whether a failure must compensate)."""
+
+    drone_assigned: bool = False
+    delivery_created: bool = False
+
+    @property
+    def half_booked(self) -> bool:
+        return self.drone_assigned and not self.delivery_created
+
+
+class Workflow:
+    """Runs each operation; raises PermanentError / TransientError (see :mod:`workflow.errors`)."""
+
+    def __init__(self, backends: Backends, pending: PendingStore, *, apply_rounds: int = 5) -> None:
+        self.backends = backends
+        self.pending = pending
+        self.apply_rounds = apply_rounds
+
+    async def deliver(self, message: DeliveryMessage, progress: Progress) -> str:
+        delivery_id = message.delivery_id
+        pickup, dropoff = message.pickup, message.dropoff
+        if (await self.pending.read(delivery_id)).cancelled:
+            # Book nothing (no package, no drone), but keep the request's record, Cancelled.
+            await self.backends.create_delivery(message, pickup, dropoff, None)
+            await self.backends.cancel_delivery(delivery_id)
+            return "cancelled before it was scheduled: recorded as Cancelled, nothing booked"
+        await self.backends.upsert_package(message)
+        plan = await self.backends.assign_drone(message, pickup, dropoff)
+        if plan.assignment is None:
+            if (await self.pending.read(delivery_id)).cancelled:
+                await self.backends.create_delivery(message, pickup, dropoff, None)
+                await self.backends.cancel_delivery(delivery_id)
+                return "cancelled while it was being scheduled: recorded as Cancelled"
+            raise PermanentError(
+                "DroneAssignmentReleased",
+                f"the drone assignment of {delivery_id} was released earlier (a failed attempt "
+                "was compensated) and released assignments are final: submit a new request",
+            )
+        progress.drone_assigned = True
+        await self.backends.create_delivery(message, pickup, dropoff, plan.assignment)
+        progress.delivery_created = True
+        result = f"scheduled with drone {plan.assignment.drone_id}"
+        try:
+            applied = await self.apply_pending(delivery_id)
+        except PermanentError as exc:
+            # The delivery itself is done; a recorded change that cannot apply belongs to its own
+            # message (which is dead-lettered by its handler), not to this one.
+            logger.error("delivery %s: a recorded change was refused: %s", delivery_id, exc)
+            return result
+        return result if applied is None else f"{result}; then {applied}"
+
+    async def reschedule(self, message: RescheduleMessage, at_ms: int) -> str:
+        changes = message.changes()
+        if not changes:
+            return "nothing to change"
+        await self.pending.record_reschedule(message.delivery_id, at_ms, changes)
+        return await self.apply_pending(message.delivery_id) or "nothing to apply"
+
+    async def cancel(self, message: CancelMessage, at_ms: int) -> str:
+        await self.pending.record_cancel(message.delivery_id, at_ms)
+        return await self.apply_pending(message.delivery_id) or "nothing to apply"
+
+    async def compensate(self, delivery_id: str) -> None:
+        """Undo a half-booked delivery: release the drone assigned to it."""
+        await self.backends.release_drone(delivery_id)
+
+    async def apply_pending(self, delivery_id: str) -> str | None:
+        """Apply the recorded state until it stops changing; None when nothing is recorded."""
+        state = await self.pending.read(delivery_id)
+        for _ in range(self.apply_rounds):
+            if state.version == 0:
+                return None
+            result = await self._apply(delivery_id, state)
+            latest = await self.pending.read(delivery_id)
+            if latest.version == state.version:
+                return result
+            state = latest
+        raise TransientError(f"the pending changes of {delivery_id} kept changing; retrying")
+
+    async def _apply(self, delivery_id: str, state: Pending) -> str:
+        if state.cancelled:
+            await self.backends.release_drone(delivery_id)
+            outcome = await self.backends.cancel_delivery(delivery_id)
+            return {
+                Outcome.DONE: "cancelled",
+                Outcome.MISSING: "cancel recorded; the delivery is not created yet",
+                Outcome.FINAL: "not cancelled: the delivery is already completed",
+            }[outcome]
+        recorded = state.reschedule
+        pickup = _place(recorded, "pickupLocation")
+        dropoff = _place(recorded, "dropOffLocation")
+        changes: dict[str, Any] = {}
+        if pickup is not None:
+            changes["pickup"] = pickup.model_dump()
+        if dropoff is not None:
+            changes["dropoff"] = dropoff.model_dump()
+        if "deadline" in recorded:
+            changes["deadline"] = recorded["deadline"]
+        if pickup is not None or dropoff is not None:
+            plan = await self.backends.replan_drone(delivery_id, pickup, dropoff)
+            if plan.outcome is Outcome.MISSING:
+                return "reschedule recorded; the delivery is not scheduled yet"
+            if plan.outcome is Outcome.FINAL or plan.assignment is None:
+                return "not rescheduled: the drone was released (cancelled)"
+            changes["droneId"] = plan.assignment.drone_id
+            changes["pickupETA"] = plan.assignment.pickup_eta
+            changes["deliveryETA"] = plan.assignment.delivery_eta
+        if not changes:
+            return "nothing to change downstream (pickup time only)"
+        outcome = await self.backends.patch_delivery(delivery_id, changes)
+        return {
+            Outcome.DONE: "rescheduled",
+            Outcome.MISSING: "reschedule recorded; the delivery is not created yet",
+            Outcome.FINAL: "not rescheduled: the delivery is completed or cancelled",
+        }[outcome]
+
+
+def _place(recorded: dict[str, str], name: str) -> Any:
+    text = recorded.get(name)
+    if text is None:
+        return None
+    try:
+        return resolve_location(text)
+    except ValueError as exc:
+        raise PermanentError("InvalidMessage", f"{name} {text!r}: {exc}") from exc

@@ -1,0 +1,72 @@
+"""The workflow's settings: ``WORKFLOW_*`` environment variables.
+
+Defaults were chosen from measurements on the native stack (see the service README): they keep a
+2-core machine busy without queueing work behind the downstream services' connection pools, and
+they make a backend outage of a few minutes end in redelivery, not in dead letters.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from dronecommon.settings import (
+    HttpClientSettings,
+    QueueSettings,
+    RedisSettings,
+    ServiceSettings,
+)
+
+
+class WorkflowQueueSettings(QueueSettings):
+    """The shared queue settings with the workflow's measured defaults.
+
+    A subclass rather than a default instance: setting one ``WORKFLOW_QUEUE__*`` variable must not
+    reset the others to the shared defaults.
+    """
+
+    max_concurrency: int = Field(default=64, ge=1)
+    prefetch: int = Field(default=64, ge=0)
+    lock_duration: float = Field(default=30.0, gt=0)
+    max_delivery_count: int = Field(default=10, ge=1)
+
+
+class WorkflowHttpSettings(HttpClientSettings):
+    """Outbound HTTP defaults for the three downstream services."""
+
+    retry_after_max: float = Field(default=5.0, ge=0)
+
+
+class WorkflowSettings(ServiceSettings):
+    """``WORKFLOW_PORT``, ``WORKFLOW_REDIS__URL``, ``WORKFLOW_QUEUE__*``, ``WORKFLOW_*_URL``..."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKFLOW_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+
+    service_name: ClassVar[str] = "workflow"
+
+    port: int = Field(default=8005, ge=0, le=65535)
+    # Where pending reschedules/cancels are recorded (and, by default, the queue's stream).
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    queue: WorkflowQueueSettings = Field(default_factory=WorkflowQueueSettings)
+    http: WorkflowHttpSettings = Field(default_factory=WorkflowHttpSettings)
+
+    # The three services the workflow calls.
+    package_url: str = "http://127.0.0.1:8003"
+    dronescheduler_url: str = "http://127.0.0.1:8004"
+    delivery_url: str = "http://127.0.0.1:8002"
+
+    # A failed attempt holds its message (lock renewed) for a backoff before abandoning it:
+    # min(abandon_backoff_max, abandon_backoff_base * 2**(deliveries - 1)), jittered to 50-100%,
+    # and never less than a downstream Retry-After (capped at abandon_backoff_max).
+    abandon_backoff_base: float = Field(default=1.0, ge=0)
+    abandon_backoff_max: float = Field(default=30.0, ge=0)
+    # How long a recorded reschedule/cancel waits for its delivery (refreshed on every write).
+    pending_ttl: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Seconds the consumer gives in-flight messages at shutdown (SIGTERM) before abandoning them.
+    shutdown_grace: float = Field(default=20.0, ge=0)
+    # Readiness: how long each downstream /healthz may take.
+    downstream_health_timeout: float = Field(default=1.0, gt=0)

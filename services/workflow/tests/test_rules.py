@@ -1,0 +1,92 @@
+"""Small rules in isolation: message models, backoff, credential choice."""
+
+# mypy: disable-error-code="import-untyped"
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from workflow.consumer import Consumer
+from workflow.runtime import needs_credential
+from workflow.schemas import DeliveryMessage, DroneAssignment, RescheduleMessage
+from workflow.settings import WorkflowSettings
+
+from .conftest import delivery_body
+
+
+def test_delivery_message_accepts_the_sample_and_resolves_places() -> None:
+    message = DeliveryMessage.model_validate(delivery_body("d-1"))
+    assert message.package_info.size.value == "Small"
+    assert message.pickup.latitude != message.dropoff.latitude
+    alias = {**delivery_body("d-1"), "dropoffLocation": "x"}
+    del alias["dropOffLocation"]
+    assert DeliveryMessage.model_validate(alias).drop_off_location == "x"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"deliveryId": "a/b"},
+        {"pickupLocation": "91,0"},
+        {"pickupLocation": "   "},
+        {"packageInfo": {"packageId": "p", "size": "Small", "weight": -1}},
+        {"confirmationRequired": "Maybe"},
+    ],
+)
+def test_delivery_message_refuses_what_no_service_could_use(change: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        DeliveryMessage.model_validate({**delivery_body("d-1"), **change})
+
+
+def test_reschedule_changes_are_what_was_sent() -> None:
+    message = RescheduleMessage.model_validate(
+        {"deliveryId": "d", "dropOffLocation": "there", "pickupTime": "2030-01-01T01:00:00+01:00"}
+    )
+    assert message.changes() == {
+        "dropOffLocation": "there",
+        "pickupTime": "2030-01-01T00:00:00+00:00",
+    }
+    assert RescheduleMessage.model_validate({"deliveryId": "d"}).changes() == {}
+
+
+def test_assignment_etas_must_be_date_times() -> None:
+    good = {"deliveryId": "d", "droneId": "x", "pickupETA": "2030-01-01T00:00:00Z"}
+    parsed = DroneAssignment.model_validate({**good, "deliveryETA": "2030-01-01T01:00:00.5Z"})
+    assert parsed.delivery_eta == "2030-01-01T01:00:00.5Z"
+    with pytest.raises(ValidationError):
+        DroneAssignment.model_validate({**good, "deliveryETA": "soon"})
+
+
+def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
+    settings = WorkflowSettings(abandon_backoff_base=1.0, abandon_backoff_max=30.0)
+    consumer = Consumer(None, settings)  # type: ignore[arg-type]
+    for _ in range(50):
+        assert 0.5 <= consumer.backoff(1, None) <= 1.0
+        assert 4.0 <= consumer.backoff(4, None) <= 8.0
+        assert 15.0 <= consumer.backoff(20, None) <= 30.0
+        assert consumer.backoff(1, 12.0) == 12.0
+        assert consumer.backoff(1, 300.0) == 30.0
+
+
+def test_credential_only_when_something_needs_it() -> None:
+    assert not needs_credential(WorkflowSettings())
+    assert needs_credential(WorkflowSettings.model_validate({"redis": {"use_entra_id": True}}))
+    assert needs_credential(
+        WorkflowSettings.model_validate(
+            {"queue": {"transport": "servicebus", "servicebus_namespace": "ns"}}
+        )
+    )
+    assert not needs_credential(
+        WorkflowSettings.model_validate(
+            {"queue": {"transport": "servicebus", "servicebus_connection_string": "x"}}
+        )
+    )
+    assert needs_credential(
+        WorkflowSettings.model_validate({"auth": {"outbound_scope": "api://x/.default"}})
+    )
+    assert not needs_credential(
+        WorkflowSettings.model_validate(
+            {"auth": {"outbound_scope": "api://x/.default", "dev_signing_key_file": "key.pem"}}
+        )
+    )
