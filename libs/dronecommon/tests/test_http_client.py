@@ -468,6 +468,23 @@ async def test_4xx_is_returned_not_retried_and_does_not_trip_the_breaker(
     assert client.circuit_state() is CircuitState.CLOSED
 
 
+async def test_back_pressure_with_retry_after_does_not_trip_the_breaker(
+    clients: Clients, upstream: Upstream
+) -> None:
+    # "No drone free, retry in 30 s" is a healthy target shedding load: the call fails as
+    # transient (to be retried later) but other calls to the target must still go through.
+    client = clients(retries=0, breaker_failure_threshold=2)
+    for _ in range(4):
+        with pytest.raises(TransientHTTPError) as shed:
+            await client.get("/status/503", params={"retry_after": "30"})
+        assert shed.value.retry_after == 30
+    assert client.circuit_state() is CircuitState.CLOSED
+    for _ in range(2):
+        with pytest.raises(TransientHTTPError):
+            await client.get("/status/503")  # a bare 503 is a failure of the target
+    assert client.circuit_state() is CircuitState.OPEN
+
+
 async def test_breaker_opens_fails_fast_probes_and_closes(
     clients: Clients, upstream: Upstream
 ) -> None:

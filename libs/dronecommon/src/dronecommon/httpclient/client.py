@@ -10,7 +10,8 @@ One :class:`ResilientClient` per downstream service, created in the app's lifesp
     │ CLIENT span + traceparent    one span per attempt (OpenTelemetry HTTP semantic conventions:
     │                              a resend is a new span with ``http.request.resend_count``)
     │ transport call + body read   connect/read timeouts clipped to the budget left
-    │ outcome → breaker            transient failure / success / no verdict (pool timeout, cancel)
+    │ outcome → breaker            transient failure / success / no verdict (pool timeout, cancel);
+    │                              429/503 with Retry-After is back-pressure, not a failure
     └ retry? idempotent, replayable, retryable failure, attempts left, and the wait fits the budget
 
 Requests go straight to the transport (``httpx.AsyncBaseTransport.handle_async_request``) instead
@@ -299,7 +300,13 @@ class ResilientClient:
                 if not is_transient_status(status):
                     breaker.record_success(admission)
                     return response
-                breaker.record_failure(admission)
+                if status in (429, 503) and "retry-after" in response.headers:
+                    # Deliberate back-pressure ("no drone free, retry in 30 s") from a target
+                    # that is up and answering: retry later, but do not break the circuit —
+                    # other calls to it (releases, reads) must still go through.
+                    breaker.record_success(admission)
+                else:
+                    breaker.record_failure(admission)
                 failure = self._failure(
                     request, "status", attempt + 1, f"{status} {response.reason_phrase}", response
                 )
