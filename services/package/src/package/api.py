@@ -21,7 +21,7 @@ from .schemas import (
 from .service import PackageService
 
 
-def _service(request: Request) -> PackageService:
+async def _service(request: Request) -> PackageService:
     service = request.state.packages
     assert isinstance(service, PackageService)
     return service

@@ -1,0 +1,153 @@
+"""The drone scheduler routes (thin: validation is in the schemas, rules in the service)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from dronecommon import ProblemError, error_responses
+from dronecommon.problems import PROBLEM_TYPE_BASE
+
+from .records import AssignmentRecord
+from .schemas import (
+    DELIVERY_ID_PATTERN,
+    MAX_ID_LENGTH,
+    AssignmentOut,
+    DroneAssignmentOut,
+    DroneDeliveryIn,
+    PackageDetailOut,
+    ReplanIn,
+    UtilizationOut,
+)
+from .service import Scheduler
+
+
+async def _scheduler(request: Request) -> Scheduler:
+    scheduler = request.state.scheduler
+    assert isinstance(scheduler, Scheduler)
+    return scheduler
+
+
+Drones = Annotated[Scheduler, Depends(_scheduler)]
+DeliveryId = Annotated[
+    str,
+    Path(
+        alias="deliveryId",
+        pattern=DELIVERY_ID_PATTERN,
+        max_length=MAX_ID_LENGTH,
+        description="1..128 of A-Z a-z 0-9 . _ ~ : -, starting with a letter or digit",
+        examples=["3d4e5f60-7a8b-4c9d-8e0f-1a2b3c4d5e6f"],
+    ),
+]
+OwnerId = Annotated[
+    str, Query(alias="ownerId", min_length=1, max_length=MAX_ID_LENGTH, examples=["myowner"])
+]
+Year = Annotated[int, Query(ge=1, le=9999, description="UTC calendar year")]
+Month = Annotated[int, Query(ge=1, le=12, description="UTC calendar month, 1..12")]
+
+router = APIRouter(prefix="/api/dronedeliveries", tags=["dronedeliveries"])
+
+_REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": DroneAssignmentOut,
+        "description": "Replay: the delivery already had this drone (same body as the 201)",
+    },
+    201: {"description": "A drone was assigned now"},
+}
+
+
+def _assignment(record: AssignmentRecord) -> DroneAssignmentOut:
+    return DroneAssignmentOut(
+        delivery_id=record.delivery_id,
+        drone_id=record.drone_id,
+        pickupETA=record.pickup_eta,
+        deliveryETA=record.delivery_eta,
+    )
+
+
+# Declared before "/{deliveryId}" so that the report is never taken for a delivery.
+@router.get(
+    "/utilization",
+    summary="Miles flown and hours assigned for an owner's deliveries in one UTC month",
+    responses=error_responses(400, 404, 503),
+)
+async def utilization(
+    owner_id: OwnerId, year: Year, month: Month, drones: Drones
+) -> UtilizationOut:
+    miles, hours = await drones.utilization(owner_id, year, month)
+    return UtilizationOut(traveled_miles=miles, assigned_hours=hours)
+
+
+@router.put(
+    "/{deliveryId}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Assign the nearest free drone that can carry the package",
+    responses={**_REPLAY, **error_responses(400, 409, 422, 503)},
+)
+async def assign_drone(
+    delivery_id: DeliveryId, body: DroneDeliveryIn, drones: Drones, response: Response
+) -> DroneAssignmentOut:
+    if body.delivery_id != delivery_id:
+        raise ProblemError(
+            400,
+            "The body's deliveryId differs from the one in the path.",
+            title="Invalid request",
+            type_=PROBLEM_TYPE_BASE + "validation-error",
+            extensions={"errors": [{"field": "deliveryId", "message": f"must be {delivery_id!r}"}]},
+        )
+    record, created = await drones.assign(body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _assignment(record)
+
+
+@router.get(
+    "/{deliveryId}",
+    summary="Read a delivery's drone assignment",
+    responses=error_responses(400, 404, 503),
+)
+async def get_assignment(delivery_id: DeliveryId, drones: Drones) -> AssignmentOut:
+    record = await drones.get(delivery_id)
+    return AssignmentOut(
+        delivery_id=record.delivery_id,
+        owner_id=record.owner_id,
+        drone_id=record.drone_id,
+        base=record.base,
+        drone_class=record.drone_class,
+        pickup=record.pickup,
+        dropoff=record.dropoff,
+        package_detail=PackageDetailOut(
+            id=record.package_id, size=record.package_size, weight=record.package_weight
+        ),
+        expedited=record.expedited,
+        status="Released" if record.released else "Assigned",
+        assigned_at=record.assigned_at,
+        pickupETA=record.pickup_eta,
+        deliveryETA=record.delivery_eta,
+        busy_until=record.busy_until,
+        released_at=record.released_at,
+        route_miles=round(record.miles, 3),
+        speed_mph=record.speed_mph,
+    )
+
+
+@router.patch(
+    "/{deliveryId}",
+    summary="Re-plan a delivery's route with the same drone (new ETAs and busy time)",
+    responses=error_responses(400, 404, 409, 503),
+)
+async def replan(delivery_id: DeliveryId, body: ReplanIn, drones: Drones) -> DroneAssignmentOut:
+    record = await drones.replan(delivery_id, body.pickup, body.dropoff)
+    return _assignment(record)
+
+
+@router.delete(
+    "/{deliveryId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Release the delivery's drone (idempotent; unknown deliveries too)",
+    responses=error_responses(400, 503),
+)
+async def release(delivery_id: DeliveryId, drones: Drones) -> Response:
+    await drones.release(delivery_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,93 @@
+"""Start-up work, retried in the background until it succeeds: indexes, seeding, the lease log.
+
+The service answers from the first moment (``/healthz``; ``/readyz`` names what is missing), so a
+store that is down at start-up delays readiness instead of crashing the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import pymongo
+
+from dronecommon.domain import utcnow
+
+from .repository import SchedulerRepository
+from .service import Scheduler
+
+logger = logging.getLogger("dronescheduler.startup")
+
+
+class Startup:
+    def __init__(
+        self, scheduler: Scheduler, repository: SchedulerRepository, *, timeout: float
+    ) -> None:
+        self.scheduler = scheduler
+        self.repository = repository
+        self.timeout = timeout
+        self.error = "starting"
+        self.done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dronescheduler-startup")
+
+    async def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for start-up to finish."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.done.wait(), seconds)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def check(self) -> None:
+        """Readiness: the fleet is seeded and its state loaded."""
+        if not self.done.is_set():
+            raise RuntimeError(f"fleet not loaded yet: {self.error}")
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._once()
+            except Exception as exc:  # any failure: report it and try again
+                self.error = f"{type(exc).__name__}: {exc}"
+                logger.warning("start-up failed, retrying in %.1f s: %s", delay, self.error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                self.error = ""
+                self.done.set()
+                return
+
+    async def _once(self) -> None:
+        fleet = self.scheduler.fleet
+        with pymongo.timeout(self.timeout):
+            started = time.perf_counter()
+            await self.repository.ensure_indexes()
+            indexed = time.perf_counter()
+            seeded = await self.repository.seed(fleet, utcnow())
+            seeded_at = time.perf_counter()
+            leases = await self.scheduler.load()
+            loaded = time.perf_counter()
+        logger.info(
+            "fleet ready: %d drones (%d inserted now), %d leases read",
+            len(fleet.drones),
+            seeded.inserted,
+            leases,
+            extra={
+                "drones": len(fleet.drones),
+                "dronesInserted": seeded.inserted,
+                "alreadySeeded": seeded.already_seeded,
+                "leases": leases,
+                "indexesMs": round((indexed - started) * 1000, 1),
+                "seedMs": round((seeded_at - indexed) * 1000, 1),
+                "loadMs": round((loaded - seeded_at) * 1000, 1),
+            },
+        )
