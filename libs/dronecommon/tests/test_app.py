@@ -30,6 +30,7 @@ from dronecommon import (
 )
 from dronecommon.logs import JsonFormatter
 from dronecommon.settings import RedisSettings
+from dronecommon.telemetry import TraceContextMiddleware
 from dronecommon.testing.apps import app_client
 from dronecommon.testing.servers import RedisServer
 from dronecommon.testing.tokens import LocalIssuer
@@ -388,3 +389,22 @@ async def test_auth_protects_routers_but_not_health_or_public_routes(
     assert_problem(signed, 404)  # through auth, to the handler
     assert health.status_code == 200
     assert open_route.status_code == 200
+
+
+async def test_trace_context_middleware_attaches_the_callers_trace() -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        context = trace.get_current_span().get_span_context()
+        seen.append(f"{context.trace_id:032x}" if context.is_valid else "none")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = TraceContextMiddleware(inner)
+    trace_id = "5bf92f3577b34da6a3ce929d0e0e4736"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.get("/", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+        await client.get("/")
+    assert seen == [trace_id, "none"]
+    assert not trace.get_current_span().get_span_context().is_valid  # detached afterwards

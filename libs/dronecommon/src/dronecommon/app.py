@@ -25,7 +25,7 @@ from dronecommon.logs import configure_logging
 from dronecommon.middleware import DEFAULT_MAX_BODY, AccessLogMiddleware, RequestGuardMiddleware
 from dronecommon.problems import PROBLEM_JSON, install_problem_handlers
 from dronecommon.settings import ServiceSettings
-from dronecommon.telemetry import configure_telemetry, instrument_app
+from dronecommon.telemetry import TraceContextMiddleware, configure_telemetry, instrument_app
 
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
@@ -123,8 +123,10 @@ def create_service_app(
     # then the request guard (so a 413/415 is logged and traced too).
     app.add_middleware(RequestGuardMiddleware, max_body=max_body)
     app.add_middleware(AccessLogMiddleware, quiet_paths=HEALTH_PATHS)
-    if settings.telemetry.instrument:
+    if settings.telemetry.instrument and telemetry.recording:
         instrument_app(app)
+    else:
+        app.add_middleware(TraceContextMiddleware)
     return app
 
 

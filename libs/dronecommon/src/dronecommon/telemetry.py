@@ -9,9 +9,11 @@ Export destination, in order of precedence:
 2. ``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP for traces and metrics (the standard
    ``OTEL_EXPORTER_OTLP_*`` variables tune the exporters).
 3. Neither: nothing is exported and the global providers are left alone (a test's in-memory
-   provider keeps working).
+   provider keeps working). Nothing is instrumented then (it would cost about a millisecond per
+   request for spans nobody reads) unless a process installed an SDK provider itself; an inbound
+   ``traceparent`` is still honoured by :class:`TraceContextMiddleware`.
 
-FastAPI (health routes excluded), Redis and PyMongo are instrumented whatever the destination;
+When spans are recorded, FastAPI (health routes excluded), Redis and PyMongo are instrumented;
 outbound HTTP spans come from the shared HTTP client. :meth:`Telemetry.shutdown` flushes within a
 bound so a stopping pod never hangs on an unreachable collector.
 """
@@ -24,13 +26,15 @@ import threading
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from opentelemetry import metrics, trace
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dronecommon.health import HEALTH_PATHS
 from dronecommon.settings import TelemetrySettings
@@ -47,6 +51,8 @@ class Telemetry:
 
     exporter: str  # "azure-monitor" | "otlp" | "none"
     shutdown_timeout: float
+    # Spans go somewhere: an exporter here, or a provider installed by the process (tests).
+    recording: bool = True
     _tracer_provider: object | None = field(default=None, repr=False)
     _meter_provider: object | None = field(default=None, repr=False)
 
@@ -144,7 +150,12 @@ def _configure_otlp(settings: TelemetrySettings, service_name: str, version: str
     )
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    return Telemetry("otlp", settings.shutdown_timeout, tracer_provider, meter_provider)
+    return Telemetry(
+        "otlp",
+        settings.shutdown_timeout,
+        _tracer_provider=tracer_provider,
+        _meter_provider=meter_provider,
+    )
 
 
 def instrument_libraries() -> None:
@@ -170,11 +181,46 @@ def configure_telemetry(
     elif settings.otlp_endpoint:
         telemetry = _configure_otlp(settings, service_name, version)
     else:
-        telemetry = Telemetry("none", settings.shutdown_timeout)
-    if settings.instrument:
+        telemetry = Telemetry("none", settings.shutdown_timeout, recording=spans_recorded())
+    if settings.instrument and telemetry.recording:
         instrument_libraries()
     logger.debug("telemetry export: %s", telemetry.exporter)
     return telemetry
+
+
+def spans_recorded() -> bool:
+    """Whether a real (SDK) tracer provider is installed, by this module or by a test."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+class TraceContextMiddleware:
+    """Honour an inbound W3C ``traceparent`` when no spans are recorded.
+
+    Instrumentation costs about a millisecond per request; with nothing to export it is skipped,
+    and this middleware only attaches the caller's context, so outbound calls and queue messages
+    still carry the caller's trace.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", ())
+            if key in (b"traceparent", b"tracestate", b"baggage")
+        }
+        if not carrier:
+            await self.app(scope, receive, send)
+            return
+        token = otel_context.attach(propagate.extract(carrier))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
 
 
 def instrument_app(app: FastAPI) -> None:

@@ -58,7 +58,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ResponseError
@@ -266,16 +266,21 @@ def _properties(raw: bytes | None, entry_id: str) -> dict[str, str]:
 def redis_client(url: str, *, socket_timeout: float = 5.0, max_connections: int = 100) -> Redis:
     """A raw-bytes client for the queue that reconnects (twice, quickly) after a dropped link.
 
-    ``socket_timeout`` must outlast a receiver's blocking read (its ``receive_wait``);
-    ``max_connections`` must cover every handler settling at once.
+    ``socket_timeout`` must outlast a receiver's blocking read (its ``receive_wait``). The pool
+    blocks (up to ``socket_timeout``) when all ``max_connections`` are busy, so a burst of sends
+    waits its turn instead of failing with "Too many connections".
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
-        socket_timeout=socket_timeout,
         max_connections=max_connections,
+        timeout=socket_timeout,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=5.0,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
     )
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # the client owns its pool, as with from_url
+    return client
 
 
 def _check_client(redis: Redis) -> None:
