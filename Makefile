@@ -7,7 +7,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 
-.PHONY: help setup run test lint typecheck fmt check openapi charts images bench-http clean
+.PHONY: help setup run test lint typecheck fmt check openapi charts images bench loadtest bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ images: setup ## Build every service image on a local dockerd and smoke-test it 
 	bash scripts/images.sh
 
 check: lint typecheck test charts ## Everything CI runs
+
+bench: setup ## Performance benchmark on the native stack (~5 min): reports/bench/result.md
+	$(UV) run --all-packages --locked python scripts/bench.py $(BENCH_ARGS)
+
+loadtest: setup ## Locust scenarios headless, 60 s (native stack unless LOADTEST_HOST): reports/loadtest/
+	UV=$(UV) bash scripts/loadtest.sh $(LOADTEST_ARGS)
 
 bench-http: setup ## Outbound HTTP client throughput at 20 concurrent calls
 	$(UV) run --locked python libs/dronecommon/benchmarks/bench_http_client.py --concurrency 20 --seconds 10
