@@ -1,55 +1,26 @@
 """Property-based run of the whole OpenAPI document against the app and a real FerretDB.
 
-For every documented operation Schemathesis generates requests that fit the document (positive)
-and requests that break it (negative) and calls the app in process (ASGI, lifespan included, real
-storage behind it). Every answer must be documented, never a 5xx, and match its schema, content
-type and documented headers.
+See :mod:`dronecommon.testing.contract`: positive and negative requests for every documented
+operation; every answer documented, never a 5xx, matching its schema, content type and headers.
 """
 
 # mypy: disable-error-code="import-untyped"
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
-from schemathesis.python.asgi import shutdown_lifespans
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from dronecommon.settings import MongoSettings
+from dronecommon.testing.contract import asgi_schema, check_operation, document_cases
 from package.main import create_app
 from package.settings import PackageSettings
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    response_schema_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-]
-DOCUMENT = json.loads((Path(__file__).resolve().parents[1] / "openapi.json").read_text())
-# Health routes take no input, so there is nothing to break: they are run with valid requests only.
-CASES = [
-    (method.upper(), path, mode)
-    for path, item in DOCUMENT["paths"].items()
-    for method, operation in item.items()
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    if mode is GenerationMode.POSITIVE or "parameters" in operation or "requestBody" in operation
-]
+CASES = document_cases(Path(__file__).resolve().parents[1] / "openapi.json")
 
 
 @pytest.fixture
@@ -57,33 +28,12 @@ def api_schema(mongo_url: str, mongo_database: str) -> Iterator[OpenApiSchema]:
     settings = PackageSettings(
         mongo=MongoSettings(url=mongo_url, database=mongo_database), log_json=False
     )
-    app = create_app(settings, configure_logs=False)
-    try:
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-        ready = schema["/readyz"]["GET"].Case()
-        for _ in range(200):  # the indexes are created in the background at start-up
-            if ready.call().status_code == 200:
-                break
-            time.sleep(0.05)
+    with asgi_schema(create_app(settings, configure_logs=False)) as schema:
         yield schema
-    finally:
-        shutdown_lifespans()  # runs the app's shutdown (closes its MongoDB client)
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_operation_answers_as_documented(
     api_schema: OpenApiSchema, method: str, path: str, mode: GenerationMode
 ) -> None:
-    operation = api_schema[path][method]
-
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=50,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def check(case: schemathesis.Case[Any]) -> None:
-        case.call_and_validate(checks=CHECKS)
-
-    check()
+    check_operation(api_schema, method, path, mode, max_examples=50)
