@@ -10,8 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from dronecommon import SettingsError, load_settings
+from dronecommon.testing.apps import start_service_process
 from dronecommon.testing.openapi import assert_openapi_current
 from dronecommon.testing.servers import free_port
 from ingestion.main import create_app
@@ -93,23 +92,10 @@ async def test_python_m_ingestion_serves_and_stops_on_sigterm(
         "INGESTION_LOG_JSON": "true",
     }
     log = tmp_path / "ingestion.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ingestion", env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    process = await start_service_process("ingestion", env, log, port=port)
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.returncode is None, log.read_text()
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(0.1)
             response = await client.post("/api/deliveryrequests", json=SAMPLE)
         assert response.status_code == 202, response.text
         assert response.headers["location"].startswith("/api/deliveries/")

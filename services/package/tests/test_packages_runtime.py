@@ -8,8 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import httpx
 import pytest
 
 from dronecommon.settings import MongoSettings
-from dronecommon.testing.apps import app_client
+from dronecommon.testing.apps import app_client, start_service_process
 from dronecommon.testing.openapi import assert_openapi_current
 from dronecommon.testing.servers import FerretDBServer, free_port
 from dronecommon.testing.tokens import LocalIssuer
@@ -193,22 +191,9 @@ async def test_python_m_package_serves_and_stops_on_sigterm(
         "PACKAGE_MONGO__DATABASE": mongo_database,
     }
     log = tmp_path / "package.log"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "package", env=env, stdout=output, stderr=subprocess.STDOUT
-        )
+    process = await start_service_process("package", env, log, port=port, ready_within=20)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 20
-            while True:
-                assert process.returncode is None, log.read_text()
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(0.1)
             created = await client.put("/api/packages/mypackage", json=PACKAGE)
             assert created.status_code == 201
             assert created.headers["location"] == "/api/packages/mypackage"

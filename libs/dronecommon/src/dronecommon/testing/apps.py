@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,3 +64,33 @@ async def running_server(app: Any, *, port: int | None = None) -> AsyncIterator[
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=10)
+
+
+async def start_service_process(
+    module: str, env: dict[str, str], log: Path, *, port: int, ready_within: float = 30.0
+) -> asyncio.subprocess.Process:
+    """Run ``python -m <module>`` as a user would and wait until its ``/readyz`` answers 200.
+
+    Output goes to ``log``; when the process exits or time runs out, the assertion shows it.
+    """
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + ready_within
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        while True:
+            assert process.returncode is None, _output(log)
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/readyz")).status_code == 200:
+                    return process
+            if time.monotonic() >= deadline:
+                process.kill()
+                await process.wait()
+                raise AssertionError(f"{module} not ready in {ready_within:g}s:\n{_output(log)}")
+            await asyncio.sleep(0.1)
+
+
+def _output(log: Path) -> str:
+    """What a failed process wrote (read only to explain a failure)."""
+    return log.read_text(errors="replace")
