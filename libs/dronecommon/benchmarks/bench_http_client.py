@@ -9,7 +9,9 @@ httptools), so client and server never share an event loop. The client side runs
 service does under uvicorn, and drives ``--concurrency`` callers, each sending GETs back to back
 for ``--seconds`` after a warm-up, through:
 
-- ``aiohttp``: ``create_http_client(..., transport="aiohttp")`` — the default;
+- ``httptools``: ``create_http_client(..., transport="httptools")`` — the default
+  (:mod:`dronecommon.httpclient.wire`);
+- ``aiohttp``: ``create_http_client(..., transport="aiohttp")`` — httpx-aiohttp's transport;
 - ``native``: ``create_http_client(..., transport="native")`` — httpx's own connection pool;
 - ``raw``: a bare ``aiohttp.ClientSession`` (no httpx, no retries/breaker/spans): the floor this
   machine allows, to tell the client's overhead from the server's and the kernel's.
@@ -191,7 +193,7 @@ async def run_client(transport: str, base_url: str, args: argparse.Namespace) ->
         settings,
         base_url=base_url,
         name="bench",
-        transport="native" if transport == "native" else "aiohttp",
+        transport=transport,  # type: ignore[arg-type]
     )
     async with client:
 
@@ -249,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--transports", default="aiohttp,native,raw")
+    parser.add_argument("--transports", default="httptools,aiohttp,native,raw")
     parser.add_argument(
         "--rounds", type=int, default=1, help="repeat the runs, interleaved; report the median"
     )

@@ -215,7 +215,7 @@ class Clients:
         return client
 
 
-@pytest.fixture(params=["aiohttp", "native"])
+@pytest.fixture(params=["httptools", "aiohttp", "native"])
 async def clients(request: pytest.FixtureRequest, upstream: Upstream) -> AsyncIterator[Clients]:
     made = Clients(upstream, request.param)
     yield made
@@ -825,3 +825,49 @@ def test_a_leading_double_slash_is_a_path_not_a_host() -> None:
     # httpx.AsyncClient would read "//other/x" as a network-path reference to host "other".
     joiner = UrlJoiner(httpx.URL("http://h:1/api"))
     assert str(httpx.URL(joiner.join("//other/x"))) == "http://h:1/api/other/x"
+
+
+# -- building requests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "HEAD", "OPTIONS", "PUT", "POST", "PATCH"])
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (None, None),
+        ({"id": "p-1", "weight": 2.5, "tags": ["a", "é"], "nested": {"n": None}}, None),
+        ([1, 2, 3], {"Idempotency-Key": "k-1"}),
+        ("just a string", [("X-A", "1"), ("X-A", "2")]),
+        (0, {"Content-Type": "application/merge-patch+json"}),
+        ({"a": 1}, {"host": "gateway.internal", "Content-Length": "7"}),
+        (None, httpx.Headers({"Authorization": "Bearer t"})),
+    ],
+)
+def test_the_quick_request_is_the_request_httpx_builds(
+    method: str, body: Any, headers: Any
+) -> None:
+    client = ResilientClient(
+        httpx.MockTransport(lambda request: httpx.Response(204)),
+        name="x",
+        base_url="http://package:8080/base",
+        timeout=httpx.Timeout(1.0),
+        retry=RetryPolicy(),
+        budget=1.0,
+        breaker_failure_threshold=1,
+        breaker_reset_timeout=1.0,
+    )
+    quick = client.build_request(method, "/api/packages/p-1", json=body, headers=headers)
+    url = "http://package:8080/base/api/packages/p-1"
+    expected = httpx.Request(method, url, json=body, headers=headers)
+    assert quick.method == expected.method
+    assert quick.url == expected.url
+    assert quick.content == expected.content
+    assert sorted(quick.headers.multi_items()) == sorted(expected.headers.multi_items())
+    if "host" not in httpx.Headers(headers):
+        assert quick.headers.raw[0] == expected.headers.raw[0] == (b"Host", b"package:8080")
+
+
+def test_nan_is_refused_as_httpx_refuses_it() -> None:
+    client = create_http_client(HttpClientSettings(), base_url="http://package:8080", name="x")
+    with pytest.raises(ValueError, match="JSON compliant"):
+        client.build_request("PUT", "/x", json={"weight": float("nan")})

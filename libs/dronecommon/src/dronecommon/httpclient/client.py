@@ -40,6 +40,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from json import dumps as json_dumps
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
@@ -195,6 +196,8 @@ class ResilientClient:
             if headers is not None:
                 merged.update(headers)
             headers = merged
+        if content is None and data is None and files is None and params is None:
+            return _json_request(method.upper(), self._merge_url(url), json, headers)
         return httpx.Request(
             method.upper(),
             self._merge_url(url),
@@ -367,10 +370,11 @@ class ResilientClient:
         started = perf_counter()
         try:
             response = await self._transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            if not response.is_closed:  # a streaming transport: read the body here
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except BaseException as exc:
             if span.is_recording() and isinstance(exc, Exception):
                 span.set_attribute("error.type", type(exc).__qualname__)
@@ -450,13 +454,14 @@ def create_http_client(
     base_url: str,
     name: str,
     token_provider: TokenProvider | None = None,
-    transport: TransportKind | httpx.AsyncBaseTransport = "aiohttp",
+    transport: TransportKind | httpx.AsyncBaseTransport = "httptools",
     budget: float | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> ResilientClient:
     """A :class:`ResilientClient` for one downstream service, configured from ``settings``.
 
-    ``transport`` is ``"aiohttp"`` (default), ``"native"`` (httpx's own pool) or any httpx async
+    ``transport`` is ``"httptools"`` (default: :mod:`.wire`), ``"aiohttp"``, ``"native"`` (httpx's
+    own pool) or any httpx async
     transport (``httpx.ASGITransport(app)`` for in-process tests). ``budget`` bounds a whole call,
     retries and waits included; it defaults to ``connect_timeout + read_timeout + retry_after_max``
     (one full attempt plus the longest wait the client honours).
@@ -487,6 +492,39 @@ def create_http_client(
         token_provider=token_provider,
         headers=headers,
     )
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _json_request(
+    method: str, url: httpx.URL | str, json: Any, headers: HeaderTypes | None
+) -> httpx.Request:
+    """``httpx.Request(method, url, json=json, headers=headers)``, built in fewer steps.
+
+    A call with no body or a JSON one (nearly every call a service makes) skips httpx's general
+    encoding and header preparation, which cost more than the rest of the client's own work. The
+    result is the same request: the body encoded as httpx encodes JSON, ``Host`` first, then
+    ``Content-Length`` (and ``Content-Type``) unless the caller set them, then the caller's headers.
+    Anything with ``content``, ``data``, ``files`` or ``params`` goes through ``httpx.Request``.
+    """
+    if not isinstance(url, httpx.URL):
+        url = httpx.URL(url)
+    auto: list[tuple[bytes, bytes]] = [(b"Host", url.netloc)]
+    body = b""
+    if json is not None:
+        body = json_dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        auto += ((b"Content-Length", b"%d" % len(body)), (b"Content-Type", b"application/json"))
+    elif method in _BODY_METHODS:
+        auto.append((b"Content-Length", b"0"))
+    if headers:
+        given = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
+        mine = {key.lower() for key, _ in given.raw}
+        auto = [pair for pair in auto if pair[0].lower() not in mine]
+        auto += given.raw
+    request = httpx.Request(method, url, headers=auto, stream=httpx.ByteStream(body))
+    request.read()
+    return request
 
 
 def _timeouts(limits: float | httpx.Timeout, remaining: float) -> dict[str, float]:
