@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from dronecommon.testing.servers import RedisServer
+from dronecommon.testing.servers import FerretDBServer, RedisServer
 
 
 async def test_redis_answers_and_restarts_on_the_same_port(
@@ -33,3 +36,26 @@ async def test_ferretdb_speaks_the_mongodb_wire_protocol(
         assert found == {"_id": "a", "n": 1}
     finally:
         await client.close()
+
+
+async def test_what_ferretdb_committed_survives_its_crash(tmp_path: Path) -> None:
+    """SQLite runs with synchronous=NORMAL (no fsync per commit): killing FerretDB loses nothing."""
+    server = FerretDBServer(tmp_path)
+    server.start()
+    try:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.url)
+        collection = client["crash"]["things"]
+        await collection.insert_many([{"_id": f"t-{n}", "n": n} for n in range(200)])
+        await collection.insert_one({"_id": "last", "n": -1})
+        await client.close()
+        assert server._process is not None
+        server._process.send_signal(signal.SIGKILL)  # no shutdown, no checkpoint
+        server._process.wait(timeout=10)
+        server.start()
+        client = AsyncMongoClient(server.url)
+        collection = client["crash"]["things"]
+        assert await collection.count_documents({}) == 201
+        assert await collection.find_one({"_id": "last"}) == {"_id": "last", "n": -1}
+        await client.close()
+    finally:
+        server.stop()

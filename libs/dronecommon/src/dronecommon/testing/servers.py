@@ -181,6 +181,20 @@ class RedisServer(ManagedServer):
             return False
 
 
+# FerretDB's own SQLite defaults, in its order (the busy handler before WAL), plus
+# synchronous=NORMAL: in WAL mode a commit is then written but not fsynced (the WAL is synced at
+# checkpoints). A crash of FerretDB or of any process loses nothing committed; an OS crash or
+# power loss can lose the last moments, the same bound as Redis's appendfsync everysec. It halves
+# FerretDB's CPU per insert on the benchmark machine (0.55-0.62 ms to 0.28-0.30 ms) and more
+# than doubles its insert rate.
+SQLITE_PRAGMAS = (
+    "busy_timeout(10000)",
+    "journal_mode(wal)",
+    "synchronous(normal)",
+    "auto_vacuum(none)",
+)
+
+
 class FerretDBServer(ManagedServer):
     """FerretDB with its SQLite handler: the MongoDB wire protocol on a local folder."""
 
@@ -202,7 +216,8 @@ class FerretDBServer(ManagedServer):
         return [
             find_binary("ferretdb", "FERRETDB_BIN"),
             "--handler=sqlite",
-            f"--sqlite-url=file:{sqlite_dir}/",
+            f"--sqlite-url=file:{sqlite_dir}/?"
+            + "&".join(f"_pragma={pragma}" for pragma in SQLITE_PRAGMAS),
             f"--listen-addr=127.0.0.1:{self.port}",
             f"--debug-addr=127.0.0.1:{self.debug_port}",
             f"--state-dir={state_dir}",
