@@ -24,6 +24,7 @@ from dronecommon.health import HEALTH_PATHS, ReadinessChecks, health_router
 from dronecommon.logs import configure_logging
 from dronecommon.middleware import DEFAULT_MAX_BODY, AccessLogMiddleware, RequestGuardMiddleware
 from dronecommon.problems import PROBLEM_JSON, install_problem_handlers
+from dronecommon.server import settle_heap
 from dronecommon.settings import ServiceSettings
 from dronecommon.telemetry import TraceContextMiddleware, configure_telemetry, instrument_app
 
@@ -89,10 +90,12 @@ def create_service_app(
         state: dict[str, Any] = {"settings": settings}
         try:
             if lifespan is None:
+                settle_heap()
                 yield state
             else:
                 async with lifespan(app) as service_state:
                     state.update(service_state or {})
+                    settle_heap()
                     yield state
         finally:
             telemetry.shutdown()

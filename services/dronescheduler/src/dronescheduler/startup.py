@@ -14,6 +14,7 @@ import time
 import pymongo
 
 from dronecommon.domain import utcnow
+from dronecommon.server import settle_heap
 
 from .repository import SchedulerRepository
 from .service import Scheduler
@@ -63,6 +64,7 @@ class Startup:
                 delay = min(delay * 2, 10.0)
             else:
                 self.error = ""
+                settle_heap()  # the fleet and its indexes live as long as the process
                 self.done.set()
                 return
 
