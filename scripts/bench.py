@@ -5,8 +5,10 @@
     uv run --all-packages python scripts/bench.py --rate 400 --workflow-replicas 2 --profile
     uv run --all-packages python scripts/bench.py --env WORKFLOW_QUEUE__MAX_CONCURRENCY=128
 
-Defaults: ``--rate`` 200/s (``BENCH_RATE``; the target, aim 400) for ``--seconds`` 60
-(``BENCH_SECONDS``); tracing runs 30 s each; status GETs 32 concurrent, 10 s, twice. ``--env``
+Defaults: ``--rate`` 220/s (``BENCH_RATE``) for ``--seconds`` 60 (``BENCH_SECONDS``). The rate
+is offered a little above the 200/s target (aim 400): an open loop at exactly the target can never
+show it met, since whatever is accepted in the window's last milliseconds is scheduled after it;
+above it, the figure is what the system sustains. tracing runs 30 s each; status GETs 32 concurrent, 10 s, twice. ``--env``
 passes settings to every service (tuning without code changes); ``--profile`` records py-spy
 profiles of every service (and FerretDB's pprof) during the main window and of the delivery
 service during the status run, into ``reports/bench/profiles/``. Exit status 1 when an accepted
@@ -792,7 +794,7 @@ def markdown(report: dict[str, Any]) -> str:
     )
     add(
         f"ingestion POST latency p50 / p99 at {main['offered_rate']:g}/s",
-        "p99 ≤ 20 ms at 200/s",
+        "p99 ≤ 20 ms at ≥ 200/s",
         f"{main['ingestion_p50_ms']:g} / {main['ingestion_p99_ms']:g} ms ({load})",
         main["ingestion_p99_ms"] <= TARGETS["ingestion_p99_ms"],
     )
@@ -980,7 +982,7 @@ def say(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RATE", 200)))
+    parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RATE", 220)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 60)))
     parser.add_argument("--tracing-seconds", type=float, default=30)
     parser.add_argument("--tracing-rate", type=float, default=None, help="default: --rate")
