@@ -36,7 +36,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import httptools
@@ -94,7 +94,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
-        self.on_close: list[object] = []
+        self.on_lost: Callable[[_Connection], None] | None = None  # the pool forgets it
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -119,6 +119,7 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError(f"malformed response: {exc}"))
 
     def eof_received(self) -> bool:
+        self.closed = True  # not to be taken from the pool while the close is under way
         return False  # close the transport; connection_lost settles any exchange
 
     def pause_writing(self) -> None:
@@ -150,9 +151,9 @@ class _Connection(asyncio.Protocol):
                 self._fail(
                     httpx.RemoteProtocolError("the server disconnected without sending a response")
                 )
-        for callback in self.on_close:
-            callback(self)  # type: ignore[operator]
-        self.on_close.clear()
+        if self.on_lost is not None:
+            self.on_lost(self)
+            self.on_lost = None
 
     # -- httptools callbacks --------------------------------------------------------------------
 
@@ -480,7 +481,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if self._closed:
             connection.close()
             raise RuntimeError("the transport is closed")
-        connection.on_close.append(self._forget)
+        connection.on_lost = self._forget
         self._open.add(connection)
         return connection
 
