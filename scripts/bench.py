@@ -8,8 +8,9 @@
 Defaults: ``--rate`` 220/s (``BENCH_RATE``) for ``--seconds`` 60 (``BENCH_SECONDS``). The rate
 is offered a little above the 200/s target (aim 400): an open loop at exactly the target can never
 show it met, since whatever is accepted in the window's last milliseconds is scheduled after it;
-above it, the figure is what the system sustains. tracing runs 30 s each; status GETs 32 concurrent, 10 s, twice. ``--env``
-passes settings to every service (tuning without code changes); ``--profile`` records py-spy
+above it, the figure is what the system sustains. Tracing runs 30 s each; status GETs 32
+concurrent, 10 s, twice. ``--env`` passes settings to every service (tuning without code
+changes); ``--profile`` records py-spy
 profiles of every service (and FerretDB's pprof) during the main window and of the delivery
 service during the status run, into ``reports/bench/profiles/``. Exit status 1 when an accepted
 request was not scheduled exactly once or something was dead-lettered.
