@@ -1,0 +1,34 @@
+"""The native stack's environment for each service: which setting wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dronecommon.stack import Stack, StackConfig
+
+
+def test_the_workflow_runs_fewer_handlers_on_the_shared_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WORKFLOW_QUEUE__MAX_CONCURRENCY", raising=False)
+    stack = Stack(StackConfig(tmp_path))
+    assert stack.service_env("workflow")["WORKFLOW_QUEUE__MAX_CONCURRENCY"] == "16"
+    # Only the workflow reads it; the other services get it unused, as they get os.environ.
+    assert stack.service_env("ingestion")["INGESTION_PORT"] == "8001"
+
+
+def test_the_callers_environment_and_extra_env_override_the_stack_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKFLOW_QUEUE__MAX_CONCURRENCY", "48")
+    monkeypatch.setenv("WORKFLOW_PORT", "1")  # the stack's wiring wins over the environment
+    stack = Stack(StackConfig(tmp_path, extra_env={"WORKFLOW_LOG_LEVEL": "DEBUG"}))
+    env = stack.service_env("workflow", replica=1)
+    assert env["WORKFLOW_QUEUE__MAX_CONCURRENCY"] == "48"
+    assert env["WORKFLOW_PORT"] == str(StackConfig(tmp_path).port_of("workflow", 1))
+    assert env["WORKFLOW_LOG_LEVEL"] == "DEBUG"
+    assert env["WORKFLOW_PACKAGE_URL"] == "http://127.0.0.1:8003"
+    extra = Stack(StackConfig(tmp_path, extra_env={"WORKFLOW_QUEUE__MAX_CONCURRENCY": "4"}))
+    assert extra.service_env("workflow")["WORKFLOW_QUEUE__MAX_CONCURRENCY"] == "4"
