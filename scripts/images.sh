@@ -34,6 +34,11 @@ cleanup() {
   for c in "${CONTAINERS[@]:-}"; do [ -n "$c" ] && docker rm -f "$c" >/dev/null 2>&1 || true; done
   kill "$DOCKERD" 2>/dev/null || true
   wait "$DOCKERD" 2>/dev/null || true
+  # dockerd leaves its network namespace mounted under the exec root; without this the checkout
+  # cannot be deleted ("Device or resource busy").
+  if [ -d "$STATE/exec" ]; then
+    grep -o " $STATE/exec/[^ ]*" /proc/mounts | while read -r mnt; do umount "$mnt" 2>/dev/null || true; done
+  fi
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
