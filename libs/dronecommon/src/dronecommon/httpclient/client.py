@@ -461,10 +461,10 @@ def create_http_client(
     """A :class:`ResilientClient` for one downstream service, configured from ``settings``.
 
     ``transport`` is ``"httptools"`` (default: :mod:`.wire`), ``"aiohttp"``, ``"native"`` (httpx's
-    own pool) or any httpx async
-    transport (``httpx.ASGITransport(app)`` for in-process tests). ``budget`` bounds a whole call,
-    retries and waits included; it defaults to ``connect_timeout + read_timeout + retry_after_max``
-    (one full attempt plus the longest wait the client honours).
+    own pool) or any httpx async transport (``httpx.ASGITransport(app)`` for in-process tests).
+    ``budget`` bounds a whole call, retries and waits included; it defaults to
+    ``connect_timeout + read_timeout + retry_after_max`` (one full attempt plus the longest wait the
+    client honours).
     """
     timeout = httpx.Timeout(
         connect=settings.connect_timeout,

@@ -135,10 +135,10 @@ def build_transport(
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
     if kind == "httptools":
+        # The SSL context is made on the first https connection: no certificate loading at
+        # start-up for a client that only speaks http inside the cluster.
         return Http11Transport(
-            max_connections=settings.max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY,
-            ssl_context=httpx.create_ssl_context(),
+            max_connections=settings.max_connections, keepalive_expiry=KEEPALIVE_EXPIRY
         )
     if kind == "native":
         return httpx.AsyncHTTPTransport(limits=limits, retries=0)

@@ -60,8 +60,10 @@ class _Exchange:
         "head",
         "headers",
         "headers_done",
+        "http_version",
         "keep_alive",
         "reason",
+        "status",
     )
 
     def __init__(self, future: asyncio.Future[None], head: bool) -> None:
@@ -71,7 +73,9 @@ class _Exchange:
         self.body: list[bytes] = []
         self.reason = b""
         self.headers_done = False
-        self.keep_alive = False
+        self.status = 0
+        self.http_version = b"HTTP/1.1"
+        self.keep_alive = False  # the connection may serve another request after this one
         self.encoded = False  # a Content-Encoding header came: httpx decodes the body
 
 
@@ -87,9 +91,6 @@ class _Connection(asyncio.Protocol):
         self._read_timeout = 0.0
         self._last_read = 0.0
         self._writable: asyncio.Future[None] | None = None
-        self.status = 0
-        self.http_version = b"HTTP/1.1"
-        self.keep_alive = False
         self.received = False  # any byte of the current exchange's response
         self.closed = False
         self.reused = False
@@ -138,7 +139,7 @@ class _Connection(asyncio.Protocol):
         exchange = self._exchange
         if exchange is not None and not exchange.future.done():
             if exchange.headers_done and self._ends_at_eof():
-                self._complete(keep_alive=False)
+                self._complete(reusable=False)
             elif exc is not None:
                 self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
             elif self.received:
@@ -176,13 +177,13 @@ class _Connection(asyncio.Protocol):
         if 100 <= status < 200:
             return  # informational: the real response follows (on_message_complete resets)
         exchange.headers_done = True
-        self.status = status
-        self.http_version = _HTTP_VERSIONS.get(parser.get_http_version(), b"HTTP/1.1")
+        exchange.status = status
+        exchange.http_version = _HTTP_VERSIONS.get(parser.get_http_version(), b"HTTP/1.1")
         exchange.keep_alive = parser.should_keep_alive()
         if exchange.head:
             # No body follows a HEAD response whatever its headers say; the parser cannot be
             # told that, so the exchange ends here and the connection is not reused.
-            self._complete(keep_alive=False)
+            self._complete(reusable=False)
 
     def on_body(self, body: bytes) -> None:
         if self._exchange is not None:
@@ -197,7 +198,7 @@ class _Connection(asyncio.Protocol):
             exchange.reason = b""
             exchange.encoded = False
             return
-        self._complete(keep_alive=exchange.keep_alive)
+        self._complete()
 
     # -- the exchange ---------------------------------------------------------------------------
 
@@ -206,7 +207,6 @@ class _Connection(asyncio.Protocol):
         exchange = _Exchange(self._loop.create_future(), head)
         self._exchange = exchange
         self._parser = httptools.HttpResponseParser(self)
-        self.status = 0
         self.received = False
         self._last_read = self._loop.time()
         if read_timeout is not None:
@@ -236,11 +236,12 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self._cancel_timer()
 
-    def _complete(self, *, keep_alive: bool) -> None:
+    def _complete(self, *, reusable: bool = True) -> None:
         self._cancel_timer()
         exchange = self._exchange
         assert exchange is not None
-        self.keep_alive = keep_alive
+        if not reusable:
+            exchange.keep_alive = False
         if not exchange.future.done():
             exchange.future.set_result(None)
 
@@ -259,7 +260,7 @@ class _Connection(asyncio.Protocol):
                 lowered == b"transfer-encoding" and b"chunked" in value.lower()
             ):
                 return False
-        return self.status not in (204, 304)
+        return self._exchange.status not in (204, 304)
 
     def _check_timeout(self) -> None:
         self._timer = None
@@ -338,17 +339,21 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 raise
             break
 
-        status, version = connection.status, connection.http_version
-        if connection.keep_alive and not connection.closed and not closes:
+        if exchange.keep_alive and not connection.closed and not closes:
             self._release(connection, key)
         else:
             self._discard(connection)
-        extensions: dict[str, object] = {"http_version": version}
+        extensions: dict[str, object] = {"http_version": exchange.http_version}
         if exchange.reason:
             extensions["reason_phrase"] = exchange.reason
         content = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
         return buffered_response(
-            status, exchange.headers, content, request, extensions, encoded=exchange.encoded
+            exchange.status,
+            exchange.headers,
+            content,
+            request,
+            extensions,
+            encoded=exchange.encoded,
         )
 
     async def aclose(self) -> None:
