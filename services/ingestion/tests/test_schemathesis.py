@@ -22,28 +22,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.generation.case import Case
 from schemathesis.python.asgi import shutdown_lifespans
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
+from dronecommon.testing.contract import CHECKS
 from ingestion.main import create_app
 
 from .conftest import make_settings, queued
-
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    response_schema_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-]
 
 
 @pytest.mark.slow
