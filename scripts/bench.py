@@ -64,6 +64,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from dronecommon.testing.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports" / "bench"
 HTTP_BENCH = ROOT / "libs" / "dronecommon" / "benchmarks" / "bench_http_client.py"
@@ -76,13 +78,6 @@ TARGETS = {
     "http_client_rps": 5000.0,
     "http_client_p99_ms": 5.0,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def traceparent() -> str:
@@ -252,35 +247,6 @@ async def closed_loop(
     )
 
 
-def serve_bare(port: int) -> None:
-    """A bare ASGI app under uvicorn with the services' flags (uvloop, httptools, 1 worker)."""
-    import uvicorn
-
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(SMALL_JSON)),
-    ]
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": SMALL_JSON})
-
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        workers=1,
-        loop="uvloop",
-        http="httptools",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
-
-
 def serve_sink(port: int) -> None:
     """An OTLP/HTTP sink: 200 with an empty body to every POST (traces, metrics, logs)."""
     import uvloop
@@ -312,7 +278,9 @@ def child_main(args: argparse.Namespace) -> int:
             )
         )
     elif args.child == "bare":
-        serve_bare(spec["port"])
+        from dronecommon.testing.apps import serve_bare_json
+
+        serve_bare_json(spec["port"], SMALL_JSON)
     elif args.child == "sink":
         serve_sink(spec["port"])
     return 0

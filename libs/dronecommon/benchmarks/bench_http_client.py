@@ -70,40 +70,11 @@ def serve_aiohttp(port: int, processes: int) -> None:
     )
 
 
-def serve_uvicorn(port: int) -> None:
-    """Serve BODY on 127.0.0.1:port from one uvicorn process (uvloop + httptools)."""
-    import uvicorn
-
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": BODY})
-
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def server_process(kind: str, processes: int) -> Iterator[str]:
     """Start the server in a child process; yield its base URL; stop it."""
+    from dronecommon.testing.servers import free_port
+
     port = free_port()
     command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     command += ["--server-processes", str(processes)]
@@ -267,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_aiohttp(args.port, args.server_processes)
         return 0
     if args.serve == "uvicorn":
-        serve_uvicorn(args.port)
+        from dronecommon.testing.apps import serve_bare_json
+
+        serve_bare_json(args.port, BODY)
         return 0
 
     import uvloop

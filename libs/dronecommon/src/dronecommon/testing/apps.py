@@ -94,3 +94,31 @@ async def start_service_process(
 def _output(log: Path) -> str:
     """What a failed process wrote (read only to explain a failure)."""
     return log.read_text(errors="replace")
+
+
+def serve_bare_json(port: int, body: bytes) -> None:
+    """Answer every request with ``body`` (JSON) from a bare ASGI app, blocking until stopped.
+
+    The baseline the benchmarks compare with: uvicorn with the services' flags (uvloop, httptools,
+    one worker) and no framework at all.
+    """
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
