@@ -6,9 +6,9 @@ access logs with trace ids, OpenTelemetry and (when ``settings.auth.enabled``) b
 checks on the service's routers. Nothing happens at import time: services expose
 ``create_app(settings=None)`` and run under ``uvicorn --factory``.
 
-A service's lifespan receives the app, creates its clients, registers readiness checks with
-``readiness(app).add(...)`` and yields its typed state (a mapping), which handlers reach through
-``request.state``.
+A service's lifespan receives the app (a :class:`ServiceApp`), creates its clients, registers
+readiness checks with ``app.readiness.add(...)`` and yields its state, a ``TypedDict`` whose
+entries handlers receive through ``Annotated`` aliases (:func:`dronecommon.state.from_state`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,36 @@ from dronecommon.middleware import DEFAULT_MAX_BODY, AccessLogMiddleware, Reques
 from dronecommon.problems import PROBLEM_JSON, install_problem_handlers
 from dronecommon.server import settle_heap
 from dronecommon.settings import ServiceSettings
-from dronecommon.telemetry import TraceContextMiddleware, configure_telemetry, instrument_app
+from dronecommon.telemetry import (
+    Telemetry,
+    TraceContextMiddleware,
+    configure_telemetry,
+    instrument_app,
+)
 
-ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+class ServiceApp(FastAPI):
+    """A FastAPI app built by :func:`create_service_app`, with what the factory attached."""
+
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        readiness: ReadinessChecks,
+        telemetry: Telemetry,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.settings = settings
+        self.readiness = readiness
+        self.telemetry = telemetry
+        # Also on app.state, for code that looks there.
+        self.state.settings = settings
+        self.state.readiness = readiness
+        self.state.telemetry = telemetry
+
+
+ServiceLifespan = Callable[[ServiceApp], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
 PROBLEM_RESPONSE: dict[str, Any] = {
     "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -37,9 +64,9 @@ PROBLEM_RESPONSE: dict[str, Any] = {
 
 def readiness(app: FastAPI) -> ReadinessChecks:
     """The app's readiness checks (register a service's dependencies here)."""
-    checks = app.state.readiness
-    assert isinstance(checks, ReadinessChecks)
-    return checks
+    if not isinstance(app, ServiceApp):
+        raise TypeError("readiness checks belong to apps built by create_service_app")
+    return app.readiness
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -74,7 +101,7 @@ def create_service_app(
     lifespan: ServiceLifespan | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     configure_logs: bool = True,
-) -> FastAPI:
+) -> ServiceApp:
     """Build a service app.
 
     ``routers`` require a valid caller token when auth is on; ``public_routers`` never do.
@@ -86,7 +113,7 @@ def create_service_app(
     checks = ReadinessChecks()
 
     @asynccontextmanager
-    async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def app_lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         state: dict[str, Any] = {"settings": settings}
         try:
             if lifespan is None:
@@ -100,15 +127,15 @@ def create_service_app(
         finally:
             telemetry.shutdown()
 
-    app = FastAPI(
+    app = ServiceApp(
+        settings=settings,
+        readiness=checks,
+        telemetry=telemetry,
         title=title,
         version=version,
         description=description,
         lifespan=app_lifespan,
     )
-    app.state.settings = settings
-    app.state.readiness = checks
-    app.state.telemetry = telemetry
 
     install_problem_handlers(app)
     app.include_router(health_router(checks))

@@ -4,16 +4,29 @@ Every 4xx/5xx body is ``application/problem+json`` with ``type``, ``title``, ``s
 ``detail`` and ``traceId``; validation failures are 400 (never FastAPI's 422) and add
 ``errors: [{"field": "packageInfo.size", "message": "..."}]``. Unexpected exceptions become a 500
 that names nothing internal (the exception is logged with its trace id instead).
+
+This module is the one place where errors become answers:
+
+- a service's rules raise :class:`DomainError` subclasses (``PackageNotFound``,
+  ``NoDroneAvailable``...), each naming its status and its problem type
+  ``urn:dronedelivery:problem:<problem>``;
+- a store that says "not now" is a 503 with ``Retry-After`` and the type
+  ``urn:dronedelivery:problem:dependency-unavailable``, whichever service met it: Redis
+  connection, timeout, loading, busy and fail-over errors; PyMongo connection, server selection
+  and timeout errors; and Azure Cosmos DB for MongoDB throttling (error 16500, ``TooManyRequests``),
+  whose ``RetryAfterMs`` becomes the ``Retry-After``. See :func:`store_outage`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pymongo.errors
@@ -34,8 +47,54 @@ logger = logging.getLogger("dronecommon.problems")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
+class DomainError(Exception):
+    """A rule of a service refused the request; answered as problem+json.
+
+    Subclasses name the problem once: ``status``, ``problem`` (the type is
+    ``urn:dronedelivery:problem:<problem>``) and, when it is not the status's reason phrase,
+    ``title``. An instance carries the ``detail`` and may carry ``retry_after`` (seconds, sent as
+    ``Retry-After``), other ``headers`` and ``extensions`` (extra members of the body).
+    """
+
+    status: ClassVar[int] = 400
+    problem: ClassVar[str] = "domain-error"
+    title: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not _PROBLEM_NAME.match(cls.problem):
+            raise TypeError(f"{cls.__name__}.problem must match {_PROBLEM_NAME.pattern}")
+        if not 400 <= cls.status <= 599:
+            raise TypeError(f"{cls.__name__}.status must be a 4xx or 5xx status")
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(max(1, retry_after))
+        self.extensions = dict(extensions or {})
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_TYPE_BASE + self.problem
+
+
+_PROBLEM_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+
+
 class ProblemError(Exception):
-    """Raise anywhere in a request to answer with a problem+json body."""
+    """Any problem+json answer, status and type given by the raiser.
+
+    For library code and tests; a service's own refusals are :class:`DomainError` subclasses.
+    """
 
     def __init__(
         self,
@@ -153,8 +212,7 @@ def _validation_errors(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return "The request is not valid: see errors.", errors
 
 
-async def _problem_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ProblemError)
+def _answer(request: Request, exc: ProblemError | DomainError) -> Response:
     return problem_response(
         request.scope,
         exc.status,
@@ -166,8 +224,15 @@ async def _problem_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _problem_error_handler(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, ProblemError | DomainError):
+        raise exc
+    return _answer(request, exc)
+
+
 async def _validation_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc
     detail, errors = _validation_errors(exc)
     return problem_response(
         request.scope,
@@ -180,7 +245,8 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
     headers = dict(exc.headers or {})
     if exc.status_code < 400:
         return Response(status_code=exc.status_code, headers=headers)
@@ -216,37 +282,82 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
-class DependencyUnavailableError(Exception):
+class DependencyUnavailableError(DomainError):
     """A store or downstream service cannot be reached; the client should retry later."""
 
+    status = 503
+    problem = "dependency-unavailable"
+
     def __init__(self, dependency: str, retry_after: int = 1) -> None:
-        super().__init__(f"{dependency} is unavailable")
+        super().__init__(f"The {dependency} is unavailable; retry later.", retry_after=retry_after)
         self.dependency = dependency
         self.retry_after = retry_after
 
 
-def _unavailable(request: Request, dependency: str, retry_after: int, exc: Exception) -> Response:
-    logger.warning("%s unavailable on %s %s: %s", dependency, request.method, request.url.path, exc)
-    return problem_response(
-        request.scope,
-        503,
-        f"The {dependency} is unavailable; retry later.",
-        type_=PROBLEM_TYPE_BASE + "dependency-unavailable",
-        headers={"Retry-After": str(retry_after)},
+# --- transient store failures ------------------------------------------------------------------
+
+# Azure Cosmos DB for MongoDB's "request rate is large" (codeName TooManyRequests).
+COSMOS_TOO_MANY_REQUESTS = 16500
+
+_REDIS_NOT_NOW: tuple[type[redis.exceptions.RedisError], ...] = (
+    redis.exceptions.ConnectionError,  # refused, reset, auth expired, pool exhausted, LOADING
+    redis.exceptions.TimeoutError,
+    # a fail-over or an overloaded server
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # MASTERDOWN too
+    redis.exceptions.OutOfMemoryError,
+)
+_MONGO_NOT_NOW: tuple[type[pymongo.errors.PyMongoError], ...] = (
+    pymongo.errors.ConnectionFailure,  # AutoReconnect, NetworkTimeout, server selection, pool wait
+    pymongo.errors.ExecutionTimeout,
+)
+_RETRY_AFTER_MS = re.compile(r"RetryAfterMs\W{0,3}(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutage:
+    """A store error that means "not now": which store, and when to try again (seconds)."""
+
+    store: str
+    retry_after: int = 1
+
+
+def store_outage(exc: BaseException) -> StoreOutage | None:
+    """The outage ``exc`` reports, or None when it is not a transient store failure."""
+    if isinstance(exc, redis.exceptions.RedisError):
+        busy = isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("BUSY ")
+        return StoreOutage("Redis store") if busy or isinstance(exc, _REDIS_NOT_NOW) else None
+    if isinstance(exc, pymongo.errors.PyMongoError):
+        if isinstance(exc, pymongo.errors.OperationFailure) and _cosmos_throttled(exc):
+            return StoreOutage("MongoDB store", _cosmos_retry_after(exc))
+        if isinstance(exc, _MONGO_NOT_NOW) or exc.timeout:
+            return StoreOutage("MongoDB store")
+    return None
+
+
+def _cosmos_throttled(exc: pymongo.errors.OperationFailure) -> bool:
+    details = exc.details or {}
+    return exc.code == COSMOS_TOO_MANY_REQUESTS or details.get("codeName") == "TooManyRequests"
+
+
+def _cosmos_retry_after(exc: pymongo.errors.OperationFailure) -> int:
+    """Seconds to wait: Cosmos DB's ``RetryAfterMs`` (a field, or in the message), else 1."""
+    milliseconds = (exc.details or {}).get("RetryAfterMs")
+    if not isinstance(milliseconds, int | float):
+        match = _RETRY_AFTER_MS.search(str(exc))  # the message and the server's reply
+        milliseconds = int(match.group(1)) if match else 1000
+    return max(1, math.ceil(milliseconds / 1000))
+
+
+async def _store_error_handler(request: Request, exc: Exception) -> Response:
+    outage = store_outage(exc)
+    if outage is None:
+        raise exc  # not an outage: a bug, answered 500 by the server-error handler
+    logger.warning(
+        "%s unavailable on %s %s: %s", outage.store, request.method, request.url.path, exc
     )
-
-
-async def _dependency_unavailable_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DependencyUnavailableError)
-    return _unavailable(request, exc.dependency, exc.retry_after, exc)
-
-
-async def _redis_unavailable_handler(request: Request, exc: Exception) -> Response:
-    return _unavailable(request, "Redis store", 1, exc)
-
-
-async def _mongo_unavailable_handler(request: Request, exc: Exception) -> Response:
-    return _unavailable(request, "MongoDB store", 1, exc)
+    return _answer(request, DependencyUnavailableError(outage.store, outage.retry_after))
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:
@@ -258,28 +369,11 @@ async def _unhandled_handler(request: Request, exc: Exception) -> Response:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem+json."""
+    app.add_exception_handler(DomainError, _problem_error_handler)
     app.add_exception_handler(ProblemError, _problem_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    app.add_exception_handler(DependencyUnavailableError, _dependency_unavailable_handler)
-    # A store outage is the client's cue to retry, never a 500.
-    for redis_error in (
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        # a fail-over, a busy or overloaded server: "not now" too
-        redis.exceptions.ReadOnlyError,
-        redis.exceptions.TryAgainError,
-        redis.exceptions.ClusterDownError,
-        redis.exceptions.MasterDownError,
-        redis.exceptions.BusyLoadingError,
-        redis.exceptions.OutOfMemoryError,
-    ):
-        app.add_exception_handler(redis_error, _redis_unavailable_handler)
-    for mongo_error in (
-        pymongo.errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ...
-        pymongo.errors.ServerSelectionTimeoutError,
-        pymongo.errors.ExecutionTimeout,
-        pymongo.errors.WaitQueueTimeoutError,
-    ):
-        app.add_exception_handler(mongo_error, _mongo_unavailable_handler)
+    # A store outage is the client's cue to retry, never a 500; other store errors are bugs.
+    app.add_exception_handler(redis.exceptions.RedisError, _store_error_handler)
+    app.add_exception_handler(pymongo.errors.PyMongoError, _store_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

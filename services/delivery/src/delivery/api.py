@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 
-from dronecommon import error_responses
+from dronecommon import error_responses, from_state
 
 from .records import DeliveryRecord
+from .runtime import State
 from .schemas import (
     ID_PATTERN,
     MAX_TEXT,
@@ -36,15 +37,7 @@ from .service import DeliveryService
 
 PREFIX = "/api/deliveries"
 
-
-async def _service(request: Request) -> DeliveryService:
-    """The service from the lifespan state (async: a sync dependency would cost a thread hop)."""
-    service = request.state.deliveries
-    assert isinstance(service, DeliveryService)
-    return service
-
-
-Deliveries = Annotated[DeliveryService, Depends(_service)]
+Deliveries = Annotated[DeliveryService, from_state(State, "deliveries")]
 DeliveryId = Annotated[
     str,
     Path(

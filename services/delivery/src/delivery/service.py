@@ -16,10 +16,17 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dronecommon import ProblemError
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
 
 from . import tracking
+from .errors import (
+    ConfirmationRejected,
+    DeliveryClosed,
+    DeliveryContended,
+    DeliveryExists,
+    DeliveryNotFound,
+    NotifyLimitReached,
+)
 from .records import DeliveryRecord, Plan, StoredEvent
 from .repository import DeliveryRepository, Snapshot, WriteOutcome
 from .schemas import (
@@ -37,19 +44,6 @@ Clock = Callable[[], dt.datetime]
 # Conditional writes retried this many times before the request is answered 503 (only reached
 # under a storm of writes to one delivery).
 MAX_ATTEMPTS = 16
-
-
-class ContentionError(ProblemError):
-    def __init__(self, delivery_id: str) -> None:
-        super().__init__(
-            503,
-            f"Delivery {delivery_id} is being changed by other requests; retry.",
-            headers={"Retry-After": "1"},
-        )
-
-
-def not_found(delivery_id: str) -> ProblemError:
-    return ProblemError(404, f"No delivery {delivery_id}.")
 
 
 def canonical(body: DeliveryIn, delivery_id: str) -> str:
@@ -108,9 +102,7 @@ class DeliveryService:
         event = StoredEvent(at=now, stage=DeliveryStage.CREATED, location=body.pickup, plan=plan)
         existing = await self.repository.create(record, put, event)
         if existing is not None and existing != put:
-            raise ProblemError(
-                409, f"Delivery {delivery_id} already exists with different content."
-            )
+            raise DeliveryExists(delivery_id)
         if existing is not None:
             # A replay: make sure the creation is counted (heals a crash between the two writes).
             snapshot = await self.repository.get(delivery_id)
@@ -137,7 +129,7 @@ class DeliveryService:
         """The delivery and its status now."""
         snapshot = await self.repository.get(delivery_id)
         if snapshot is None:
-            raise not_found(delivery_id)
+            raise DeliveryNotFound(delivery_id)
         return snapshot.record, tracking.status(snapshot.record, self.clock(), self.estimates)
 
     async def status(self, delivery_id: str) -> DeliveryStatus:
@@ -146,7 +138,7 @@ class DeliveryService:
     async def history(self, delivery_id: str) -> list[TrackingEvent]:
         events = await self.repository.events(delivery_id)
         if not events:
-            raise not_found(delivery_id)
+            raise DeliveryNotFound(delivery_id)
         return tracking.history(events, self.clock())
 
     async def summary(self, owner_id: str, year: int, month: int) -> int:
@@ -163,7 +155,7 @@ class DeliveryService:
         for attempt in range(MAX_ATTEMPTS):
             snapshot = await self.repository.get(delivery_id)
             if snapshot is None:
-                raise not_found(delivery_id)
+                raise DeliveryNotFound(delivery_id)
             write = decide(snapshot, self.clock())
             if write is None:
                 return
@@ -173,9 +165,9 @@ class DeliveryService:
             if outcome is WriteOutcome.WRITTEN:
                 return
             if outcome is WriteOutcome.MISSING:
-                raise not_found(delivery_id)
+                raise DeliveryNotFound(delivery_id)
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
-        raise ContentionError(delivery_id)
+        raise DeliveryContended(delivery_id)
 
     async def reschedule(self, delivery_id: str, patch: DeliveryPatch) -> None:
         """A new plan from now: new places, deadline or drone timing; stage Rescheduled."""
@@ -183,8 +175,8 @@ class DeliveryService:
         def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
             current = snapshot.record
             if current.stage in TERMINAL_STAGES:
-                raise ProblemError(
-                    409, f"Delivery {delivery_id} is {current.stage.value}: it cannot change."
+                raise DeliveryClosed(
+                    f"Delivery {delivery_id} is {current.stage.value}: it cannot change."
                 )
             pickup = patch.pickup or current.pickup
             dropoff = patch.dropoff or current.dropoff
@@ -224,8 +216,8 @@ class DeliveryService:
             if current.stage == DeliveryStage.CANCELLED:
                 return None
             if current.stage == DeliveryStage.COMPLETED:
-                raise ProblemError(
-                    409, f"Delivery {delivery_id} is Completed: it can no longer be cancelled."
+                raise DeliveryClosed(
+                    f"Delivery {delivery_id} is Completed: it can no longer be cancelled."
                 )
             when = tracking.timing(current.plan, current.pickup, current.dropoff, self.estimates)
             where = tracking.location_at(when, current.pickup, current.dropoff, now)
@@ -248,21 +240,20 @@ class DeliveryService:
         def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
             current = snapshot.record
             if current.stage == DeliveryStage.CANCELLED:
-                raise ProblemError(
-                    409, f"Delivery {delivery_id} is Cancelled: it cannot be confirmed."
+                raise DeliveryClosed(
+                    f"Delivery {delivery_id} is Cancelled: it cannot be confirmed."
                 )
             if current.stage == DeliveryStage.COMPLETED:
                 if current.confirmation == confirmation:
                     return None
-                raise ProblemError(
-                    409, f"Delivery {delivery_id} is already Completed with another confirmation."
+                raise DeliveryClosed(
+                    f"Delivery {delivery_id} is already Completed with another confirmation."
                 )
             required = current.confirmation_required
             if required != ConfirmationType.NONE and confirmation.confirmation_type != required:
-                raise ProblemError(
-                    409,
+                raise ConfirmationRejected(
                     f"Delivery {delivery_id} requires a {required.value} confirmation, "
-                    f"not {confirmation.confirmation_type.value}.",
+                    f"not {confirmation.confirmation_type.value}."
                 )
             record = current.model_copy(
                 update={
@@ -286,10 +277,9 @@ class DeliveryService:
             if request in current.notify_me_requests:
                 return None
             if len(current.notify_me_requests) >= self.settings.max_notify_requests:
-                raise ProblemError(
-                    409,
+                raise NotifyLimitReached(
                     f"Delivery {delivery_id} already has "
-                    f"{self.settings.max_notify_requests} notify-me requests.",
+                    f"{self.settings.max_notify_requests} notify-me requests."
                 )
             record = current.model_copy(
                 update={

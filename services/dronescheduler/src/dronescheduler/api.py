@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 
-from dronecommon import ProblemError, error_responses
-from dronecommon.problems import PROBLEM_TYPE_BASE
+from dronecommon import error_responses, from_state
 
 from .records import AssignmentRecord
+from .runtime import State
 from .schemas import (
     DELIVERY_ID_PATTERN,
     MAX_ID_LENGTH,
@@ -22,14 +23,7 @@ from .schemas import (
 )
 from .service import Scheduler
 
-
-async def _scheduler(request: Request) -> Scheduler:
-    scheduler = request.state.scheduler
-    assert isinstance(scheduler, Scheduler)
-    return scheduler
-
-
-Drones = Annotated[Scheduler, Depends(_scheduler)]
+Drones = Annotated[Scheduler, from_state(State, "scheduler")]
 DeliveryId = Annotated[
     str,
     Path(
@@ -89,12 +83,15 @@ async def assign_drone(
     delivery_id: DeliveryId, body: DroneDeliveryIn, drones: Drones, response: Response
 ) -> DroneAssignmentOut:
     if body.delivery_id != delivery_id:
-        raise ProblemError(
-            400,
-            "The body's deliveryId differs from the one in the path.",
-            title="Invalid request",
-            type_=PROBLEM_TYPE_BASE + "validation-error",
-            extensions={"errors": [{"field": "deliveryId", "message": f"must be {delivery_id!r}"}]},
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "deliveryId"),
+                    "msg": f"must be {delivery_id!r}, the deliveryId in the path",
+                    "input": body.delivery_id,
+                }
+            ]
         )
     record, created = await drones.assign(body)
     if not created:

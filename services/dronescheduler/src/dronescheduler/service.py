@@ -1,11 +1,8 @@
 """The scheduling rules: assign, replay, release, re-plan, utilization.
 
-**Leases.** Every change of a drone's state is a new *generation*: a lease document with the
-unique ``_id`` ``"<droneId>:<gen>"``. Whoever inserts generation ``g + 1`` of a drone has won
-it; everyone else gets a duplicate-key error. A drone is claimed only by someone who knows its
-latest generation ``g`` ended (busy time past), so two requests, in one replica or many, never
-hold the same drone at once. Releases and re-plans are generations too, so they cannot be lost
-between a claim and the drone's next user.
+**Leases.** Every change of a drone's state is a generation in the lease log, which only one
+writer wins (``leases.py``): two requests, in one replica or many, never hold the same drone at
+once.
 
 **Assignments.** The assignment document is keyed by the delivery id and inserted after the
 drone is won: it is the arbiter between duplicate requests. The request that inserts it answers
@@ -22,33 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from enum import Enum
 
 from pymongo.errors import DuplicateKeyError
 
-from dronecommon import ProblemError
 from dronecommon.domain import Location, month_bounds, utcnow
-from dronecommon.problems import PROBLEM_TYPE_BASE
 
+from .errors import (
+    AssignmentNotFound,
+    AssignmentReleased,
+    DroneBusy,
+    DroneReassigned,
+    DroneRetired,
+    FleetLoading,
+    NoAssignmentsInMonth,
+    NoCapableDrone,
+    NoDroneAvailable,
+)
 from .fleet import DroneClass, Fleet, Plan, to_millis
+from .leases import MAX_ADVANCES, Holder, LeaseLog, Outcome
 from .records import AssignmentRecord, Lease, LeaseKind
 from .repository import SchedulerRepository
 from .schemas import DroneDeliveryIn
 from .settings import FleetSettings
 from .state import DroneState, FleetState
 
-logger = logging.getLogger("dronescheduler")
-
-PROBLEM = PROBLEM_TYPE_BASE
-# Newer generations read one by one (by _id, which every store answers from its index) before
-# asking for the latest one directly.
-MAX_PROBES = 4
-MAX_ADVANCES = 16
 KNOWN_IDS = 500_000
 
 
@@ -71,25 +68,6 @@ class KeyedLocks:
                 del self._locks[key]
 
 
-@dataclass(frozen=True, slots=True)
-class _Holder:
-    """The generation of a drone a delivery holds (from its assignment or a fresh lease)."""
-
-    drone_id: str
-    gen: int
-    delivery_id: str
-
-    @classmethod
-    def of(cls, record: AssignmentRecord) -> _Holder:
-        return cls(record.drone_id, record.lease_gen, record.delivery_id)
-
-
-class Outcome(Enum):
-    DONE = "done"
-    RELEASED = "released"  # the delivery's drone was released already
-    MOVED = "moved"  # the drone has since gone to another delivery
-
-
 class Scheduler:
     def __init__(
         self,
@@ -105,6 +83,7 @@ class Scheduler:
         self.settings = settings
         self.clock = clock
         self.state = state or FleetState(fleet)
+        self.leases = LeaseLog(fleet, repository, self.state, clock)
         self.loaded = False
         self._locks = KeyedLocks()
         # Deliveries this replica has seen assigned: a PUT for one of them reads its record first.
@@ -117,7 +96,7 @@ class Scheduler:
         now = self.clock()
         count = 0
         async for lease in self.repository.all_leases():
-            self._learn(lease, now)
+            self.leases.learn(lease, now)
             if lease.kind is LeaseKind.ASSIGN:
                 self._remember(lease.delivery_id)
             count += 1
@@ -126,20 +105,12 @@ class Scheduler:
 
     def _require_loaded(self) -> None:
         if not self.loaded:
-            raise ProblemError(
-                503,
-                "The fleet is still loading; retry shortly.",
-                type_=PROBLEM + "starting",
-                headers={"Retry-After": "2"},
-            )
+            raise FleetLoading()
 
     def _remember(self, delivery_id: str) -> None:
         self._known[delivery_id] = None
         if len(self._known) > KNOWN_IDS:
             del self._known[next(iter(self._known))]
-
-    def _learn(self, lease: Lease, now: dt.datetime) -> None:
-        self.state.learn(lease.drone_id, lease.gen, lease.busy_until, lease.delivery_id, now)
 
     # --- assign ---------------------------------------------------------------------------------
 
@@ -149,12 +120,7 @@ class Scheduler:
         package = request.package_detail
         classes = self.fleet.capable_classes(package.size, package.weight)
         if not classes:
-            raise ProblemError(
-                422,
-                f"No drone of the fleet can carry a {package.size.value} package of "
-                f"{package.weight:g}.",
-                type_=PROBLEM + "no-capable-drone",
-            )
+            raise NoCapableDrone(package.size, package.weight)
         async with self._locks.hold(request.delivery_id):
             if request.delivery_id in self._known:
                 existing = await self.repository.assignment(request.delivery_id)
@@ -164,12 +130,7 @@ class Scheduler:
 
     def _replay(self, existing: AssignmentRecord) -> AssignmentRecord:
         if existing.released:
-            raise ProblemError(
-                409,
-                f"Delivery {existing.delivery_id} had drone {existing.drone_id}, which was "
-                "released; a released assignment is final.",
-                type_=PROBLEM + "assignment-released",
-            )
+            raise AssignmentReleased(existing.delivery_id, existing.drone_id)
         return existing
 
     async def _claim(
@@ -180,7 +141,7 @@ class Scheduler:
             state = self.state.take(request.pickup, classes, now)
             if state is None:
                 raise self._no_drone(classes, now)
-            won = await self._lease(state, request, now)
+            won = await self.leases.claim(state, request, now)
             if won is None:
                 continue  # another replica had moved that drone on
             lease, plan = won
@@ -189,66 +150,18 @@ class Scheduler:
             try:
                 await self.repository.insert_assignment(record)
             except DuplicateKeyError:
-                await self._give_back_quietly(lease)
+                await self.leases.give_back_quietly(lease)
                 existing = await self.repository.assignment(request.delivery_id)
                 if existing is None:  # cannot be: assignments are never deleted
                     raise
                 return self._replay(existing), False
             except BaseException:
-                await asyncio.shield(self._give_back_quietly(lease))
+                await asyncio.shield(self.leases.give_back_quietly(lease))
                 raise
             return record, True
-        raise ProblemError(
-            503,
-            "Other schedulers kept taking the drones tried; retry.",
-            type_=PROBLEM + "no-drone-available",
-            headers={"Retry-After": "1"},
+        raise NoDroneAvailable(
+            "Other schedulers kept taking the drones tried; retry.", retry_after=1
         )
-
-    async def _lease(
-        self, state: DroneState, request: DroneDeliveryIn, now: dt.datetime
-    ) -> tuple[Lease, Plan] | None:
-        """Insert the next generation of a reserved drone for ``request``; ``None`` if someone
-        else holds it. The reservation ends either way."""
-        plan = self.fleet.plan(
-            state.drone, request.pickup, request.dropoff, now, expedited=request.expedited
-        )
-        try:
-            for _ in range(MAX_PROBES):
-                lease = Lease(
-                    drone_id=state.drone.id,
-                    gen=state.gen + 1,
-                    delivery_id=request.delivery_id,
-                    kind=LeaseKind.ASSIGN,
-                    busy_until=plan.busy_until,
-                    at=plan.start,
-                )
-                try:
-                    await self.repository.insert_lease(lease)
-                except DuplicateKeyError:
-                    await self._catch_up(state)
-                    if state.busy_until > self.clock():
-                        return None
-                    continue  # freed meanwhile (a release): claim its next generation
-                self._learn(lease, now)
-                return lease, plan
-            return None
-        finally:
-            self.state.unreserve(state, self.clock())
-
-    async def _catch_up(self, state: DroneState) -> None:
-        """Learn the generations of a drone that were written by someone else."""
-        drone_id, gen = state.drone.id, state.gen
-        now = self.clock()
-        for _ in range(MAX_PROBES):
-            lease = await self.repository.lease(drone_id, gen + 1)
-            if lease is None:
-                return
-            self._learn(lease, now)
-            gen = lease.gen
-        latest = await self.repository.latest_lease(drone_id)
-        if latest is not None:
-            self._learn(latest, now)
 
     def _record(
         self, request: DroneDeliveryIn, state: DroneState, lease: Lease, plan: Plan
@@ -276,60 +189,16 @@ class Scheduler:
             busy_until=plan.busy_until,
         )
 
-    def _no_drone(self, classes: list[DroneClass], now: dt.datetime) -> ProblemError:
+    def _no_drone(self, classes: list[DroneClass], now: dt.datetime) -> NoDroneAvailable:
         soonest = self.state.soonest(classes, now)
         wait = 1 if soonest is None else math.ceil((soonest - now).total_seconds())
         wait = min(max(wait, 1), self.settings.retry_after_max)
-        return ProblemError(
-            503,
+        return NoDroneAvailable(
             f"Every drone that can carry this package is busy; retry in {wait} s.",
-            type_=PROBLEM + "no-drone-available",
-            headers={"Retry-After": str(wait)},
+            retry_after=wait,
         )
-
-    async def _give_back(self, lease: Lease) -> None:
-        """Free a drone won for a request that lost its delivery to a duplicate."""
-        now = to_millis(self.clock())
-        holder = _Holder(lease.drone_id, lease.gen, lease.delivery_id)
-        await self._advance(holder, LeaseKind.RELEASE, now, now)
-
-    async def _give_back_quietly(self, lease: Lease) -> None:
-        try:
-            await self._give_back(lease)
-        except Exception:  # the drone frees itself when its busy time ends
-            logger.warning("could not give drone %s back", lease.drone_id, exc_info=True)
 
     # --- release and re-plan --------------------------------------------------------------------
-
-    async def _advance(
-        self, holder: _Holder, kind: LeaseKind, busy_until: dt.datetime, now: dt.datetime
-    ) -> tuple[Outcome, Lease]:
-        """Write the next generation of the delivery's drone, following generations written by
-        others for the same delivery; stops when the drone was released or went elsewhere."""
-        gen = holder.gen
-        for _ in range(MAX_ADVANCES):
-            lease = Lease(holder.drone_id, gen + 1, holder.delivery_id, kind, busy_until, now)
-            try:
-                await self.repository.insert_lease(lease)
-            except DuplicateKeyError:
-                existing = await self.repository.lease(holder.drone_id, gen + 1)
-                if existing is None:
-                    break
-                self._learn(existing, self.clock())
-                if existing.delivery_id != holder.delivery_id:
-                    return Outcome.MOVED, existing
-                if existing.kind is LeaseKind.RELEASE:
-                    return Outcome.RELEASED, existing
-                gen = existing.gen
-                continue
-            self._learn(lease, self.clock())
-            return Outcome.DONE, lease
-        raise ProblemError(
-            503,
-            f"Drone {holder.drone_id} is being changed concurrently; retry.",
-            type_=PROBLEM + "busy",
-            headers={"Retry-After": "1"},
-        )
 
     async def release(self, delivery_id: str) -> None:
         """Free the delivery's drone now; the release is recorded and final. Idempotent."""
@@ -340,7 +209,7 @@ class Scheduler:
                 return
             now = to_millis(self.clock())
             if record.busy_until > now:
-                await self._advance(_Holder.of(record), LeaseKind.RELEASE, now, now)
+                await self.leases.advance(Holder.of(record), LeaseKind.RELEASE, now, now)
             await self.repository.insert_release(delivery_id, min(now, record.busy_until), now)
 
     async def replan(
@@ -356,12 +225,7 @@ class Scheduler:
                 )
                 if updated is not None:
                     return updated
-        raise ProblemError(
-            503,
-            f"Delivery {delivery_id} is being re-planned concurrently; retry.",
-            type_=PROBLEM + "busy",
-            headers={"Retry-After": "1"},
-        )
+        raise DroneBusy(f"Delivery {delivery_id} is being re-planned concurrently; retry.")
 
     async def _replan(
         self, record: AssignmentRecord, pickup: Location, dropoff: Location
@@ -371,27 +235,18 @@ class Scheduler:
             return record
         drone = self.fleet.by_id.get(record.drone_id)
         if drone is None:
-            raise ProblemError(
-                409,
-                f"Drone {record.drone_id} is no longer in the fleet.",
-                type_=PROBLEM + "drone-retired",
-            )
+            raise DroneRetired(record.drone_id)
         plan = self.fleet.plan(
             drone, pickup, dropoff, record.assigned_at, expedited=record.expedited
         )
         now = to_millis(self.clock())
-        outcome, lease = await self._advance(
-            _Holder.of(record), LeaseKind.REPLAN, plan.busy_until, now
+        outcome, lease = await self.leases.advance(
+            Holder.of(record), LeaseKind.REPLAN, plan.busy_until, now
         )
         if outcome is Outcome.RELEASED:
             self._replay(record.replace(released_at=lease.at))
         if outcome is Outcome.MOVED:
-            raise ProblemError(
-                409,
-                f"Drone {record.drone_id} finished this delivery's trip and has since been "
-                "given to another delivery.",
-                type_=PROBLEM + "drone-reassigned",
-            )
+            raise DroneReassigned(record.drone_id)
         updated = record.replace(
             plan_no=record.plan_no + 1,
             pickup=pickup,
@@ -413,7 +268,7 @@ class Scheduler:
     async def get(self, delivery_id: str) -> AssignmentRecord:
         record = await self.repository.assignment(delivery_id)
         if record is None:
-            raise ProblemError(404, f"No drone assignment for delivery {delivery_id}.")
+            raise AssignmentNotFound(delivery_id)
         return record
 
     async def utilization(self, owner_id: str, year: int, month: int) -> tuple[float, float]:
@@ -421,9 +276,7 @@ class Scheduler:
         start, end = month_bounds(year, month)
         records = await self.repository.owner_assignments(owner_id, start, end)
         if not records:
-            raise ProblemError(
-                404, f"No drone assignments for owner {owner_id!r} in {year:04d}-{month:02d}."
-            )
+            raise NoAssignmentsInMonth(owner_id, year, month)
         miles = sum(record.used_miles() for record in records)
         hours = sum(record.used_hours() for record in records)
         return round(miles, 3), round(hours, 4)

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
-from dronecommon import error_responses
+from dronecommon import error_responses, from_state
+from dronecommon.auth.inbound import AnyCaller
 
+from .runtime import State
 from .schemas import (
     UUID_PATTERN,
     DeliveryRequest,
@@ -20,26 +22,22 @@ from .service import IdempotencyKey, IngestionService
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 
 
-async def _service(request: Request) -> IngestionService:
-    service = request.state.ingestion
-    assert isinstance(service, IngestionService)
-    return service
-
-
-async def _caller(request: Request) -> str:
+async def _caller_scope(caller: AnyCaller) -> str:
     """Whose Idempotency-Key it is: keys of different callers never meet."""
-    caller = getattr(request.state, "caller", None)
-    if caller is None or not getattr(caller, "authenticated", False):
+    if not caller.authenticated:
         return "anonymous"
-    for kind in ("app_id", "object_id", "subject"):
-        value = getattr(caller, kind, None)
+    for kind, value in (
+        ("app_id", caller.app_id),
+        ("object_id", caller.object_id),
+        ("subject", caller.subject),
+    ):
         if value:
             return f"{kind}:{value}"
     return "anonymous"
 
 
-Ingestion = Annotated[IngestionService, Depends(_service)]
-CallerScope = Annotated[str, Depends(_caller)]
+Ingestion = Annotated[IngestionService, from_state(State, "ingestion")]
+CallerScope = Annotated[str, Depends(_caller_scope)]
 DeliveryId = Annotated[
     str,
     Path(

@@ -1,54 +1,57 @@
-"""The service's failures as problem+json."""
+"""The ingestion service's refusals; the library answers them as problem+json.
+
+Each says what happened to the request: nothing was scheduled unless the answer is a 202.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, Response
-
-from dronecommon.problems import PROBLEM_TYPE_BASE, problem_response
-
-from .service import (
-    IdempotencyKeyReusedError,
-    QueueUnavailableError,
-    RequestInProgressError,
-    StoreUnavailableError,
-)
+from dronecommon import DomainError
 
 
-def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
-    """Map the service's errors to 409, 422 and 503 answers."""
-    retry = {"Retry-After": str(retry_after)}
-    answers: dict[type[Exception], tuple[int, str, str, dict[str, str]]] = {
-        QueueUnavailableError: (
-            503,
-            "queue-unavailable",
+class QueueUnavailable(DomainError):
+    """The queue did not take the message within the send timeout."""
+
+    status = 503
+    problem = "queue-unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
             "The delivery queue did not take the request; nothing was scheduled. Retry later.",
-            retry,
-        ),
-        StoreUnavailableError: (
-            503,
-            "idempotency-store-unavailable",
-            "The Idempotency-Key store did not answer; nothing was scheduled. Retry later.",
-            retry,
-        ),
-        IdempotencyKeyReusedError: (
-            422,
-            "idempotency-key-reused",
-            "This Idempotency-Key was already used with a different request body.",
-            {},
-        ),
-        RequestInProgressError: (
-            409,
-            "request-in-progress",
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-            {"Retry-After": "1"},
-        ),
-    }
-
-    async def handler(request: Request, exc: Exception) -> Response:
-        code, kind, detail, headers = answers[type(exc)]
-        return problem_response(
-            request.scope, code, detail, type_=PROBLEM_TYPE_BASE + kind, headers=headers
+            retry_after=retry_after,
         )
 
-    for error in answers:
-        app.add_exception_handler(error, handler)
+
+class IdempotencyStoreUnavailable(DomainError):
+    """The Idempotency-Key store did not answer."""
+
+    status = 503
+    problem = "idempotency-store-unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "The Idempotency-Key store did not answer; nothing was scheduled. Retry later.",
+            retry_after=retry_after,
+        )
+
+
+class IdempotencyKeyReused(DomainError):
+    """The key was used before with a different body."""
+
+    status = 422
+    problem = "idempotency-key-reused"
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used with a different request body.")
+
+
+class RequestInProgress(DomainError):
+    """Another request with the same key is still being sent."""
+
+    status = 409
+    problem = "request-in-progress"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            retry_after=1,
+        )

@@ -5,8 +5,8 @@
   :class:`~ingestion.repository.IdempotencyStore`.
 - ``reschedule`` (PATCH) and ``cancel`` (DELETE): the message is ``{deliveryId, ...changes}``; both
   are naturally idempotent (an identical retry is the identical message, with the same id).
-- Every send is bounded by ``send_timeout``; a failed or late send is :class:`QueueUnavailableError`
-  (a 503) and leaves nothing that claims success.
+- Every send is bounded by ``send_timeout``; a failed or late send is
+  :class:`~ingestion.errors.QueueUnavailable` (a 503) and leaves nothing that claims success.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ from opentelemetry.trace import SpanKind
 from dronecommon.domain import utcnow
 from dronecommon.messaging import MessageSender, OutgoingMessage
 
+from .errors import (
+    IdempotencyKeyReused,
+    IdempotencyStoreUnavailable,
+    QueueUnavailable,
+    RequestInProgress,
+)
 from .repository import IdempotencyStore, record_key
 from .schemas import (
     DeliveryRequest,
@@ -45,22 +51,6 @@ MESSAGE_NAMESPACE = uuid.UUID("5b0f4a1e-8a55-4c1f-9a3e-6d2f1e0c7b11")
 
 _POLL_INTERVAL = 0.02
 T = TypeVar("T")
-
-
-class QueueUnavailableError(Exception):
-    """The queue did not take the message within the send timeout."""
-
-
-class StoreUnavailableError(Exception):
-    """The idempotency store did not answer."""
-
-
-class IdempotencyKeyReusedError(Exception):
-    """The key was used before with a different body."""
-
-
-class RequestInProgressError(Exception):
-    """Another request with the same key is still being sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +112,7 @@ class IngestionService:
         send_timeout: float,
         store_timeout: float,
         wait_for_owner: float,
+        retry_after: int,
     ) -> None:
         self._sender = sender
         self._store = store
@@ -129,6 +120,7 @@ class IngestionService:
         self._send_timeout = send_timeout
         self._store_timeout = store_timeout
         self._wait_for_owner = wait_for_owner
+        self._retry_after = retry_after
 
     # -- the three operations -------------------------------------------------------------------
 
@@ -163,20 +155,20 @@ class IngestionService:
                 self._store.claim(key, fingerprint=fingerprint, token=token, response=body)
             )
             if claim.state == "mismatch":
-                raise IdempotencyKeyReusedError
+                raise IdempotencyKeyReused()
             if claim.state == "done":
                 return Accepted(claim.response, _delivery_id(claim.response), replayed=True)
             if claim.state == "claimed":
                 break
             if loop.time() >= give_up:  # "pending": another request is sending it
-                raise RequestInProgressError
+                raise RequestInProgress()
             await asyncio.sleep(_POLL_INTERVAL)
 
         body = claim.response  # a failed earlier attempt's body is sent again, unchanged
         delivery_id = _delivery_id(body)
         try:
             await self._send("delivery", delivery_id, body)
-        except QueueUnavailableError:
+        except QueueUnavailable:
             await self._settle_quietly(self._store.fail(key, token), "its release", delivery_id)
             raise
         await self._settle_quietly(self._store.complete(key, token), "its completion", delivery_id)
@@ -188,7 +180,7 @@ class IngestionService:
                 return await call
         except Exception as exc:
             logger.warning("idempotency store unavailable: %s: %s", type(exc).__name__, exc)
-            raise StoreUnavailableError from exc
+            raise IdempotencyStoreUnavailable(self._retry_after) from exc
 
     async def _settle_quietly(self, call: Awaitable[bool], what: str, delivery_id: str) -> None:
         # The send's outcome is what the client must hear; a record that cannot be written
@@ -240,7 +232,7 @@ class IngestionService:
                     type(exc).__name__,
                     exc,
                 )
-                raise QueueUnavailableError from exc
+                raise QueueUnavailable(self._retry_after) from exc
 
 
 def _delivery_id(body: bytes) -> str:

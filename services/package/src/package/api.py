@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
-from dronecommon import error_responses
+from dronecommon import error_responses, from_state
 
+from .runtime import State
 from .schemas import (
     MAX_ID_LENGTH,
     PACKAGE_ID_PATTERN,
@@ -20,14 +21,7 @@ from .schemas import (
 )
 from .service import PackageService
 
-
-async def _service(request: Request) -> PackageService:
-    service = request.state.packages
-    assert isinstance(service, PackageService)
-    return service
-
-
-Packages = Annotated[PackageService, Depends(_service)]
+Packages = Annotated[PackageService, from_state(State, "packages")]
 PackageId = Annotated[
     str,
     Path(

@@ -16,8 +16,8 @@ answer: ``insertOne``, single-document ``updateOne`` (with ``upsert``, ``$set`` 
 ``$setOnInsert``), ``findOne`` by ``_id`` with a projection, and one aggregation (``$match`` +
 ``$group`` with ``$sum`` of a field).
 
-A store that cannot be reached, times out or throttles (Cosmos DB error 16500) raises
-:class:`StoreUnavailableError`, which the API answers with 503 and ``Retry-After``.
+PyMongo's errors leave this module as they are: one that means "not now" (unreachable, timed
+out, Cosmos DB throttling) is answered 503 with ``Retry-After`` by the library's handlers.
 """
 
 from __future__ import annotations
@@ -26,54 +26,20 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import (
-    ConnectionFailure,
-    DuplicateKeyError,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-)
-
-from dronecommon.problems import DependencyUnavailableError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 logger = logging.getLogger(__name__)
 
 COLLECTION = "packages"
 SUMMARY_INDEX = "ownerId_1_createdAt_1"
-COSMOS_TOO_MANY_REQUESTS = 16500
 
 Document = dict[str, Any]
-
-
-class StoreUnavailableError(DependencyUnavailableError):
-    """MongoDB cannot answer now (unreachable, timed out or throttling); retry later (503)."""
-
-    def __init__(self, reason: str, retry_after: int = 1) -> None:
-        super().__init__("package store", retry_after)
-        self.reason = reason
-
-
-def is_transient(exc: PyMongoError) -> bool:
-    """Errors that say "not now" rather than "never": worth a 503 and a retry."""
-    if isinstance(exc, ConnectionFailure | ExecutionTimeout) or exc.timeout:
-        return True
-    return isinstance(exc, OperationFailure) and exc.code == COSMOS_TOO_MANY_REQUESTS
-
-
-@contextlib.asynccontextmanager
-async def _store() -> AsyncIterator[None]:
-    try:
-        yield
-    except PyMongoError as exc:
-        if is_transient(exc):
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +81,9 @@ class PackageRepository:
 
     async def ensure_indexes(self) -> None:
         """Create the summary index (a no-op when it exists)."""
-        async with _store():
-            await self.collection.create_index(
-                [("ownerId", ASCENDING), ("createdAt", ASCENDING)], name=SUMMARY_INDEX
-            )
+        await self.collection.create_index(
+            [("ownerId", ASCENDING), ("createdAt", ASCENDING)], name=SUMMARY_INDEX
+        )
 
     async def upsert(
         self, record: PackageRecord, *, owner_id: str | None, now: dt.datetime
@@ -132,50 +97,46 @@ class PackageRepository:
         common case, a new package: FerretDB (SQLite) inserts several times faster than it
         upserts (see the README), and an update pays one extra round trip, the refused insert.
         """
-        async with _store():
-            try:
-                await self.collection.insert_one(_new_document(record, owner_id, now))
-            except DuplicateKeyError:
-                pass
-            else:
-                return True
-            changes: Document = {
-                "size": record.size,
-                "weight": record.weight,
-                "tag": record.tag,
-                "updatedAt": now,
-            }
-            if owner_id is not None:
-                changes["ownerId"] = owner_id
-            result = await self.collection.update_one(
-                {"_id": record.id},
-                {"$set": changes, "$setOnInsert": {"createdAt": now}},
-                upsert=True,
-            )
+        try:
+            await self.collection.insert_one(_new_document(record, owner_id, now))
+        except DuplicateKeyError:
+            pass
+        else:
+            return True
+        changes: Document = {
+            "size": record.size,
+            "weight": record.weight,
+            "tag": record.tag,
+            "updatedAt": now,
+        }
+        if owner_id is not None:
+            changes["ownerId"] = owner_id
+        result = await self.collection.update_one(
+            {"_id": record.id},
+            {"$set": changes, "$setOnInsert": {"createdAt": now}},
+            upsert=True,
+        )
         return result.upserted_id is not None
 
     async def insert(
         self, record: PackageRecord, *, owner_id: str | None, now: dt.datetime
     ) -> None:
         """Store a new package; ``DuplicateKeyError`` when the id is taken."""
-        async with _store():
-            await self.collection.insert_one(_new_document(record, owner_id, now))
+        await self.collection.insert_one(_new_document(record, owner_id, now))
 
     async def get(self, package_id: str) -> PackageRecord | None:
-        async with _store():
-            document = await self.collection.find_one(
-                {"_id": package_id}, projection={"size": 1, "weight": 1, "tag": 1}
-            )
+        document = await self.collection.find_one(
+            {"_id": package_id}, projection={"size": 1, "weight": 1, "tag": 1}
+        )
         return None if document is None else PackageRecord.from_document(document)
 
     async def update(
         self, package_id: str, changes: Mapping[str, Any], *, now: dt.datetime
     ) -> bool:
         """Change some fields of an existing package; False when there is no such package."""
-        async with _store():
-            result = await self.collection.update_one(
-                {"_id": package_id}, {"$set": {**changes, "updatedAt": now}}
-            )
+        result = await self.collection.update_one(
+            {"_id": package_id}, {"$set": {**changes, "updatedAt": now}}
+        )
         return result.matched_count > 0
 
     async def total_weight(self, owner_id: str, start: dt.datetime, end: dt.datetime) -> float:
@@ -184,9 +145,8 @@ class PackageRepository:
             {"$match": {"ownerId": owner_id, "createdAt": {"$gte": start, "$lt": end}}},
             {"$group": {"_id": None, "totalWeight": {"$sum": "$weight"}}},
         ]
-        async with _store():
-            cursor = await self.collection.aggregate(pipeline)
-            rows = await cursor.to_list()
+        cursor = await self.collection.aggregate(pipeline)
+        rows = await cursor.to_list()
         return float(rows[0]["totalWeight"]) if rows else 0.0
 
 
@@ -215,7 +175,7 @@ class IndexSetup:
         while True:
             try:
                 await self.repository.ensure_indexes()
-            except (StoreUnavailableError, PyMongoError) as exc:
+            except PyMongoError as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("creating indexes failed; retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)

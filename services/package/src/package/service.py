@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dronecommon import ProblemError
 from dronecommon.domain import month_bounds, utcnow
 
+from .errors import PackageNotFound
 from .repository import PackageRecord, PackageRepository
 from .schemas import PackageIn, PackageOut, PackagePatch, PackageSummary
 
@@ -61,20 +61,16 @@ class PackageService:
     async def get(self, package_id: str) -> PackageOut:
         record = await self.repository.get(package_id)
         if record is None:
-            raise _not_found(package_id)
+            raise PackageNotFound(package_id)
         return _out(record)
 
     async def patch(self, package_id: str, patch: PackagePatch) -> None:
         # Only the fields the client sent (MISSING ones are left out); enums as their values.
         changes = patch.model_dump(mode="json", exclude_unset=True)
         if not await self.repository.update(package_id, changes, now=self.clock()):
-            raise _not_found(package_id)
+            raise PackageNotFound(package_id)
 
     async def summary(self, owner_id: str, year: int, month: int) -> PackageSummary:
         start, end = month_bounds(year, month)
         total = await self.repository.total_weight(owner_id, start, end)
         return PackageSummary(total_weight=round(total, SUMMARY_DECIMALS))
-
-
-def _not_found(package_id: str) -> ProblemError:
-    return ProblemError(404, f"No package {package_id!r}.")

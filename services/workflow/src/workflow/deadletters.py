@@ -20,12 +20,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
 from dronecommon import load_settings
-from dronecommon.auth.credentials import create_credential
+from dronecommon.auth.credentials import credential_for
 from dronecommon.messaging import DeadLetter, DeadLetterStore, create_dead_letter_store
 
+from .runtime import queue_redis_client
 from .settings import WorkflowSettings
 
 
@@ -105,20 +107,19 @@ def parser() -> argparse.ArgumentParser:
 async def _main(args: argparse.Namespace) -> int:
     settings = load_settings(WorkflowSettings)
     queue = settings.queue
-    credential = (
-        create_credential()
-        if queue.transport == "servicebus" and queue.servicebus_connection_string is None
-        else None
-    )
-    store = create_dead_letter_store(
-        queue, redis_url=queue.redis_url or settings.redis.url, credential=credential
-    )
-    try:
+    async with AsyncExitStack() as stack:
+        # The queue's own clients, signed in as the consumer's are.
+        credential = await stack.enter_async_context(
+            credential_for(
+                queue=queue, redis=settings.redis if queue.transport == "redis" else None
+            )
+        )
+        redis = queue_redis_client(settings, credential)
+        if redis is not None:
+            stack.push_async_callback(redis.aclose)
+        store = create_dead_letter_store(queue, redis=redis, credential=credential)
+        stack.push_async_callback(store.close)
         return await run(args, store, sys.stdout)
-    finally:
-        await store.close()
-        if credential is not None:
-            await credential.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,10 +6,6 @@ the consumer's lifetime through the lifespan (see :mod:`workflow.runtime`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
-
 from fastapi import FastAPI
 
 from dronecommon import create_service_app, load_settings
@@ -20,12 +16,6 @@ from .settings import WorkflowSettings
 
 def create_app(settings: WorkflowSettings | None = None, *, configure_logs: bool = True) -> FastAPI:
     settings = settings or load_settings(WorkflowSettings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
-        async with running(app, settings) as state:
-            yield state
-
     return create_service_app(
         settings,
         title="Workflow",
@@ -33,6 +23,6 @@ def create_app(settings: WorkflowSettings | None = None, *, configure_logs: bool
             "Queue consumer of the drone delivery system: runs each delivery request against the "
             "package, drone scheduler and delivery services. HTTP serves health only."
         ),
-        lifespan=lifespan,
+        lifespan=lambda app: running(app, settings),
         configure_logs=configure_logs,
     )

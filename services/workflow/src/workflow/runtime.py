@@ -12,16 +12,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from contextlib import AsyncExitStack
+from typing import TypedDict
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
-from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from dronecommon import readiness
+from dronecommon import ServiceApp
 from dronecommon.auth.clients import create_redis_client
-from dronecommon.auth.credentials import create_credential, outbound_token_provider
+from dronecommon.auth.credentials import (
+    credential_for,
+    credential_needed,
+    outbound_token_provider,
+)
 from dronecommon.httpclient import ResilientClient, create_http_client
 from dronecommon.httpclient.client import TokenProvider
 from dronecommon.messaging import MessageReceiver, create_receiver
@@ -37,14 +41,16 @@ logger = logging.getLogger("workflow.runtime")
 DOWNSTREAM = ("package", "dronescheduler", "delivery")
 
 
+class State(TypedDict):
+    """The lifespan state."""
+
+    consumer: Consumer
+    receiver: MessageReceiver
+
+
 def needs_credential(settings: WorkflowSettings) -> bool:
-    """Whether any client authenticates with the workload identity."""
-    queue = settings.queue
-    return (
-        settings.redis.use_entra_id
-        or (queue.transport == "servicebus" and queue.servicebus_connection_string is None)
-        or (bool(settings.auth.outbound_scope) and not settings.auth.dev_signing_key_file)
-    )
+    """Whether any client authenticates with the workload identity (the library's rule)."""
+    return credential_needed(redis=settings.redis, queue=settings.queue, outbound=settings.auth)
 
 
 def downstream_url(settings: WorkflowSettings, service: str) -> str:
@@ -56,7 +62,7 @@ def downstream_url(settings: WorkflowSettings, service: str) -> str:
     return url.rstrip("/")
 
 
-def _queue_redis(
+def queue_redis_client(
     settings: WorkflowSettings, credential: AsyncTokenCredential | None
 ) -> Redis | None:
     """The queue's own Redis client (Redis Streams transport), sized for the handlers.
@@ -89,63 +95,75 @@ def _health_check(probe: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[
     return check
 
 
-@contextlib.asynccontextmanager
-async def running(app: FastAPI, settings: WorkflowSettings) -> AsyncIterator[dict[str, Any]]:
-    credential: AsyncTokenCredential | None = (
-        create_credential() if needs_credential(settings) else None
-    )
-    redis = create_redis_client(settings.redis, credential)
-    tokens = outbound_token_provider(settings.auth, credential, caller="workflow")
-    token: TokenProvider | None = tokens.token if tokens is not None else None
-    clients: dict[str, ResilientClient] = {
-        name: create_http_client(
-            settings.http, base_url=downstream_url(settings, name), name=name, token_provider=token
-        )
-        for name in DOWNSTREAM
-    }
-    backends = Backends(**clients)
-    pending = PendingStore(redis, ttl=settings.pending_ttl)
-    consumer = Consumer(Workflow(backends, pending), settings)
-    queue_redis = _queue_redis(settings, credential)
-    receiver: MessageReceiver = create_receiver(
-        settings.queue, redis=queue_redis, credential=credential
-    )
-    probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
-    task = asyncio.create_task(receiver.run(consumer.handle), name="workflow-receiver")
+def _quietly(name: str, close: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """``close``, with a failure logged instead of stopping the other clients from closing."""
 
-    async def receiving() -> None:
-        if task.done():
-            why = "cancelled" if task.cancelled() else repr(task.exception())
-            raise RuntimeError(f"the receive loop ended: {why}")
-
-    checks = readiness(app)
-    checks.add("queue", receiver.check_ready, timeout=settings.queue.readiness_timeout + 0.5)
-    checks.add("redis", pending.ping)
-    checks.add("receiver", receiving)
-    for name in DOWNSTREAM:
-        checks.add(
-            name,
-            _health_check(probe, downstream_url(settings, name)),
-            timeout=settings.downstream_health_timeout + 0.5,
-        )
-    try:
-        yield {"consumer": consumer, "receiver": receiver}
-    finally:
-        consumer.stopping.set()
+    async def closing() -> None:
         try:
+            await close()
+        except Exception:
+            logger.warning("closing the %s failed", name, exc_info=True)
+
+    return closing
+
+
+@contextlib.asynccontextmanager
+async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[State]:
+    async with AsyncExitStack() as stack:
+        credential = await stack.enter_async_context(
+            credential_for(redis=settings.redis, queue=settings.queue, outbound=settings.auth)
+        )
+        redis = create_redis_client(settings.redis, credential)
+        stack.push_async_callback(_quietly("redis client", redis.aclose))
+        tokens = outbound_token_provider(settings.auth, credential, caller="workflow")
+        if tokens is not None:
+            stack.push_async_callback(tokens.close)
+        token: TokenProvider | None = tokens.token if tokens is not None else None
+        clients: dict[str, ResilientClient] = {
+            name: create_http_client(
+                settings.http,
+                base_url=downstream_url(settings, name),
+                name=name,
+                token_provider=token,
+            )
+            for name in DOWNSTREAM
+        }
+        backends = Backends(**clients)
+        stack.push_async_callback(_quietly("downstream clients", backends.aclose))
+        pending = PendingStore(redis, ttl=settings.pending_ttl)
+        consumer = Consumer(Workflow(backends, pending), settings)
+        queue_redis = queue_redis_client(settings, credential)
+        if queue_redis is not None:
+            stack.push_async_callback(_quietly("queue's redis client", queue_redis.aclose))
+        receiver: MessageReceiver = create_receiver(
+            settings.queue, redis=queue_redis, credential=credential
+        )
+        stack.push_async_callback(_quietly("receiver", receiver.close))
+        probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
+        stack.push_async_callback(_quietly("health probe client", probe.aclose))
+        task = asyncio.create_task(receiver.run(consumer.handle), name="workflow-receiver")
+
+        async def stop_receiving() -> None:
+            consumer.stopping.set()
             await receiver.stop(settings.shutdown_grace)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=5.0)
-        finally:
-            closers = [receiver.close, backends.aclose, probe.aclose, redis.aclose]
-            if queue_redis is not None:
-                closers.append(queue_redis.aclose)
-            for close in closers:
-                try:
-                    await close()
-                except Exception:
-                    logger.warning("closing %s failed", close, exc_info=True)
-            if tokens is not None:
-                await tokens.close()
-            if credential is not None:
-                await credential.close()
+
+        stack.push_async_callback(stop_receiving)
+
+        async def receiving() -> None:
+            if task.done():
+                why = "cancelled" if task.cancelled() else repr(task.exception())
+                raise RuntimeError(f"the receive loop ended: {why}")
+
+        checks = app.readiness
+        checks.add("queue", receiver.check_ready, timeout=settings.queue.readiness_timeout + 0.5)
+        checks.add("redis", pending.ping)
+        checks.add("receiver", receiving)
+        for name in DOWNSTREAM:
+            checks.add(
+                name,
+                _health_check(probe, downstream_url(settings, name)),
+                timeout=settings.downstream_health_timeout + 0.5,
+            )
+        yield {"consumer": consumer, "receiver": receiver}

@@ -24,6 +24,8 @@ from dronecommon.auth.credentials import (
     TokenProvider,
     create_credential,
     create_sync_credential,
+    credential_for,
+    credential_needed,
     outbound_token_provider,
     workload_identity_configured,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "create_secret_client",
     "create_servicebus_client",
     "create_sync_credential",
+    "credential_for",
+    "credential_needed",
     "current_caller",
     "mongo_client_kwargs",
     "outbound_token_provider",

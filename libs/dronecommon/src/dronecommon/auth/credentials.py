@@ -6,6 +6,12 @@ federated with a managed identity. :func:`create_credential` returns a
 :class:`~azure.identity.aio.WorkloadIdentityCredential` when that token file is present and a
 developer chain otherwise.
 
+Which processes need one at all is decided once, by :func:`credential_needed`: a client signs in
+with the workload identity (is *keyless*) when Redis is asked for Microsoft Entra ID, when the
+queue is Service Bus without a connection string (a namespace), or when outbound calls ask for a
+scope without a development signing key. :func:`credential_for` opens the credential only then
+and closes it on the way out.
+
 Why an explicit chain rather than ``DefaultAzureCredential``: the developer chain is
 ``EnvironmentCredential`` (a service principal in ``AZURE_CLIENT_SECRET``/certificate variables, as
 CI uses) → ``AzureCliCredential`` (``az login``) → ``AzureDeveloperCliCredential``
@@ -29,7 +35,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from azure.core.credentials import AccessToken, TokenCredential
@@ -53,7 +60,7 @@ from dronecommon.auth.devissuer import (
     DevTokenProvider,
     audience_from_scope,
 )
-from dronecommon.settings import AuthSettings
+from dronecommon.settings import AuthSettings, QueueSettings, RedisSettings
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +127,53 @@ def create_credential(*, environ: Mapping[str, str] | None = None) -> AsyncToken
     return ChainedTokenCredential(
         EnvironmentCredential(), AzureCliCredential(), AzureDeveloperCliCredential()
     )
+
+
+def keyless_queue(queue: QueueSettings) -> bool:
+    """Service Bus reached by namespace with the workload identity (no connection string)."""
+    secret = queue.servicebus_connection_string
+    return queue.transport == "servicebus" and not (secret and secret.get_secret_value())
+
+
+def credential_needed(
+    *,
+    redis: RedisSettings | None = None,
+    queue: QueueSettings | None = None,
+    outbound: AuthSettings | None = None,
+) -> bool:
+    """Whether any of the clients these settings describe signs in with the workload identity.
+
+    Pass the settings of the clients the process really builds: ``redis`` (Entra ID),
+    ``queue`` (Service Bus by namespace), ``outbound`` (tokens for service-to-service calls).
+    """
+    return (
+        (redis is not None and redis.use_entra_id)
+        or (queue is not None and keyless_queue(queue))
+        or (
+            outbound is not None
+            and bool(outbound.outbound_scope)
+            and not outbound.dev_signing_key_file
+        )
+    )
+
+
+@asynccontextmanager
+async def credential_for(
+    *,
+    redis: RedisSettings | None = None,
+    queue: QueueSettings | None = None,
+    outbound: AuthSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AsyncIterator[AsyncTokenCredential | None]:
+    """The process credential when :func:`credential_needed` says so (else None), closed on exit."""
+    if not credential_needed(redis=redis, queue=queue, outbound=outbound):
+        yield None
+        return
+    credential = create_credential(environ=environ)
+    try:
+        yield credential
+    finally:
+        await credential.close()
 
 
 def create_sync_credential(*, environ: Mapping[str, str] | None = None) -> TokenCredential:

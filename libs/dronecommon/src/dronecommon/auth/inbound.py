@@ -449,3 +449,12 @@ def current_caller(request: Request) -> Caller:
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+async def caller_or_anonymous(request: Request) -> Caller:
+    """The caller the auth dependency stored, or :data:`ANONYMOUS` where tokens are not checked."""
+    caller = request.scope.get("state", {}).get("caller")
+    return caller if isinstance(caller, Caller) else ANONYMOUS
+
+
+AnyCaller = Annotated[Caller, Depends(caller_or_anonymous)]

@@ -1,0 +1,62 @@
+"""The delivery service's refusals; the library answers them as problem+json."""
+
+from __future__ import annotations
+
+from dronecommon import DomainError
+
+
+class DeliveryNotFound(DomainError):
+    """No delivery has the id (or it has expired)."""
+
+    status = 404
+    problem = "delivery-not-found"
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"No delivery {delivery_id}.")
+        self.delivery_id = delivery_id
+
+
+class DeliveryConflict(DomainError):
+    """The change does not fit the delivery as it is."""
+
+    status = 409
+    problem = "delivery-conflict"
+
+
+class DeliveryExists(DeliveryConflict):
+    """A creating PUT for an id that holds a different delivery."""
+
+    problem = "delivery-exists"
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"Delivery {delivery_id} already exists with different content.")
+
+
+class DeliveryClosed(DeliveryConflict):
+    """The delivery is Completed or Cancelled, which this change cannot follow."""
+
+    problem = "delivery-closed"
+
+
+class ConfirmationRejected(DeliveryConflict):
+    """The confirmation is not the kind the delivery requires."""
+
+    problem = "confirmation-rejected"
+
+
+class NotifyLimitReached(DeliveryConflict):
+    """The delivery holds as many notify-me requests as it may."""
+
+    problem = "notify-limit-reached"
+
+
+class DeliveryContended(DomainError):
+    """Other requests kept changing the delivery; the client retries."""
+
+    status = 503
+    problem = "delivery-contended"
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(
+            f"Delivery {delivery_id} is being changed by other requests; retry.", retry_after=1
+        )
