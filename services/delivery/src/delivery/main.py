@@ -33,7 +33,9 @@ def create_app(
         credential = create_credential() if settings.redis.use_entra_id else None
         redis = create_redis_client(settings.redis, credential, decode_responses=True)
         readiness(app).add("redis", redis_check(redis))
-        repository = DeliveryRepository(redis, prefix=settings.key_prefix)
+        repository = DeliveryRepository(
+            redis, prefix=settings.key_prefix, events_maxlen=settings.events_maxlen
+        )
         try:
             yield {"deliveries": DeliveryService(repository, settings, clock or utcnow)}
         finally:

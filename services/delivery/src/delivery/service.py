@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from dronecommon import ProblemError
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
+from dronecommon.events import DeliveryEvent
 
-from . import tracking
+from . import events, tracking
 from .records import DeliveryRecord, Plan, StoredEvent
 from .repository import DeliveryRepository, Snapshot, WriteOutcome
 from .schemas import (
@@ -60,11 +61,13 @@ def canonical(body: DeliveryIn, delivery_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """What a decision writes: the new state, its history event, and the TTL if terminal."""
+    """What a decision writes: the new state, its history event, the TTL if terminal, and the
+    delivery event for the outbox (see :mod:`delivery.events`)."""
 
     record: DeliveryRecord
     event: StoredEvent | None = None
     ttl_seconds: int = 0
+    outbox: DeliveryEvent | None = None
 
 
 class DeliveryService:
@@ -106,7 +109,12 @@ class DeliveryService:
             plan=plan,
         )
         event = StoredEvent(at=now, stage=DeliveryStage.CREATED, location=body.pickup, plan=plan)
-        existing = await self.repository.create(record, put, event)
+        outbox = (
+            events.assigned(record, record.drone_id, now, self.estimates)
+            if record.drone_id
+            else None
+        )
+        existing = await self.repository.create(record, put, event, outbox)
         if existing is not None and existing != put:
             raise ProblemError(
                 409, f"Delivery {delivery_id} already exists with different content."
@@ -168,7 +176,11 @@ class DeliveryService:
             if write is None:
                 return
             outcome = await self.repository.write(
-                snapshot, write.record, write.event, ttl_seconds=write.ttl_seconds
+                snapshot,
+                write.record,
+                write.event,
+                ttl_seconds=write.ttl_seconds,
+                outbox=write.outbox,
             )
             if outcome is WriteOutcome.WRITTEN:
                 return
@@ -212,7 +224,8 @@ class DeliveryService:
                 }
             )
             event = StoredEvent(at=now, stage=DeliveryStage.RESCHEDULED, location=pickup, plan=plan)
-            return _Write(record, event)
+            outbox = events.replanned(current, record, now, self.estimates)
+            return _Write(record, event, outbox=outbox)
 
         await self._change(delivery_id, decide)
 
@@ -238,7 +251,9 @@ class DeliveryService:
                 }
             )
             event = StoredEvent(at=now, stage=DeliveryStage.CANCELLED, location=where)
-            return _Write(record, event, self.settings.retention_seconds)
+            return _Write(
+                record, event, self.settings.retention_seconds, events.cancelled(record, now, where)
+            )
 
         await self._change(delivery_id, decide)
 
@@ -274,7 +289,12 @@ class DeliveryService:
             event = StoredEvent(
                 at=now, stage=DeliveryStage.COMPLETED, location=confirmation.geo_coordinates
             )
-            return _Write(record, event, self.settings.retention_seconds)
+            return _Write(
+                record,
+                event,
+                self.settings.retention_seconds,
+                events.completed(record, confirmation, now),
+            )
 
         await self._change(delivery_id, decide)
 
