@@ -35,7 +35,7 @@ from dronecommon import ProblemError
 from dronecommon.domain import Location, month_bounds, utcnow
 from dronecommon.problems import PROBLEM_TYPE_BASE
 
-from .fleet import DroneClass, Fleet, Plan, to_millis
+from .fleet import Drone, DroneClass, Fleet, Plan, to_millis
 from .records import AssignmentRecord, Lease, LeaseKind
 from .repository import SchedulerRepository
 from .schemas import DroneDeliveryIn
@@ -220,7 +220,7 @@ class Scheduler:
                     gen=state.gen + 1,
                     delivery_id=request.delivery_id,
                     kind=LeaseKind.ASSIGN,
-                    busy_until=plan.busy_until,
+                    busy_until=plan.free_at,
                     at=plan.start,
                 )
                 try:
@@ -339,7 +339,7 @@ class Scheduler:
             if record is None or record.released:
                 return
             now = to_millis(self.clock())
-            if record.busy_until > now:
+            if self.fleet.free_at(record.assigned_at, record.busy_until) > now:
                 await self._advance(_Holder.of(record), LeaseKind.RELEASE, now, now)
             await self.repository.insert_release(delivery_id, min(now, record.busy_until), now)
 
@@ -381,7 +381,7 @@ class Scheduler:
         )
         now = to_millis(self.clock())
         outcome, lease = await self._advance(
-            _Holder.of(record), LeaseKind.REPLAN, plan.busy_until, now
+            _Holder.of(record), LeaseKind.REPLAN, plan.free_at, now
         )
         if outcome is Outcome.RELEASED:
             self._replay(record.replace(released_at=lease.at))
@@ -409,6 +409,13 @@ class Scheduler:
         return updated
 
     # --- reads ----------------------------------------------------------------------------------
+
+    def drone(self, drone_id: str) -> Drone:
+        """A drone of the configured fleet (404 if there is none by that id)."""
+        drone = self.fleet.by_id.get(drone_id)
+        if drone is None:
+            raise ProblemError(404, f"No drone {drone_id} in the fleet.")
+        return drone
 
     async def get(self, delivery_id: str) -> AssignmentRecord:
         record = await self.repository.assignment(delivery_id)
