@@ -90,7 +90,7 @@ class World:
         }
         assigned = await self.scheduler.put(f"/api/dronedeliveries/{delivery_id}", json=request)
         assert assigned.status_code == 201, assigned.text
-        plan = assigned.json()
+        plan: JSON = assigned.json()
         body = {
             "id": delivery_id,
             "owner": {"userId": "owner-1", "accountId": "owner-1"},

@@ -109,7 +109,7 @@ async def test_a_cancel_in_flight_turns_the_drone_back(world: World) -> None:
         await wait_for(returning, within=10, what="the drone to turn back")
 
         async def home() -> bool:
-            return (await sim.get("/api/fleet")).json()["inFlight"] == 0
+            return bool((await sim.get("/api/fleet")).json()["inFlight"] == 0)
 
         await wait_for(home, within=30, what="the drone to be home")
 
@@ -140,7 +140,7 @@ async def test_a_reschedule_in_flight_reroutes_the_drone(world: World) -> None:
         async def rerouted() -> bool:
             detail = (await sim.get(f"/api/fleet/{drone}")).json()
             targets = [leg["target"] for leg in detail["route"] if leg["phase"] == "ToDropoff"]
-            return targets == [elsewhere]
+            return bool(targets == [elsewhere])
 
         await wait_for(rerouted, within=10, what="the drone to be re-routed")
 
