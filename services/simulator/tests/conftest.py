@@ -25,7 +25,7 @@ from delivery.settings import DeliverySettings
 from dronecommon.domain import PackageSize
 from dronecommon.fixes import Fix
 from dronecommon.fixes.redis_streams import decode_entry
-from dronecommon.settings import RedisSettings
+from dronecommon.settings import AuthSettings, RedisSettings
 from dronecommon.streams import StreamEntry
 from dronecommon.testing.apps import app_client, running_server
 from dronescheduler.main import create_app as create_scheduler
@@ -40,6 +40,8 @@ from simulator.main import create_app as create_simulator
 from simulator.settings import SimulatorSettings
 
 JSON = dict[str, Any]
+# Headers the test's own clients send to services built with these auth settings (by id).
+AUTH_HEADERS: dict[int, dict[str, str]] = {}
 BASE = BaseSpec(name="downtown", latitude=47.6062, longitude=-122.3321)
 STANDARD = DroneClassSpec(name="standard", max_size=PackageSize.MEDIUM, max_weight=25, speed_mph=40)
 # About three miles north of the base, then three miles east.
@@ -160,11 +162,25 @@ async def wait_for(
 
 @pytest.fixture
 async def world(redis_url: str, mongo_url: str, mongo_database: str) -> AsyncIterator[World]:
-    delivery_settings = DeliverySettings(redis=RedisSettings(url=redis_url), log_json=False)
+    async with make_world(redis_url, mongo_url, mongo_database) as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def make_world(
+    redis_url: str, mongo_url: str, mongo_database: str, auth: AuthSettings | None = None
+) -> AsyncIterator[World]:
+    """The delivery service and the drone scheduler on loopback sockets (``auth``: both check
+    bearer tokens; the test clients then send ``auth_headers``)."""
+    auth = auth or AuthSettings()
+    delivery_settings = DeliverySettings(
+        redis=RedisSettings(url=redis_url), log_json=False, auth=auth
+    )
     scheduler_settings = DroneSchedulerSettings(
         mongo=SchedulerMongoSettings(url=mongo_url, database=mongo_database),
         fleet=FleetSettings(count=4, bases=[BASE], classes=[STANDARD]),
         log_json=False,
+        auth=auth,
     )
     redis = Redis.from_url(redis_url)
     async with contextlib.AsyncExitStack() as stack:
@@ -175,8 +191,13 @@ async def world(redis_url: str, mongo_url: str, mongo_database: str) -> AsyncIte
         scheduler_url = await stack.enter_async_context(
             running_server(create_scheduler(scheduler_settings, configure_logs=False))
         )
-        delivery = await stack.enter_async_context(httpx.AsyncClient(base_url=delivery_url))
-        scheduler = await stack.enter_async_context(httpx.AsyncClient(base_url=scheduler_url))
+        headers = AUTH_HEADERS.get(id(auth), {})
+        delivery = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=delivery_url, headers=headers)
+        )
+        scheduler = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=scheduler_url, headers=headers)
+        )
         await wait_for(lambda: _ready(scheduler), within=20, what="the drone scheduler to be ready")
         yield World(redis, delivery, scheduler, delivery_url, scheduler_url, redis_url)
 

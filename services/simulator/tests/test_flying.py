@@ -55,7 +55,7 @@ async def test_a_delivery_flies_confirms_comes_home_and_is_released(world: World
         assert confirmation["confirmationBlob"]
 
         async def released() -> bool:
-            return (await world.assignment(delivery_id))["status"] == "Released"
+            return bool((await world.assignment(delivery_id))["status"] == "Released")
 
         async def home() -> bool:
             body = (await sim.get("/api/fleet")).json()
