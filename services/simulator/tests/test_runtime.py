@@ -17,7 +17,6 @@ from dronecommon.testing.apps import app_client, start_service_process
 from dronecommon.testing.openapi import assert_openapi_current
 from dronecommon.testing.servers import free_port
 from dronecommon.testing.tokens import LocalIssuer
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
 from simulator.flight import Point, miles_between
 from simulator.main import create_app
 from simulator.settings import SimulatorSettings
