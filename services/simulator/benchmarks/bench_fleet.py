@@ -80,10 +80,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             drone = DroneInfo(f"bench-{number:06d}", base, 40.0, 50.0, 120.0)
             mission = Mission(f"d-{number}", _place(rng), _place(rng), "None", False)
             flight = rules.new_flight(drone, mission, now - rng.uniform(0, 120))
-            engine._changed(flight)  # noqa: SLF001 - the benchmark seeds the engine directly
+            engine.put(flight)
         await engine.flush()
         stop = asyncio.Event()
-        process = server._process  # noqa: SLF001 - its CPU is part of the cost
+        process = server._process  # its CPU is part of the cost
         redis_pid = process.pid if process is not None else os.getpid()
         redis_cpu, cpu, started = _cpu_of(redis_pid), time.process_time(), time.monotonic()
         task = asyncio.create_task(engine.run_ticks(stop))

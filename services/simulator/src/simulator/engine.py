@@ -142,6 +142,10 @@ class Engine:
                     return leg.end
         return flight.arrival
 
+    def put(self, flight: Flight) -> None:
+        """Fly ``flight`` (saved on the next :meth:`flush`)."""
+        self._changed(flight)
+
     def _changed(self, flight: Flight) -> None:
         self._track(flight)
         self._dirty.add(flight.drone_id)
