@@ -5,6 +5,7 @@ with ``kill -9`` and started again: every flight resumes where the clock says it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -71,14 +72,27 @@ async def test_health_readiness_and_a_missing_scheduler(world: World) -> None:
         assert "dronescheduler" in response.json()["detail"]
 
 
-async def test_one_simulator_flies_the_other_waits_for_the_lease(world: World) -> None:
-    async with simulator(world) as first:
-        settings = simulator_settings(world.redis_url, world.delivery_url, world.scheduler_url)
+async def test_one_simulator_flies_the_other_takes_over_when_it_stops(world: World) -> None:
+    settings = simulator_settings(world.redis_url, world.delivery_url, world.scheduler_url)
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(simulator(world))
         async with app_client(create_app(settings, configure_logs=False)) as second:
             await asyncio.sleep(1.0)
             assert (await second.get("/api/fleet")).json()["leading"] is False
             assert (await second.get("/readyz")).status_code == 200  # a standby is healthy
             assert (await first.get("/api/fleet")).json()["leading"] is True
+            await stack.aclose()  # the first one stops and gives the lease up
+
+            async def leading() -> bool:
+                return bool((await second.get("/api/fleet")).json()["leading"])
+
+            await wait_for(leading, within=10, what="the standby to take over")
+            plan = await world.schedule(confirmation="None")
+
+            async def completed() -> bool:
+                return await world.stage(plan["deliveryId"]) == "Completed"
+
+            await wait_for(completed, within=30, what="the standby to fly the delivery")
 
 
 async def test_with_auth_the_control_api_needs_the_role_and_calls_carry_tokens(
@@ -121,6 +135,10 @@ async def test_with_auth_the_control_api_needs_the_role_and_calls_carry_tokens(
             await wait_for(released, within=30, what="a release sent with a token")
 
 
+SPEED = 30
+
+
+@pytest.mark.slow
 async def test_python_m_simulator_killed_and_restarted_resumes_each_flight(
     world: World, tmp_path: Path
 ) -> None:
@@ -131,7 +149,7 @@ async def test_python_m_simulator_killed_and_restarted_resumes_each_flight(
         "SIMULATOR_REDIS__URL": world.redis_url,
         "SIMULATOR_DELIVERY_URL": world.delivery_url,
         "SIMULATOR_DRONESCHEDULER_URL": world.scheduler_url,
-        "SIMULATOR_SPEED_FACTOR": "15",
+        "SIMULATOR_SPEED_FACTOR": str(SPEED),
         "SIMULATOR_HANDLING_SECONDS": "0.5",
         "SIMULATOR_TELEMETRY_INTERVAL": "0.2",
         "SIMULATOR_LEADER_TTL": "1.5",
@@ -174,7 +192,7 @@ async def test_python_m_simulator_killed_and_restarted_resumes_each_flight(
         flown = miles_between(
             Point(before.latitude, before.longitude), Point(after.latitude, after.longitude)
         )
-        assert flown <= (gap + 0.5) * 40 * 15 * 1.2 * 1.1 / 3600
+        assert flown <= (gap + 0.5) * 40 * SPEED * 1.2 * 1.1 / 3600
 
         async def completed() -> bool:
             return await world.stage(plan["deliveryId"]) == "Completed"

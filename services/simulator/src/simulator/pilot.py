@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 
 from dronecommon.events import EventReader
 
@@ -33,11 +34,16 @@ class LeaseLostError(RuntimeError):
 
 class Pilot:
     def __init__(
-        self, engine: Engine, store: FlightStore, reader: EventReader, *, leader_ttl: float
+        self,
+        engine: Engine,
+        store: FlightStore,
+        readers: Callable[[], EventReader],
+        *,
+        leader_ttl: float,
     ) -> None:
         self.engine = engine
         self.store = store
-        self.reader = reader
+        self.readers = readers  # a fresh reader for each turn at the controls
         self.leader_ttl = leader_ttl
         self.holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.leading = False
@@ -66,10 +72,11 @@ class Pilot:
         self.error = None
         logger.info("flying the fleet (lease %s)", self.holder)
         stop = asyncio.Event()
+        reader = self.readers()
         tasks = [
             asyncio.create_task(self.engine.run_ticks(stop), name="simulator-ticks"),
             asyncio.create_task(self.engine.run_work(stop), name="simulator-work"),
-            asyncio.create_task(self.reader.run(self.engine.apply), name="simulator-events"),
+            asyncio.create_task(reader.run(self.engine.apply), name="simulator-events"),
         ]
         renew = asyncio.create_task(self._renew(), name="simulator-lease")
         try:
@@ -84,7 +91,7 @@ class Pilot:
                 renew.result()
         finally:
             stop.set()
-            self.reader.stop()
+            reader.stop()
             renew.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):

@@ -120,21 +120,24 @@ async def running(app: FastAPI, settings: SimulatorSettings) -> AsyncIterator[St
             action_concurrency=settings.action_concurrency,
             action_retry_max=settings.action_retry_max,
         )
-        reader = EventReader(
-            events_redis,
-            settings.events_group,
-            EVENTS_CONSUMER,
-            prefix=settings.delivery_key_prefix,
-            batch_size=settings.events_batch,
-            start_id="$" if settings.events_start_at_latest else "0",
-        )
+
+        def reader() -> EventReader:
+            return EventReader(
+                events_redis,
+                settings.events_group,
+                EVENTS_CONSUMER,
+                prefix=settings.delivery_key_prefix,
+                batch_size=settings.events_batch,
+                start_id="$" if settings.events_start_at_latest else "0",
+            )
+
         pilot = Pilot(engine, store, reader, leader_ttl=settings.leader_ttl)
         task = asyncio.create_task(pilot.run(), name="simulator-pilot")
         stack.push_async_callback(pilot.stop, task)
 
         checks = readiness(app)
         checks.add("redis", store.ping)
-        checks.add("events", reader.check_ready)
+        checks.add("events", reader().check_ready)
         checks.add(
             "telemetry",
             publisher.check_ready,
