@@ -20,7 +20,7 @@ from typing import Any
 CHARTS = Path(__file__).resolve().parent
 
 PUBLIC = ("ingestion", "delivery")
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow")
+SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
 QUEUE_CONSUMERS = ("workflow",)
 
 Schema = dict[str, Any]

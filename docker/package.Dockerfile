@@ -21,6 +21,7 @@ COPY services/delivery/pyproject.toml services/delivery/
 COPY services/package/pyproject.toml services/package/
 COPY services/dronescheduler/pyproject.toml services/dronescheduler/
 COPY services/workflow/pyproject.toml services/workflow/
+COPY services/simulator/pyproject.toml services/simulator/
 RUN /opt/uv/bin/uv sync --locked --no-dev --no-install-workspace --package package
 
 # Phase 2: the shared library and this service, installed non-editable.

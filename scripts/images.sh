@@ -3,7 +3,7 @@
 # answers /healthz. No registry is reachable here, so the base image is made locally
 # (debootstrap + `docker import`) and passed as BASE_IMAGE; the product Dockerfiles are unchanged.
 #
-#   scripts/images.sh            # build and smoke-test all five images
+#   scripts/images.sh            # build and smoke-test every image
 #   SERVICES="package" scripts/images.sh
 #
 # A private dockerd runs with its state under .tools/docker and is stopped at the end.
@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$ROOT/.tools/docker"
 ROOTFS="$ROOT/.tools/base-rootfs"
 BASE="local/python:3.11-bookworm"
-SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow}"
+SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator}"
 mkdir -p "$STATE"
 
 say() { printf '==> %s\n' "$*"; }

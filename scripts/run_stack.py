@@ -1,7 +1,8 @@
 """`make run`: the whole system on this machine, on the embedded local defaults.
 
 Redis (queue + delivery store) and FerretDB (MongoDB wire protocol) with data in .data/, then
-package, dronescheduler, delivery, workflow and ingestion on the contract's native ports.
+package, dronescheduler, delivery, workflow, the fleet simulator and ingestion on their native
+ports.
 Ctrl-C stops everything.
 """
 

@@ -194,6 +194,15 @@ var workloads = [
     mongo: false
     keyVault: true
   }
+  {
+    name: 'simulator'
+    serviceAccount: 'simulator'
+    queueSend: false
+    queueReceive: false
+    redis: true
+    mongo: false
+    keyVault: true
+  }
 ]
 
 // The KEDA add-on's operator and the ALB controller (Application Gateway for Containers) also sign
@@ -618,6 +627,7 @@ output deliveryClientId string = identityByName.delivery.clientId
 output packageClientId string = identityByName.package.clientId
 output droneschedulerClientId string = identityByName.dronescheduler.clientId
 output workflowClientId string = identityByName.workflow.clientId
+output simulatorClientId string = identityByName.simulator.clientId
 @description('The workflow chart\'s keda.identityId.')
 output kedaClientId string = identityByName[kedaIdentityName].clientId
 @description('The ALB controller Helm chart\'s albController.podIdentity.clientID.')
@@ -631,5 +641,6 @@ output clusterSettings object = {
   PACKAGE_CLIENT_ID: identityByName.package.clientId
   DRONESCHEDULER_CLIENT_ID: identityByName.dronescheduler.clientId
   WORKFLOW_CLIENT_ID: identityByName.workflow.clientId
+  SIMULATOR_CLIENT_ID: identityByName.simulator.clientId
   KEDA_CLIENT_ID: identityByName[kedaIdentityName].clientId
 }

@@ -221,7 +221,9 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
 # -- A service's manifests as a whole -----------------------------------------------------------
 
 
-def manifest_problems(docs: list[Manifest], *, queue_consumer: bool) -> list[str]:
+def manifest_problems(
+    docs: list[Manifest], *, queue_consumer: bool, singleton: bool = False
+) -> list[str]:
     """Every policy over one service's rendered chart."""
     problems = api_version_problems(docs)
     for secret in of_kind(docs, "Secret"):
@@ -257,14 +259,18 @@ def manifest_problems(docs: list[Manifest], *, queue_consumer: bool) -> list[str
             problems.append(f"{name_of(workload)}: no NetworkPolicy of its own selects its pods")
         for policy in own:
             problems += network_policy_problems(policy)
-        problems += scaling_problems(workload, docs, queue_consumer=queue_consumer)
+        problems += scaling_problems(
+            workload, docs, queue_consumer=queue_consumer, singleton=singleton
+        )
     return problems
 
 
 def scaling_problems(
-    workload: Manifest, docs: list[Manifest], *, queue_consumer: bool
+    workload: Manifest, docs: list[Manifest], *, queue_consumer: bool, singleton: bool = False
 ) -> list[str]:
-    """A queue consumer is scaled by KEDA (no HPA); an API has an HPA; every workload has a PDB."""
+    """A queue consumer is scaled by KEDA (no HPA); an API has an HPA, unless it is a singleton
+    (one replica works at a time, by a lease: a fixed count, never autoscaled); every workload has
+    a PDB."""
     name = workload["metadata"]["name"]
     hpas = [
         h
@@ -281,7 +287,10 @@ def scaling_problems(
         if selects(p["spec"].get("selector"), labels)
     ]
     problems = []
-    if queue_consumer:
+    if singleton:
+        if hpas or scaled:
+            problems.append(f"{name_of(workload)}: a singleton must not be autoscaled")
+    elif queue_consumer:
         if not scaled:
             problems.append(f"{name_of(workload)}: a queue consumer needs a KEDA ScaledObject")
         if hpas:

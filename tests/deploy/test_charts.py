@@ -38,6 +38,8 @@ from .policy import (
 )
 
 QUEUE_CONSUMERS = {"workflow"}
+# One replica works at a time (a lease in Redis): a fixed replica count, no HPA.
+SINGLETONS = {"simulator"}
 PUBLIC = {"ingestion": ["/api/deliveryrequests"], "delivery": ["/api/deliveries"]}
 # Seconds uvicorn gives open requests after SIGTERM (dronecommon.server.serve).
 UVICORN_GRACEFUL_SHUTDOWN = 20
@@ -78,7 +80,11 @@ def test_library_chart_lints(helm: Helm) -> None:
 
 @pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
 def test_policies(rendered: Rendered, service: str, env: str) -> None:
-    problems = manifest_problems(rendered[service, env], queue_consumer=service in QUEUE_CONSUMERS)
+    problems = manifest_problems(
+        rendered[service, env],
+        queue_consumer=service in QUEUE_CONSUMERS,
+        singleton=service in SINGLETONS,
+    )
     assert problems == []
 
 
@@ -110,11 +116,16 @@ def test_scaling(rendered: Rendered, service: str, env: str) -> None:
         assert kinds.count("ScaledObject") == 1
         assert kinds.count("TriggerAuthentication") == 1
         assert "HorizontalPodAutoscaler" not in kinds
+    elif service in SINGLETONS:
+        assert "HorizontalPodAutoscaler" not in kinds
+        assert "ScaledObject" not in kinds
+        assert deployment(docs)["spec"]["replicas"] == (1 if env == "dev" else 2)
     else:
         assert kinds.count("HorizontalPodAutoscaler") == 1
         assert "ScaledObject" not in kinds
     assert kinds.count("PodDisruptionBudget") == 1
-    assert "replicas" not in deployment(docs)["spec"]
+    if service not in SINGLETONS:
+        assert "replicas" not in deployment(docs)["spec"]
 
 
 @pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
@@ -164,15 +175,17 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         if "podSelector" in peer and "namespaceSelector" not in peer
     }
     expected_in = {
-        "delivery": {"workflow"},
+        "delivery": {"workflow", "simulator"},
         "package": {"workflow"},
-        "dronescheduler": {"workflow"},
+        "dronescheduler": {"workflow", "simulator"},
     }
     assert ingress_services == expected_in.get(service, set())
     assert bool(gateway_peers) == (service in PUBLIC)
     if service == "workflow":
         assert spec["ingress"] == []
         assert egress_services == {"package", "dronescheduler", "delivery"}
+    elif service == "simulator":
+        assert egress_services == {"dronescheduler", "delivery"}
     else:
         assert egress_services == set()
     dns = spec["egress"][0]
@@ -185,6 +198,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         "package": {443, 10255, 10260},
         "dronescheduler": {443, 10255, 10260},
         "workflow": {443, 5671, 6380, 10000},
+        "simulator": {443, 5671, 6380, 10000},
     }
     assert azure_ports == needs[service]
 

@@ -48,7 +48,7 @@ from .checks import (
 
 CHARTS = ROOT / "charts"
 GITOPS = ROOT / "infra" / "gitops"
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow")
+SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
 ENVIRONMENTS = ("dev", "prod")
 MODULES = BICEP_DIR / "modules"
 

@@ -32,3 +32,16 @@ def test_the_callers_environment_and_extra_env_override_the_stack_defaults(
     assert env["WORKFLOW_PACKAGE_URL"] == "http://127.0.0.1:8003"
     extra = Stack(StackConfig(tmp_path, extra_env={"WORKFLOW_QUEUE__MAX_CONCURRENCY": "4"}))
     assert extra.service_env("workflow")["WORKFLOW_QUEUE__MAX_CONCURRENCY"] == "4"
+
+
+def test_the_simulator_is_started_with_the_services_it_calls(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path)
+    assert config.ports["simulator"] == 8006
+    env = Stack(config).service_env("simulator")
+    assert env["SIMULATOR_PORT"] == "8006"
+    assert env["SIMULATOR_DELIVERY_URL"] == "http://127.0.0.1:8002"
+    assert env["SIMULATOR_DRONESCHEDULER_URL"] == "http://127.0.0.1:8004"
+    assert env["SIMULATOR_REDIS__URL"] == "redis://127.0.0.1:6379/0"
+    order = config.services
+    assert order.index("simulator") > order.index("delivery")
+    assert order.index("simulator") > order.index("dronescheduler")

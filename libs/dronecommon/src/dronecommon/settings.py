@@ -69,6 +69,40 @@ class QueueSettings(BaseModel):
     readiness_timeout: float = Field(default=2.0, gt=0)
 
 
+class TelemetryStreamSettings(BaseModel):
+    """The drone telemetry stream (fixes): Redis Streams locally, Azure Event Hubs in Azure.
+
+    ``<PREFIX>TELEMETRY_STREAM__TRANSPORT=redis|eventhubs`` picks the transport; see
+    :mod:`dronecommon.fixes`.
+    """
+
+    transport: Literal["redis", "eventhubs"] = "redis"
+    # Consumers: the consumer group of the consuming service (one per service).
+    consumer_group: str = Field(default="telemetry", min_length=1, max_length=64)
+    # A new group (Redis) or a partition without a checkpoint (Event Hubs) starts at the newest
+    # fix when true (old telemetry is stale), at the oldest one kept when false.
+    start_at_latest: bool = True
+    # Fixes handed to a consumer's handler at once (at most).
+    max_batch: int = Field(default=500, ge=1, le=10_000)
+    # How long a consumer waits for new fixes before looping (seconds).
+    receive_wait: float = Field(default=1.0, gt=0)
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    # Redis Streams: the stream, its approximate length cap in entries, fixes per entry, and how
+    # long a fix read by a dead consumer stays pending before another consumer takes it over.
+    redis_url: str | None = None
+    stream: str = Field(default="telemetry:fixes", min_length=1)
+    maxlen: int = Field(default=100_000, ge=100)
+    fixes_per_entry: int = Field(default=100, ge=1, le=1000)
+    claim_idle: float = Field(default=30.0, gt=0)
+    # Azure Event Hubs: the namespace (``<name>.servicebus.windows.net``, workload identity) or a
+    # connection string (the emulator), the hub, and the Blob Storage container for checkpoints.
+    eventhubs_namespace: str | None = None
+    eventhubs_connection_string: SecretStr | None = None
+    eventhub_name: str = "telemetry"
+    checkpoint_account_url: str | None = None
+    checkpoint_container: str = "telemetry-checkpoints"
+
+
 class TelemetrySettings(BaseModel):
     """OpenTelemetry export. Nothing is exported unless a destination is configured."""
 

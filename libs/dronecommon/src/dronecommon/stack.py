@@ -1,4 +1,4 @@
-"""The native stack: Redis, FerretDB and the five services as local processes (``make run``).
+"""The native stack: Redis, FerretDB and the services as local processes (``make run``).
 
 Everything listens on 127.0.0.1 with data under one folder (default ``.data/``). The runner waits
 until every ``/readyz`` answers 200, prints how to call the API, streams each process's output
@@ -32,9 +32,11 @@ SERVICE_PORTS = {
     "package": 8003,
     "dronescheduler": 8004,
     "workflow": 8005,
+    "simulator": 8006,
 }
-# Backends first, then the consumer, then the public entry point.
-START_ORDER = ("package", "dronescheduler", "delivery", "workflow", "ingestion")
+# Backends first, then the consumers (the workflow, the fleet simulator), then the public entry
+# point.
+START_ORDER = ("package", "dronescheduler", "delivery", "workflow", "simulator", "ingestion")
 
 
 # Settings for this stack's shape: every process on the same few cores. The environment and
@@ -92,6 +94,9 @@ class StackConfig:
         if service == "workflow":
             for target in ("package", "dronescheduler", "delivery"):
                 env[f"WORKFLOW_{target.upper()}_URL"] = self.url(target)
+        if service == "simulator":
+            for target in ("dronescheduler", "delivery"):
+                env[f"SIMULATOR_{target.upper()}_URL"] = self.url(target)
         return env
 
 

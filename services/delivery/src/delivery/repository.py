@@ -14,6 +14,13 @@ both stay valid on Azure Managed Redis (OSS or Enterprise clustering) and Redis 
 are atomic: creation is one script (exactly one creator wins), and every later write is a
 compare-and-set script on ``rev`` that also appends its history event and, for terminal stages,
 sets the TTL on both keys.
+
+**Events.** The same scripts append the delivery event of the change (``Assigned``,
+``Rescheduled``, ``Cancelled``, ``Completed``; see :mod:`dronecommon.events`) to the stream
+``<p>:events``, trimmed to about ``DELIVERY_EVENTS_MAXLEN`` entries: no state change without its
+event, no event without its change. A replay, a repeated cancel or confirmation writes nothing
+and so appends nothing. The stream is a key of its own slot: on a clustered Redis the scripts
+need a database that runs cross-slot scripts within one shard (a single-shard database does).
 """
 
 from __future__ import annotations
@@ -25,11 +32,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from dronecommon.events import DEFAULT_MAXLEN, LUA_APPEND, DeliveryEvent, encode, events_stream
+
 from .records import DeliveryRecord, StoredEvent
 
-# KEYS: hash, history. ARGV: put JSON, state JSON, stage, first event JSON.
+# KEYS: hash, history, events stream. ARGV: put JSON, state JSON, stage, first history event
+# JSON, events maxlen, then the delivery event's fields (none: no event).
 # Returns nil when it created the delivery, else the stored ``put`` of the existing one.
-_CREATE = """
+_CREATE = (
+    LUA_APPEND
+    + """
 local existing = redis.call('HGET', KEYS[1], 'put')
 if existing then
   return existing
@@ -37,12 +49,19 @@ end
 redis.call('HSET', KEYS[1], 'put', ARGV[1], 'state', ARGV[2], 'stage', ARGV[3], 'rev', 1)
 redis.call('DEL', KEYS[2])
 redis.call('RPUSH', KEYS[2], ARGV[4])
+if #ARGV > 5 then
+  append_event(KEYS[3], ARGV[5], {unpack(ARGV, 6)})
+end
 return false
 """
+)
 
-# KEYS: hash, history. ARGV: expected rev, state JSON, stage, event JSON ('' for none),
-# TTL seconds (0 for none). Returns the new rev, 0 when rev moved on, -1 when there is no delivery.
-_WRITE = """
+# KEYS: hash, history, events stream. ARGV: expected rev, state JSON, stage, history event JSON
+# ('' for none), TTL seconds (0 for none), events maxlen, then the delivery event's fields (none:
+# no event). Returns the new rev, 0 when rev moved on, -1 when there is no delivery.
+_WRITE = (
+    LUA_APPEND
+    + """
 local rev = redis.call('HGET', KEYS[1], 'rev')
 if not rev then
   return -1
@@ -60,8 +79,12 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
+if #ARGV > 6 then
+  append_event(KEYS[3], ARGV[6], {unpack(ARGV, 7)})
+end
 return next_rev
 """
+)
 
 
 class WriteOutcome(enum.Enum):
@@ -79,9 +102,13 @@ class Snapshot:
 
 
 class DeliveryRepository:
-    def __init__(self, redis: Redis, *, prefix: str = "delivery") -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str = "delivery", events_maxlen: int = DEFAULT_MAXLEN
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.events_maxlen = events_maxlen
+        self.events_key = events_stream(prefix)
         self._create = redis.register_script(_CREATE)
         self._write = redis.register_script(_WRITE)
 
@@ -97,15 +124,25 @@ class DeliveryRepository:
         return f"{self.prefix}:summary:{owner_id}:{year:04d}-{month:02d}"
 
     def _keys(self, delivery_id: str) -> list[str]:
-        return [self.delivery_key(delivery_id), self.history_key(delivery_id)]
+        return [self.delivery_key(delivery_id), self.history_key(delivery_id), self.events_key]
+
+    def _outbox(self, outbox: DeliveryEvent | None) -> list[str | int]:
+        return [self.events_maxlen, *encode(outbox)] if outbox is not None else []
 
     # --- deliveries ------------------------------------------------------------------------
 
-    async def create(self, record: DeliveryRecord, put: str, event: StoredEvent) -> str | None:
-        """Store a new delivery; None when created, else the existing delivery's ``put``."""
+    async def create(
+        self,
+        record: DeliveryRecord,
+        put: str,
+        event: StoredEvent,
+        outbox: DeliveryEvent | None = None,
+    ) -> str | None:
+        """Store a new delivery (and append ``outbox``, if any, in the same step); None when
+        created, else the existing delivery's ``put`` (and nothing is written)."""
         existing: Any = await self._create(
             keys=self._keys(record.id),
-            args=[put, record.dumps(), record.stage.value, event.dumps()],
+            args=[put, record.dumps(), record.stage.value, event.dumps(), *self._outbox(outbox)],
         )
         return None if existing is None else _text(existing)
 
@@ -122,8 +159,10 @@ class DeliveryRepository:
         event: StoredEvent | None = None,
         *,
         ttl_seconds: int = 0,
+        outbox: DeliveryEvent | None = None,
     ) -> WriteOutcome:
-        """Replace the delivery's state if nobody wrote since ``snapshot`` (with its event)."""
+        """Replace the delivery's state if nobody wrote since ``snapshot``, with its history
+        event and its delivery event (``outbox``), all or nothing."""
         result: Any = await self._write(
             keys=self._keys(record.id),
             args=[
@@ -132,6 +171,7 @@ class DeliveryRepository:
                 record.stage.value,
                 event.dumps() if event is not None else "",
                 ttl_seconds,
+                *self._outbox(outbox),
             ],
         )
         code = int(result)

@@ -34,5 +34,7 @@ async def running(
         redis = create_redis_client(settings.redis, credential, decode_responses=True)
         stack.push_async_callback(redis.aclose)
         app.readiness.add("redis", redis_check(redis))
-        repository = DeliveryRepository(redis, prefix=settings.key_prefix)
+        repository = DeliveryRepository(
+            redis, prefix=settings.key_prefix, events_maxlen=settings.events_maxlen
+        )
         yield {"deliveries": DeliveryService(repository, settings, clock)}

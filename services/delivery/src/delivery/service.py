@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
+from dronecommon.events import DeliveryEvent
 
-from . import tracking
+from . import events, tracking
 from .errors import (
     ConfirmationRejected,
     DeliveryClosed,
@@ -54,11 +55,13 @@ def canonical(body: DeliveryIn, delivery_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """What a decision writes: the new state, its history event, and the TTL if terminal."""
+    """What a decision writes: the new state, its history event, the TTL if terminal, and the
+    delivery event for the outbox (see :mod:`delivery.events`)."""
 
     record: DeliveryRecord
     event: StoredEvent | None = None
     ttl_seconds: int = 0
+    outbox: DeliveryEvent | None = None
 
 
 class DeliveryService:
@@ -100,7 +103,12 @@ class DeliveryService:
             plan=plan,
         )
         event = StoredEvent(at=now, stage=DeliveryStage.CREATED, location=body.pickup, plan=plan)
-        existing = await self.repository.create(record, put, event)
+        outbox = (
+            events.assigned(record, record.drone_id, now, self.estimates)
+            if record.drone_id
+            else None
+        )
+        existing = await self.repository.create(record, put, event, outbox)
         if existing is not None and existing != put:
             raise DeliveryExists(delivery_id)
         if existing is not None:
@@ -160,7 +168,11 @@ class DeliveryService:
             if write is None:
                 return
             outcome = await self.repository.write(
-                snapshot, write.record, write.event, ttl_seconds=write.ttl_seconds
+                snapshot,
+                write.record,
+                write.event,
+                ttl_seconds=write.ttl_seconds,
+                outbox=write.outbox,
             )
             if outcome is WriteOutcome.WRITTEN:
                 return
@@ -204,7 +216,8 @@ class DeliveryService:
                 }
             )
             event = StoredEvent(at=now, stage=DeliveryStage.RESCHEDULED, location=pickup, plan=plan)
-            return _Write(record, event)
+            outbox = events.replanned(current, record, now, self.estimates)
+            return _Write(record, event, outbox=outbox)
 
         await self._change(delivery_id, decide)
 
@@ -230,7 +243,9 @@ class DeliveryService:
                 }
             )
             event = StoredEvent(at=now, stage=DeliveryStage.CANCELLED, location=where)
-            return _Write(record, event, self.settings.retention_seconds)
+            return _Write(
+                record, event, self.settings.retention_seconds, events.cancelled(record, now, where)
+            )
 
         await self._change(delivery_id, decide)
 
@@ -265,7 +280,12 @@ class DeliveryService:
             event = StoredEvent(
                 at=now, stage=DeliveryStage.COMPLETED, location=confirmation.geo_coordinates
             )
-            return _Write(record, event, self.settings.retention_seconds)
+            return _Write(
+                record,
+                event,
+                self.settings.retention_seconds,
+                events.completed(record, confirmation, now),
+            )
 
         await self._change(delivery_id, decide)
 

@@ -33,5 +33,7 @@ class DeliverySettings(ServiceSettings):
     # straight flight from pickup to drop-off at this speed.
     estimate_speed_mph: float = Field(default=30.0, gt=0, le=1000)
     estimate_dispatch_minutes: float = Field(default=10.0, ge=0, le=24 * 60)
+    # The delivery events stream (``<prefix>:events``) is trimmed to about this many entries.
+    events_maxlen: int = Field(default=1_000_000, ge=1000)
     # At most this many distinct notify-me requests are kept per delivery.
     max_notify_requests: int = Field(default=20, ge=1, le=1000)

@@ -13,10 +13,13 @@ from .records import AssignmentRecord
 from .runtime import State
 from .schemas import (
     DELIVERY_ID_PATTERN,
+    DRONE_ID_PATTERN,
     MAX_ID_LENGTH,
     AssignmentOut,
+    BaseOut,
     DroneAssignmentOut,
     DroneDeliveryIn,
+    DroneOut,
     PackageDetailOut,
     ReplanIn,
     UtilizationOut,
@@ -41,6 +44,7 @@ Year = Annotated[int, Query(ge=1, le=9999, description="UTC calendar year")]
 Month = Annotated[int, Query(ge=1, le=12, description="UTC calendar month, 1..12")]
 
 router = APIRouter(prefix="/api/dronedeliveries", tags=["dronedeliveries"])
+drones = APIRouter(prefix="/api/drones", tags=["drones"])
 
 _REPLAY: dict[int | str, dict[str, Any]] = {
     200: {
@@ -148,3 +152,34 @@ async def replan(delivery_id: DeliveryId, body: ReplanIn, drones: Drones) -> Dro
 async def release(delivery_id: DeliveryId, drones: Drones) -> Response:
     await drones.release(delivery_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@drones.get(
+    "/{droneId}",
+    summary="A drone of the fleet: base, class, speeds and cruise altitude (for its flight)",
+    responses=error_responses(400, 404),
+)
+async def get_drone(
+    drone_id: Annotated[
+        str,
+        Path(
+            alias="droneId",
+            pattern=DRONE_ID_PATTERN,
+            max_length=MAX_ID_LENGTH,
+            examples=["downtown-standard-00042"],
+        ),
+    ],
+    scheduler: Drones,
+) -> DroneOut:
+    drone = scheduler.drone(drone_id)
+    drone_class = drone.drone_class
+    return DroneOut(
+        drone_id=drone.id,
+        base=BaseOut(name=drone.base.name, location=drone.base.location),
+        drone_class=drone_class.name,
+        max_size=drone_class.max_size,
+        max_weight=drone_class.max_weight,
+        speed_mph=drone_class.speed_mph,
+        expedited_speed_mph=drone_class.speed_mph * scheduler.settings.expedited_speed_factor,
+        cruise_altitude=drone_class.cruise_altitude,
+    )

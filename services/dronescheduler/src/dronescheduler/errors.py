@@ -100,3 +100,13 @@ class NoAssignmentsInMonth(DomainError):
 
     def __init__(self, owner_id: str, year: int, month: int) -> None:
         super().__init__(f"No drone assignments for owner {owner_id!r} in {year:04d}-{month:02d}.")
+
+
+class DroneNotFound(DomainError):
+    """No drone of the configured fleet has that id."""
+
+    status = 404
+    problem = "drone-not-found"
+
+    def __init__(self, drone_id: str) -> None:
+        super().__init__(f"No drone {drone_id} in the fleet.")

@@ -35,6 +35,7 @@ class DroneClass:
     max_size: PackageSize
     max_weight: float
     speed_mph: float
+    cruise_altitude: float = 120.0
 
     def carries(self, size: PackageSize, weight: float) -> bool:
         return SIZE_RANK[size] <= SIZE_RANK[self.max_size] and weight <= self.max_weight
@@ -49,7 +50,8 @@ class Drone:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A trip: base → pickup → drop-off → base, starting at ``start``."""
+    """A trip: base → pickup → drop-off → base, starting at ``start``, planned back at
+    ``busy_until``; the drone frees itself at ``free_at`` unless released earlier."""
 
     start: dt.datetime
     pickup_eta: dt.datetime
@@ -57,6 +59,7 @@ class Plan:
     busy_until: dt.datetime
     miles: float
     speed_mph: float
+    free_at: dt.datetime
 
 
 def to_millis(moment: dt.datetime) -> dt.datetime:
@@ -88,7 +91,9 @@ class Fleet:
             for spec in settings.bases
         )
         self.classes = tuple(
-            DroneClass(spec.name, spec.max_size, spec.max_weight, spec.speed_mph)
+            DroneClass(
+                spec.name, spec.max_size, spec.max_weight, spec.speed_mph, spec.cruise_altitude
+            )
             for spec in settings.classes
         )
         drones: list[Drone] = []
@@ -134,15 +139,25 @@ class Fleet:
         start = to_millis(start)
         pickup_eta = start + dt.timedelta(hours=legs[0] / speed)
         delivery_eta = pickup_eta + stop + dt.timedelta(hours=legs[1] / speed)
-        busy_until = delivery_eta + stop + dt.timedelta(hours=legs[2] / speed)
+        busy_until = to_millis(delivery_eta + stop + dt.timedelta(hours=legs[2] / speed))
         return Plan(
             start=start,
             pickup_eta=to_millis(pickup_eta),
             delivery_eta=to_millis(delivery_eta),
-            busy_until=to_millis(busy_until),
+            busy_until=busy_until,
             miles=sum(legs),
             speed_mph=speed,
+            free_at=self.free_at(start, busy_until),
         )
+
+    def free_at(self, start: dt.datetime, busy_until: dt.datetime) -> dt.datetime:
+        """When a trip planned from ``start`` to ``busy_until`` frees its drone by itself: the
+        fallback when no release comes (see ``FleetSettings.self_release_*``)."""
+        trip = busy_until - start
+        margin = trip * self.settings.self_release_factor + dt.timedelta(
+            seconds=self.settings.self_release_seconds
+        )
+        return to_millis(busy_until + margin)
 
     def definition(self) -> dict[str, Any]:
         """Bases and classes as stored with the fleet (the drones are documents of their own)."""

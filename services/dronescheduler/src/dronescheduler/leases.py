@@ -88,7 +88,7 @@ class LeaseLog:
                     gen=candidate.gen + 1,
                     delivery_id=request.delivery_id,
                     kind=LeaseKind.ASSIGN,
-                    busy_until=plan.busy_until,
+                    busy_until=plan.free_at,
                     at=plan.start,
                 )
                 try:

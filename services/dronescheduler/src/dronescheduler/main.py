@@ -22,7 +22,7 @@ def create_app(
             "Assigns drones of the fleet to deliveries (nearest base, capable class, atomic "
             "claims), re-plans and releases them, and reports utilization; on MongoDB."
         ),
-        routers=[api.router],
+        routers=[api.router, api.drones],
         lifespan=lambda app: running(app, settings),
         configure_logs=configure_logs,
     )

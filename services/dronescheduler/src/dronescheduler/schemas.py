@@ -82,3 +82,24 @@ class AssignmentOut(ApiModel):
 class UtilizationOut(ApiModel):
     traveled_miles: float
     assigned_hours: float
+
+
+DRONE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,127}$"
+
+
+class BaseOut(ApiModel):
+    name: str
+    location: Location
+
+
+class DroneOut(ApiModel):
+    """A drone of the fleet as configured: what a flight of it needs to know."""
+
+    drone_id: str
+    base: BaseOut = Field(description="where the drone starts and returns to")
+    drone_class: str
+    max_size: PackageSize
+    max_weight: float
+    speed_mph: float = Field(description="cruise speed")
+    expedited_speed_mph: float = Field(description="cruise speed on an expedited delivery")
+    cruise_altitude: float = Field(description="metres above the ground")

@@ -31,6 +31,7 @@ from .errors import (
     AssignmentNotFound,
     AssignmentReleased,
     DroneBusy,
+    DroneNotFound,
     DroneReassigned,
     DroneRetired,
     FleetLoading,
@@ -38,7 +39,7 @@ from .errors import (
     NoCapableDrone,
     NoDroneAvailable,
 )
-from .fleet import DroneClass, Fleet, Plan, to_millis
+from .fleet import Drone, DroneClass, Fleet, Plan, to_millis
 from .leases import MAX_ADVANCES, Holder, LeaseLog, Outcome
 from .records import AssignmentRecord, Lease, LeaseKind
 from .repository import SchedulerRepository
@@ -208,7 +209,7 @@ class Scheduler:
             if record is None or record.released:
                 return
             now = to_millis(self.clock())
-            if record.busy_until > now:
+            if self.fleet.free_at(record.assigned_at, record.busy_until) > now:
                 await self.leases.advance(Holder.of(record), LeaseKind.RELEASE, now, now)
             await self.repository.insert_release(delivery_id, min(now, record.busy_until), now)
 
@@ -241,7 +242,7 @@ class Scheduler:
         )
         now = to_millis(self.clock())
         outcome, lease = await self.leases.advance(
-            Holder.of(record), LeaseKind.REPLAN, plan.busy_until, now
+            Holder.of(record), LeaseKind.REPLAN, plan.free_at, now
         )
         if outcome is Outcome.RELEASED:
             self._replay(record.replace(released_at=lease.at))
@@ -264,6 +265,13 @@ class Scheduler:
         return updated
 
     # --- reads ----------------------------------------------------------------------------------
+
+    def drone(self, drone_id: str) -> Drone:
+        """A drone of the configured fleet (404 if there is none by that id)."""
+        drone = self.fleet.by_id.get(drone_id)
+        if drone is None:
+            raise DroneNotFound(drone_id)
+        return drone
 
     async def get(self, delivery_id: str) -> AssignmentRecord:
         record = await self.repository.assignment(delivery_id)

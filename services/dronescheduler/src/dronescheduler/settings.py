@@ -34,13 +34,15 @@ class BaseSpec(BaseModel):
 
 
 class DroneClassSpec(BaseModel):
-    """A kind of drone: the largest package size and weight it carries, and its cruise speed."""
+    """A kind of drone: the largest package size and weight it carries, its cruise speed and its
+    cruise altitude (metres above the ground)."""
 
     name: str = Field(pattern=NAME_PATTERN)
     max_size: PackageSize
     max_weight: float = Field(gt=0)
     speed_mph: float = Field(gt=0)
     share: float = Field(default=1.0, gt=0, description="relative part of each base's drones")
+    cruise_altitude: float = Field(default=120.0, ge=0, le=10_000)
 
 
 # Around the default service area (Seattle, see dronecommon.domain.ServiceArea).
@@ -75,6 +77,11 @@ class FleetSettings(BaseModel):
     stop_seconds: float = Field(default=60.0, ge=0)
     # Expedited deliveries fly at this multiple of the class's cruise speed.
     expedited_speed_factor: float = Field(default=1.25, ge=1.0)
+    # A drone is released by its flight (the simulator, or a real drone) when it is back at its
+    # base. If no release comes, it frees itself at the planned return plus a safety margin:
+    # self_release_factor x the planned trip + self_release_seconds (room for slower flights).
+    self_release_factor: float = Field(default=0.5, ge=0)
+    self_release_seconds: float = Field(default=300.0, ge=0)
     # Cap of the Retry-After given when no capable drone is free.
     retry_after_max: int = Field(default=300, ge=1)
     # Drones tried per request before answering 503 when other replicas keep winning them.

@@ -60,7 +60,12 @@ from dronecommon.auth.devissuer import (
     DevTokenProvider,
     audience_from_scope,
 )
-from dronecommon.settings import AuthSettings, QueueSettings, RedisSettings
+from dronecommon.settings import (
+    AuthSettings,
+    QueueSettings,
+    RedisSettings,
+    TelemetryStreamSettings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,20 +140,29 @@ def keyless_queue(queue: QueueSettings) -> bool:
     return queue.transport == "servicebus" and not (secret and secret.get_secret_value())
 
 
+def keyless_telemetry_stream(stream: TelemetryStreamSettings) -> bool:
+    """Event Hubs reached by namespace with the workload identity (no connection string)."""
+    secret = stream.eventhubs_connection_string
+    return stream.transport == "eventhubs" and not (secret and secret.get_secret_value())
+
+
 def credential_needed(
     *,
     redis: RedisSettings | None = None,
     queue: QueueSettings | None = None,
     outbound: AuthSettings | None = None,
+    telemetry_stream: TelemetryStreamSettings | None = None,
 ) -> bool:
     """Whether any of the clients these settings describe signs in with the workload identity.
 
     Pass the settings of the clients the process really builds: ``redis`` (Entra ID),
-    ``queue`` (Service Bus by namespace), ``outbound`` (tokens for service-to-service calls).
+    ``queue`` (Service Bus by namespace), ``outbound`` (tokens for service-to-service calls),
+    ``telemetry_stream`` (Event Hubs by namespace).
     """
     return (
         (redis is not None and redis.use_entra_id)
         or (queue is not None and keyless_queue(queue))
+        or (telemetry_stream is not None and keyless_telemetry_stream(telemetry_stream))
         or (
             outbound is not None
             and bool(outbound.outbound_scope)
@@ -163,10 +177,13 @@ async def credential_for(
     redis: RedisSettings | None = None,
     queue: QueueSettings | None = None,
     outbound: AuthSettings | None = None,
+    telemetry_stream: TelemetryStreamSettings | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[AsyncTokenCredential | None]:
     """The process credential when :func:`credential_needed` says so (else None), closed on exit."""
-    if not credential_needed(redis=redis, queue=queue, outbound=outbound):
+    if not credential_needed(
+        redis=redis, queue=queue, outbound=outbound, telemetry_stream=telemetry_stream
+    ):
         yield None
         return
     credential = create_credential(environ=environ)

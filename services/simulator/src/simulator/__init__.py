@@ -1,0 +1,1 @@
+"""The drone fleet simulator."""

@@ -1,0 +1,462 @@
+"""The fleet in flight: the tick loop, the events it applies, the work it does on the way.
+
+**Ticks.** Every ``telemetry_interval`` (default 1 s) each drone in the air reports one fix. The
+interval is cut into ``ticks_per_interval`` ticks and each drone belongs to one of them (by a
+hash of its id), so the fixes of ten thousand drones are spread over the second instead of
+leaving in one burst. A tick is plain arithmetic per drone (:func:`simulator.flight.sample`) and
+one pipelined publish of its fixes; it never waits on anything else. A tick that is late skips
+ahead (the clock, not the tick count, says where a drone is).
+
+**State.** Flights live in memory and in Redis (:mod:`simulator.store`). A flight is written when
+it changes (an event, the end of the drop-off handling, work done), not on every tick: positions
+follow from the route. Writes go through :meth:`Engine.flush`, one at a time, so a later write
+never loses to an earlier one.
+
+**Work.** Confirmations and releases (:mod:`simulator.backends`) run in a loop of their own, a
+bounded number at once, retried with backoff while the other service is away; a flight whose
+drone is home with nothing left to do is forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dronecommon.domain import Location
+from dronecommon.events import (
+    AssignedData,
+    DeliveryEvent,
+    EventDecodeError,
+    EventType,
+    RescheduledData,
+)
+from dronecommon.fixes import Fix, FixPublisher, FixPublishError, Phase
+
+from .backends import RETRYABLE, Backends
+from .flight import Point
+from .flights import DroneInfo, Flight, Mission, Rules, dumps, later, loads
+from .store import FlightStore
+
+logger = logging.getLogger("simulator.engine")
+
+
+@dataclass(slots=True)
+class Stats:
+    ticks: int = 0
+    late_ticks: int = 0
+    fixes: int = 0
+    publish_errors: int = 0
+    events: int = 0
+
+
+def _point(location: Location) -> Point:
+    return Point(location.latitude, location.longitude, location.altitude)
+
+
+class Engine:
+    def __init__(
+        self,
+        rules: Rules,
+        store: FlightStore,
+        publisher: FixPublisher,
+        backends: Backends,
+        *,
+        interval: float = 1.0,
+        ticks_per_interval: int = 10,
+        events_max_age: float = 3600.0,
+        action_concurrency: int = 32,
+        action_retry_max: float = 30.0,
+    ) -> None:
+        self.rules = rules
+        self.store = store
+        self.publisher = publisher
+        self.backends = backends
+        self.interval = interval
+        self.slots = ticks_per_interval
+        self.events_max_age = events_max_age
+        self.action_retry_max = action_retry_max
+        self.flights: dict[str, Flight] = {}
+        self.stats = Stats()
+        self._slot_members: list[dict[str, None]] = [{} for _ in range(self.slots)]
+        self._due: dict[str, float] = {}
+        self._deliveries: dict[str, str] = {}  # delivery id -> drone id (flown or queued)
+        self._indexed: dict[str, list[str]] = {}
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+        self._work: set[str] = set()
+        self._retry_at: dict[tuple[str, str], tuple[float, int]] = {}
+        self._flush_lock = asyncio.Lock()
+        self._actions = asyncio.Semaphore(action_concurrency)
+
+    # --- membership -----------------------------------------------------------------------------
+
+    def load(self, raw: dict[str, bytes]) -> None:
+        """Take over the stored flights (at start, or when this process becomes the leader)."""
+        self.flights.clear()
+        for members in self._slot_members:
+            members.clear()
+        self._due.clear()
+        self._deliveries.clear()
+        self._indexed.clear()
+        for drone_id, blob in raw.items():
+            try:
+                flight = loads(blob, self.rules.weather)
+            except (ValueError, KeyError, IndexError, TypeError):
+                logger.exception("stored flight of %s is unreadable; dropped", drone_id)
+                self._removed.add(drone_id)
+                continue
+            self._track(flight)
+            if flight.has_work():
+                self._work.add(drone_id)
+        logger.info("flying %d drones from the stored state", len(self.flights))
+
+    def _slot(self, drone_id: str) -> int:
+        return zlib.crc32(drone_id.encode()) % self.slots
+
+    def _track(self, flight: Flight) -> None:
+        """Register a new or changed flight: its tick, when it next needs attention, its index."""
+        drone_id = flight.drone_id
+        if drone_id not in self.flights:
+            self._slot_members[self._slot(drone_id)][drone_id] = None
+        self.flights[drone_id] = flight
+        self._removed.discard(drone_id)
+        self._due[drone_id] = self._next_due(flight)
+        for delivery_id in self._indexed.pop(drone_id, []):
+            if self._deliveries.get(delivery_id) == drone_id:
+                del self._deliveries[delivery_id]
+        ids = [m.delivery_id for m in ([flight.mission] if flight.mission else []) + flight.queue]
+        for delivery_id in ids:
+            self._deliveries[delivery_id] = drone_id
+        self._indexed[drone_id] = ids
+
+    def _next_due(self, flight: Flight) -> float:
+        if flight.mission is not None:
+            for leg in flight.legs:
+                if leg.phase is Phase.AT_DROPOFF:
+                    return leg.end
+        return flight.arrival
+
+    def put(self, flight: Flight) -> None:
+        """Fly ``flight`` (saved on the next :meth:`flush`)."""
+        self._changed(flight)
+
+    def _changed(self, flight: Flight) -> None:
+        self._track(flight)
+        self._dirty.add(flight.drone_id)
+        if flight.has_work():
+            self._work.add(flight.drone_id)
+
+    def _forget(self, drone_id: str) -> None:
+        flight = self.flights.pop(drone_id, None)
+        if flight is None:
+            return
+        self._slot_members[self._slot(drone_id)].pop(drone_id, None)
+        self._due.pop(drone_id, None)
+        for delivery_id in self._indexed.pop(drone_id, []):
+            if self._deliveries.get(delivery_id) == drone_id:
+                del self._deliveries[delivery_id]
+        self._dirty.discard(drone_id)
+        self._removed.add(drone_id)
+        self._work.discard(drone_id)
+
+    def drone_of(self, delivery_id: str) -> Flight | None:
+        drone_id = self._deliveries.get(delivery_id)
+        return self.flights.get(drone_id) if drone_id is not None else None
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write what changed since the last flush (one flush at a time: last write wins)."""
+        async with self._flush_lock:
+            if not self._dirty and not self._removed:
+                return
+            dirty, removed = self._dirty, self._removed
+            self._dirty, self._removed = set(), set()
+            changed = {d: dumps(self.flights[d]) for d in dirty if d in self.flights}
+            finished = {done for d in dirty if d in self.flights for done in self.flights[d].done}
+            try:
+                await self.store.save(changed, removed, finished)
+            except BaseException:
+                self._dirty |= dirty
+                self._removed |= removed - set(self.flights)
+                raise
+
+    # --- ticks ----------------------------------------------------------------------------------
+
+    def tick(self, slot: int, now: float) -> list[Fix]:
+        """The fixes of the drones of ``slot`` at ``now`` (and the transitions now due)."""
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        at_ms = int(now * 1000)
+        fixes: list[Fix] = []
+        flights, due = self.flights, self._due
+        for drone_id in list(self._slot_members[slot]):
+            flight = flights[drone_id]
+            if now >= due[drone_id]:
+                if self.rules.advance(flight, now):
+                    self._changed(flight)
+                if flight.landed(now):
+                    if flight.has_work():
+                        self._work.add(drone_id)
+                    else:
+                        self._forget(drone_id)
+                    continue
+                due[drone_id] = self._next_due(flight)
+            s = flight.at(now)
+            seq = flight.seq + 1 if flight.seq >= at_ms else at_ms
+            flight.seq = seq
+            mission = flight.mission
+            fixes.append(
+                Fix(
+                    drone_id,
+                    mission.delivery_id if mission is not None else flight.trip,
+                    at,
+                    seq,
+                    round(s.lat, 6),
+                    round(s.lon, 6),
+                    round(s.alt, 1),
+                    round(s.speed_mph, 1),
+                    round(s.heading, 1),
+                    round(s.battery, 1),
+                    s.phase,
+                )
+            )
+        return fixes
+
+    async def run_ticks(self, stop: asyncio.Event) -> None:
+        step = self.interval / self.slots
+        number = 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            fixes = self.tick(number % self.slots, time.time())
+            self.stats.ticks += 1
+            if fixes:
+                try:
+                    await self.publisher.publish(fixes)
+                    self.stats.fixes += len(fixes)
+                except FixPublishError:
+                    self.stats.publish_errors += 1
+                    if self.stats.publish_errors % 100 == 1:
+                        logger.warning("telemetry not published", exc_info=True)
+            await self._flush_quietly()
+            number += 1
+            next_at += step
+            delay = next_at - time.monotonic()
+            if delay < -self.interval:
+                self.stats.late_ticks += 1
+                next_at = time.monotonic()  # behind by a whole interval: skip ahead
+                delay = 0.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(delay, 0.0))
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            logger.warning("flight state not saved; retrying", exc_info=True)
+
+    # --- work: confirmations and releases ------------------------------------------------------
+
+    def _ready(self, kind: str, delivery_id: str, now: float) -> bool:
+        retry = self._retry_at.get((kind, delivery_id))
+        return retry is None or now >= retry[0]
+
+    def _failed(self, kind: str, delivery_id: str, now: float) -> None:
+        _, attempts = self._retry_at.get((kind, delivery_id), (0.0, 0))
+        wait = min(self.action_retry_max, 0.5 * 2 ** min(attempts, 16))
+        self._retry_at[(kind, delivery_id)] = (now + wait, attempts + 1)
+
+    async def _confirm(self, flight: Flight, delivery_id: str) -> None:
+        confirm = next((c for c in flight.confirms if c.delivery_id == delivery_id), None)
+        if confirm is None:
+            return
+        async with self._actions:
+            try:
+                await self.backends.confirm(confirm)
+            except RETRYABLE:
+                logger.warning("confirmation of %s failed; retrying later", delivery_id)
+                self._failed("confirm", delivery_id, time.time())
+                return
+        self._retry_at.pop(("confirm", delivery_id), None)
+        flight.confirms = [c for c in flight.confirms if c.delivery_id != delivery_id]
+        self._settle(flight)
+
+    async def _release(self, flight: Flight, delivery_id: str) -> None:
+        async with self._actions:
+            try:
+                await self.backends.release(delivery_id)
+            except RETRYABLE:
+                logger.warning("release of %s failed; retrying later", delivery_id)
+                self._failed("release", delivery_id, time.time())
+                return
+        self._retry_at.pop(("release", delivery_id), None)
+        flight.done = [d for d in flight.done if d != delivery_id]
+        self._settle(flight)
+
+    def _settle(self, flight: Flight) -> None:
+        if self.flights.get(flight.drone_id) is not flight:
+            return  # replaced meanwhile (this process lost and regained the lead)
+        if flight.landed(time.time()) and not flight.has_work():
+            self._forget(flight.drone_id)
+        else:
+            self._changed(flight)
+            if not flight.has_work():
+                self._work.discard(flight.drone_id)
+
+    async def work_once(self) -> None:
+        """Send every confirmation and release that is due now (and not waiting to retry)."""
+        now = time.time()
+        calls = []
+        for drone_id in list(self._work):
+            flight = self.flights.get(drone_id)
+            if flight is None or not flight.has_work():
+                self._work.discard(drone_id)
+                continue
+            # A confirmation goes before the drone's release, so the delivery ends Completed.
+            pending = {c.delivery_id for c in flight.confirms}
+            calls += [
+                self._confirm(flight, c.delivery_id)
+                for c in flight.confirms
+                if self._ready("confirm", c.delivery_id, now)
+            ]
+            calls += [
+                self._release(flight, d)
+                for d in flight.releasable(now)
+                if d not in pending and self._ready("release", d, now)
+            ]
+        if calls:
+            await asyncio.gather(*calls)
+            await self.flush()
+
+    async def run_work(self, stop: asyncio.Event, every: float = 0.1) -> None:
+        while not stop.is_set():
+            try:
+                await self.work_once()
+            except Exception:
+                logger.warning("work loop failed; retrying", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+
+    # --- delivery events ------------------------------------------------------------------------
+
+    async def apply(self, events: Sequence[DeliveryEvent]) -> None:
+        """Apply a batch of delivery events in order, then save (the reader acks after this)."""
+        now = time.time()
+        fresh = [e for e in events if now - e.at.timestamp() <= self.events_max_age]
+        if len(fresh) < len(events):
+            logger.warning("%d delivery events too old to fly; skipped", len(events) - len(fresh))
+        flying = [e for e in fresh if e.type in (EventType.ASSIGNED, EventType.RESCHEDULED)]
+        finished = await self.store.finished(e.delivery_id for e in flying)
+        wanted = sorted(
+            {
+                str(e.data.get("droneId"))
+                for e in flying
+                if e.data.get("droneId") and e.delivery_id not in finished
+            }
+            - set(self.flights)
+        )
+        found = await asyncio.gather(*(self._drone(d) for d in wanted))
+        drones = dict(zip(wanted, found, strict=True))
+        for event in fresh:
+            self.stats.events += 1
+            try:
+                self._apply(event, now, finished, drones)
+            except EventDecodeError:
+                logger.exception("delivery event %s skipped", event.id)
+        await self.flush()
+
+    async def _drone(self, drone_id: str) -> DroneInfo | None:
+        async with self._actions:
+            return await self.backends.drone(drone_id)
+
+    def _apply(
+        self,
+        event: DeliveryEvent,
+        now: float,
+        finished: set[str],
+        drones: dict[str, DroneInfo | None],
+    ) -> None:
+        delivery_id = event.delivery_id
+        current = self.drone_of(delivery_id)
+        if current is not None and event.id is not None and not later(event.id, current.applied):
+            return  # applied before (a redelivery)
+        if event.type in (EventType.CANCELLED, EventType.COMPLETED):
+            if current is not None and self.rules.end(current, delivery_id, now):
+                current.applied = event.id or current.applied
+                self._changed(current)
+            return
+        if event.type not in (EventType.ASSIGNED, EventType.RESCHEDULED) or delivery_id in finished:
+            return
+        data: AssignedData | RescheduledData = (
+            event.data_as(AssignedData)
+            if event.type is EventType.ASSIGNED
+            else event.data_as(RescheduledData)
+        )
+        drone_id = data.drone_id
+        if drone_id is None:
+            return
+        mission = Mission(
+            delivery_id,
+            _point(data.pickup),
+            _point(data.dropoff),
+            data.confirmation_required.value,
+            data.expedited,
+        )
+        if current is not None and current.drone_id != drone_id:
+            # The delivery moved to another drone: this one drops it (the scheduler's assignment
+            # is the delivery's, so it is not released here).
+            self.rules.end(current, delivery_id, now, release=False)
+            self._changed(current)
+            current = None
+        flight = self.flights.get(drone_id)
+        if current is not None:
+            changed = self.rules.reschedule(current, mission, now)
+            flight = current
+        else:
+            info = flight.drone if flight is not None else drones.get(drone_id)
+            if info is None:
+                return  # the scheduler does not know the drone (logged)
+            flight = self.rules.assign(flight, info, mission, now)
+            changed = True
+        if event.id is not None and later(event.id, flight.applied):
+            flight.applied = event.id
+            changed = True
+        if changed:
+            self._changed(flight)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> list[tuple[Flight, Fix | None]]:
+        """Every flight with where its drone is now (``None`` once home)."""
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        out: list[tuple[Flight, Fix | None]] = []
+        for flight in self.flights.values():
+            if flight.landed(now):
+                out.append((flight, None))
+                continue
+            s = flight.at(now)
+            mission = flight.mission
+            out.append(
+                (
+                    flight,
+                    Fix(
+                        flight.drone_id,
+                        mission.delivery_id if mission is not None else flight.trip,
+                        at,
+                        flight.seq,
+                        round(s.lat, 6),
+                        round(s.lon, 6),
+                        round(s.alt, 1),
+                        round(s.speed_mph, 1),
+                        round(s.heading, 1),
+                        round(s.battery, 1),
+                        s.phase,
+                    ),
+                )
+            )
+        return out
