@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from dronecommon import load_settings
 from dronecommon.auth.credentials import create_credential
+from dronecommon.cli import environment_help
 from dronecommon.messaging import DeadLetter, DeadLetterStore, create_dead_letter_store
 
 from .settings import WorkflowSettings
@@ -90,6 +91,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m workflow.deadletters",
         description="List and replay the workflow queue's dead letters.",
+        epilog="environment variables (the consumer's; default shown):\n"
+        + environment_help(WorkflowSettings, sections=("queue", "redis")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="show the oldest dead letters")
