@@ -22,6 +22,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_core import to_jsonable_python
 
 from dronecommon.apidocs import DOCS_URL, REDOC_URL
+from dronecommon.server import serve
 from dronecommon.settings import ServiceSettings, SettingsError, env_name, load_settings
 
 # A default longer than this is summarised (a JSON list of drone bases, say).
@@ -107,7 +108,8 @@ def environment_variables(
 def environment_help(
     settings_cls: type[ServiceSettings], sections: Sequence[str] | None = None
 ) -> str:
-    """The variables as help text: one per line, ``NAME=default``, grouped by sub-model."""
+    """The variables as help text: one per line (name, default, choices, note), grouped by
+    sub-model under a ``[section]`` line."""
     found = environment_variables(settings_cls, sections)
     width = max((len(var.name) for var in found), default=0)
     lines: list[str] = []
@@ -147,10 +149,9 @@ def service_main(
     description: str,
     readme: str,
 ) -> int:
-    """Run a service: ``--help`` prints and returns 0; bad settings print and return 2; otherwise
-    serve ``factory`` (``"package.main:create_app"``) until SIGTERM/SIGINT, then return 0."""
-    from dronecommon.server import serve  # uvicorn only when serving
-
+    """Run a service: ``--help`` prints and exits 0 (``SystemExit``, from argparse); bad settings
+    print and return 2; otherwise serve ``factory`` (``"package.main:create_app"``) until
+    SIGTERM/SIGINT, then return 0."""
     parser = argparse.ArgumentParser(
         prog=f"python -m {settings_cls.service_name}",
         description=description,
