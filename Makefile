@@ -16,7 +16,7 @@ setup: ## Install uv, the workspace, redis-server, FerretDB and Helm (idempotent
 	@bash scripts/setup.sh
 
 run: setup ## The whole system on this machine (Redis, FerretDB, five services); Ctrl-C stops it
-	$(UV) run --all-packages --locked python scripts/run_stack.py
+	$(UV) run --all-packages --locked python scripts/run_stack.py $(RUN_ARGS)
 
 test: setup ## Run the whole test suite against real Redis and FerretDB
 	$(UV) run --all-packages --locked pytest $(PYTEST_ARGS)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build every service image for real on this machine and check that each starts as non-root and
-# answers /healthz. No registry is reachable here, so the base image is made locally
-# (debootstrap + `docker import`) and passed as BASE_IMAGE; the product Dockerfiles are unchanged.
+# Build every service image for real on this machine and check that each starts as non-root,
+# answers /healthz and serves its API docs' assets, and that `--help` works. No registry is
+# reachable here, so the base image is made locally (debootstrap + `docker import`) and passed as
+# BASE_IMAGE; the product Dockerfiles are unchanged.
 #
 #   scripts/images.sh            # build and smoke-test every image
 #   SERVICES="package" scripts/images.sh
@@ -80,12 +81,17 @@ for svc in $SERVICES; do
     sleep 0.2
   done
   [ -n "$ok" ] || die "$svc did not answer /healthz: $(docker logs "$name" 2>&1 | tail -5)"
+  # The API docs' scripts ship in the image (no CDN).
+  for asset in /docs/swagger-ui-bundle.js /redoc/redoc.standalone.js; do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port$asset" || die "$svc does not serve $asset"
+  done
+  docker run --rm "dronedelivery/$svc:local" --help >/dev/null || die "$svc: --help failed"
   uid="$(docker exec "$name" id -u)"
   [ "$uid" = "10001" ] || die "$svc runs as uid $uid"
   # Exec-form entrypoint: SIGTERM reaches python directly and it exits promptly.
   docker stop -t 15 "$name" >/dev/null
   code="$(docker inspect -f '{{.State.ExitCode}}' "$name")"
   [ "$code" = "0" ] || die "$svc exited with $code on SIGTERM"
-  say "$svc: built, runs as uid 10001, /healthz 200, clean stop"
+  say "$svc: built, runs as uid 10001, /healthz 200, docs assets served, --help, clean stop"
 done
 say "all images verified: $SERVICES"

@@ -2,7 +2,7 @@
 
 Redis (queue + delivery store) and FerretDB (MongoDB wire protocol) with data in .data/, then
 package, dronescheduler, delivery, workflow, the fleet simulator and ingestion on their native
-ports.
+ports. Once every service is ready it prints how to call the API and each service's docs URLs.
 Ctrl-C stops everything.
 """
 
@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from dronecommon.stack import Stack, StackConfig
+from dronecommon.apidocs import DOCS_URL, REDOC_URL
+from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,19 +36,69 @@ then read it back with the deliveryId from the answer:
   curl -s http://127.0.0.1:{delivery}/api/deliveries/public/<deliveryId>
   curl -s http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
 
+API docs, served by each service (Swagger UI, then ReDoc):
+
+{docs}
+
 Press Ctrl-C to stop everything.
 """
 
+PORTS_HINT = """\
+Stop what holds them (another `make run`?), or move this stack's ports:
+  make run RUN_ARGS="--port-offset 1000"   (Redis 7379, FerretDB 28017, services 9001-9005)"""
+LOGS_HINT = """\
+Each service's output is above, each line after its name; Redis and FerretDB write to
+{data}/redis/redis.log and {data}/ferretdb/ferretdb.log. See "Troubleshooting" in README.md."""
+
+
+def docs_table(config: StackConfig) -> str:
+    """One line per service: its Swagger UI and ReDoc URLs."""
+    width = max(len(service) for service in config.services)
+    lines = []
+    for service in sorted(config.services, key=list(SERVICE_PORTS).index):
+        base = config.url(service)
+        lines.append(f"  {service.ljust(width)}  {base}{DOCS_URL}  {base}{REDOC_URL}")
+    return "\n".join(lines)
+
+
+def how_to(config: StackConfig) -> str:
+    """What ``make run`` prints once every service is ready."""
+    return HOW_TO.format(
+        ingestion=config.ports["ingestion"],
+        delivery=config.ports["delivery"],
+        docs=docs_table(config),
+    )
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data")
     parser.add_argument("--workflow-replicas", type=int, default=1)
     parser.add_argument("--json-logs", action="store_true")
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="add this to every port (Redis 6379, FerretDB 27017, services 8001-8005)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=90.0,
+        help="seconds to wait for every /readyz (default 90)",
+    )
     args = parser.parse_args()
 
+    offset = args.port_offset
     config = StackConfig(
-        data_dir=args.data_dir, workflow_replicas=args.workflow_replicas, log_json=args.json_logs
+        data_dir=args.data_dir,
+        workflow_replicas=args.workflow_replicas,
+        log_json=args.json_logs,
+        redis_port=6379 + offset,
+        mongo_port=27017 + offset,
+        ports={service: port + offset for service, port in SERVICE_PORTS.items()},
     )
     stop = threading.Event()
 
@@ -58,16 +109,21 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     stack = Stack(config)
     try:
-        stack.start()
-        print(HOW_TO.format(ingestion=config.ports["ingestion"], delivery=config.ports["delivery"]))
+        stack.start(timeout=args.ready_timeout)
+        print(how_to(config))
         while not stop.wait(1.0):
             dead = [p.name for p in stack.processes.values() if not p.alive]
             if dead:
                 print(f"stopped unexpectedly: {', '.join(dead)}", file=sys.stderr)
                 return 1
         return 0
+    except PortInUseError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        print(PORTS_HINT, file=sys.stderr)
+        return 1
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"make run: {exc}", file=sys.stderr)
+        print(LOGS_HINT.format(data=config.data_dir), file=sys.stderr)
         return 1
     finally:
         stack.stop()

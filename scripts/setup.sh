@@ -45,8 +45,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 # --- Go tools: FerretDB and Helm -----------------------------------------------------------------
+GO_MIN="1.24"
 need_go() {
-  command -v go >/dev/null 2>&1 || die "Go is missing (needed to build $1): install Go >= 1.24 (https://go.dev/doc/install) or 'apt-get install -y golang-go'"
+  local hint="install Go >= $GO_MIN (https://go.dev/doc/install; Debian 12's golang-go is 1.19, too old) and put its bin folder on PATH"
+  command -v go >/dev/null 2>&1 || die "Go is missing (needed once, to build $1 into .tools/bin): $hint"
+  local version; version="$(go env GOVERSION)"; version="${version#go}"
+  [ "$(printf '%s\n' "$GO_MIN" "$version" | sort -V | head -n1)" = "$GO_MIN" ] \
+    || die "Go $version is too old to build $1: $hint"
 }
 
 if [ ! -x "$BIN/ferretdb" ] || ! "$BIN/ferretdb" --version 2>/dev/null | grep -qx "version: ${FERRETDB_VERSION}"; then

@@ -1,12 +1,14 @@
-"""The native stack's environment for each service: which setting wins."""
+"""The native stack: which setting wins in each service's environment; ports checked first."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from dronecommon.stack import Stack, StackConfig
+from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
+from dronecommon.testing.servers import free_port
 
 
 def test_the_workflow_runs_fewer_handlers_on_the_shared_cores(
@@ -45,3 +47,41 @@ def test_the_simulator_is_started_with_the_services_it_calls(tmp_path: Path) -> 
     order = config.services
     assert order.index("simulator") > order.index("delivery")
     assert order.index("simulator") > order.index("dronescheduler")
+
+
+def test_a_port_in_use_stops_the_start_before_anything_runs(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        config = StackConfig(
+            tmp_path / "data",
+            redis_port=free_port(),
+            mongo_port=free_port(),
+            ports={**{s: free_port() for s in SERVICE_PORTS}, "delivery": taken},
+        )
+        stack = Stack(config)
+        assert stack.ports()["delivery"] == taken
+        with pytest.raises(PortInUseError) as raised:
+            stack.start()
+    assert raised.value.taken == {"delivery": taken}
+    assert f"{taken} (delivery)" in str(raised.value)
+    assert f"sport = :{taken}" in str(raised.value)
+    assert stack.processes == {}
+    assert not stack.redis.running
+    assert not (tmp_path / "data").exists()
+
+
+def test_every_process_has_its_port(tmp_path: Path) -> None:
+    stack = Stack(StackConfig(tmp_path, workflow_replicas=2))
+    assert stack.ports() == {
+        "redis": 6379,
+        "ferretdb": 27017,
+        "package": 8003,
+        "dronescheduler": 8004,
+        "delivery": 8002,
+        "workflow": 8005,
+        "workflow-1": 8105,
+        "simulator": 8006,
+        "ingestion": 8001,
+    }

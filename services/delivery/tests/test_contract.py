@@ -306,6 +306,31 @@ async def test_notify_me_requests_are_stored_once(
 
 
 @pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("用户@例子.广告", "用户@例子.广告"),  # RFC 6531: Unicode local part and domain
+        ("josé@example.com", "josé@example.com"),
+        ("JOSÉ@EXAMPLE.COM", "JOSÉ@example.com"),  # the domain is lower-cased, not the local part
+        ("ann@xn--fsqu00a.xn--55qx5d", "ann@例子.公司"),  # an IDNA domain, in its Unicode form
+        ("Ann.O'Neil+drones@Example.COM", "Ann.O'Neil+drones@example.com"),
+        ("  ann@example.com ", "ann@example.com"),
+        ("Ann <ann@example.com>", "ann@example.com"),
+        # No DNS lookup: a domain without mail servers (or without network) is accepted.
+        ("ann@no-mx.example.com", "ann@no-mx.example.com"),
+    ],
+)
+async def test_notify_me_accepts_internationalised_addresses(
+    client: httpx.AsyncClient, new_delivery: NewDelivery, sent: str, stored: str
+) -> None:
+    await put(client, new_delivery("d-16"))
+    url = f"{BASE}/d-16/notifymerequests"
+    response = await client.post(url, json={"emailAddress": sent})
+    assert response.status_code == 204, response.text
+    requests = (await client.get(f"{BASE}/d-16")).json()["notifyMeRequests"]
+    assert requests == [{"emailAddress": stored, "sms": None}]
+
+
+@pytest.mark.parametrize(
     ("body", "fields"),
     [
         ({}, {"body"}),
@@ -313,6 +338,17 @@ async def test_notify_me_requests_are_stored_once(
         ({"emailAddress": "not-an-address"}, {"emailAddress"}),
         ({"emailAddress": "a@b"}, {"emailAddress"}),
         ({"emailAddress": "a..b@example.com"}, {"emailAddress"}),
+        ({"emailAddress": "@example.com"}, {"emailAddress"}),
+        ({"emailAddress": "ann@"}, {"emailAddress"}),
+        ({"emailAddress": "ann@localhost"}, {"emailAddress"}),
+        ({"emailAddress": "ann@[127.0.0.1]"}, {"emailAddress"}),
+        ({"emailAddress": "ann@-example.com"}, {"emailAddress"}),
+        ({"emailAddress": "ann@exa_mple.com"}, {"emailAddress"}),
+        ({"emailAddress": "ann@example.invalid"}, {"emailAddress"}),
+        ({"emailAddress": '"ann smith"@example.com'}, {"emailAddress"}),
+        ({"emailAddress": "ann@example.com\r\nBcc: eve@example.com"}, {"emailAddress"}),
+        ({"emailAddress": "a@" + "b" * 250 + ".com"}, {"emailAddress"}),
+        ({"emailAddress": 42}, {"emailAddress"}),
         ({"sms": "12345"}, {"sms"}),
         ({"sms": "+1 425 CALL ME"}, {"sms"}),
         ({"emailAddress": "a@example.com", "sms": "0"}, {"sms"}),

@@ -125,9 +125,10 @@ async def test_auth_protects_internal_routes_only(
 
 
 async def test_requests_are_traced_into_redis(
+    # Before the client: Redis is instrumented only if spans are recorded when the app is built.
+    span_exporter: InMemorySpanExporter,
     client: httpx.AsyncClient,
     new_delivery: Callable[..., JSON],
-    span_exporter: InMemorySpanExporter,
 ) -> None:
     await client.put(f"{BASE}/d-4", json=new_delivery("d-4"))
     span_exporter.clear()

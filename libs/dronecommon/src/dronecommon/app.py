@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.params import Depends as DependsParam
 
+from dronecommon.apidocs import install_docs
 from dronecommon.health import HEALTH_PATHS, ReadinessChecks, health_router
 from dronecommon.logs import configure_logging
 from dronecommon.middleware import DEFAULT_MAX_BODY, AccessLogMiddleware, RequestGuardMiddleware
@@ -135,9 +136,12 @@ def create_service_app(
         version=version,
         description=description,
         lifespan=app_lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN; install_docs serves them locally
+        redoc_url=None,
     )
 
     install_problem_handlers(app)
+    install_docs(app)
     app.include_router(health_router(checks))
     dependencies = _auth_dependencies(settings)
     # Public routers first: their fixed paths (``/things/public/{id}``) must win over a protected

@@ -107,9 +107,13 @@ class TelemetrySettings(BaseModel):
     """OpenTelemetry export. Nothing is exported unless a destination is configured."""
 
     connection_string: SecretStr | None = Field(
-        default_factory=lambda: _s(_env("APPLICATIONINSIGHTS_CONNECTION_STRING"))
+        default_factory=lambda: _s(_env("APPLICATIONINSIGHTS_CONNECTION_STRING")),
+        description="default: APPLICATIONINSIGHTS_CONNECTION_STRING",
     )
-    otlp_endpoint: str | None = Field(default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    otlp_endpoint: str | None = Field(
+        default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="default: OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
     enable_live_metrics: bool = False
     enable_statsbeat: bool = False
     disable_offline_storage: bool = True

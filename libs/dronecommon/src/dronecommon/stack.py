@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -158,6 +159,30 @@ class Process:
         return code
 
 
+class PortInUseError(RuntimeError):
+    """Ports the stack needs are held by other processes (nothing was started)."""
+
+    def __init__(self, taken: dict[str, int]) -> None:
+        self.taken = taken
+        listed = ", ".join(f"{port} ({name})" for name, port in taken.items())
+        example = next(iter(taken.values()))
+        super().__init__(
+            f"already in use on 127.0.0.1: {listed}; "
+            f"`ss -ltnp 'sport = :{example}'` shows which process holds a port"
+        )
+
+
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now (as uvicorn would bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=2) as response:  # noqa: S310 - loopback
@@ -179,6 +204,23 @@ class Stack:
     def _say(self, text: str) -> None:
         self.out.write(f"{'stack':>16} | {text}\n")
         self.out.flush()
+
+    def ports(self) -> dict[str, int]:
+        """Every port the stack listens on, by process name."""
+        ports = {self.redis.name: self.config.redis_port, self.mongo.name: self.config.mongo_port}
+        for service in self.config.services:
+            replicas = self.config.workflow_replicas if service == "workflow" else 1
+            for replica in range(replicas):
+                name = service if not replica else f"{service}-{replica}"
+                ports[name] = self.config.port_of(service, replica)
+        return ports
+
+    def check_ports(self) -> None:
+        """Fail before starting anything when a port is taken: a readiness probe would otherwise
+        find another stack's services on it and call this one ready."""
+        taken = {name: port for name, port in self.ports().items() if not _port_free(port)}
+        if taken:
+            raise PortInUseError(taken)
 
     def start_servers(self) -> None:
         for server, port in (
@@ -232,6 +274,7 @@ class Stack:
         return f"http://127.0.0.1:{self.config.port_of(service, int(replica or 0))}"
 
     def start(self, timeout: float = 90.0) -> None:
+        self.check_ports()
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.start_servers()
         for service in self.config.services:

@@ -1,23 +1,30 @@
-"""``python -m delivery``: serve the delivery API (settings from ``DELIVERY_*`` variables)."""
+"""``python -m delivery``: serve the delivery API (settings from ``DELIVERY_*`` variables).
+
+``python -m delivery --help`` lists every variable with its default and exits without serving.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-from dronecommon import SettingsError, load_settings
-from dronecommon.server import serve
+from dronecommon.cli import service_main
 
 from .settings import DeliverySettings
 
+DESCRIPTION = """\
+Delivery records, status and ETAs, tracking history, notify-me requests and monthly summaries,
+stored in Redis."""
 
-def main() -> int:
-    try:
-        settings = load_settings(DeliverySettings)
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)  # noqa: T201 - the operator's only feedback
-        return 2
-    serve("delivery.main:create_app", settings)
-    return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(
+        DeliverySettings,
+        "delivery.main:create_app",
+        argv,
+        description=DESCRIPTION,
+        readme="services/delivery/README.md",
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from dronecommon.domain import ApiModel, ConfirmationType, DeliveryStage, Location, UtcDateTime
 
@@ -93,10 +100,6 @@ class DeliveryPatch(Eta):
         return self
 
 
-_EMAIL = re.compile(
-    r"^(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}(?<!\.)"
-    r"@(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 
@@ -104,24 +107,15 @@ _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 class NotifyMeRequest(ApiModel):
     """Who to tell when the delivery moves: an e-mail address, an SMS number, or both.
 
-    E-mail: ``local@domain.tld`` (domain lower-cased). SMS: E.164, ``+`` then 7..15 digits; spaces,
-    dots, hyphens and parentheses are dropped.
+    E-mail: an address as RFC 5321 and RFC 6531 allow (internationalised ones such as
+    ``josé@example.com`` included), checked by ``email-validator`` without any DNS lookup, and
+    kept in its normalised form (Unicode NFC, domain lower-cased; a ``Name <address>`` form keeps
+    the address). SMS: E.164, ``+`` then 7..15 digits; spaces, dots, hyphens and parentheses are
+    dropped.
     """
 
-    email_address: str | None = Field(
-        default=None, max_length=254, json_schema_extra={"format": "email"}
-    )
+    email_address: EmailStr | None = Field(default=None, examples=["ann@example.com"])
     sms: str | None = Field(default=None, max_length=32, examples=["+14255550123"])
-
-    @field_validator("email_address")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _EMAIL.match(value):
-            raise ValueError("not an e-mail address (local@domain.tld)")
-        local, _, domain = value.rpartition("@")
-        return f"{local}@{domain.lower()}"
 
     @field_validator("sms")
     @classmethod

@@ -1,28 +1,32 @@
-"""``python -m dronescheduler``: serve the drone scheduler (settings from ``DRONESCHEDULER_*``)."""
+"""``python -m dronescheduler``: serve the drone scheduler (settings from ``DRONESCHEDULER_*``).
+
+``python -m dronescheduler --help`` lists every variable with its default and exits without serving.
+"""
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
+import sys
+from collections.abc import Sequence
 
-from dronecommon import load_settings
-from dronecommon.server import serve
+from dronecommon.cli import service_main
 
 from .settings import DroneSchedulerSettings
 
+DESCRIPTION = """\
+The drone fleet and its assignments, in MongoDB: assigns the nearest free drone able to carry a
+package, with its ETAs; releases it; reports an owner's monthly use. The fleet is seeded from
+the DRONESCHEDULER_FLEET__* settings on first start."""
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
-
-def main() -> None:
-    settings = load_settings(DroneSchedulerSettings)
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
-    # it found installed: this one turns that completed shutdown into exit status 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_cleanly)
-    serve("dronescheduler.main:create_app", settings)
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(
+        DroneSchedulerSettings,
+        "dronescheduler.main:create_app",
+        argv,
+        description=DESCRIPTION,
+        readme="services/dronescheduler/README.md",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,28 +1,31 @@
-"""``python -m package``: serve the package API (settings from ``PACKAGE_*`` variables)."""
+"""``python -m package``: serve the package API (settings from ``PACKAGE_*`` variables).
+
+``python -m package --help`` lists every variable with its default and exits without serving.
+"""
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
+import sys
+from collections.abc import Sequence
 
-from dronecommon import load_settings
-from dronecommon.server import serve
+from dronecommon.cli import service_main
 
 from .settings import PackageSettings
 
+DESCRIPTION = """\
+Packages of the drone delivery system (size, weight, tag) and owners' monthly weight
+summaries, stored in MongoDB (FerretDB locally, Azure Cosmos DB for MongoDB in Azure)."""
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
-
-def main() -> None:
-    settings = load_settings(PackageSettings)
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
-    # it found installed: this one turns that completed shutdown into exit status 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_cleanly)
-    serve("package.main:create_app", settings)
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(
+        PackageSettings,
+        "package.main:create_app",
+        argv,
+        description=DESCRIPTION,
+        readme="services/package/README.md",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,29 +1,32 @@
-"""``python -m simulator``: run the fleet simulator (settings from ``SIMULATOR_*`` variables)."""
+"""``python -m simulator``: run the fleet simulator (settings from ``SIMULATOR_*`` variables).
+
+``python -m simulator --help`` lists every variable with its default and exits without serving.
+"""
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
+import sys
+from collections.abc import Sequence
 
-from dronecommon import load_settings
-from dronecommon.server import serve
+from dronecommon.cli import service_main
 
 from .settings import SimulatorSettings
 
+DESCRIPTION = """\
+The drone fleet simulator: flies every assigned drone base → pickup → drop-off → base in
+wall-clock time, publishes its telemetry, confirms the delivery on arrival and releases the drone
+at the drone scheduler when it is home."""
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
-
-def main() -> None:
-    settings = load_settings(SimulatorSettings)
-    # uvicorn runs the lifespan exit (stop flying, save the flight state) on
-    # SIGTERM/SIGINT, then re-raises the signal with the handler it found installed: this one
-    # turns that completed shutdown into exit status 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_cleanly)
-    serve("simulator.main:create_app", settings)
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(
+        SimulatorSettings,
+        "simulator.main:create_app",
+        argv,
+        description=DESCRIPTION,
+        readme="services/simulator/README.md",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

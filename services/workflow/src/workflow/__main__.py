@@ -1,29 +1,32 @@
-"""``python -m workflow``: run the queue consumer (settings from ``WORKFLOW_*`` variables)."""
+"""``python -m workflow``: run the queue consumer (settings from ``WORKFLOW_*`` variables).
+
+``python -m workflow --help`` lists every variable with its default and exits without serving.
+"""
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
+import sys
+from collections.abc import Sequence
 
-from dronecommon import load_settings
-from dronecommon.server import serve
+from dronecommon.cli import service_main
 
 from .settings import WorkflowSettings
 
+DESCRIPTION = """\
+The queue consumer: takes each delivery request from the queue and carries it out against the
+package, dronescheduler and delivery services (retries, compensation, dead letters). Its HTTP
+app serves health only. Dead letters: python -m workflow.deadletters --help."""
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
-
-def main() -> None:
-    settings = load_settings(WorkflowSettings)
-    # uvicorn runs the lifespan exit (stop receiving, finish or abandon in-flight messages) on
-    # SIGTERM/SIGINT, then re-raises the signal with the handler it found installed: this one
-    # turns that completed shutdown into exit status 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_cleanly)
-    serve("workflow.main:create_app", settings)
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(
+        WorkflowSettings,
+        "workflow.main:create_app",
+        argv,
+        description=DESCRIPTION,
+        readme="services/workflow/README.md",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from dronecommon import load_settings
 from dronecommon.auth.credentials import credential_for
+from dronecommon.cli import environment_help
 from dronecommon.messaging import DeadLetter, DeadLetterStore, create_dead_letter_store
 
 from .runtime import queue_redis_client
@@ -92,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m workflow.deadletters",
         description="List and replay the workflow queue's dead letters.",
+        epilog="environment variables (the consumer's; default shown):\n"
+        + environment_help(WorkflowSettings, sections=("queue", "redis")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="show the oldest dead letters")

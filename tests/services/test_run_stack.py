@@ -1,0 +1,33 @@
+"""What ``make run`` prints once the stack is ready: each service's docs URLs included."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from dronecommon.stack import SERVICE_PORTS, StackConfig
+from dronecommon.testing.servers import project_root
+
+
+def run_stack_script() -> ModuleType:
+    path = project_root() / "scripts" / "run_stack.py"
+    spec = importlib.util.spec_from_file_location("run_stack", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ready_message_lists_every_services_docs_on_its_port(tmp_path: Path) -> None:
+    ports = {service: 9100 + n for n, service in enumerate(SERVICE_PORTS)}
+    text = run_stack_script().how_to(StackConfig(data_dir=tmp_path, ports=ports))
+    assert isinstance(text, str)
+    for service, port in ports.items():
+        line = next(line for line in text.splitlines() if line.split()[:1] == [service])
+        assert line.split()[1:] == [
+            f"http://127.0.0.1:{port}/docs",
+            f"http://127.0.0.1:{port}/redoc",
+        ]
+    assert f"http://127.0.0.1:{ports['ingestion']}/api/deliveryrequests" in text
