@@ -1,6 +1,6 @@
 """The receive engine both transports' receivers run on: :class:`PullReceiver`.
 
-A transport supplies four things: fetching up to *n* locked messages (:meth:`PullReceiver._fetch`),
+A transport supplies the hooks: fetching up to *n* locked messages (:meth:`PullReceiver._fetch`),
 keeping a handled message's lock alive (:meth:`~PullReceiver._track` /
 :meth:`~PullReceiver._untrack`), and opening and closing what receiving needs
 (:meth:`~PullReceiver._start` / :meth:`~PullReceiver._finish`). The engine does the rest, as
