@@ -29,6 +29,7 @@ from dronecommon import (
     redis_check,
 )
 from dronecommon.logs import JsonFormatter
+from dronecommon.redis import create_redis_client
 from dronecommon.settings import RedisSettings
 from dronecommon.telemetry import TraceContextMiddleware
 from dronecommon.testing.apps import app_client
@@ -81,7 +82,7 @@ def make_app(redis_url: str, **extra_checks: Callable[[], Any]) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
-        client = Redis.from_url(settings.redis.url, socket_timeout=settings.redis.socket_timeout)
+        client = create_redis_client(settings.redis)
         readiness(app).add("redis", redis_check(client))
         for name, check in extra_checks.items():
             readiness(app).add(name, check, timeout=0.3)

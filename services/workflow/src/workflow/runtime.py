@@ -29,6 +29,7 @@ from dronecommon.auth.credentials import (
 from dronecommon.httpclient import ResilientClient, create_http_client
 from dronecommon.httpclient.client import TokenProvider
 from dronecommon.messaging import MessageReceiver, create_receiver
+from dronecommon.messaging.redis_streams import queue_redis_client as streams_client
 
 from .backends import Backends
 from .consumer import Consumer
@@ -65,24 +66,17 @@ def downstream_url(settings: WorkflowSettings, service: str) -> str:
 def queue_redis_client(
     settings: WorkflowSettings, credential: AsyncTokenCredential | None
 ) -> Redis | None:
-    """The queue's own Redis client (Redis Streams transport), sized for the handlers.
-
-    Built here rather than by the messaging factory so that its pool holds a connection per
-    concurrent handler (the factory's client keeps redis-py's default of 100, which a
-    ``max_concurrency`` near 100 exhausts: settling then fails with "Too many connections") and
-    so that it authenticates with Microsoft Entra ID like the service's other Redis client.
-    """
+    """The queue's own Redis client (Redis Streams transport), sized for the handlers and
+    authenticated with Microsoft Entra ID like the service's other Redis client."""
     queue = settings.queue
     if queue.transport != "redis":
         return None
-    return create_redis_client(
-        settings.redis,
-        credential,
-        url=queue.redis_url or settings.redis.url,
-        # A blocking XREADGROUP waits up to receive_wait: the socket timeout must outlast it.
-        socket_timeout=max(5.0, queue.receive_wait + 5.0),
-        socket_connect_timeout=5.0,
-        max_connections=queue.max_concurrency + 16,
+    return streams_client(
+        queue.redis_url or settings.redis.url,
+        settings=settings.redis,
+        credential=credential,
+        receive_wait=queue.receive_wait,
+        max_concurrency=queue.max_concurrency,
     )
 
 
