@@ -9,10 +9,9 @@ httptools), so client and server never share an event loop. The client side runs
 service does under uvicorn, and drives ``--concurrency`` callers, each sending GETs back to back
 for ``--seconds`` after a warm-up, through:
 
-- ``httptools``: ``create_http_client(..., transport="httptools")`` — the default
-  (:mod:`dronecommon.httpclient.wire`);
-- ``aiohttp``: ``create_http_client(..., transport="aiohttp")`` — httpx-aiohttp's transport;
-- ``native``: ``create_http_client(..., transport="native")`` — httpx's own connection pool;
+- ``aiohttp``: ``create_http_client(...)`` — the client on one ``aiohttp.ClientSession``;
+- ``httptools``: the hand-written HTTP/1.1 transport under the former httpx-shaped client
+  (:mod:`dronecommon.httpclient.legacy`), kept only for this comparison;
 - ``raw``: a bare ``aiohttp.ClientSession`` (no httpx, no retries/breaker/spans): the floor this
   machine allows, to tell the client's overhead from the server's and the kernel's.
 
@@ -160,12 +159,13 @@ async def run_client(transport: str, base_url: str, args: argparse.Namespace) ->
             return await drive(raw_call, args.concurrency, args.seconds, args.warmup)
 
     settings = HttpClientSettings(max_connections=max(100, args.concurrency))
-    client = create_http_client(
-        settings,
-        base_url=base_url,
-        name="bench",
-        transport=transport,  # type: ignore[arg-type]
-    )
+    client: Any
+    if transport == "httptools":
+        from dronecommon.httpclient.legacy.client import create_http_client as legacy_client
+
+        client = legacy_client(settings, base_url=base_url, name="bench", transport="httptools")
+    else:
+        client = create_http_client(settings, base_url=base_url, name="bench")
     async with client:
 
         async def call() -> object:
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--transports", default="httptools,aiohttp,native,raw")
+    parser.add_argument("--transports", default="aiohttp,httptools,raw")
     parser.add_argument(
         "--rounds", type=int, default=1, help="repeat the runs, interleaved; report the median"
     )

@@ -1,4 +1,4 @@
-"""The HTTP/1.1 transport (:mod:`dronecommon.httpclient.wire`) against scripted local servers.
+"""The former HTTP/1.1 transport (:mod:`dronecommon.httpclient.legacy.wire`), scripted servers.
 
 Each server is a real asyncio TCP server that reads whole requests off the socket and answers with
 the exact bytes a test writes, so the cases HTTP libraries get wrong can be played: chunked and
@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvloop
 
-from dronecommon.httpclient.wire import Http11Transport
+from dronecommon.httpclient.legacy.wire import Http11Transport
 
 
 @dataclass

@@ -22,7 +22,8 @@ import httpx
 from pydantic import ValidationError
 
 from dronecommon.domain import Location
-from dronecommon.httpclient import ResilientClient
+from dronecommon.httpclient import ResilientClient, Response
+from dronecommon.httpclient.legacy.client import ResilientClient as LegacyClient
 
 from .errors import PermanentError, TransientError
 from .schemas import DeliveryMessage, DroneAssignment
@@ -30,6 +31,9 @@ from .schemas import DeliveryMessage, DroneAssignment
 logger = logging.getLogger("workflow.backends")
 
 _PERMANENT_EXCLUDED = frozenset({408, 409, 429})
+
+Client = ResilientClient | LegacyClient
+Answer = Response | httpx.Response
 
 
 class Outcome(enum.Enum):
@@ -54,7 +58,7 @@ def _location(location: Location) -> dict[str, float]:
     }
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Answer) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -68,7 +72,7 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-def _unexpected(service: str, what: str, response: httpx.Response) -> Exception:
+def _unexpected(service: str, what: str, response: Answer) -> Exception:
     """A 4xx that will not change is permanent; any other surprise may be cured by a deploy."""
     status = response.status_code
     text = f"{service} answered {status} to {what}: {_detail(response)}"
@@ -77,7 +81,7 @@ def _unexpected(service: str, what: str, response: httpx.Response) -> Exception:
     return TransientError(text)
 
 
-def _parse_assignment(service: str, response: httpx.Response) -> DroneAssignment:
+def _parse_assignment(service: str, response: Answer) -> DroneAssignment:
     try:
         return DroneAssignment.model_validate(response.json())
     except (ValueError, ValidationError) as exc:
@@ -90,9 +94,9 @@ class Backends:
     def __init__(
         self,
         *,
-        package: ResilientClient,
-        dronescheduler: ResilientClient,
-        delivery: ResilientClient,
+        package: Client,
+        dronescheduler: Client,
+        delivery: Client,
     ) -> None:
         self.package = package
         self.dronescheduler = dronescheduler
@@ -247,7 +251,7 @@ class Backends:
         raise _unexpected("delivery", f"DELETE delivery {delivery_id}", response)
 
 
-def _field(response: httpx.Response, name: str) -> Any:
+def _field(response: Answer, name: str) -> Any:
     try:
         body = response.json()
     except ValueError:

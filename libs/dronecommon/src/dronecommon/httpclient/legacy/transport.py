@@ -31,7 +31,7 @@ from aiohttp import ClientTimeout, hdrs
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
-from dronecommon.httpclient.wire import Http11Transport, buffered_response
+from dronecommon.httpclient.legacy.wire import Http11Transport, buffered_response
 from dronecommon.settings import HttpClientSettings
 
 TransportKind = Literal["httptools", "aiohttp", "native"]
