@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from dronecommon import readiness
 from dronecommon.auth.clients import create_redis_client
 from dronecommon.auth.credentials import create_credential, outbound_token_provider
-from dronecommon.httpclient import TokenProvider, create_http_client
-from dronecommon.httpclient.legacy import client as legacy
+from dronecommon.httpclient import ResilientClient, create_http_client
+from dronecommon.httpclient.client import TokenProvider
 from dronecommon.messaging import MessageReceiver, create_receiver
 
 from .backends import Backends
@@ -97,9 +97,8 @@ async def running(app: FastAPI, settings: WorkflowSettings) -> AsyncIterator[dic
     redis = create_redis_client(settings.redis, credential)
     tokens = outbound_token_provider(settings.auth, credential, caller="workflow")
     token: TokenProvider | None = tokens.token if tokens is not None else None
-    make = create_http_client if settings.http.transport == "aiohttp" else legacy.create_http_client
-    clients = {
-        name: make(
+    clients: dict[str, ResilientClient] = {
+        name: create_http_client(
             settings.http, base_url=downstream_url(settings, name), name=name, token_provider=token
         )
         for name in DOWNSTREAM
