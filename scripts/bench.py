@@ -30,8 +30,8 @@ free loopback ports, a fresh temporary data folder, logs at WARNING) and measure
    the same generator against a bare uvicorn ASGI app (uvloop + httptools, 1 worker) returning a
    small JSON body;
 4. the workflow's outbound HTTP client at 20 concurrent calls
-   (``libs/dronecommon/benchmarks/bench_http_client.py``: the default ``httptools`` transport, the
-   ``aiohttp`` one for comparison, and a bare aiohttp session as the floor);
+   (``libs/dronecommon/benchmarks/bench_http_client.py``: the client, and a bare aiohttp session
+   as the floor);
 5. the cost of tracing: two shorter e2e runs on fresh stacks, OTLP export off and on (to a local
    sink that accepts /v1/traces and /v1/metrics and discards them).
 

@@ -181,7 +181,7 @@ def http_client_bench(seconds: float) -> dict[str, Any]:
                 "--seconds",
                 str(seconds),
                 "--transports",
-                "httptools,aiohttp,raw",
+                "client,raw",
                 "--rounds",
                 "3",
                 "--json",

@@ -123,9 +123,6 @@ class HttpClientSettings(BaseModel):
     max_header_line: int = Field(default=8190, ge=64)  # the status line
     max_header_field: int = Field(default=8190, ge=64)  # a header's name and its value
     max_headers: int = Field(default=128, ge=1)
-    # Which client the workflow calls its backends with: "httptools" is the hand-written
-    # HTTP/1.1 transport, kept only to compare the two on the same run.
-    transport: Literal["aiohttp", "httptools"] = "aiohttp"
 
 
 class ServiceSettings(BaseSettings):

@@ -18,12 +18,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from dronecommon.domain import Location
 from dronecommon.httpclient import ResilientClient, Response
-from dronecommon.httpclient.legacy.client import ResilientClient as LegacyClient
 
 from .errors import PermanentError, TransientError
 from .schemas import DeliveryMessage, DroneAssignment
@@ -31,9 +29,6 @@ from .schemas import DeliveryMessage, DroneAssignment
 logger = logging.getLogger("workflow.backends")
 
 _PERMANENT_EXCLUDED = frozenset({408, 409, 429})
-
-Client = ResilientClient | LegacyClient
-Answer = Response | httpx.Response
 
 
 class Outcome(enum.Enum):
@@ -58,7 +53,7 @@ def _location(location: Location) -> dict[str, float]:
     }
 
 
-def _detail(response: Answer) -> str:
+def _detail(response: Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -72,7 +67,7 @@ def _detail(response: Answer) -> str:
     return str(body)[:300]
 
 
-def _unexpected(service: str, what: str, response: Answer) -> Exception:
+def _unexpected(service: str, what: str, response: Response) -> Exception:
     """A 4xx that will not change is permanent; any other surprise may be cured by a deploy."""
     status = response.status_code
     text = f"{service} answered {status} to {what}: {_detail(response)}"
@@ -81,7 +76,7 @@ def _unexpected(service: str, what: str, response: Answer) -> Exception:
     return TransientError(text)
 
 
-def _parse_assignment(service: str, response: Answer) -> DroneAssignment:
+def _parse_assignment(service: str, response: Response) -> DroneAssignment:
     try:
         return DroneAssignment.model_validate(response.json())
     except (ValueError, ValidationError) as exc:
@@ -94,9 +89,9 @@ class Backends:
     def __init__(
         self,
         *,
-        package: Client,
-        dronescheduler: Client,
-        delivery: Client,
+        package: ResilientClient,
+        dronescheduler: ResilientClient,
+        delivery: ResilientClient,
     ) -> None:
         self.package = package
         self.dronescheduler = dronescheduler
@@ -251,7 +246,7 @@ class Backends:
         raise _unexpected("delivery", f"DELETE delivery {delivery_id}", response)
 
 
-def _field(response: Answer, name: str) -> Any:
+def _field(response: Response, name: str) -> Any:
     try:
         body = response.json()
     except ValueError:
