@@ -6,6 +6,7 @@ complete response, oversized or too many headers, a body over the limit, a respo
 byte at a time, chunked and EOF-delimited bodies, ``HEAD``, ``1xx``, a server closing a kept-alive
 connection, garbage. The client must either read the one response exactly or fail with a
 :class:`TransientHTTPError` within its budget, and never hand one call's bytes to another.
+(Longer than 400 lines: each case is a few lines of raw bytes on the one scripted server above.)
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ async def test_a_response_dripping_one_byte_at_a_time_is_cut_at_the_budget(
         await client.get("/", budget=0.6)
     elapsed = time.monotonic() - started
     assert caught.value.kind == "timeout"
-    assert 0.5 <= elapsed < 1.0
+    assert 0.5 <= elapsed < 1.5  # the whole drip would take about 7 s
     assert client.circuit_state() is CircuitState.CLOSED  # one failure, under the threshold
 
 
