@@ -145,7 +145,7 @@ class AuthSettings(BaseModel):
 
 
 class HttpClientSettings(BaseModel):
-    """Defaults for outbound HTTP calls."""
+    """Defaults for outbound HTTP calls (``dronecommon.httpclient``)."""
 
     connect_timeout: float = Field(default=2.0, gt=0)
     read_timeout: float = Field(default=5.0, gt=0)
@@ -156,6 +156,11 @@ class HttpClientSettings(BaseModel):
     retry_after_max: float = Field(default=10.0, ge=0)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_reset_timeout: float = Field(default=5.0, gt=0)
+    # Limits on what a response may be; past them the call fails as transient ("protocol").
+    max_response_body: int = Field(default=4 * 1024 * 1024, ge=0)  # bytes, after decoding
+    max_header_line: int = Field(default=8190, ge=64)  # the status line
+    max_header_field: int = Field(default=8190, ge=64)  # a header's name and its value
+    max_headers: int = Field(default=128, ge=1)
 
 
 class ServiceSettings(BaseSettings):

@@ -18,11 +18,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from dronecommon.domain import Location
-from dronecommon.httpclient import ResilientClient
+from dronecommon.httpclient import ResilientClient, Response
 
 from .errors import PermanentError, TransientError
 from .schemas import DeliveryMessage, DroneAssignment
@@ -54,7 +53,7 @@ def _location(location: Location) -> dict[str, float]:
     }
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -68,7 +67,7 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-def _unexpected(service: str, what: str, response: httpx.Response) -> Exception:
+def _unexpected(service: str, what: str, response: Response) -> Exception:
     """A 4xx that will not change is permanent; any other surprise may be cured by a deploy."""
     status = response.status_code
     text = f"{service} answered {status} to {what}: {_detail(response)}"
@@ -77,7 +76,7 @@ def _unexpected(service: str, what: str, response: httpx.Response) -> Exception:
     return TransientError(text)
 
 
-def _parse_assignment(service: str, response: httpx.Response) -> DroneAssignment:
+def _parse_assignment(service: str, response: Response) -> DroneAssignment:
     try:
         return DroneAssignment.model_validate(response.json())
     except (ValueError, ValidationError) as exc:
@@ -247,7 +246,7 @@ class Backends:
         raise _unexpected("delivery", f"DELETE delivery {delivery_id}", response)
 
 
-def _field(response: httpx.Response, name: str) -> Any:
+def _field(response: Response, name: str) -> Any:
     try:
         body = response.json()
     except ValueError:
