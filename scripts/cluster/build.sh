@@ -140,9 +140,15 @@ fetch_crds() {
   rm -rf "$CRD_DIR" && mv "$work" "$CRD_DIR" && touch "$CRD_DIR/.complete"
 }
 
+# One build at a time per cache (a second `make cluster-test` waits for the first one's build).
+exec 9>"$CLUSTER_CACHE/.lock"
+if ! flock -n 9; then
+  say "another build into $CLUSTER_CACHE is running: waiting for it"
+  flock 9
+fi
 start=$(date +%s)
 build_kubernetes
 build_tool "$ETCD_DIR" "$ETCD_VERSION" etcd 1.26.0 go.etcd.io/etcd/server/v3
 build_tool "$KWOK_DIR" "$KWOK_VERSION" kwok 1.26.0 sigs.k8s.io/kwok/cmd/kwok
 fetch_crds
-say "control plane ready in $CLUSTER_CACHE ($(elapsed "$start"))"
+say "control plane binaries and CRDs in $CLUSTER_CACHE (built or checked in $(elapsed "$start"))"

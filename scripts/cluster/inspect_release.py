@@ -1,8 +1,9 @@
 """What the API server made of a Helm release, for scripts/cluster/test.sh (kubectl underneath).
 
 inspect_release.py -n NS causes --release R [--all]
-    Why the release's pods cannot run: ReplicaSets that cannot create pods (Pod Security,
-    ResourceQuota, LimitRange: their ReplicaFailure condition and FailedCreate events), pods
+    Why the release's pods cannot run: ReplicaSets (StatefulSets, DaemonSets, Jobs) that cannot
+    create pods (Pod Security, ResourceQuota, LimitRange: the ReplicaSets' ReplicaFailure
+    condition, the FailedCreate events), pods
     the scheduler has refused for a while, Deployments past their progress deadline. Prints
     nothing when there is no such cause; --all adds pods that are not Ready and the release's
     warning events (for a helm time-out).
@@ -10,7 +11,7 @@ inspect_release.py -n NS causes --release R [--all]
 inspect_release.py -n NS check --release R --manifest FILE --step NAME --state FILE
     Every object of `helm get manifest` exists and holds every field as rendered (a field the
     server pruned, e.g. unknown to a CRD schema, fails), no object of the release is left over,
-    every Deployment has rolled out with all its pods Ready, and its replica count is not below
+    every Deployment has rolled out, every pod of the release is Ready, no replica count is below
     its floor: the fixed count, else the autoscaler's minimum (HPA; KEDA's operator does not run
     here) and what it ran before the step, within the autoscaler's maximum. FILE (--state)
     keeps the counts between steps.
@@ -98,12 +99,13 @@ def name_of(obj: Obj) -> str:
 def causes(namespace: str, release: str, everything: bool) -> list[str]:
     selector = f"{INSTANCE}={release}"
     found: list[str] = []
-    replicasets = items(namespace, "replicasets", selector)
-    for rs in replicasets:
-        failure = condition(rs, "ReplicaFailure")
+    controllers = items(namespace, "replicasets,statefulsets,daemonsets,jobs", selector)
+    for controller in controllers:
+        failure = condition(controller, "ReplicaFailure")
         if failure and failure.get("status") == "True":
-            found.append(f"{name_of(rs)}: {failure.get('reason')}: {failure.get('message')}")
-    names = {rs["metadata"]["name"] for rs in replicasets}
+            reason, message = failure.get("reason"), failure.get("message")
+            found.append(f"{name_of(controller)}: {reason}: {message}")
+    names = {controller["metadata"]["name"] for controller in controllers}
     pods = items(namespace, "pods", selector)
     names |= {pod["metadata"]["name"] for pod in pods}
     events = items(namespace, "events")
@@ -115,7 +117,8 @@ def causes(namespace: str, release: str, everything: bool) -> list[str]:
             and involved.get("name") in names
         ):
             message = str(event.get("message")).removeprefix("Error creating: ")
-            found.append(f"replicaset/{involved['name']}: FailedCreate: {message}")
+            kind = str(involved.get("kind", "")).lower()
+            found.append(f"{kind}/{involved['name']}: FailedCreate: {message}")
     for pod in pods:
         scheduled = condition(pod, "PodScheduled")
         if (
@@ -301,6 +304,13 @@ def check(namespace: str, release: str, manifest: Path, step: str, state: Path) 
             break
         time.sleep(1)
     problems += rollout
+    problems += [
+        f"{name_of(pod)}: not Ready ({(pod.get('status') or {}).get('phase')})"
+        for pod in items(namespace, "pods", f"{INSTANCE}={release}")
+        if not pod["metadata"].get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase") != "Succeeded"
+        and (condition(pod, "Ready") or {}).get("status") != "True"
+    ]
     counts = {
         d["metadata"]["name"]: int(
             kubectl("get", "deployment", d["metadata"]["name"], "-n", namespace)["spec"]["replicas"]

@@ -11,7 +11,7 @@
 #      refused by Pod Security admission, and the refusal must be reported as the cause;
 #   3. helm install --wait (values-dev), helm upgrade --wait (values-prod), helm rollback --wait of
 #      every chart; after each step every object of the release exists as rendered, every pod is
-#      Ready and no Deployment runs fewer replicas than its autoscaler's minimum;
+#      Ready and no Deployment runs fewer replicas than its floor (see inspect_release.py);
 #   4. for every chart with an autoscaler: installed with it off, then upgraded with it on (the
 #      hand-over must not lower the running replica count), then upgraded to values-prod;
 #   5. egress `except` ranges spread over two CIDRs (the API server refuses an except range
@@ -175,6 +175,7 @@ start kube-scheduler kube-scheduler --kubeconfig "$WORK/scheduler.kubeconfig" \
   --authentication-kubeconfig "$WORK/scheduler.kubeconfig" \
   --authorization-kubeconfig "$WORK/scheduler.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false --profiling=false
+# HOME: kwok would also read ~/.kwok/kwok.yaml (stages) when there is one.
 start kwok env HOME="$WORK/kwok-home" kwok --kubeconfig "$WORK/kwok.kubeconfig" --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --cidr 10.244.0.0/16 --node-ip 10.0.0.1 --node-lease-duration-seconds 40
