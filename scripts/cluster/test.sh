@@ -305,7 +305,7 @@ for chart in "${CHARTS[@]}"; do
   fi
   uninstall "$chart"
 done
-[ "${#failures[@]}" -eq 0 ] || die "$(printf '%s; ' "${failures[@]}")"
+[ "${#failures[@]}" -eq 0 ] || die "$(printf '\n  - %s' "${failures[@]}")"
 
 say "install (values-dev), upgrade (values-prod), rollback to the install"
 for chart in "${CHARTS[@]}"; do
