@@ -7,7 +7,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 
-.PHONY: help setup run test lint typecheck fmt check openapi charts images bench loadtest bench-http clean
+.PHONY: help setup run test lint typecheck fmt check openapi charts cluster-test images bench loadtest bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ openapi: setup ## Rewrite every service's committed openapi.json from the code
 
 charts: setup ## Lint, render (reports/charts) and validate every chart with every values file
 	bash scripts/charts.sh
+
+cluster-test: setup ## Install, upgrade and roll back every chart on a local API server (kwok nodes); first run builds it (~15 min)
+	UV=$(UV) bash scripts/cluster/test.sh $(CLUSTER_ARGS)
 
 images: setup ## Build every service image on a local dockerd and smoke-test it (root, Debian)
 	bash scripts/images.sh

@@ -27,12 +27,14 @@ from .conftest import (
     SERVICES,
     Helm,
     Manifest,
+    parse_manifests,
     values_files,
 )
 from .policy import (
     CUSTOM_RESOURCES,
     custom_resource_problems,
     manifest_problems,
+    network_policy_problems,
     of_kind,
     values_secret_problems,
 )
@@ -411,6 +413,28 @@ GUARDED = [
         "delivery", ["--set", "env.DELIVERY_PORT=9000"], "set by the chart", id="port-override"
     ),
     pytest.param(
+        "workflow",
+        [
+            "--set-json",
+            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16"]',
+            "--set-json",
+            'networkPolicy.egress.azure.except=["10.21.4.0/24"]',
+        ],
+        "10.21.4.0/24 is not strictly inside",
+        id="egress-except-outside-its-cidrs",
+    ),
+    pytest.param(
+        "workflow",
+        [
+            "--set-json",
+            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16"]',
+            "--set-json",
+            'networkPolicy.egress.azure.except=["10.20.0.0/16"]',
+        ],
+        "10.20.0.0/16 is not strictly inside",
+        id="egress-except-equal-to-its-cidr",
+    ),
+    pytest.param(
         "delivery",
         [
             "--set",
@@ -433,6 +457,33 @@ def test_library_refuses_inconsistent_values(
     result = helm.template(service, [], *args, check=False)
     assert result.returncode != 0, f"accepted: {args}"
     assert mentions in result.stderr
+
+
+def test_egress_except_goes_to_the_cidr_that_contains_it(helm: Helm) -> None:
+    """Each ipBlock gets only the except ranges inside it: the API server refuses any other."""
+    docs = parse_manifests(
+        helm.template(
+            "workflow",
+            [],
+            "--set-json",
+            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16", "10.30.0.0/16", "0.0.0.0/0"]',
+            "--set-json",
+            'networkPolicy.egress.azure.except=["10.20.4.0/24", "10.30.128.0/17"]',
+        ).stdout
+    )
+    (policy,) = of_kind(docs, "NetworkPolicy")
+    blocks = {
+        peer["ipBlock"]["cidr"]: peer["ipBlock"].get("except")
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    }
+    assert blocks == {
+        "10.20.0.0/16": ["10.20.4.0/24"],
+        "10.30.0.0/16": ["10.30.128.0/17"],
+        "0.0.0.0/0": ["10.20.4.0/24", "10.30.128.0/17"],
+    }
+    assert network_policy_problems(policy) == []
 
 
 # -- env names against the services' settings classes ------------------------------------------
