@@ -4,12 +4,14 @@ Every message is settled explicitly:
 
 - **complete** when the operation succeeded (or found nothing left to do);
 - **dead-letter at once** on a permanent failure — malformed body, unknown operation, a
-  downstream 4xx other than 408/409/429 — with a reason and a description;
+  downstream 4xx other than 401/403/408/409/429 — with a reason and a description;
 - **abandon after a backoff** on a transient failure (the HTTP client has already retried within
   its budget): the handler holds the message, lock renewed, for
   ``min(abandon_backoff_max, abandon_backoff_base * 2**(deliveries-1))`` (jittered, at least the
   downstream's Retry-After), then abandons it so any replica may take it again. Holding instead of
-  abandoning at once keeps a down backend from burning through the delivery count in seconds;
+  abandoning at once keeps a down backend from burning through the delivery count in seconds.
+  A downstream 401/403 is handled the same way, logged as an ERROR (the workflow's credentials
+  need an operator, the message does not);
 - **dead-letter with MaxDeliveryCountExceeded** when a transient failure happens on the last
   allowed delivery.
 
@@ -34,7 +36,7 @@ from redis.exceptions import RedisError
 from dronecommon.httpclient import TransientHTTPError
 from dronecommon.messaging import MAX_DELIVERY_COUNT_EXCEEDED, MessagingError, ReceivedMessage
 
-from .errors import PermanentError, TransientError
+from .errors import CredentialsRefused, PermanentError, TransientError
 from .schemas import CancelMessage, DeliveryMessage, RescheduleMessage
 from .service import Progress, Workflow
 from .settings import WorkflowSettings
@@ -163,7 +165,10 @@ class Consumer:
             )
             return
         delay = self.backoff(message.delivery_count, getattr(exc, "retry_after", None))
-        logger.warning(
+        # A refused token is an operator's problem (identity, role, audience): say so loudly, but
+        # keep the message, which will pass once the credentials are fixed.
+        log = logger.error if isinstance(exc, CredentialsRefused) else logger.warning
+        log(
             "%s %s: transient failure on delivery %d, abandoning in %.1fs: %s",
             operation,
             delivery_id,

@@ -122,7 +122,7 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
             )
             for name in DOWNSTREAM
         }
-        backends = Backends(**clients)
+        backends = Backends(**clients, outbound_scope=settings.auth.outbound_scope)
         stack.push_async_callback(_quietly("downstream clients", backends.aclose))
         pending = PendingStore(redis, ttl=settings.pending_ttl)
         consumer = Consumer(Workflow(backends, pending), settings)
