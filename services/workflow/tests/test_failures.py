@@ -12,8 +12,7 @@ import uuid
 import pytest
 
 from dronecommon.messaging import MAX_DELIVERY_COUNT_EXCEEDED, DeadLetter, OutgoingMessage
-
-from dronecommon.testing.tokens import TEST_AUDIENCE, LocalIssuer
+from dronecommon.testing.tokens import LocalIssuer
 
 from .conftest import (
     FakeBackends,
@@ -212,7 +211,7 @@ async def test_401_from_a_backend_is_retried_not_dead_lettered(
 ) -> None:
     # A token refused by the drone scheduler (a key rotation, a role granted late): the message
     # is retried with backoff and succeeds once the backend accepts the token again.
-    scope = f"{TEST_AUDIENCE}/.default"
+    scope = f"{dev_issuer.audience}/.default"
     auth = {
         "outbound_scope": scope,
         "dev_signing_key_file": str(dev_issuer.key_file),

@@ -86,7 +86,8 @@ def _unexpected(
         return CredentialsRefused(
             service,
             status,
-            f"{text} (at {response.method} {response.url}; the workflow sent {_credentials(scope)})",
+            f"{text} (at {response.method} {response.url}; "
+            f"the workflow sent {_credentials(scope)})",
         )
     if 400 <= status < 500 and status not in _PERMANENT_EXCLUDED:
         return PermanentError(f"{service.capitalize()}Rejected", text)
