@@ -244,6 +244,15 @@ class Backends:
             )
         raise self._unexpected("delivery", f"PUT delivery {delivery_id}", response)
 
+    async def delivery_exists(self, delivery_id: str) -> bool:
+        """Whether the delivery record exists (200) or not (404)."""
+        response = await self.delivery.get(f"api/deliveries/{delivery_id}")
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._unexpected("delivery", f"GET delivery {delivery_id}", response)
+
     async def patch_delivery(self, delivery_id: str, changes: dict[str, Any]) -> Outcome:
         """204 → DONE; 404 → MISSING (not created yet); 409 → FINAL (completed/cancelled)."""
         response = await self.delivery.patch(

@@ -16,8 +16,9 @@ Every message is settled explicitly:
   allowed delivery.
 
 A ``delivery`` that gives up after its drone was assigned but before its delivery record existed
-releases the drone first (compensation); if the release itself fails, the message is abandoned
-instead (when deliveries are left) so the compensation is retried.
+releases the drone first (compensation), whether this attempt or an earlier one booked it; if the
+release itself fails, the message is abandoned instead (when deliveries are left) so the
+compensation is retried.
 """
 
 from __future__ import annotations
@@ -199,9 +200,11 @@ class Consumer:
         reason: str,
         description: str,
     ) -> None:
-        if delivery_id is not None and progress.half_booked:
+        if delivery_id is not None and message.properties.get("operation") == "delivery":
             try:
-                await self.workflow.compensate(delivery_id)
+                compensated = await self.workflow.compensate(
+                    delivery_id, progress, redelivered=message.delivery_count > 1
+                )
             except Exception as exc:
                 if message.delivery_count < self.max_delivery_count:
                     logger.warning(
@@ -216,7 +219,8 @@ class Consumer:
                     "the drone frees itself when its busy time ends"
                 )
             else:
-                description += "; its drone was released"
+                if compensated is not None:
+                    description += f"; {compensated}"
         await self._settle(message, lambda: message.dead_letter(reason, description[:4000]))
 
     @staticmethod
