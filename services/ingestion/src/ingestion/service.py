@@ -72,8 +72,15 @@ class IdempotencyKey:
 
     @property
     def fingerprint(self) -> str:
+        """sha256 of the canonical JSON (sorted keys, no spaces) as UTF-8.
+
+        JSON may carry lone surrogates (``"\\ud800"``), which Python parses but UTF-8 cannot
+        encode; they can only sit in fields the request ignores (known fields refuse them), and
+        are encoded with ``surrogatepass``: still one byte string per parsed body, and valid text
+        hashes as it always did.
+        """
         canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def message_id(delivery_id: str, operation: Operation, body: bytes) -> str:
