@@ -75,7 +75,11 @@ def _problem(status: int, description: str, *, retry: bool = False) -> dict[str,
 _LOCATION = {"description": "/api/deliveries/{deliveryId}", "schema": {"type": "string"}}
 _INVALID = _problem(400, "Invalid request (problem+json with per-field errors)")
 _UNAVAILABLE = _problem(
-    503, "The queue (or the Idempotency-Key store) did not answer; nothing was done", retry=True
+    503,
+    "The queue or the Idempotency-Key store failed: queue-unavailable and "
+    "idempotency-store-unavailable mean nothing was scheduled; queue-outcome-unknown that the "
+    "request may have been queued (the detail says how to retry safely)",
+    retry=True,
 )
 _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
     202: {

@@ -5,8 +5,11 @@
   :class:`~ingestion.repository.IdempotencyStore`.
 - ``reschedule`` (PATCH) and ``cancel`` (DELETE): the message is ``{deliveryId, ...changes}``; both
   are naturally idempotent (an identical retry is the identical message, with the same id).
-- Every send is bounded by ``send_timeout``; a failed or late send is
-  :class:`~ingestion.errors.QueueUnavailable` (a 503) and leaves nothing that claims success.
+- Every send is bounded by ``send_timeout``; a failed or late send is a 503 and leaves nothing that
+  claims success: :class:`~ingestion.errors.QueueUnavailable` when no connection to the queue could
+  be opened (nothing was queued), :class:`~ingestion.errors.QueueOutcomeUnknown` otherwise (a
+  time-out or a connection lost mid-send: the queue may have taken the message, and the answer
+  says how to retry safely).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import logging
 import secrets
+import socket
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -31,6 +35,7 @@ from dronecommon.messaging import MessageSender, OutgoingMessage
 from .errors import (
     IdempotencyKeyReused,
     IdempotencyStoreUnavailable,
+    QueueOutcomeUnknown,
     QueueUnavailable,
     RequestInProgress,
 )
@@ -174,8 +179,8 @@ class IngestionService:
         body = claim.response  # a failed earlier attempt's body is sent again, unchanged
         delivery_id = _delivery_id(body)
         try:
-            await self._send("delivery", delivery_id, body)
-        except QueueUnavailable:
+            await self._send("delivery", delivery_id, body, keyed=True)
+        except (QueueUnavailable, QueueOutcomeUnknown):
             await self._settle_quietly(self._store.fail(key, token), "its release", delivery_id)
             raise
         await self._settle_quietly(self._store.complete(key, token), "its completion", delivery_id)
@@ -203,7 +208,9 @@ class IngestionService:
 
     # -- the queue ------------------------------------------------------------------------------
 
-    async def _send(self, operation: Operation, delivery_id: str, body: bytes) -> None:
+    async def _send(
+        self, operation: Operation, delivery_id: str, body: bytes, *, keyed: bool = False
+    ) -> None:
         message = OutgoingMessage(
             body=body,
             message_id=message_id(delivery_id, operation, body),
@@ -239,7 +246,23 @@ class IngestionService:
                     type(exc).__name__,
                     exc,
                 )
-                raise QueueUnavailable(self._retry_after) from exc
+                if _not_sent(exc):
+                    raise QueueUnavailable(self._retry_after) from exc
+                raise QueueOutcomeUnknown(
+                    self._retry_after, operation=operation, delivery_id=delivery_id, keyed=keyed
+                ) from exc
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """Whether a failed send surely left nothing on the queue: no connection could be opened."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConnectionRefusedError | socket.gaierror):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _delivery_id(body: bytes) -> str:
