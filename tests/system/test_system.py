@@ -206,6 +206,33 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
     print(f"sample request scheduled {latency:.2f}s after its 202")  # noqa: T201
 
 
+async def test_a_reschedule_back_to_an_earlier_place_is_applied(
+    system: System, http: httpx.AsyncClient, redis: Redis
+) -> None:
+    # X -> Y -> X: three requests, three messages (ids name requests, not bodies), and the last
+    # one wins downstream.
+    ingestion = system.url("ingestion") + "/api/deliveryrequests"
+    delivery_id = await schedule(http, system, request("back-and-forth"))
+    await all_scheduled(http, system, [delivery_id], 10)
+    added = await entries_added(redis)
+    for place in ("47.61,-122.33", "47.65,-122.30", "47.61,-122.33"):
+        patch = await http.patch(f"{ingestion}/{delivery_id}", json={"dropOffLocation": place})
+        assert patch.status_code == 202, patch.text
+
+    async def settled() -> bool:
+        if await entries_added(redis) < added + 3 or await redis.xlen(QUEUE_STREAM) > 0:
+            return False
+        delivery = await delivery_of(http, system, delivery_id)
+        return delivery is not None and delivery["dropoff"]["latitude"] == 47.61
+
+    await wait_for(settled, 15, "the three reschedules, the last one in force")
+    assignment = await assignment_of(http, system, delivery_id)
+    assert (assignment["dropoff"]["latitude"], assignment["dropoff"]["longitude"]) == (
+        47.61,
+        -122.33,
+    )
+
+
 async def test_bad_requests_enqueue_nothing(
     system: System, http: httpx.AsyncClient, redis: Redis
 ) -> None:

@@ -55,8 +55,9 @@ IdempotencyKeyHeader = Annotated[
         max_length=255,
         pattern=IDEMPOTENCY_KEY_PATTERN,
         description=(
-            "1..255 printable ASCII characters. A retry with the same key and the same JSON body"
-            " gets the first answer and enqueues nothing; another body with the key is 422."
+            "1..255 printable ASCII characters. A retry with the same key and the same request"
+            " (JSON body; for PATCH and DELETE also the method and deliveryId) gets the first"
+            " answer and enqueues nothing new; another request with the key is 422."
         ),
     ),
 ]
@@ -100,8 +101,16 @@ _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
     503: _UNAVAILABLE,
 }
 _ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
-    202: {"description": "On the queue", "headers": {"Location": _LOCATION}},
+    202: {
+        "description": "On the queue",
+        "headers": {
+            "Location": _LOCATION,
+            "Idempotent-Replayed": _ACCEPTED_DELIVERY[202]["headers"]["Idempotent-Replayed"],
+        },
+    },
     400: _INVALID,
+    409: _ACCEPTED_DELIVERY[409],
+    422: _problem(422, "The Idempotency-Key was used with a different request"),
     503: _UNAVAILABLE,
 }
 _ACCEPTED_RESCHEDULE: dict[int | str, dict[str, Any]] = {
@@ -137,6 +146,22 @@ async def schedule_delivery(
     return Response(accepted.body, status.HTTP_202_ACCEPTED, headers, media_type="application/json")
 
 
+def _operation_key(
+    caller: str, key: str | None, method: str, delivery_id: str, body: Any = None
+) -> IdempotencyKey | None:
+    """A reschedule's or cancel's Idempotency-Key: the request is its method, target and body."""
+    if key is None:
+        return None
+    request = {"method": method, "deliveryId": delivery_id, "body": body}
+    return IdempotencyKey(caller=caller, key=key, body=request)
+
+
+def _accepted(delivery_id: str, replayed: bool, response: Response) -> None:
+    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+
+
 @router.patch(
     "/{deliveryId}",
     status_code=status.HTTP_202_ACCEPTED,
@@ -144,11 +169,21 @@ async def schedule_delivery(
     responses=_ACCEPTED_RESCHEDULE,
 )
 async def reschedule_delivery(
-    delivery_id: DeliveryId, body: RescheduleIn, ingestion: Ingestion, response: Response
+    delivery_id: DeliveryId,
+    body: RescheduleIn,
+    request: Request,
+    ingestion: Ingestion,
+    caller: CallerScope,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    await ingestion.reschedule(delivery_id, body)
-    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    key = None
+    if idempotency_key is not None:
+        parsed = await request.json()
+        key = _operation_key(caller, idempotency_key, "PATCH", delivery_id, parsed)
+    replayed = await ingestion.reschedule(delivery_id, body, key)
+    _accepted(delivery_id, replayed, response)
     return OperationAccepted(delivery_id=delivery_id, operation="reschedule")
 
 
@@ -159,11 +194,16 @@ async def reschedule_delivery(
     responses=_ACCEPTED_OPERATION,
 )
 async def cancel_delivery(
-    delivery_id: DeliveryId, ingestion: Ingestion, response: Response
+    delivery_id: DeliveryId,
+    ingestion: Ingestion,
+    caller: CallerScope,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    await ingestion.cancel(delivery_id)
-    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    key = _operation_key(caller, idempotency_key, "DELETE", delivery_id)
+    replayed = await ingestion.cancel(delivery_id, key)
+    _accepted(delivery_id, replayed, response)
     return OperationAccepted(delivery_id=delivery_id, operation="cancel")
 
 

@@ -3,8 +3,14 @@
 - ``schedule`` (POST): a new ``deliveryId`` (UUID4) and, when absent, ``packageId`` (UUID4) and
   ``pickupTime`` (now); with an ``Idempotency-Key`` the answer comes from, or is recorded in, the
   :class:`~ingestion.repository.IdempotencyStore`.
-- ``reschedule`` (PATCH) and ``cancel`` (DELETE): the message is ``{deliveryId, ...changes}``; both
-  are naturally idempotent (an identical retry is the identical message, with the same id).
+- ``reschedule`` (PATCH) and ``cancel`` (DELETE): the message is ``{deliveryId, ...changes}``; with
+  an ``Idempotency-Key`` they are recorded like a POST (a retry is answered from the record, or
+  resends the very same message).
+- **Message ids name the request, not its content** (what broker-side duplicate detection drops):
+  a retry of one request gets the same id, a new request a new one even when its body repeats an
+  earlier one (a reschedule back to an earlier place). A delivery's id is derived from its body,
+  which holds the request's own new ``deliveryId`` (and a retry under its key resends the stored
+  body); a keyed reschedule or cancel's from the key's record; an unkeyed one's is random.
 - Every send is bounded by ``send_timeout``; a failed or late send is a 503 and leaves nothing that
   claims success: :class:`~ingestion.errors.QueueUnavailable` when no connection to the queue could
   be opened (nothing was queued), :class:`~ingestion.errors.QueueOutcomeUnknown` otherwise (a
@@ -89,8 +95,13 @@ class IdempotencyKey:
 
 
 def message_id(delivery_id: str, operation: Operation, body: bytes) -> str:
-    """The deterministic message id of ``body`` (broker duplicate detection relies on it)."""
+    """The message id of a delivery request's ``body`` (unique: it holds a new ``deliveryId``)."""
     return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{delivery_id}|{operation}|{body.decode()}"))
+
+
+def keyed_message_id(record: str, operation: Operation) -> str:
+    """The message id of the request recorded under ``record`` (its Idempotency-Key's record)."""
+    return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{record}|{operation}"))
 
 
 def normalise(request: DeliveryRequestIn) -> DeliveryRequest:
@@ -142,21 +153,40 @@ class IngestionService:
         candidate = normalise(request)
         body = candidate.model_dump_json(by_alias=True).encode()
         if idempotency is None:
-            await self._send("delivery", candidate.delivery_id, body)
-            return Accepted(body, candidate.delivery_id)
-        return await self._schedule_once(body, idempotency)
+            delivery_id = candidate.delivery_id
+            await self._send(
+                "delivery", delivery_id, body, message_id(delivery_id, "delivery", body)
+            )
+            return Accepted(body, delivery_id)
+        return await self._send_once("delivery", body, idempotency)
 
-    async def reschedule(self, delivery_id: str, changes: RescheduleIn) -> None:
+    async def reschedule(
+        self,
+        delivery_id: str,
+        changes: RescheduleIn,
+        idempotency: IdempotencyKey | None = None,
+    ) -> bool:
+        """Queue the change; True when the answer is a replay for the Idempotency-Key."""
         fields = changes.model_dump(mode="json", by_alias=True, exclude_none=True)
         body = orjson.dumps({"deliveryId": delivery_id, **fields})
-        await self._send("reschedule", delivery_id, body)
+        if idempotency is None:
+            await self._send("reschedule", delivery_id, body, str(uuid.uuid4()))
+            return False
+        return (await self._send_once("reschedule", body, idempotency)).replayed
 
-    async def cancel(self, delivery_id: str) -> None:
-        await self._send("cancel", delivery_id, orjson.dumps({"deliveryId": delivery_id}))
+    async def cancel(self, delivery_id: str, idempotency: IdempotencyKey | None = None) -> bool:
+        """Queue the cancel; True when the answer is a replay for the Idempotency-Key."""
+        body = orjson.dumps({"deliveryId": delivery_id})
+        if idempotency is None:
+            await self._send("cancel", delivery_id, body, str(uuid.uuid4()))
+            return False
+        return (await self._send_once("cancel", body, idempotency)).replayed
 
     # -- Idempotency-Key ------------------------------------------------------------------------
 
-    async def _schedule_once(self, body: bytes, idempotency: IdempotencyKey) -> Accepted:
+    async def _send_once(
+        self, operation: Operation, body: bytes, idempotency: IdempotencyKey
+    ) -> Accepted:
         key = record_key(idempotency.caller, idempotency.key)
         fingerprint = idempotency.fingerprint
         token = secrets.token_hex(16)
@@ -178,8 +208,12 @@ class IngestionService:
 
         body = claim.response  # a failed earlier attempt's body is sent again, unchanged
         delivery_id = _delivery_id(body)
+        if operation == "delivery":
+            sent_as = message_id(delivery_id, operation, body)
+        else:
+            sent_as = keyed_message_id(key, operation)
         try:
-            await self._send("delivery", delivery_id, body, keyed=True)
+            await self._send(operation, delivery_id, body, sent_as, keyed=True)
         except (QueueUnavailable, QueueOutcomeUnknown):
             await self._settle_quietly(self._store.fail(key, token), "its release", delivery_id)
             raise
@@ -209,11 +243,17 @@ class IngestionService:
     # -- the queue ------------------------------------------------------------------------------
 
     async def _send(
-        self, operation: Operation, delivery_id: str, body: bytes, *, keyed: bool = False
+        self,
+        operation: Operation,
+        delivery_id: str,
+        body: bytes,
+        message_id: str,
+        *,
+        keyed: bool = False,
     ) -> None:
         message = OutgoingMessage(
             body=body,
-            message_id=message_id(delivery_id, operation, body),
+            message_id=message_id,
             content_type="application/json",
             properties={"operation": operation},
         )
