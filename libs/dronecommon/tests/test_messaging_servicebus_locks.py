@@ -168,11 +168,14 @@ async def test_no_message_is_locked_for_the_receiver_without_its_lock_being_rene
     fake = FakeClient(lock_seconds=lock_seconds)
     renewer = RecordingRenewer()
     completed: list[str] = []
+    all_completed = asyncio.Event()
 
     async def handle(message: ReceivedMessage) -> None:
         await asyncio.sleep(1.0)
         await message.complete()
         completed.append(message.message_id)
+        if len(completed) == 8:
+            all_completed.set()
 
     receiver = ServiceBusQueueReceiver(
         cast("ServiceBusClient", fake),
@@ -184,14 +187,13 @@ async def test_no_message_is_locked_for_the_receiver_without_its_lock_being_rene
     )
     task = asyncio.create_task(receiver.run(handle))
     try:
-        while not fake.receivers:
-            await asyncio.sleep(0.01)
-        broker = fake.receivers[0]
+        await asyncio.sleep(0.1)  # the receive loop opens its receiver
+        [broker] = fake.receivers
         for n in range(8):
             broker.deliver(f"m-{n}")
-        deadline = time.monotonic() + 15
-        while len(completed) < 8 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(15):
+                await all_completed.wait()
     finally:
         await receiver.stop(2.0)
         await asyncio.gather(task, return_exceptions=True)
