@@ -11,10 +11,11 @@ variable to set, so a misconfigured container fails fast with an actionable mess
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -177,12 +178,37 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Whose X-Forwarded-For/-Proto are believed: the reverse proxies in front of the service
+    # (comma-separated addresses or networks). Loopback by default (a local proxy); in AKS the
+    # gateway's subnet. Headers from anyone else are ignored, so a client cannot pass for
+    # another address or scheme.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     environment: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpClientSettings = Field(default_factory=HttpClientSettings)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: str) -> str:
+        return _proxies(value)
+
+
+def _proxies(value: str) -> str:
+    """Comma-separated IP addresses or networks (``*``, alone, trusts every peer)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if items == ["*"]:
+        return "*"
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address or network (give the proxies' addresses)"
+            ) from None
+    return ",".join(items)
 
 
 def _s(value: str | None) -> SecretStr | None:
