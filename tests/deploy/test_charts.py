@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -543,3 +544,49 @@ def test_env_names_are_settings_of_the_service(rendered: Rendered, service: str)
                 continue
             parts = name[len(prefix) :].lower().split("__")
             assert resolves(model, parts), f"{name} is not a {model.__name__} setting"
+
+
+PRIVATE_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+)
+
+
+def _bicep_param(name: str, environment: str) -> str:
+    text = (CHARTS.parent / "infra" / "bicep" / f"main.{environment}.bicepparam").read_text()
+    match = re.search(rf"^param {name} = '([^']+)'", text, re.MULTILINE)
+    assert match is not None, f"{name} is not set in main.{environment}.bicepparam"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_production_azure_egress_is_the_private_endpoints_and_the_public_internet_only(
+    rendered: Rendered, service: str
+) -> None:
+    """In production the data plane is behind private endpoints (Bicep's snet-private-endpoints);
+    what has none (Entra ID, Application Insights, Event Hubs) is public. No other private
+    address — the VNet, the hub, peered or on-premises networks, link-local — is reachable on
+    the Azure ports."""
+    endpoints = ipaddress.ip_network(_bicep_param("privateEndpointsSubnetPrefix", "prod"))
+    (policy,) = of_kind(rendered[service, "prod"], "NetworkPolicy")
+    blocks = [
+        peer["ipBlock"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+    networks = {ipaddress.ip_network(block["cidr"]) for block in blocks}
+    assert endpoints in networks
+    for block in blocks:
+        network = ipaddress.ip_network(block["cidr"])
+        if network == endpoints:
+            continue
+        excepted = [ipaddress.ip_network(cidr) for cidr in block.get("except", [])]
+        for private in map(ipaddress.ip_network, PRIVATE_RANGES):
+            if network.overlaps(private):
+                assert any(private.subnet_of(e) for e in excepted), (  # type: ignore[arg-type]
+                    f"{service}: {network} reaches {private} on the Azure ports"
+                )
