@@ -90,3 +90,21 @@ def test_credential_only_when_something_needs_it() -> None:
             {"auth": {"outbound_scope": "api://x/.default", "dev_signing_key_file": "key.pem"}}
         )
     )
+
+
+def test_production_needs_a_token_for_every_call_not_inbound_auth() -> None:
+    # The workflow's own routes are health only (public); in production every call it makes
+    # must carry a token, so the outbound scope is what is required.
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__OUTBOUND_SCOPE"):
+        WorkflowSettings.model_validate({"environment": "production"})
+    with pytest.raises(ValueError, match="development issuer"):
+        WorkflowSettings.model_validate(
+            {
+                "environment": "production",
+                "auth": {"outbound_scope": "api://x/.default", "dev_signing_key_file": "k.pem"},
+            }
+        )
+    settings = WorkflowSettings.model_validate(
+        {"environment": "production", "auth": {"outbound_scope": "api://x/.default"}}
+    )
+    assert not settings.auth.enabled

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -194,6 +201,44 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _forwarded_allow_ips(cls, value: str) -> str:
         return _proxies(value)
+
+    @model_validator(mode="after")
+    def _production_is_authenticated(self) -> Self:
+        if self.environment == "production":
+            problem = self.production_auth_problem()
+            if problem is not None:
+                raise ValueError(f"environment=production: {problem}")
+        return self
+
+    def production_auth_problem(self) -> str | None:
+        """Why these settings would serve an unauthenticated API in production (None: they do
+        not). Services whose routes need no token (the workflow) override it."""
+        auth = self.auth
+        if not auth.enabled:
+            return (
+                f"set {self.env_var('auth', 'enabled')}=true: every route but health takes a "
+                "bearer token in production"
+            )
+        missing = [name for name in ("issuer", "audience") if not getattr(auth, name)]
+        if not auth.jwks_url and not auth.jwks_file:
+            missing.append("jwks_url")
+        if missing:
+            names = ", ".join(self.env_var("auth", name) for name in missing)
+            return f"auth is on but cannot check a token: set {names}"
+        return self.development_issuer_problem()
+
+    def development_issuer_problem(self) -> str | None:
+        if self.auth.dev_signing_key_file:
+            return (
+                f"unset {self.env_var('auth', 'dev_signing_key_file')}: the development issuer "
+                "mints tokens from a local key, never in production"
+            )
+        return None
+
+    @classmethod
+    def env_var(cls, *loc: str) -> str:
+        """The environment variable of the field at ``loc`` (``("auth", "enabled")``)."""
+        return env_name(cls, loc)
 
 
 def _proxies(value: str) -> str:

@@ -70,3 +70,13 @@ class WorkflowSettings(ServiceSettings):
     shutdown_grace: float = Field(default=20.0, ge=0)
     # Readiness: how long each downstream /healthz may take.
     downstream_health_timeout: float = Field(default=1.0, gt=0)
+
+    def production_auth_problem(self) -> str | None:
+        """The workflow serves health only (public), so production needs a token on every call
+        it makes rather than inbound auth."""
+        if not self.auth.outbound_scope:
+            return (
+                f"set {self.env_var('auth', 'outbound_scope')}: every call to the package, drone "
+                "scheduler and delivery services carries a token in production"
+            )
+        return self.development_issuer_problem()
