@@ -97,6 +97,29 @@ async def test_idempotency_keys_belong_to_their_caller(
     assert len(await queued(redis_url)) == 2
 
 
+async def test_users_of_one_client_app_do_not_share_idempotency_keys(
+    redis_url: str, dev_issuer: LocalIssuer
+) -> None:
+    # The web app (one client id) signs in many users: each one's keys are their own.
+    settings = make_settings(redis_url, auth=dev_issuer.settings)
+    key = {"Idempotency-Key": "order-1"}
+    alice = dev_issuer.headers(azp="web-app", oid="alice-oid", subject="alice") | key
+    bob = dev_issuer.headers(azp="web-app", oid="bob-oid", subject="bob") | key
+    carol = dev_issuer.headers(azp="web-app", subject="carol") | key  # no oid: the subject
+    async with app_client(create_app(settings, configure_logs=False)) as client:
+        first = await client.post(URL, json=SAMPLE, headers=alice)
+        for_bob = await client.post(URL, json={**SAMPLE, "ownerId": "bob"}, headers=bob)
+        for_carol = await client.post(URL, json={**SAMPLE, "ownerId": "carol"}, headers=carol)
+        replay = await client.post(URL, json=SAMPLE, headers=alice)
+        bob_again = await client.post(URL, json=SAMPLE, headers=bob)
+    assert first.status_code == for_bob.status_code == for_carol.status_code == 202, for_bob.text
+    assert replay.status_code == 202
+    assert replay.content == first.content
+    assert len({r.json()["deliveryId"] for r in (first, for_bob, for_carol)}) == 3
+    assert_problem(bob_again, 422)  # bob's key, another body
+    assert len(await queued(redis_url)) == 3
+
+
 def test_the_routes_document_401_and_403(dev_issuer: LocalIssuer) -> None:
     app = create_app(
         make_settings("redis://unused", auth=dev_issuer.settings), configure_logs=False

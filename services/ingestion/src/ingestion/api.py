@@ -23,17 +23,21 @@ IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 
 
 async def _caller_scope(caller: AnyCaller) -> str:
-    """Whose Idempotency-Key it is: keys of different callers never meet."""
+    """Whose Idempotency-Key it is: keys of different callers never meet.
+
+    The caller is the user (or service principal) the token is for — its object id, else its
+    subject — within the client application that obtained it: the users of one app (the web app
+    signs in many) never share keys, nor does one user across two apps.
+    """
     if not caller.authenticated:
         return "anonymous"
-    for kind, value in (
-        ("app_id", caller.app_id),
-        ("object_id", caller.object_id),
-        ("subject", caller.subject),
-    ):
-        if value:
-            return f"{kind}:{value}"
-    return "anonymous"
+    if caller.object_id:
+        who = f"object_id:{caller.object_id}"
+    elif caller.subject:
+        who = f"subject:{caller.subject}"
+    else:
+        who = "anonymous"
+    return f"app_id:{caller.app_id}|{who}" if caller.app_id else who
 
 
 Ingestion = Annotated[IngestionService, from_state(State, "ingestion")]
