@@ -257,3 +257,15 @@ async def test_403_past_the_maximum_delivery_count_is_dead_lettered_as_an_auth_f
     assert letter.description.endswith("its drone was released")
     assert fake.statuses["PUT /api/deliveries"][403] == 3
     assert fake.active() == {}
+
+
+async def test_deeply_nested_json_is_dead_lettered_at_once(workflow: Harness) -> None:
+    # Python's JSON parser gives up on deep nesting with a RecursionError, not a ValueError: the
+    # message is malformed, and no retry will ever parse it.
+    deep = b'{"deliveryId": "x", "extra": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    await workflow.send(message("delivery", deep, message_id="too-deep"))
+    [letter] = await dead_letters(workflow)
+    assert letter.message_id == "too-deep"
+    assert letter.reason == "MalformedMessage"
+    assert "nested too deeply" in letter.description
+    assert letter.delivery_count == 1

@@ -64,6 +64,10 @@ def _parse(operation: str, message: ReceivedMessage) -> object:
         body = json.loads(message.body)
     except ValueError as exc:
         raise PermanentError("MalformedMessage", f"the body is not UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:  # the parser's limit: no retry will ever read it
+        raise PermanentError(
+            "MalformedMessage", "the body's JSON is nested too deeply to be read"
+        ) from exc
     if not isinstance(body, dict):
         raise PermanentError("MalformedMessage", "the body is not a JSON object")
     models: dict[str, type[DeliveryMessage | RescheduleMessage | CancelMessage]] = {
