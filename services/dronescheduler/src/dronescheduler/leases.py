@@ -95,7 +95,7 @@ class LeaseLog:
                     await self.repository.insert_lease(lease)
                 except DuplicateKeyError:
                     await self.catch_up(candidate)
-                    if candidate.busy_until > self.clock():
+                    if self.state.busy(candidate, self.clock()):
                         return None
                     continue  # freed meanwhile (a release): claim its next generation
                 self.learn(lease, now)

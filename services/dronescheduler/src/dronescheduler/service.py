@@ -83,7 +83,9 @@ class Scheduler:
         self.repository = repository
         self.settings = settings
         self.clock = clock
-        self.state = state or FleetState(fleet)
+        self.state = state or FleetState(
+            fleet, margin=dt.timedelta(seconds=settings.clock_skew_margin)
+        )
         self.leases = LeaseLog(fleet, repository, self.state, clock)
         self.loaded = False
         self._locks = KeyedLocks()

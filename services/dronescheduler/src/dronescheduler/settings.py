@@ -82,6 +82,11 @@ class FleetSettings(BaseModel):
     # self_release_factor x the planned trip + self_release_seconds (room for slower flights).
     self_release_factor: float = Field(default=0.5, ge=0)
     self_release_seconds: float = Field(default=300.0, ge=0)
+    # Seconds a drone stays out after the time its last trip frees it, by the clock of the replica
+    # handing it out: the replica that planned the trip computed its end by its own clock, and
+    # replicas' clocks disagree a little (NTP keeps nodes within milliseconds; this covers a node
+    # that drifted). Retry-After counts it in.
+    clock_skew_margin: float = Field(default=2.0, ge=0, le=300)
     # Cap of the Retry-After given when no capable drone is free.
     retry_after_max: int = Field(default=300, ge=1)
     # Drones tried per request before answering 503 when other replicas keep winning them.

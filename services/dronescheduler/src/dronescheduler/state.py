@@ -9,6 +9,10 @@ in the database, so concurrent requests of one replica never race for the same d
 
 Each replica rotates its preference order by a random offset per pool: replicas that start from
 the same drone would otherwise contend for it on every request.
+
+Replicas' clocks disagree a little, and a trip's end was computed by another replica's clock: a
+drone counts as free only ``margin`` after the time its last lease frees it, by this replica's
+clock (``FleetSettings.clock_skew_margin``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ class DroneState:
 class Pool:
     """The drones of one class at one base."""
 
-    def __init__(self, drones: Sequence[Drone], rotation: int) -> None:
+    def __init__(
+        self, drones: Sequence[Drone], rotation: int, margin: dt.timedelta = dt.timedelta(0)
+    ) -> None:
+        self.margin = margin
         size = len(drones)
         self.states = [
             DroneState(drone, index, (index - rotation) % size)
@@ -53,9 +60,13 @@ class Pool:
             state.queued = True
         self._busy: list[tuple[dt.datetime, int, int]] = []
 
+    def busy(self, state: DroneState, now: dt.datetime) -> bool:
+        """Whether the drone is out at ``now`` (its busy time plus the clock margin)."""
+        return state.busy_until + self.margin > now
+
     def _wake(self, now: dt.datetime) -> None:
-        """Move drones whose busy time has ended to the free heap."""
-        while self._busy and self._busy[0][0] <= now:
+        """Move drones whose busy time (and margin) has ended to the free heap."""
+        while self._busy and self._busy[0][0] + self.margin <= now:
             until, index, gen = heapq.heappop(self._busy)
             state = self.states[index]
             if state.gen == gen and state.busy_until == until:
@@ -70,7 +81,7 @@ class Pool:
         """File an unreserved drone under free or busy according to what is known of it."""
         if state.reserved:
             return
-        if state.busy_until > now:
+        if self.busy(state, now):
             heapq.heappush(self._busy, (state.busy_until, state.index, state.gen))
         else:
             self._enqueue(state)
@@ -82,20 +93,20 @@ class Pool:
             _, index = heapq.heappop(self._free)
             state = self.states[index]
             state.queued = False
-            if state.reserved or state.busy_until > now:
+            if state.reserved or self.busy(state, now):
                 continue  # a stale entry: the drone was reserved or became busy meanwhile
             state.reserved = True
             return state
         return None
 
     def soonest(self, now: dt.datetime) -> dt.datetime | None:
-        """When the first busy drone of this pool comes back (``None`` if none is busy)."""
+        """When the first busy drone of this pool is free again (``None`` if none is busy)."""
         self._wake(now)
         while self._busy:
             until, index, gen = self._busy[0]
             state = self.states[index]
             if state.gen == gen and state.busy_until == until and not state.reserved:
-                return until
+                return until + self.margin
             # Stale, or reserved now (filed again when the reservation ends).
             heapq.heappop(self._busy)
         return None
@@ -104,14 +115,20 @@ class Pool:
 class FleetState:
     """Every pool of the fleet, and the drones by id."""
 
-    def __init__(self, fleet: Fleet, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        rng: random.Random | None = None,
+        *,
+        margin: dt.timedelta = dt.timedelta(0),
+    ) -> None:
         self.fleet = fleet
         rng = rng or random.Random()  # noqa: S311 - load spreading, not security
         grouped: dict[tuple[str, str], list[Drone]] = {}
         for drone in fleet.drones:
             grouped.setdefault((drone.base.name, drone.drone_class.name), []).append(drone)
         self.pools = {
-            key: Pool(drones, rng.randrange(len(drones))) for key, drones in grouped.items()
+            key: Pool(drones, rng.randrange(len(drones)), margin) for key, drones in grouped.items()
         }
         self.by_id: dict[str, tuple[Pool, DroneState]] = {
             state.drone.id: (pool, state) for pool in self.pools.values() for state in pool.states
@@ -170,6 +187,11 @@ class FleetState:
         pool, _ = self.by_id[state.drone.id]
         state.reserved = False
         pool.place(state, now)
+
+    def busy(self, state: DroneState, now: dt.datetime) -> bool:
+        """Whether the drone is out at ``now`` (its busy time plus the clock margin)."""
+        pool, _ = self.by_id[state.drone.id]
+        return pool.busy(state, now)
 
     def state(self, drone_id: str) -> DroneState | None:
         found = self.by_id.get(drone_id)
