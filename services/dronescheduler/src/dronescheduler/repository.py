@@ -47,6 +47,7 @@ class SchedulerRepository:
         self.assignments = database["assignments"]
         self.plans = database["plans"]
         self.releases = database["releases"]
+        self.requests = database["requests"]
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ class SchedulerRepository:
             self.assignments,
             self.plans,
             self.releases,
+            self.requests,
         ):
             if collection.name not in existing:
                 with contextlib.suppress(CollectionInvalid):  # another replica made it first
@@ -129,6 +131,21 @@ class SchedulerRepository:
     async def latest_lease(self, drone_id: str) -> Lease | None:
         doc = await self.leases.find_one({"droneId": drone_id}, sort=[("gen", DESCENDING)])
         return None if doc is None else Lease.from_document(doc)
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def first_request(self, delivery_id: str, now: dt.datetime) -> bool:
+        """Record that the delivery was asked for: True the first time any replica asks.
+
+        An insert keyed by the delivery id, so every store answers it from its unique ``_id``
+        index (FerretDB included, which serves no read from an index): a delivery never asked for
+        needs no read to know it has no assignment.
+        """
+        try:
+            await self.requests.insert_one({"_id": delivery_id, "at": now})
+        except DuplicateKeyError:
+            return False
+        return True
 
     # --- assignments ----------------------------------------------------------------------------
 

@@ -89,7 +89,8 @@ class Scheduler:
         self.leases = LeaseLog(fleet, repository, self.state, clock)
         self.loaded = False
         self._locks = KeyedLocks()
-        # Deliveries this replica has seen assigned: a PUT for one of them reads its record first.
+        # Deliveries this replica has been asked for (or seen assigned): a PUT for one of them
+        # reads its record rather than recording the request first.
         self._known: dict[str, None] = {}
 
     # --- start-up -------------------------------------------------------------------------------
@@ -124,11 +125,20 @@ class Scheduler:
         classes = self.fleet.capable_classes(package.size, package.weight)
         if not classes:
             raise NoCapableDrone(package.size, package.weight)
-        async with self._locks.hold(request.delivery_id):
-            if request.delivery_id in self._known:
-                existing = await self.repository.assignment(request.delivery_id)
+        delivery_id = request.delivery_id
+        async with self._locks.hold(delivery_id):
+            # Whatever this replica has seen, another one may have assigned the delivery: look it
+            # up before claiming a drone (which, with the fleet busy, would answer 503 to a
+            # delivery that has its drone). A delivery asked for the first time, by any replica,
+            # has nothing to look up.
+            if delivery_id in self._known or not await self.repository.first_request(
+                delivery_id, to_millis(self.clock())
+            ):
+                existing = await self.repository.assignment(delivery_id)
                 if existing is not None:
+                    self._remember(delivery_id)
                     return self._replay(existing), False
+            self._remember(delivery_id)
             return await self._claim(request, classes)
 
     def _replay(self, existing: AssignmentRecord) -> AssignmentRecord:
@@ -148,7 +158,6 @@ class Scheduler:
             if won is None:
                 continue  # another replica had moved that drone on
             lease, plan = won
-            self._remember(request.delivery_id)
             record = self._record(request, state, lease, plan)
             try:
                 await self.repository.insert_assignment(record)
