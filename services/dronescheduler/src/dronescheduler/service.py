@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from dronecommon.domain import Location, month_bounds, utcnow
 
+from .compaction import LogRead, prune, read_log
 from .errors import (
     AssignmentNotFound,
     AssignmentReleased,
@@ -78,6 +79,8 @@ class Scheduler:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         state: FleetState | None = None,
+        lease_retention: float = 900.0,
+        prune_batch: int = 500,
     ) -> None:
         self.fleet = fleet
         self.repository = repository
@@ -86,7 +89,9 @@ class Scheduler:
         self.state = state or FleetState(
             fleet, margin=dt.timedelta(seconds=settings.clock_skew_margin)
         )
-        self.leases = LeaseLog(fleet, repository, self.state, clock)
+        self.retention = dt.timedelta(seconds=lease_retention)
+        self.prune_batch = prune_batch
+        self.leases = LeaseLog(fleet, repository, self.state, clock, trust=self.retention / 2)
         self.loaded = False
         self._locks = KeyedLocks()
         # Deliveries this replica has been asked for (or seen assigned): a PUT for one of them
@@ -95,17 +100,28 @@ class Scheduler:
 
     # --- start-up -------------------------------------------------------------------------------
 
-    async def load(self) -> int:
-        """Learn the latest generation of every drone from the lease log; the leases read."""
-        now = self.clock()
-        count = 0
-        async for lease in self.repository.all_leases():
-            self.leases.learn(lease, now)
+    async def load(self) -> LogRead:
+        """Learn the latest generation of every drone from the lease log (O(fleet) documents:
+        ``compaction.py``); serve from then on."""
+        read = await self._read_log()
+        self.loaded = True
+        return read
+
+    async def refresh(self) -> tuple[LogRead, int]:
+        """Read the lease log again (every replica, every refresh interval) and delete the
+        generations it no longer needs; the read and how many were deleted."""
+        read = await self._read_log()
+        deleted = await prune(self.repository, read.prunable, batch=self.prune_batch)
+        return read, deleted
+
+    async def _read_log(self) -> LogRead:
+        def remember(lease: Lease) -> None:
             if lease.kind is LeaseKind.ASSIGN:
                 self._remember(lease.delivery_id)
-            count += 1
-        self.loaded = True
-        return count
+
+        return await read_log(
+            self.repository, self.state, self.clock, retention=self.retention, on_lease=remember
+        )
 
     def _require_loaded(self) -> None:
         if not self.loaded:

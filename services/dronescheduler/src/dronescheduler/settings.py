@@ -131,3 +131,19 @@ class DroneSchedulerSettings(ServiceSettings):
     bootstrap_timeout: float = Field(default=120.0, gt=0)
     # How long the lifespan waits for the first start-up attempt before serving anyway.
     startup_wait: float = Field(default=5.0, ge=0)
+    # The lease log (compaction.py): every replica reads it whole at start-up and again every
+    # lease_refresh_interval seconds, deleting each superseded generation once its successor is
+    # lease_retention seconds old (at most lease_prune_batch ids per delete). Knowledge older
+    # than half the retention is verified before a claim, so the refresh must run well within it.
+    lease_refresh_interval: float = Field(default=120.0, gt=0)
+    lease_retention: float = Field(default=900.0, gt=0)
+    lease_prune_batch: int = Field(default=500, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _refresh_within_retention(self) -> DroneSchedulerSettings:
+        if self.lease_refresh_interval * 4 > self.lease_retention:
+            raise ValueError(
+                "lease_refresh_interval must be at most a quarter of lease_retention (knowledge "
+                "is trusted for half the retention, and a refresh may fail)"
+            )
+        return self

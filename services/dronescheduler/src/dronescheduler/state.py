@@ -40,6 +40,9 @@ class DroneState:
     delivery_id: str | None = None
     reserved: bool = False
     queued: bool = False
+    # When this replica last confirmed ``gen`` is the drone's latest generation (its own write,
+    # or a read of the drone's leases); see FleetState.confirmed.
+    learned_at: dt.datetime = EPOCH
 
 
 class Pool:
@@ -133,6 +136,13 @@ class FleetState:
         self.by_id: dict[str, tuple[Pool, DroneState]] = {
             state.drone.id: (pool, state) for pool in self.pools.values() for state in pool.states
         }
+        # The start of the last complete read of the lease log: every drone's knowledge was the
+        # latest then (see compaction.py).
+        self.refreshed_at = EPOCH
+
+    def confirmed(self, state: DroneState) -> dt.datetime:
+        """Since when this replica's knowledge of the drone is known to be current (or newer)."""
+        return max(state.learned_at, self.refreshed_at)
 
     def _pools(self, bases: Iterable[str], classes: Sequence[DroneClass]) -> Iterable[Pool]:
         for base in bases:
@@ -169,13 +179,23 @@ class FleetState:
         busy_until: dt.datetime,
         delivery_id: str | None,
         now: dt.datetime,
+        *,
+        confirmed_at: dt.datetime | None = None,
     ) -> None:
-        """Record a lease generation of a drone (ignored unless newer than what is known)."""
+        """Record a lease generation of a drone (ignored unless newer than what is known).
+
+        ``confirmed_at``: the generation was the drone's latest at that time (this replica wrote
+        it, or read the drone's leases then).
+        """
         found = self.by_id.get(drone_id)
         if found is None:
             return  # a drone no longer in the configured fleet
         pool, state = found
-        if gen <= state.gen:
+        if gen < state.gen:
+            return
+        if confirmed_at is not None and confirmed_at > state.learned_at:
+            state.learned_at = confirmed_at
+        if gen == state.gen:
             return
         state.gen = gen
         state.busy_until = busy_until
