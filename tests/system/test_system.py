@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -46,22 +46,6 @@ def request(owner: str, **changes: Any) -> dict[str, Any]:
     body["packageInfo"]["packageId"] = f"p-{uuid.uuid4().hex}"
     body.update(changes)
     return body
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as client:
-        yield client
-
-
-@pytest.fixture
-async def redis(system: System) -> AsyncIterator[Redis]:
-    client = Redis.from_url(system.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def schedule(http: httpx.AsyncClient, system: System, body: dict[str, Any]) -> str:
