@@ -105,7 +105,8 @@ def create_service_app(
 ) -> ServiceApp:
     """Build a service app.
 
-    ``routers`` require a valid caller token when auth is on; ``public_routers`` never do.
+    ``routers`` require a valid caller token when auth is on (their routes add their policies,
+    :mod:`dronecommon.auth.policy`); ``public_routers`` never do.
     """
     service_name = type(settings).service_name
     if configure_logs:
@@ -143,7 +144,7 @@ def create_service_app(
     install_problem_handlers(app)
     install_docs(app)
     app.include_router(health_router(checks))
-    dependencies = _auth_dependencies(settings)
+    dependencies = _auth_dependencies(settings) if routers else []
     # Public routers first: their fixed paths (``/things/public/{id}``) must win over a protected
     # router's templates (``/things/{id}/owner``). Protected routes document 401/403 whether or
     # not this instance enforces auth, so the committed document is the production one.
@@ -165,8 +166,8 @@ def create_service_app(
 
 
 def _auth_dependencies(settings: ServiceSettings) -> list[DependsParam]:
-    if not settings.auth.enabled:
-        return []
+    """Authentication for the protected routers: the validated caller, or the anonymous one when
+    tokens are switched off (so route policies always find a caller, and fail closed without)."""
     from dronecommon.auth.inbound import auth_dependency
 
     return [Depends(auth_dependency(settings.auth))]
