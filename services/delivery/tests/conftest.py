@@ -51,7 +51,7 @@ def make_app(redis_url: str) -> AppFactory:
     ) -> FastAPI:
         settings = settings_module.DeliverySettings(
             redis=redis or RedisSettings(url=redis_url),
-            auth=auth or AuthSettings(),
+            auth=auth or AuthSettings(enabled=False),
             **values,
         )
         app: FastAPI = main.create_app(settings, configure_logs=False, clock=clock)
