@@ -82,6 +82,10 @@ MAX_TAG_LENGTH = 64
 
 TERMINAL_STAGES = frozenset({DeliveryStage.COMPLETED, DeliveryStage.CANCELLED})
 
+# The account a service acts for, on calls to services that keep data per account (the
+# package service): set by the caller from the request's owner, never by a customer.
+ACCOUNT_HEADER = "Dronedelivery-Account-Id"
+
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
