@@ -15,7 +15,7 @@ import pytest
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from dronecommon.settings import MongoSettings
+from dronecommon.settings import AuthSettings, MongoSettings
 from dronecommon.testing.contract import asgi_schema, check_operation, document_cases
 from package.main import create_app
 from package.settings import PackageSettings
@@ -26,7 +26,9 @@ CASES = document_cases(Path(__file__).resolve().parents[1] / "openapi.json")
 @pytest.fixture
 def api_schema(mongo_url: str, mongo_database: str) -> Iterator[OpenApiSchema]:
     settings = PackageSettings(
-        mongo=MongoSettings(url=mongo_url, database=mongo_database), log_json=False
+        mongo=MongoSettings(url=mongo_url, database=mongo_database),
+        log_json=False,
+        auth=AuthSettings(enabled=False),
     )
     with asgi_schema(create_app(settings, configure_logs=False)) as schema:
         yield schema
