@@ -79,6 +79,12 @@ def test_trips_are_measured_base_to_base() -> None:
     )
 
 
+def test_a_box_partly_outside_the_area_still_places_every_text_inside() -> None:
+    downtown_only = ServiceArea(bases=[AREA.bases[3]], radius_miles=6)
+    for n in range(300):
+        assert downtown_only.contains(downtown_only.resolve(f"place {n}"))
+
+
 def test_another_city_needs_its_own_places_box() -> None:
     lisbon = [Base(name="baixa", latitude=38.7115, longitude=-9.1365)]
     with pytest.raises(ValidationError, match="places box must lie inside the area"):

@@ -15,8 +15,9 @@ most fifty miles.
   normalised (Unicode NFKC, case-folded, runs of white space made one space, trimmed) and hashed
   with SHA-256; the first two 64-bit words of the digest place a point in the ``places`` box
   (latitude, then longitude). A point outside the area is drawn again from the hash of the text
-  with ``#1``, ``#2``… appended, so the same text always gives the same point, inside the area.
-  The default box lies wholly inside the default area (the first draw always lands).
+  with ``#1``, ``#2``… appended, so the same text always gives the same point, inside the area
+  (after 64 misses, the base nearest the first draw). The box's centre must lie in the area; the
+  default box lies wholly inside the default area, so there the first draw always lands.
 """
 
 from __future__ import annotations
@@ -61,14 +62,11 @@ class Box(BaseModel):
             raise ValueError("a box needs south < north and west < east")
         return self
 
-    def corners_and_centre(self) -> list[Location]:
-        lats = (self.south, self.north)
-        lons = (self.west, self.east)
-        points = [Location(latitude=a, longitude=o) for a in lats for o in lons]
-        middle = Location(
+    @property
+    def centre(self) -> Location:
+        return Location(
             latitude=(self.south + self.north) / 2, longitude=(self.west + self.east) / 2
         )
-        return [*points, middle]
 
 
 DEFAULT_BASES = [
@@ -107,11 +105,10 @@ class ServiceArea(BaseModel):
 
     @model_validator(mode="after")
     def _places_inside(self) -> Self:
-        outside = [p for p in self.places.corners_and_centre() if not self.contains(p)]
-        if outside:
+        if not self.contains(self.places.centre):
             raise ValueError(
-                "the places box must lie inside the area (its corners and centre within "
-                "radius_miles of a base): set service_area.places for these bases"
+                "the places box must lie inside the area (its centre within radius_miles of a "
+                "base): set service_area.places for these bases"
             )
         return self
 
