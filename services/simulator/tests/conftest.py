@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from delivery.main import create_app as create_delivery
 from delivery.settings import DeliverySettings
+from dronecommon.area import ServiceArea
 from dronecommon.domain import PackageSize
 from dronecommon.fixes import Fix
 from dronecommon.fixes.redis_streams import decode_entry
@@ -64,6 +65,7 @@ def simulator_settings(
         "leader_ttl": 2.0,
         "events_start_at_latest": False,
         "log_json": False,
+        "auth": {"enabled": False},
     }
     return SimulatorSettings(**{**base, **values})
 
@@ -172,13 +174,14 @@ async def make_world(
 ) -> AsyncIterator[World]:
     """The delivery service and the drone scheduler on loopback sockets (``auth``: both check
     bearer tokens; the test clients then send ``auth_headers``)."""
-    auth = auth or AuthSettings()
+    auth = auth or AuthSettings(enabled=False)
     delivery_settings = DeliverySettings(
         redis=RedisSettings(url=redis_url), log_json=False, auth=auth
     )
     scheduler_settings = DroneSchedulerSettings(
         mongo=SchedulerMongoSettings(url=mongo_url, database=mongo_database),
-        fleet=FleetSettings(count=4, bases=[BASE], classes=[STANDARD]),
+        fleet=FleetSettings(count=4, classes=[STANDARD]),
+        service_area=ServiceArea(bases=[BASE]),
         log_json=False,
         auth=auth,
     )
