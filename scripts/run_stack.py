@@ -2,8 +2,10 @@
 
 Redis (queue + delivery store) and FerretDB (MongoDB wire protocol) with data in .data/, then
 package, dronescheduler, delivery, workflow, the fleet simulator and ingestion on their native
-ports. Once every service is ready it prints how to call the API and each service's docs URLs.
-Ctrl-C stops everything.
+ports, every one checking bearer tokens from the development issuer (its key in
+.data/dev-issuer; `make token` prints a customer's token). `--auth off` (`make run AUTH=off`)
+runs without tokens. Once every service is ready it prints how to call the API and each
+service's docs URLs. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 HOW_TO = """
-The drone delivery system is up. Schedule the sample delivery:
+The drone delivery system is up. Schedule the sample delivery as customer contoso/myowner
+(`make token ACCOUNT=<account> USER=<user>` for another customer; `ROLE=Operator` for an
+operator){auth_note}:
 
+  TOKEN=$(make -s token)
   curl -si -X POST http://127.0.0.1:{ingestion}/api/deliveryrequests \\
-    -H 'Content-Type: application/json' \\
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"ownerId": "myowner", "pickupLocation": "my pickup",
          "pickupTime": "2019-05-08T20:00:00.000Z", "deadline": "", "expedited": true,
          "confirmationRequired": "None",
@@ -33,8 +38,8 @@ The drone delivery system is up. Schedule the sample delivery:
 
 then read it back with the deliveryId from the answer:
 
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
   curl -s http://127.0.0.1:{delivery}/api/deliveries/public/<deliveryId>
-  curl -s http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
 
 API docs, served by each service (Swagger UI, then ReDoc):
 
@@ -63,10 +68,12 @@ def docs_table(config: StackConfig) -> str:
 
 def how_to(config: StackConfig) -> str:
     """What ``make run`` prints once every service is ready."""
+    note = "" if config.auth else " (tokens are OFF in this run: the header is not needed)"
     return HOW_TO.format(
         ingestion=config.ports["ingestion"],
         delivery=config.ports["delivery"],
         docs=docs_table(config),
+        auth_note=note,
     )
 
 
@@ -84,6 +91,12 @@ def main() -> int:
         help="add this to every port (Redis 6379, FerretDB 27017, services 8001-8005)",
     )
     parser.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="on",
+        help="bearer tokens from the development issuer (default on; off: no tokens anywhere)",
+    )
+    parser.add_argument(
         "--ready-timeout",
         type=float,
         default=90.0,
@@ -99,6 +112,7 @@ def main() -> int:
         redis_port=6379 + offset,
         mongo_port=27017 + offset,
         ports={service: port + offset for service, port in SERVICE_PORTS.items()},
+        auth=args.auth == "on",
     )
     stop = threading.Event()
 
