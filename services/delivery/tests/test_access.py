@@ -158,3 +158,36 @@ async def test_no_token_is_401_but_the_public_view_is_open_and_anonymous(
         assert personal not in body
     assert "alice" not in public.text
     assert "contoso" not in public.text
+
+
+async def test_through_the_public_gateway_internal_routes_do_not_exist(
+    client: httpx.AsyncClient,
+    dev_issuer: LocalIssuer,
+    new_delivery: Callable[..., JSON],
+    problem: Callable[..., JSON],
+) -> None:
+    edge = {"Dronedelivery-Edge": "public"}  # what the gateways set on what they forward
+    owner = dev_issuer.customer("contoso", "alice") | edge
+    writer = dev_issuer.service("Deliveries.Write", caller="workflow") | edge
+    confirmation = {
+        "dateTime": "2025-01-01T00:00:00Z",
+        "geoCoordinates": {"latitude": 47.6, "longitude": -122.3, "altitude": 0},
+        "confirmationType": "None",
+    }
+    for headers in (edge, owner, writer):
+        hidden = [
+            await client.get(f"{BASE}/{ID}/owner", headers=headers),
+            await client.put(f"{BASE}/d-9", json=new_delivery("d-9"), headers=headers),
+            await client.patch(f"{BASE}/{ID}", json={"deadline": "x"}, headers=headers),
+            await client.delete(f"{BASE}/{ID}", headers=headers),
+            await client.post(f"{BASE}/{ID}/confirmations", json=confirmation, headers=headers),
+        ]
+        for response in hidden:
+            assert problem(response, 404)["detail"] == "No such route."
+    # What the gateway exposes still answers through it.
+    for path in (f"/{ID}", f"/{ID}/status", f"/{ID}/history"):
+        assert (await client.get(BASE + path, headers=owner)).status_code == 200
+    assert (await client.get(f"{BASE}/public/{ID}", headers=edge)).status_code == 200
+    # Inside the cluster (no marker) the same calls work.
+    plain = dev_issuer.service("Deliveries.Write", caller="workflow")
+    assert (await client.get(f"{BASE}/{ID}/owner", headers=plain)).status_code == 200

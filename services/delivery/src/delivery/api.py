@@ -12,6 +12,10 @@ public ones):
   it against the delivery's owner;
 - **public** routes (no token): the public view of a delivery (no owner, contacts or proof of
   delivery).
+
+The public gateway reaches the owner routes (``owned``) but its owner lookup, and the public
+ones; the ``internal`` router (writes, confirmations, ``/owner``) answers 404 to anything that
+came through the gateway (``dronecommon.edge``).
 """
 
 from __future__ import annotations
@@ -94,12 +98,15 @@ def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
     )
 
 
-internal = APIRouter(prefix=PREFIX, tags=["deliveries"])
+# The public gateway exposes the owner routes and the public ones; internal routes answer 404 to
+# anything that came through it (dronecommon.edge), whatever its token.
+owned = APIRouter(prefix=PREFIX, tags=["deliveries"])
+internal = APIRouter(prefix=PREFIX, tags=["internal"])
 public = APIRouter(prefix=PREFIX, tags=["tracking"])
 
 
 # Declared before "/{id}" so that "summary" is never taken for an id.
-@internal.get(
+@owned.get(
     "/summary",
     summary="How many deliveries an owner created in a UTC month",
     description="A customer may ask for its own ownerId only (another is 404); an Operator or a "
@@ -148,7 +155,7 @@ async def create(
     return delivery_view(*created)
 
 
-@internal.get(
+@owned.get(
     "/{id}",
     summary="A delivery, with its owner",
     responses=error_responses(400, 404, 503),
@@ -189,7 +196,7 @@ async def cancel(id: DeliveryId, deliveries: Deliveries, _: Writer) -> None:
     await deliveries.cancel(id)
 
 
-@internal.post(
+@owned.post(
     "/{id}/notifymerequests",
     status_code=204,
     summary="Ask to be notified about a delivery",
@@ -223,7 +230,7 @@ async def get_public(id: DeliveryId, deliveries: Deliveries) -> PublicDelivery:
     return PublicDelivery(**_public_view(record, status))
 
 
-@internal.get(
+@owned.get(
     "/{id}/status",
     summary="Where a delivery is and when it will arrive",
     responses=error_responses(400, 404, 503),
@@ -232,7 +239,7 @@ async def status(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> Deli
     return await deliveries.status(id, viewer)
 
 
-@internal.get(
+@owned.get(
     "/{id}/history",
     summary="A delivery's tracking events, oldest first",
     responses=error_responses(400, 404, 503),
