@@ -1,4 +1,4 @@
-"""The edge marker: internal routers answer 404, before anything else, to what a gateway forwards."""
+"""The edge marker: internal routers answer 404, first of all, to what a gateway forwards."""
 
 from __future__ import annotations
 
