@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of everything the project needs on a Debian machine:
-# uv, the Python workspace, redis-server, FerretDB and Helm (the last two built into .tools/bin).
+# uv, the Python workspace, redis-server, FerretDB, Helm and Caddy (the last three built into
+# .tools/bin).
 # A second run only checks what is there and takes a few seconds.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin"
 FERRETDB_VERSION="v1.24.2"
 HELM_VERSION="v4.3.1"
+CADDY_VERSION="v2.11.9"  # the gateway image's version (docker-compose.yml)
 mkdir -p "$BIN"
 
 say() { printf '==> %s\n' "$*"; }
@@ -44,7 +46,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 
-# --- Go tools: FerretDB and Helm -----------------------------------------------------------------
+# --- Go tools: FerretDB, Helm and Caddy ---------------------------------------------------------
 GO_MIN="1.24"
 need_go() {
   local hint="install Go >= $GO_MIN (https://go.dev/doc/install; Debian 12's golang-go is 1.19, too old) and put its bin folder on PATH"
@@ -78,4 +80,14 @@ if [ ! -x "$BIN/helm" ] || [ "$(cat "$TOOLS/helm.version" 2>/dev/null)" != "${HE
   echo "${HELM_VERSION}" > "$TOOLS/helm.version"
 fi
 
-say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}"
+# Caddy, the local gateway, run for real by the gateway's tests (tests/deploy/test_gateway.py):
+# the release build's tags, no database drivers nobody uses.
+if [ ! -x "$BIN/caddy" ] || [ "$(cat "$TOOLS/caddy.version" 2>/dev/null)" != "${CADDY_VERSION}" ]; then
+  need_go Caddy
+  say "building Caddy ${CADDY_VERSION} into $BIN (a few minutes, once)"
+  GOBIN="$BIN" CGO_ENABLED=0 go install -tags nobadger,nomysql,nopgx -ldflags "-s -w" \
+    "github.com/caddyserver/caddy/v2/cmd/caddy@${CADDY_VERSION}"
+  echo "${CADDY_VERSION}" > "$TOOLS/caddy.version"
+fi
+
+say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, caddy ${CADDY_VERSION}"
