@@ -61,6 +61,7 @@ def test_full_compose_file_is_valid_and_complete() -> None:
         "package",
         "dronescheduler",
         "workflow",
+        "dev-issuer",
     } <= services.keys()
     for name in ("ingestion", "delivery", "package", "dronescheduler", "workflow"):
         service = services[name]
@@ -69,7 +70,17 @@ def test_full_compose_file_is_valid_and_complete() -> None:
         assert all(
             dep["condition"] == "service_healthy" or name_ == "jaeger"
             for name_, dep in service["depends_on"].items()
+            if name_ != "dev-issuer"
         ), name
+        # Tokens on: the development issuer's key made before the service starts.
+        assert service["depends_on"]["dev-issuer"]["condition"] == (
+            "service_completed_successfully"
+        ), name
+        prefix = name.upper() + "_AUTH__"
+        assert service["environment"][prefix + "ENABLED"] == "true", name
+        assert service["environment"][prefix + "JWKS_FILE"] == "/run/dev-issuer/jwks.json", name
+        [mount] = [v for v in service["volumes"] if v["target"] == "/run/dev-issuer"]
+        assert (mount["source"], mount["read_only"]) == ("dev-issuer", True), name
     assert services["ingestion"]["environment"]["INGESTION_QUEUE__TRANSPORT"] == "servicebus"
 
 
@@ -100,3 +111,20 @@ def test_env_example_names_only_variables_the_compose_file_uses() -> None:
     assert "SERVICEBUS_SQL_PASSWORD" in names
     for name in names:
         assert "${" + name in text, name
+
+
+def test_the_compose_stack_trusts_the_issuer_as_make_run_does() -> None:
+    from dronecommon.stack import SERVICE_PORTS, StackConfig
+
+    lines = (ROOT / "docker" / "dev-issuer.env").read_text().splitlines()
+    found = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    expected: dict[str, str] = {}
+    stack = StackConfig(data_dir=Path("/run"))  # the issuer's volume is /run/dev-issuer
+    for service in SERVICE_PORTS:
+        expected |= stack.auth_env(service)
+    assert found == expected
+    services = rendered(config(ROOT / "docker-compose.yml"))["services"]
+    assert isinstance(services, dict)
+    issuer = services["dev-issuer"]
+    assert issuer["command"] == ["init", "--owner", "10001"]
+    assert issuer["environment"]["DEV_ISSUER_DIR"] == "/run/dev-issuer"

@@ -6,7 +6,9 @@
     python -m dronecommon.auth.devcli jwks
 
 ``init`` creates the signing key (mode 0600) and ``jwks.json`` once, in ``--dir`` (default
-``.data/dev-issuer``), and prints what a service sets to trust them. ``token`` prints a bearer
+``$DEV_ISSUER_DIR``, else ``.data/dev-issuer``), and prints what a service sets to trust them;
+``--owner UID`` hands the files to that user (the compose stack's one-shot runs as root and the
+services as 10001). ``token`` prints a bearer
 token alone on its last line: by default a customer's token for the public API (account ``tid``,
 user ``oid``), with ``--service NAME`` an app-only token of that service identity. Anyone holding
 the key can mint any token: never for production.
@@ -34,6 +36,10 @@ from dronecommon.auth.devissuer import (
 DEFAULT_DIR = Path(".data") / "dev-issuer"
 
 
+def _default_dir() -> Path:
+    return Path(os.environ.get("DEV_ISSUER_DIR") or DEFAULT_DIR)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dronecommon.auth.devcli", description=__doc__.split("\n\n")[0]
@@ -45,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         ("jwks", "print the public JWKS"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the key's folder")
+        command.add_argument("--dir", type=Path, default=_default_dir(), help="the key's folder")
         command.add_argument("--issuer", default=DEFAULT_DEV_ISSUER, help="the iss claim")
     init = commands.choices["init"]
     init.add_argument(
@@ -65,23 +71,36 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    issuer = DevIssuer.load_or_create(args.dir, args.issuer)
     out = sys.stdout
+    key_file = args.dir / KEY_FILE_NAME
     if args.command == "init":
         folder = args.dir.resolve()
+        if key_file.exists():
+            # Kept as it is (it may belong to the services' user, out of this user's reach).
+            made = "kept"
+        else:
+            DevIssuer.load_or_create(folder, args.issuer)
+            made = "made"
         if args.owner is not None:
             for path in (folder, folder / KEY_FILE_NAME, folder / JWKS_FILE_NAME):
                 os.chown(path, args.owner, args.owner)
         out.write(
-            f"# development issuer in {folder} (kid {issuer.kid}); each service sets:\n"
-            f"<PREFIX>_AUTH__ISSUER={issuer.issuer}\n"
+            f"# development issuer {made} in {folder}; each service sets:\n"
+            f"<PREFIX>_AUTH__ISSUER={args.issuer}\n"
             f"<PREFIX>_AUTH__JWKS_FILE={folder / JWKS_FILE_NAME}\n"
             f"<PREFIX>_AUTH__PUBLIC_AUDIENCE={PUBLIC_AUDIENCE}\n"
             f"<PREFIX>_AUTH__AUDIENCE=<its own audience>\n"
             f"# and callers of other services (outbound tokens minted locally):\n"
             f"<PREFIX>_AUTH__DEV_SIGNING_KEY_FILE={folder / KEY_FILE_NAME}\n"
         )
-    elif args.command == "token":
+        return 0
+    # An existing key is only read.
+    issuer = (
+        DevIssuer.load(key_file, args.issuer)
+        if key_file.exists()
+        else DevIssuer.load_or_create(args.dir, args.issuer)
+    )
+    if args.command == "token":
         roles = [role for role in args.role if role]
         if args.service:
             token = issuer.mint(
