@@ -1,0 +1,113 @@
+# shellcheck shell=bash
+# Local stand-ins for the third-party images docker-compose.yml names, for `make compose-test`
+# where no registry is reachable. Source after scripts/lib/docker.sh; `standins_build` builds
+# what is missing and exports REDIS_IMAGE, MONGO_IMAGE, GATEWAY_IMAGE, JAEGER_IMAGE and
+# MAILPIT_IMAGE, the variables compose reads, so the compose files stay as users run them.
+#
+# Each stand-in is pinned: the same release as the upstream image where it is built from source,
+# the Debian package version otherwise. Go binaries are cached outside the checkout in
+# $STANDIN_CACHE/<tool>-<version>/ (a cold build of all three takes 15-20 minutes on 2 cores,
+# Jaeger about half of it); an image is rebuilt only when its Dockerfile, files or version change.
+#
+#   redis    Debian bookworm's redis-server 7.0.15 (protected mode off, as the official image)
+#   mongo    FerretDB (SQLite handler), the binary `make setup` builds, and a ping-only `mongosh`
+#   gateway  Caddy v2.11.9 (`go install`)
+#   jaeger   Jaeger v2 from the Go module github.com/jaegertracing/jaeger v1.75.0 (a throwaway
+#            module, because the upstream go.mod cannot be `go install`ed)
+#   mailpit  Mailpit v1.33.1 (`go install`)
+
+STANDIN_CACHE="${STANDIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dronedelivery/compose}"
+REDIS_DEB_VERSION="7.0.15"
+PYMONGO_VERSION="4.20.1"
+CADDY_VERSION="v2.11.9"
+JAEGER_MODULE_VERSION="v1.75.0"
+MAILPIT_VERSION="v1.33.1"
+
+# go_binary NAME VERSION MODULE: print the cached binary's path if `go version -m` shows MODULE at
+# VERSION in it (main module or dependency), else nothing.
+_cached_go_binary() {
+  local bin="$STANDIN_CACHE/$1-$2/$1"
+  [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | grep -Eq "^\s+(mod|dep)\s+$3\s+$2\s" && echo "$bin"
+}
+
+_go_install() { # NAME VERSION PACKAGE MODULE [LDFLAGS]
+  local name="$1" version="$2" package="$3" module="$4" ldflags="${5:-}" dir tmp
+  _cached_go_binary "$name" "$version" "$module" >/dev/null && return 0
+  dir="$STANDIN_CACHE/$name-$version"
+  tmp="$(mktemp -d "$STANDIN_CACHE/.build-$name.XXXXXX")"
+  run_logged "building $name $version (go install; cached in $dir)" \
+    env GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" \
+    go install -v -ldflags "-s -w $ldflags" "$package@$version"
+  mkdir -p "$dir"
+  mv "$tmp/$name" "$dir/$name"
+  rm -rf "$tmp"
+}
+
+_build_jaeger() {
+  local name=jaeger version="$JAEGER_MODULE_VERSION" module=github.com/jaegertracing/jaeger dir tmp
+  _cached_go_binary "$name" "$version" "$module" >/dev/null && return 0
+  dir="$STANDIN_CACHE/$name-$version"
+  tmp="$(mktemp -d "$STANDIN_CACHE/.build-$name.XXXXXX")"
+  # A module of our own that requires Jaeger's as a tool: `go install module@version` refuses a
+  # go.mod with replace directives, a requiring module builds it with the versions Jaeger pins.
+  (cd "$tmp" && go mod init standin.local/jaeger >/dev/null 2>&1)
+  run_logged "resolving Jaeger's module $version" \
+    env -C "$tmp" go get -tool "$module/cmd/jaeger@$version"
+  run_logged "building jaeger from $module $version (about 8 minutes cold; cached in $dir)" \
+    env -C "$tmp" CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" \
+    go build -v -ldflags "-s -w" -o "$tmp/jaeger" "$module/cmd/jaeger"
+  mkdir -p "$dir"
+  mv "$tmp/jaeger" "$dir/jaeger"
+  chmod -R u+w "$tmp" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+
+# _standin_image NAME TAG DOCKERFILE FILE... [-- BUILD-ARG...]: build docker/standins/DOCKERFILE
+# with FILEs (absolute paths) as its context, unless TAG already carries the same content hash.
+_standin_image() {
+  local name="$1" tag="$2" dockerfile="$ROOT/docker/standins/$3" context hash args=()
+  shift 3
+  context="$(mktemp -d "${TMPDIR:-/tmp}/dronedelivery-standin.XXXXXX")"
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    cp -l "$1" "$context/" 2>/dev/null || cp "$1" "$context/"
+    shift
+  done
+  [ $# -eq 0 ] || shift
+  for arg in "$@"; do args+=(--build-arg "$arg"); done
+  hash="$( (cat "$dockerfile"; printf '%s\n' "$@"; cd "$context" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
+  if [ "$(docker image inspect -f '{{index .Config.Labels "org.dronedelivery.standin"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
+    say "$name: $tag is up to date"
+  else
+    run_logged "building the $name stand-in image $tag" \
+      docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE_LOCAL" "${args[@]}" \
+      --label "org.dronedelivery.standin=$hash" -f "$dockerfile" -t "$tag" "$context"
+  fi
+  rm -rf "$context"
+}
+
+standins_build() {
+  local ferretdb="$ROOT/.tools/bin/ferretdb" ferretdb_version
+  command -v go >/dev/null 2>&1 || die "Go is missing (needed to build the stand-in images): install Go >= 1.24"
+  [ -x "$ferretdb" ] || die "$ferretdb is missing: run make setup"
+  ferretdb_version="$("$ferretdb" --version | sed -n 's/^version: //p')"
+  mkdir -p "$STANDIN_CACHE"
+  rm -rf "$STANDIN_CACHE"/.build-*  # left by an interrupted build
+
+  _go_install caddy "$CADDY_VERSION" github.com/caddyserver/caddy/v2/cmd/caddy github.com/caddyserver/caddy/v2
+  _go_install mailpit "$MAILPIT_VERSION" github.com/axllent/mailpit github.com/axllent/mailpit \
+    "-X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION"
+  _build_jaeger
+
+  export REDIS_IMAGE="local/standin-redis:$REDIS_DEB_VERSION"
+  export MONGO_IMAGE="local/standin-mongo:ferretdb-$ferretdb_version"
+  export GATEWAY_IMAGE="local/standin-caddy:${CADDY_VERSION#v}"
+  export JAEGER_IMAGE="local/standin-jaeger:module-${JAEGER_MODULE_VERSION#v}"
+  export MAILPIT_IMAGE="local/standin-mailpit:$MAILPIT_VERSION"
+  _standin_image redis "$REDIS_IMAGE" redis.Dockerfile "$ROOT/docker/standins/redis-entrypoint.sh" \
+    -- "REDIS_VERSION=$REDIS_DEB_VERSION"
+  _standin_image mongo "$MONGO_IMAGE" mongo.Dockerfile "$ferretdb" "$ROOT/docker/standins/mongosh.py" \
+    -- "PYMONGO_VERSION=$PYMONGO_VERSION"
+  _standin_image caddy "$GATEWAY_IMAGE" caddy.Dockerfile "$STANDIN_CACHE/caddy-$CADDY_VERSION/caddy"
+  _standin_image jaeger "$JAEGER_IMAGE" jaeger.Dockerfile "$STANDIN_CACHE/jaeger-$JAEGER_MODULE_VERSION/jaeger"
+  _standin_image mailpit "$MAILPIT_IMAGE" mailpit.Dockerfile "$STANDIN_CACHE/mailpit-$MAILPIT_VERSION/mailpit"
+}
