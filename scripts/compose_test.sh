@@ -2,9 +2,10 @@
 # `make compose-test`: the Redis Streams compose stack (docker-compose.yml + docker-compose.streams.yml)
 # for real on a private dockerd, end to end through its TLS gateway, then torn down.
 #
-#  1. a private dockerd with bridge networking and the local base image (scripts/lib/docker.sh);
-#  2. every image compose builds, from the product Dockerfiles, and pinned local stand-ins for the
-#     third-party images no registry can give us here (scripts/lib/standins.sh, cached);
+#  1. the stand-ins' Go binaries (Caddy, Mailpit, Jaeger; cached) built in the background, while
+#  2. a private dockerd with bridge networking and the local base image (scripts/lib/docker.sh),
+#     every image compose builds, from the product Dockerfiles, and the other pinned local
+#     stand-ins for the third-party images no registry can give us here (scripts/lib/standins.sh);
 #  3. in parallel, a mutation run: the same files with redis's healthcheck broken must make
 #     `up --wait` fail, so a green run proves the healthchecks are really waited for;
 #  4. `up --wait --no-build`, every container healthy, then scripts/compose_checks.py: the sample
@@ -31,6 +32,7 @@ FILES=(-f docker-compose.yml -f docker-compose.streams.yml)
 WAIT_TIMEOUT=300
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/dronedelivery-compose.XXXXXX")"
 MUTANT_PID=""
+GO_PID=""
 STARTED=$SECONDS
 
 COMPOSE_BIN="$("$UV" run --locked python -c \
@@ -43,6 +45,7 @@ mutant() { "$COMPOSE_BIN" -p "$MUTANT" "${FILES[@]}" -f "$WORK/mutation.yml" "$@
 cleanup() {
   local rc=$?
   set +e
+  [ -z "$GO_PID" ] || { kill "$GO_PID" 2>/dev/null; wait "$GO_PID" 2>/dev/null; }
   if [ -n "$_DOCKERD_PID" ]; then
     if [ "$rc" -ne 0 ]; then
       say "FAILED: the stack's state and each container's last log lines"
@@ -70,12 +73,17 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
-# --- 1. engine and base ---------------------------------------------------------------------------
+# --- 1. the stand-ins' Go binaries, in the background (CPU) while the images build (network) -----
+(
+  trap '[ -z "$_RUN_PID" ] || kill "$_RUN_PID" 2>/dev/null; exit 143' TERM
+  standins_binaries
+) &
+GO_PID=$!
+
+# --- 2. engine, base and images -------------------------------------------------------------------
 docker_install
 dockerd_start
 base_image
-
-# --- 2. images ------------------------------------------------------------------------------------
 export TAG=local
 read -r GATEWAY_PORT JAEGER_UI_PORT MAILPIT_UI_PORT MAILPIT_SMTP_PORT <<<"$(free_ports 4)"
 export GATEWAY_PORT JAEGER_UI_PORT MAILPIT_UI_PORT MAILPIT_SMTP_PORT
@@ -90,7 +98,10 @@ EOF
 while read -r dockerfile image; do
   build_service_image "$dockerfile" "$image"
 done <"$WORK/builds"
-standins_build
+standins_images redis mongo
+wait "$GO_PID" || die "building the stand-ins' Go binaries failed (see above)"
+GO_PID=""
+standins_images gateway jaeger mailpit
 
 # --- 3. the mutation run, in parallel: a broken healthcheck must fail `up --wait` --------------------
 cat >"$WORK/mutation.yml" <<'EOF'

@@ -45,13 +45,15 @@ dockerd_start() {
   fi
   ip link show docker0 >/dev/null 2>&1 && _DOCKER0_EXISTED=1
   export DOCKER_HOST="unix://$DOCKER_STATE/docker.sock"
+  ! docker info >/dev/null 2>&1 \
+    || die "a dockerd not started by this script already serves $DOCKER_HOST: stop it first"
   dockerd --host "$DOCKER_HOST" --data-root "$DOCKER_STATE/data" --exec-root "$DOCKER_STATE/exec" \
     --pidfile "$DOCKER_STATE/dockerd.pid" --iptables=false --ip-forward=false \
     >"$DOCKER_STATE/dockerd.log" 2>&1 &
   _DOCKERD_PID=$!
-  for _ in $(seq 1 150); do
-    docker info >/dev/null 2>&1 && return 0
+  for _ in $(seq 1 300); do
     kill -0 "$_DOCKERD_PID" 2>/dev/null || break
+    docker info >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   die "dockerd did not start: $(tail -5 "$DOCKER_STATE/dockerd.log")"
@@ -64,11 +66,11 @@ dockerd_stop() {
   kill "$_DOCKERD_PID" 2>/dev/null || true
   wait "$_DOCKERD_PID" 2>/dev/null || true
   _DOCKERD_PID=""
-  # dockerd leaves its network namespaces mounted under the exec root; without this the checkout
-  # cannot be deleted ("Device or resource busy").
-  if [ -d "$DOCKER_STATE/exec" ]; then
-    grep -o " $DOCKER_STATE/exec/[^ ]*" /proc/mounts | while read -r mnt; do umount "$mnt" 2>/dev/null || true; done
-  fi
+  # dockerd leaves its network namespaces mounted under the exec root (and, when stopped while
+  # busy, its data root); without this the checkout cannot be deleted ("Device or resource busy").
+  awk -v state="$DOCKER_STATE/" 'index($2, state) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
+    umount "$mnt" 2>/dev/null || true
+  done
   # The default bridge outlives the daemon: remove it unless it was there before.
   [ -n "$_DOCKER0_EXISTED" ] || ip link delete docker0 2>/dev/null || true
 }
@@ -111,7 +113,8 @@ run_logged() {
     sleep 1
     waited=$((waited + 1))
     if [ $((waited % 30)) -eq 0 ]; then
-      printf '    ... %ds: %s\n' "$((SECONDS - start))" "$(tail -c 2000 "$log" | tr '\r' '\n' | grep -v '^\s*$' | tail -1 | cut -c1-100)"
+      printf '    ... %s, %ds: %s\n' "${label%% (*}" "$((SECONDS - start))" \
+        "$(tail -c 2000 "$log" | tr '\r' '\n' | sed 's/\x1b\[[0-9;]*m//g' | grep -v '^\s*$' | tail -1 | cut -c1-80)"
     fi
   done
   wait "$pid" || rc=$?

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Local stand-ins for the third-party images docker-compose.yml names, for `make compose-test`
-# where no registry is reachable. Source after scripts/lib/docker.sh; `standins_build` builds
-# what is missing and exports REDIS_IMAGE, MONGO_IMAGE, GATEWAY_IMAGE, JAEGER_IMAGE and
-# MAILPIT_IMAGE, the variables compose reads, so the compose files stay as users run them.
+# where no registry is reachable. Source after scripts/lib/docker.sh; `standins_binaries` then
+# `standins_images` build what is missing and export REDIS_IMAGE, MONGO_IMAGE, GATEWAY_IMAGE,
+# JAEGER_IMAGE and MAILPIT_IMAGE, the variables compose reads, so the compose files stay as users
+# run them.
 #
 # Each stand-in is pinned: the same release as the upstream image where it is built from source,
 # the Debian package version otherwise. Go binaries are cached outside the checkout in
@@ -85,29 +86,44 @@ _standin_image() {
   rm -rf "$context"
 }
 
-standins_build() {
-  local ferretdb="$ROOT/.tools/bin/ferretdb" ferretdb_version
-  command -v go >/dev/null 2>&1 || die "Go is missing (needed to build the stand-in images): install Go >= 1.24"
-  [ -x "$ferretdb" ] || die "$ferretdb is missing: run make setup"
-  ferretdb_version="$("$ferretdb" --version | sed -n 's/^version: //p')"
+# standins_binaries: the Go binaries, built when missing from the cache. Needs no dockerd, so it
+# can run in the background while the images that need no binary are built.
+standins_binaries() {
+  command -v go >/dev/null 2>&1 || die "Go is missing (needed to build the stand-ins): install Go >= 1.24"
   mkdir -p "$STANDIN_CACHE"
-  rm -rf "$STANDIN_CACHE"/.build-*  # left by an interrupted build
-
+  # Left by an interrupted build (a running one is younger).
+  find "$STANDIN_CACHE" -maxdepth 1 -name '.build-*' -mmin +360 -exec rm -rf {} + 2>/dev/null || true
   _go_install caddy "$CADDY_VERSION" github.com/caddyserver/caddy/v2/cmd/caddy github.com/caddyserver/caddy/v2
   _go_install mailpit "$MAILPIT_VERSION" github.com/axllent/mailpit github.com/axllent/mailpit \
     "-X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION"
   _build_jaeger
+}
 
+# standins_images [redis mongo gateway jaeger mailpit]: build the named stand-in images (all by
+# default; the last three need standins_binaries first) and export the *_IMAGE variables.
+standins_images() {
+  local ferretdb="$ROOT/.tools/bin/ferretdb" ferretdb_version name names=("$@")
+  [ $# -gt 0 ] || names=(redis mongo gateway jaeger mailpit)
+  [ -x "$ferretdb" ] || die "$ferretdb is missing: run make setup"
+  ferretdb_version="$("$ferretdb" --version | sed -n 's/^version: //p')"
   export REDIS_IMAGE="local/standin-redis:$REDIS_DEB_VERSION"
   export MONGO_IMAGE="local/standin-mongo:ferretdb-$ferretdb_version"
   export GATEWAY_IMAGE="local/standin-caddy:${CADDY_VERSION#v}"
   export JAEGER_IMAGE="local/standin-jaeger:module-${JAEGER_MODULE_VERSION#v}"
   export MAILPIT_IMAGE="local/standin-mailpit:$MAILPIT_VERSION"
-  _standin_image redis "$REDIS_IMAGE" redis.Dockerfile "$ROOT/docker/standins/redis-entrypoint.sh" \
-    -- "REDIS_VERSION=$REDIS_DEB_VERSION"
-  _standin_image mongo "$MONGO_IMAGE" mongo.Dockerfile "$ferretdb" "$ROOT/docker/standins/mongosh.py" \
-    -- "PYMONGO_VERSION=$PYMONGO_VERSION"
-  _standin_image caddy "$GATEWAY_IMAGE" caddy.Dockerfile "$STANDIN_CACHE/caddy-$CADDY_VERSION/caddy"
-  _standin_image jaeger "$JAEGER_IMAGE" jaeger.Dockerfile "$STANDIN_CACHE/jaeger-$JAEGER_MODULE_VERSION/jaeger"
-  _standin_image mailpit "$MAILPIT_IMAGE" mailpit.Dockerfile "$STANDIN_CACHE/mailpit-$MAILPIT_VERSION/mailpit"
+  for name in "${names[@]}"; do
+    case "$name" in
+      redis) _standin_image redis "$REDIS_IMAGE" redis.Dockerfile \
+        "$ROOT/docker/standins/redis-entrypoint.sh" -- "REDIS_VERSION=$REDIS_DEB_VERSION" ;;
+      mongo) _standin_image mongo "$MONGO_IMAGE" mongo.Dockerfile \
+        "$ferretdb" "$ROOT/docker/standins/mongosh.py" -- "PYMONGO_VERSION=$PYMONGO_VERSION" ;;
+      gateway) _standin_image caddy "$GATEWAY_IMAGE" caddy.Dockerfile \
+        "$STANDIN_CACHE/caddy-$CADDY_VERSION/caddy" ;;
+      jaeger) _standin_image jaeger "$JAEGER_IMAGE" jaeger.Dockerfile \
+        "$STANDIN_CACHE/jaeger-$JAEGER_MODULE_VERSION/jaeger" ;;
+      mailpit) _standin_image mailpit "$MAILPIT_IMAGE" mailpit.Dockerfile \
+        "$STANDIN_CACHE/mailpit-$MAILPIT_VERSION/mailpit" ;;
+      *) die "no stand-in for $name" ;;
+    esac
+  done
 }
