@@ -61,7 +61,7 @@ cleanup() {
   fi
   dockerd_stop
   rm -rf "$WORK"
-  [ "$rc" -eq 0 ] && say "compose-test passed in $((SECONDS - STARTED)) s" || say "compose-test FAILED ($rc)"
+  if [ "$rc" -eq 0 ]; then say "compose-test passed in $((SECONDS - STARTED)) s"; else say "compose-test FAILED ($rc)"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -125,5 +125,5 @@ run_logged() {
     die "failed ($rc): $label"
   fi
   rm -f "$log"
-  printf '    done in %ds\n' "$((SECONDS - start))"
+  printf '    done: %s, %ds\n' "${label%% (*}" "$((SECONDS - start))"
 }

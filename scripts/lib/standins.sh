@@ -7,12 +7,13 @@
 #
 # Each stand-in is pinned: the same release as the upstream image where it is built from source,
 # the Debian package version otherwise. Go binaries are cached outside the checkout in
-# $STANDIN_CACHE/<tool>-<version>/ (a cold build of all three takes 15-20 minutes on 2 cores,
-# Jaeger about half of it); an image is rebuilt only when its Dockerfile, files or version change.
+# $STANDIN_CACHE/<tool>-<version>/, with the build command that made them (`recipe`): a cold
+# build of all three is the long part of a cold `make compose-test` (docker/README.md), Jaeger
+# about half of it. An image is rebuilt only when its Dockerfile, files or version change.
 #
 #   redis    Debian bookworm's redis-server 7.0.15 (protected mode off, as the official image)
 #   mongo    FerretDB (SQLite handler), the binary `make setup` builds, and a ping-only `mongosh`
-#   gateway  Caddy v2.11.9 (`go install`)
+#   gateway  Caddy v2.11.9 (`go install`, with the build tags of Caddy's release binaries)
 #   jaeger   Jaeger v2 from the Go module github.com/jaegertracing/jaeger v1.75.0 (a throwaway
 #            module, because the upstream go.mod cannot be `go install`ed)
 #   mailpit  Mailpit v1.33.1 (`go install`)
@@ -24,42 +25,65 @@ CADDY_VERSION="v2.11.9"
 JAEGER_MODULE_VERSION="v1.75.0"
 MAILPIT_VERSION="v1.33.1"
 
-# go_binary NAME VERSION MODULE: print the cached binary's path if `go version -m` shows MODULE at
-# VERSION in it (main module or dependency), else nothing.
-_cached_go_binary() {
-  local bin="$STANDIN_CACHE/$1-$2/$1"
-  [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | grep -Eq "^\s+(mod|dep)\s+$3\s+$2\s" && echo "$bin"
+# _cached NAME VERSION MODULE RECIPE: true when the cache holds NAME built by RECIPE (the build
+# command, written next to the binary) and `go version -m` shows MODULE at VERSION in it.
+_cached() {
+  local dir="$STANDIN_CACHE/$1-$2"
+  [ -x "$dir/$1" ] && [ "$(cat "$dir/recipe" 2>/dev/null)" = "$4" ] \
+    && go version -m "$dir/$1" 2>/dev/null | grep -Eq "^\s+(mod|dep)\s+$3\s+$2\s"
 }
 
-_go_install() { # NAME VERSION PACKAGE MODULE [LDFLAGS]
-  local name="$1" version="$2" package="$3" module="$4" ldflags="${5:-}" dir tmp
-  _cached_go_binary "$name" "$version" "$module" >/dev/null && return 0
-  dir="$STANDIN_CACHE/$name-$version"
-  tmp="$(mktemp -d "$STANDIN_CACHE/.build-$name.XXXXXX")"
-  run_logged "building $name $version (go install; cached in $dir)" \
-    env GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" \
-    go install -v -ldflags "-s -w $ldflags" "$package@$version"
+_store() { # NAME VERSION BINARY RECIPE
+  local dir="$STANDIN_CACHE/$1-$2"
   mkdir -p "$dir"
-  mv "$tmp/$name" "$dir/$name"
+  rm -f "$dir/recipe"
+  mv "$3" "$dir/$1"
+  printf '%s\n' "$4" >"$dir/recipe"
+}
+
+_go_install() { # NAME VERSION PACKAGE MODULE [GO-INSTALL-FLAG...]
+  local name="$1" version="$2" package="$3" module="$4" tmp recipe
+  shift 4
+  recipe="go install -trimpath $* $package@$version"
+  _cached "$name" "$version" "$module" "$recipe" && return 0
+  tmp="$(mktemp -d "$STANDIN_CACHE/.build-$name.XXXXXX")"
+  run_logged "building $name $version (go install; cached in $STANDIN_CACHE/$name-$version)" \
+    env GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -v -trimpath "$@" "$package@$version"
+  _store "$name" "$version" "$tmp/$name" "$recipe"
   rm -rf "$tmp"
 }
 
+# _jaeger_module DIR MODULE VERSION: in the module at DIR, Jaeger's replace directives, then
+# Jaeger's command as a tool.
+_jaeger_module() {
+  local gomod replace
+  cd "$1" || return 1
+  gomod="$(go mod download -json "$2@$3" | python3 -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])')"
+  go mod edit -json "$gomod" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if r["New"].get("Version"):  # module replacements; local directories cannot be copied
+        print(r["Old"]["Path"] + "=" + r["New"]["Path"] + "@" + r["New"]["Version"])
+' | while read -r replace; do
+    go mod edit -replace "$replace"
+  done
+  go get -tool "$2/cmd/jaeger@$3"
+}
+
 _build_jaeger() {
-  local name=jaeger version="$JAEGER_MODULE_VERSION" module=github.com/jaegertracing/jaeger dir tmp
-  _cached_go_binary "$name" "$version" "$module" >/dev/null && return 0
-  dir="$STANDIN_CACHE/$name-$version"
-  tmp="$(mktemp -d "$STANDIN_CACHE/.build-$name.XXXXXX")"
-  # A module of our own that requires Jaeger's as a tool: `go install module@version` refuses a
-  # go.mod with replace directives, a requiring module builds it with the versions Jaeger pins.
+  local version="$JAEGER_MODULE_VERSION" module=github.com/jaegertracing/jaeger tmp recipe
+  recipe="go get -tool $module/cmd/jaeger@$version (with its replaces); go build -trimpath -ldflags '-s -w'"
+  _cached jaeger "$version" "$module" "$recipe" && return 0
+  tmp="$(mktemp -d "$STANDIN_CACHE/.build-jaeger.XXXXXX")"
+  # `go install module@version` refuses a go.mod with replace directives, as Jaeger's has: a
+  # module of our own requires Jaeger's as a tool, with Jaeger's replace directives copied into it
+  # (they apply only in the main module), so the build gets exactly the versions Jaeger's does.
   (cd "$tmp" && go mod init standin.local/jaeger >/dev/null 2>&1)
-  run_logged "resolving Jaeger's module $version" \
-    env -C "$tmp" go get -tool "$module/cmd/jaeger@$version"
-  run_logged "building jaeger from $module $version (about 8 minutes cold; cached in $dir)" \
-    env -C "$tmp" CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" \
-    go build -v -ldflags "-s -w" -o "$tmp/jaeger" "$module/cmd/jaeger"
-  mkdir -p "$dir"
-  mv "$tmp/jaeger" "$dir/jaeger"
-  chmod -R u+w "$tmp" 2>/dev/null || true
+  run_logged "resolving Jaeger's module $version" _jaeger_module "$tmp" "$module" "$version"
+  run_logged "building jaeger from $module $version (the longest: 4-10 minutes cold; cached in $STANDIN_CACHE/jaeger-$version)" \
+    env -C "$tmp" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+    go build -v -trimpath -ldflags "-s -w" -o "$tmp/jaeger" "$module/cmd/jaeger"
+  _store jaeger "$version" "$tmp/jaeger" "$recipe"
   rm -rf "$tmp"
 }
 
@@ -93,9 +117,11 @@ standins_binaries() {
   mkdir -p "$STANDIN_CACHE"
   # Left by an interrupted build (a running one is younger).
   find "$STANDIN_CACHE" -maxdepth 1 -name '.build-*' -mmin +360 -exec rm -rf {} + 2>/dev/null || true
-  _go_install caddy "$CADDY_VERSION" github.com/caddyserver/caddy/v2/cmd/caddy github.com/caddyserver/caddy/v2
+  # The tags of Caddy's own release builds (.goreleaser.yml): no database drivers nobody uses.
+  _go_install caddy "$CADDY_VERSION" github.com/caddyserver/caddy/v2/cmd/caddy github.com/caddyserver/caddy/v2 \
+    -tags nobadger,nomysql,nopgx -ldflags "-s -w"
   _go_install mailpit "$MAILPIT_VERSION" github.com/axllent/mailpit github.com/axllent/mailpit \
-    "-X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION"
+    -ldflags "-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION"
   _build_jaeger
 }
 
