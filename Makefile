@@ -44,6 +44,10 @@ cluster-test: setup ## Install, upgrade and roll back every chart on a local API
 images: setup ## Build every service image on a local dockerd and smoke-test it (root, Debian)
 	bash scripts/images.sh
 
+.PHONY: compose-test
+compose-test: setup ## The Redis Streams compose stack for real on a local dockerd, end to end (root, Debian, Go)
+	UV=$(UV) bash scripts/compose_test.sh
+
 check: lint typecheck test charts ## Everything CI runs
 
 bench: setup ## Performance benchmark on the native stack (~5 min): reports/bench/result.md

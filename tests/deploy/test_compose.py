@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+FULL = (ROOT / "docker-compose.yml",)
+STREAMS = (ROOT / "docker-compose.yml", ROOT / "docker-compose.streams.yml")
+APP_SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow")
+# The Service Bus emulator image has no shell or HTTP client, and Azure SQL Edge no SQL client:
+# neither can run a healthcheck. The servicebus-ready sidecar is healthy once the emulator is (and
+# the emulator waits for its SQL server itself); the services depend on the sidecar.
+NO_HEALTHCHECK = {"servicebus-sql", "servicebus-emulator"}
 
 
 def compose_binary() -> Path:
@@ -56,13 +66,14 @@ def test_full_compose_file_is_valid_and_complete() -> None:
         "servicebus-ready",
         "gateway",
         "jaeger",
+        "mailpit",
         "ingestion",
         "delivery",
         "package",
         "dronescheduler",
         "workflow",
     } <= services.keys()
-    for name in ("ingestion", "delivery", "package", "dronescheduler", "workflow"):
+    for name in APP_SERVICES:
         service = services[name]
         assert service["healthcheck"]["test"], name
         assert service["read_only"] is True, name
@@ -100,3 +111,81 @@ def test_env_example_names_only_variables_the_compose_file_uses() -> None:
     assert "SERVICEBUS_SQL_PASSWORD" in names
     for name in names:
         assert "${" + name in text, name
+
+
+def services_of(*files: Path) -> dict[str, Any]:
+    services = rendered(config(*files))["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+@pytest.mark.parametrize("files", [FULL, STREAMS], ids=["servicebus", "streams"])
+def test_every_service_has_a_healthcheck_so_up_wait_waits_for_it(files: tuple[Path, ...]) -> None:
+    for name, service in services_of(*files).items():
+        if name in NO_HEALTHCHECK:
+            continue
+        healthcheck = service.get("healthcheck") or {}
+        assert healthcheck.get("test"), name
+        assert not healthcheck.get("disable"), name
+        assert healthcheck["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert healthcheck.get("interval"), name
+        assert healthcheck.get("retries"), name
+
+
+@pytest.mark.parametrize("files", [FULL, STREAMS], ids=["servicebus", "streams"])
+def test_published_ports_bind_loopback_only(files: tuple[Path, ...]) -> None:
+    published = {
+        (name, port["target"]): port.get("host_ip")
+        for name, service in services_of(*files).items()
+        for port in service.get("ports", [])
+    }
+    assert published == {
+        ("gateway", 8443): "127.0.0.1",
+        ("jaeger", 16686): "127.0.0.1",
+        ("mailpit", 1025): "127.0.0.1",
+        ("mailpit", 8025): "127.0.0.1",
+    }
+
+
+def test_mailpit_listens_where_the_notifications_expect_it() -> None:
+    mailpit = services_of(*STREAMS)["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:v")
+    assert {port["target"] for port in mailpit["ports"]} == {1025, 8025}
+    assert mailpit["healthcheck"]["test"] == ["CMD", "/mailpit", "readyz"]
+
+
+def test_every_built_service_names_its_image_so_up_no_build_finds_it() -> None:
+    for name, service in services_of(*FULL).items():
+        if "build" in service:
+            assert service["image"] == f"dronedelivery/{name}:local", name
+            assert (ROOT / service["build"]["dockerfile"]).is_file(), name
+
+
+def test_compose_test_stands_in_for_every_third_party_image_of_the_streams_variant() -> None:
+    """make compose-test swaps each pulled image through its *_IMAGE variable, never the wiring."""
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    standins = (ROOT / "scripts" / "lib" / "standins.sh").read_text()
+    for name, service in services_of(*STREAMS).items():
+        if "build" in service:
+            continue
+        match = re.fullmatch(r"\$\{(\w+_IMAGE):-[^}]+\}", raw[name]["image"])
+        assert match, f"{name}: image {raw[name]['image']!r} has no *_IMAGE variable"
+        assert f"export {match.group(1)}=" in standins, f"{name}: no stand-in for {match.group(1)}"
+
+
+def test_the_gateway_routes_to_healthy_services_and_answers_ip_clients() -> None:
+    caddyfile = (ROOT / "docker" / "gateway" / "Caddyfile").read_text()
+    services = services_of(*STREAMS)
+    gateway = services["gateway"]
+    upstreams = set(re.findall(r"reverse_proxy\s+([\w-]+):8080", caddyfile))
+    assert upstreams >= {"ingestion", "delivery"}
+    assert upstreams <= services.keys()
+    # The gateway starts (and `up --wait` is done) only once every upstream is healthy.
+    assert set(gateway["depends_on"]) >= upstreams
+    assert all(dep["condition"] == "service_healthy" for dep in gateway["depends_on"].values())
+    # Without SNI (a client on an IP literal) the certificate is chosen by default_sni.
+    assert re.search(r"^\s*default_sni\s+127\.0\.0\.1\s*$", caddyfile, re.MULTILINE)
+    # Internal delivery routes (PUT, PATCH, DELETE, confirmations) are not exposed: GET only, as
+    # the delivery chart's HTTPRoute.
+    assert re.search(r"@deliveries\s*\{[^}]*method GET\s*\n", caddyfile)
+    assert "https://127.0.0.1:8443/healthz" in gateway["healthcheck"]["test"]
