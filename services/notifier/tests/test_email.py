@@ -107,7 +107,9 @@ async def test_the_same_event_twice_is_still_one_email(
 
 async def _all_read(redis: Redis) -> bool:
     (group,) = [g for g in await redis.xinfo_groups(events_stream()) if g["name"] == "notifier"]
-    return bool(group["pending"] == 0 and group["lag"] == 0)
+    pending: int = group["pending"]
+    lag: int = group["lag"]
+    return pending == 0 and lag == 0
 
 
 async def test_picked_up_and_eta_changed_look_the_recipients_up_and_quote_the_latest_eta(
@@ -181,7 +183,8 @@ async def test_smtp_down_is_retried_with_backoff_and_sent_when_it_is_back(
     assert message["To"][0]["Address"] == "ann@example.com"
 
     async def sent() -> bool:
-        return (await notifications(notifier, delivery_id))[0]["status"] == "sent"
+        (item,) = await notifications(notifier, delivery_id)
+        return bool(item["status"] == "sent")
 
     await eventually(sent, what="the notification marked sent")
     assert (await notifier.get("/readyz")).status_code == 200

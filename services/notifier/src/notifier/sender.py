@@ -51,7 +51,7 @@ def backoff(attempts: int, base: float, cap: float, jitter: float) -> float:
     """The wait after the ``attempts``-th failed attempt: ``base * 2**(attempts - 1)`` capped at
     ``cap``, times ``jitter`` (drawn in [0.5, 1]): each wait is at least as long as the one before
     until the cap."""
-    return min(cap, base * 2 ** min(max(attempts, 1) - 1, 30)) * jitter
+    return min(cap, base * 2.0 ** min(max(attempts, 1) - 1, 30)) * jitter
 
 
 class Dispatcher:
