@@ -109,3 +109,12 @@ async def test_internal_routes_need_their_roles(
         assert again.json() == first.json()  # made once, then the same
         assert (await notifier.get(list_url, headers=operator)).status_code == 200
         assert (await notifier.get("/healthz")).status_code == 200  # health needs no token
+
+
+def test_openapi_document_is_current() -> None:
+    from pathlib import Path
+
+    from dronecommon.testing.openapi import assert_openapi_current
+
+    document = Path(__file__).resolve().parents[1] / "openapi.json"
+    assert_openapi_current(create_app(configure_logs=False), document)
