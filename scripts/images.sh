@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$ROOT/.tools/docker"
 ROOTFS="$ROOT/.tools/base-rootfs"
 BASE="local/python:3.11-bookworm"
-SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator}"
+SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator notifier}"
 mkdir -p "$STATE"
 
 say() { printf '==> %s\n' "$*"; }
