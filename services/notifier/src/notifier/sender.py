@@ -86,7 +86,7 @@ class Dispatcher:
                         free, self.name, self.clock(), self.settings.lease_seconds
                     )
                     failures, self.error = 0, None
-                except (RedisError, OSError) as exc:
+                except Exception as exc:  # Redis away, or an item it cannot read: keep going
                     failures += 1
                     self.error = exc
                     logger.warning("claiming failed (attempt %d)", failures, exc_info=True)
@@ -101,7 +101,12 @@ class Dispatcher:
             await self._pause(self.settings.poll_interval)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(task, None)
+        item = self._inflight.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            # Its lease brings it back; the error must not end the loop or go unseen.
+            logger.error(
+                "notification %s: send failed", item and item.id, exc_info=task.exception()
+            )
         self._wake.set()
 
     async def _pause(self, seconds: float) -> None:
