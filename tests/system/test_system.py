@@ -211,7 +211,9 @@ async def test_the_requests_notify_is_told_by_e_mail_through_the_whole_stack(
 ) -> None:
     """ingestion → queue → workflow → delivery (its events) → notifier → Mailpit."""
     address = f"sys-{uuid.uuid4().hex[:12]}@example.com"
-    delivery_id = await schedule(http, system, request("notified", notify={"emailAddress": address}))
+    delivery_id = await schedule(
+        http, system, request("notified", notify={"emailAddress": address})
+    )
     inbox = system.stack.config.inbox_url
 
     async def mails() -> list[dict[str, Any]]:
