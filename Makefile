@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-setup: ## Install uv, the workspace, redis-server, FerretDB and Helm (idempotent)
+setup: ## Install uv, the workspace, redis-server, FerretDB, Helm and Mailpit (idempotent)
 	@bash scripts/setup.sh
 
 run: setup ## The whole system on this machine (Redis, FerretDB, five services); Ctrl-C stops it

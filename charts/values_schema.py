@@ -20,7 +20,15 @@ from typing import Any
 CHARTS = Path(__file__).resolve().parent
 
 PUBLIC = ("ingestion", "delivery")
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
+SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 QUEUE_CONSUMERS = ("workflow",)
 
 Schema = dict[str, Any]

@@ -22,6 +22,7 @@ COPY services/package/pyproject.toml services/package/
 COPY services/dronescheduler/pyproject.toml services/dronescheduler/
 COPY services/workflow/pyproject.toml services/workflow/
 COPY services/simulator/pyproject.toml services/simulator/
+COPY services/notifier/pyproject.toml services/notifier/
 RUN /opt/uv/bin/uv sync --locked --no-dev --no-install-workspace --package package
 
 # Phase 2: the shared library and this service, installed non-editable.

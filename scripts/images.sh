@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/docker.sh
 source "$ROOT/scripts/lib/docker.sh"
-SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator}"
+SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator notifier}"
 
 CONTAINERS=()
 cleanup() {

@@ -43,6 +43,8 @@ class BenchStack:
             data_dir=self.data_dir,
             redis_port=free_port(),
             mongo_port=free_port(),
+            mailpit_smtp_port=free_port(),
+            mailpit_http_port=free_port(),
             ports=ports,
             workflow_replicas=workflow_replicas,
             replica_ports=replica_ports,

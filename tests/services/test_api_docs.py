@@ -10,7 +10,15 @@ from fastapi import FastAPI
 
 from dronecommon.testing.docs import assert_docs_page_offline
 
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
+SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 
 
 def service_app(service: str) -> FastAPI:

@@ -31,3 +31,6 @@ def test_the_ready_message_lists_every_services_docs_on_its_port(tmp_path: Path)
             f"http://127.0.0.1:{port}/redoc",
         ]
     assert f"http://127.0.0.1:{ports['ingestion']}/api/deliveryrequests" in text
+    assert "Mailpit's inbox" in text
+    assert "http://127.0.0.1:8025 " in text
+    assert f"http://127.0.0.1:{ports['notifier']}/api/notifications?deliveryId=" in text

@@ -171,6 +171,8 @@ def system(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> It
         data_dir=data_dir,
         redis_port=free_port(),
         mongo_port=free_port(),
+        mailpit_smtp_port=free_port(),
+        mailpit_http_port=free_port(),
         ports={service: free_port() for service in SERVICE_PORTS},
         replica_ports={"workflow-1": free_port()},
         workflow_replicas=2,

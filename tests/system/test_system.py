@@ -206,6 +206,43 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
     print(f"sample request scheduled {latency:.2f}s after its 202")  # noqa: T201
 
 
+async def test_the_requests_notify_is_told_by_e_mail_through_the_whole_stack(
+    system: System, http: httpx.AsyncClient
+) -> None:
+    """ingestion → queue → workflow → delivery (its events) → notifier → Mailpit."""
+    address = f"sys-{uuid.uuid4().hex[:12]}@example.com"
+    delivery_id = await schedule(
+        http, system, request("notified", notify={"emailAddress": address})
+    )
+    inbox = system.stack.config.inbox_url
+
+    async def mails() -> list[dict[str, Any]]:
+        found = await http.get(f"{inbox}/api/v1/search", params={"query": f"to:{address}"})
+        messages: list[dict[str, Any]] = found.json()["messages"]
+        return messages
+
+    async def assigned() -> bool:
+        return len(await mails()) == 1
+
+    await wait_for(assigned, 20, "the Assigned e-mail in Mailpit")
+    cancel = await http.delete(f"{system.url('ingestion')}/api/deliveryrequests/{delivery_id}")
+    assert cancel.status_code == 202
+
+    async def both() -> bool:
+        return len(await mails()) == 2
+
+    await wait_for(both, 20, "the Cancelled e-mail in Mailpit")
+    subjects = sorted(m["Subject"] for m in await mails())
+    assert subjects == [
+        f"Delivery {delivery_id[:8]}: a drone is on its way",
+        f"Delivery {delivery_id[:8]}: cancelled",
+    ]
+    listed = await http.get(
+        system.url("notifier") + "/api/notifications", params={"deliveryId": delivery_id}
+    )
+    assert [n["status"] for n in listed.json()["notifications"]] == ["sent", "sent"]
+
+
 async def test_bad_requests_enqueue_nothing(
     system: System, http: httpx.AsyncClient, redis: Redis
 ) -> None:

@@ -58,6 +58,8 @@ def test_a_port_in_use_stops_the_start_before_anything_runs(tmp_path: Path) -> N
             tmp_path / "data",
             redis_port=free_port(),
             mongo_port=free_port(),
+            mailpit_smtp_port=free_port(),
+            mailpit_http_port=free_port(),
             ports={**{s: free_port() for s in SERVICE_PORTS}, "delivery": taken},
         )
         stack = Stack(config)
@@ -77,11 +79,30 @@ def test_every_process_has_its_port(tmp_path: Path) -> None:
     assert stack.ports() == {
         "redis": 6379,
         "ferretdb": 27017,
+        "mailpit": 1025,
+        "mailpit-ui": 8025,
         "package": 8003,
         "dronescheduler": 8004,
         "delivery": 8002,
         "workflow": 8005,
         "workflow-1": 8105,
         "simulator": 8006,
+        "notifier": 8007,
         "ingestion": 8001,
     }
+
+
+def test_the_notifier_sends_to_the_stacks_mailpit(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, mailpit_smtp_port=2025, mailpit_http_port=9025)
+    stack = Stack(config)
+    env = stack.service_env("notifier")
+    assert env["NOTIFIER_PORT"] == "8007"
+    assert env["NOTIFIER_EMAIL__SMTP__PORT"] == "2025"
+    assert env["NOTIFIER_DELIVERY_URL"] == "http://127.0.0.1:8002"
+    assert env["NOTIFIER_SMS__SINK_FILE"] == str(tmp_path / "sms.jsonl")
+    assert config.inbox_url == "http://127.0.0.1:9025"
+    assert stack.mails
+    assert config.services.index("notifier") > config.services.index("delivery")
+    without = Stack(StackConfig(tmp_path, services=("delivery",)))
+    assert not without.mails
+    assert "mailpit" not in without.ports()

@@ -35,6 +35,49 @@ def with_changes(**changes: Any) -> dict[str, Any]:
     return body
 
 
+async def test_notify_travels_on_the_message_normalised(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    notify = {
+        "emailAddress": "José <JOSÉ@EXAMPLE.COM>",
+        "sms": "+1 (425) 555-0123",
+        "webhookUrl": "https://hooks.example.com/drone",
+    }
+    response = await client.post(URL, json=with_changes(notify=notify))
+    assert response.status_code == 202, response.text
+    expected = {
+        "emailAddress": "JOSÉ@example.com",
+        "sms": "+14255550123",
+        "webhookUrl": "https://hooks.example.com/drone",
+    }
+    assert response.json()["notify"] == expected
+    [message] = await queued(redis_url)
+    assert message.body["notify"] == expected
+    # null is the same as leaving it out: no notify in the answer or on the queue.
+    response = await client.post(URL, json=with_changes(notify=None) | {"notify": None})
+    assert "notify" not in response.json()
+
+
+@pytest.mark.parametrize(
+    ("notify", "field"),
+    [
+        ({}, "notify"),
+        ({"emailAddress": "not-an-address"}, "notify.emailAddress"),
+        ({"sms": "12345"}, "notify.sms"),
+        ({"webhookUrl": "http://hooks.example.com/x"}, "notify.webhookUrl"),
+        ({"webhookUrl": "https://user:pw@hooks.example.com/x"}, "notify.webhookUrl"),
+        ("ann@example.com", "notify"),
+    ],
+)
+async def test_a_bad_notify_is_400_and_nothing_is_queued(
+    client: httpx.AsyncClient, redis_url: str, notify: Any, field: str
+) -> None:
+    response = await client.post(URL, json=with_changes(notify=notify))
+    assert_problem(response, 400)
+    assert field in field_errors(response)
+    assert await queued(redis_url) == []
+
+
 def with_package(**changes: Any) -> dict[str, Any]:
     body = with_changes()
     for name, value in changes.items():

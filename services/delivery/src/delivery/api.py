@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 
 from dronecommon import error_responses, from_state
+from dronecommon.notifyme import NotifyMeRequest
 
 from .records import DeliveryRecord
 from .runtime import State
@@ -26,7 +27,6 @@ from .schemas import (
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
-    NotifyMeRequest,
     Owner,
     PublicDelivery,
     Summary,

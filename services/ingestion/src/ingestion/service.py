@@ -99,6 +99,7 @@ def normalise(request: DeliveryRequestIn) -> DeliveryRequest:
             weight=package.weight,
             tag=package.tag,
         ),
+        notify=request.notify,
     )
 
 
