@@ -6,8 +6,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from dronecommon.stack import SERVICE_PORTS, StackConfig
-from dronecommon.testing.servers import project_root
+from dronetesting.servers import project_root
+from dronetesting.stack import SERVICE_PORTS, StackConfig
 
 
 def run_stack_script() -> ModuleType:

@@ -32,9 +32,9 @@ from dronecommon.logs import JsonFormatter
 from dronecommon.redis import create_redis_client
 from dronecommon.settings import RedisSettings
 from dronecommon.telemetry import TraceContextMiddleware
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.servers import RedisServer
+from dronetesting.tokens import LocalIssuer
 
 
 class ExampleSettings(ServiceSettings):

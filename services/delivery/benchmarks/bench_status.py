@@ -29,8 +29,8 @@ from typing import Any
 
 from dronecommon.domain import format_utc
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer
+from dronetesting.apps import app_client
+from dronetesting.servers import RedisServer
 
 Call = Callable[[str], Awaitable[None]]
 

@@ -24,8 +24,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from dronecommon.settings import AuthSettings, RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client
+from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 
 JSON = dict[str, Any]
 AppFactory = Callable[..., FastAPI]

@@ -368,7 +368,7 @@ async def test_notify_me_requests_are_validated(
 async def test_notify_me_requests_404_and_cap(
     make_app: Callable[..., Any], new_delivery: NewDelivery, problem: Problem
 ) -> None:
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     async with app_client(make_app(max_notify_requests=2)) as client:
         url = f"{BASE}/d-15/notifymerequests"

@@ -19,10 +19,10 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import RedisServer, free_port
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import RedisServer, free_port
+from dronetesting.tokens import LocalIssuer
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from dronecommon.domain import Location, distance_miles, format_utc
-from dronecommon.testing.apps import app_client
+from dronetesting.apps import app_client
 
 tracking = importlib.import_module("delivery.tracking")
 

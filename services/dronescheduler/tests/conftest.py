@@ -15,8 +15,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dronecommon.domain import PackageSize
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
 from dronescheduler.main import create_app
 from dronescheduler.settings import (
     BaseSpec,
@@ -25,6 +23,8 @@ from dronescheduler.settings import (
     FleetSettings,
     SchedulerMongoSettings,
 )
+from dronetesting.apps import app_client
+from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 
 Document = dict[str, Any]
 

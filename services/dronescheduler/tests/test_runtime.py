@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import FerretDBServer, free_port
-from dronecommon.testing.tokens import LocalIssuer
 from dronescheduler.main import create_app
 from dronescheduler.settings import DroneSchedulerSettings, SchedulerMongoSettings
+from dronetesting.apps import app_client
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import FerretDBServer, free_port
+from dronetesting.tokens import LocalIssuer
 
 from .conftest import assert_problem, delivery, fleet, put, scheduler_settings, wait_ready
 

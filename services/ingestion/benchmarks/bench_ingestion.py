@@ -27,7 +27,7 @@ import httpx
 from redis.asyncio import Redis
 
 from dronecommon.messaging.redis_streams import stream_key
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, free_port
 
 SAMPLE = {
     "ownerId": "myowner",

@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 
 from dronecommon.messaging.redis_streams import stream_key
 from dronecommon.settings import QueueSettings, RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client
+from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from dronecommon.settings import QueueSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.apps import app_client
+from dronetesting.servers import RedisServer, free_port
 from ingestion.main import create_app
 from ingestion.repository import IdempotencyStore, record_key
 from ingestion.service import IdempotencyKey

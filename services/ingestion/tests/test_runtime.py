@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from dronecommon import SettingsError, load_settings
-from dronecommon.testing.apps import start_service_process
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import free_port
+from dronetesting.apps import start_service_process
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import free_port
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 

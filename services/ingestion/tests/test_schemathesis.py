@@ -26,7 +26,7 @@ from schemathesis.core.result import Ok
 from schemathesis.generation.case import Case
 from schemathesis.python.asgi import shutdown_lifespans
 
-from dronecommon.testing.contract import CHECKS
+from dronetesting.contract import CHECKS
 from ingestion.main import create_app
 
 from .conftest import make_settings, queued

@@ -11,8 +11,8 @@ import uuid
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.tokens import LocalIssuer
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 

@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from dronecommon.testing.servers import FerretDBServer, free_port
+from dronetesting.servers import FerretDBServer, free_port
 
 DATABASE = "bench"
 OWNER = "bench-owner"

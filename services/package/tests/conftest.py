@@ -16,8 +16,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from dronecommon.settings import MongoSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client
+from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from package.main import create_app
 from package.repository import COLLECTION
 from package.settings import PackageSettings

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from dronecommon.settings import MongoSettings
-from dronecommon.testing.apps import app_client, start_service_process
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import FerretDBServer, free_port
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client, start_service_process
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import FerretDBServer, free_port
+from dronetesting.tokens import LocalIssuer
 from package.main import create_app
 from package.settings import PackageSettings
 

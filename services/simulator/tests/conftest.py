@@ -27,7 +27,6 @@ from dronecommon.fixes import Fix
 from dronecommon.fixes.redis_streams import decode_entry
 from dronecommon.settings import AuthSettings, RedisSettings
 from dronecommon.streams import StreamEntry
-from dronecommon.testing.apps import app_client, running_server
 from dronescheduler.main import create_app as create_scheduler
 from dronescheduler.settings import (
     BaseSpec,
@@ -36,6 +35,7 @@ from dronescheduler.settings import (
     FleetSettings,
     SchedulerMongoSettings,
 )
+from dronetesting.apps import app_client, running_server
 from simulator.main import create_app as create_simulator
 from simulator.settings import SimulatorSettings
 

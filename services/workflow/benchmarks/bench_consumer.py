@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from dronecommon.messaging import OutgoingMessage
 from dronecommon.messaging.redis_streams import RedisStreamSender, stream_key
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, free_port
 
 FAKE = """
 import asyncio, datetime as dt, sys

@@ -34,8 +34,8 @@ from dronecommon.messaging import (
     create_sender,
 )
 from dronecommon.messaging.redis_streams import RedisDeadLetterStore, dead_letter_key, stream_key
-from dronecommon.testing.apps import app_client, running_server
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client, running_server
+from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from dronecommon.auth.inbound import Authenticator
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import free_port
-from dronecommon.testing.tokens import TEST_AUDIENCE, LocalIssuer
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import free_port
+from dronetesting.tokens import TEST_AUDIENCE, LocalIssuer
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 

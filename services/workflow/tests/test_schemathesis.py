@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
 from workflow.main import create_app
 
 from .conftest import FakeBackends, workflow_settings

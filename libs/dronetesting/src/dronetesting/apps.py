@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
 
 
 @contextlib.asynccontextmanager

@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dronecommon.testing.servers import FerretDBServer, RedisServer
-from dronecommon.testing.tokens import dev_issuer
+from dronetesting.servers import FerretDBServer, RedisServer
+from dronetesting.tokens import dev_issuer
 
 __all__ = ["dev_issuer"]  # re-exported as a fixture
 
