@@ -27,17 +27,6 @@ from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 QUEUE_STREAM = "queue:{deliveryrequests}"
 DEAD_LETTER_STREAM = "queue:{deliveryrequests}:deadletter"
 
-SAMPLE: dict[str, Any] = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
-
 # Settings for the whole stack (each service reads only its own prefix).
 STACK_ENV = {
     # Short locks so a killed consumer's messages are taken over within seconds.

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
 from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 
 JSON = dict[str, Any]
@@ -95,24 +96,6 @@ def delivery_body(delivery_id: str, **changes: Any) -> JSON:
 @pytest.fixture
 def new_delivery() -> Callable[..., JSON]:
     return delivery_body
-
-
-def assert_problem(
-    response: httpx.Response, status: int, *, fields: set[str] | None = None
-) -> JSON:
-    """The response is an RFC 9457 problem with ``status`` (and these error fields, if given)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: JSON = response.json()
-    assert {"type", "title", "status", "detail", "traceId"} <= body.keys()
-    assert body["status"] == status
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert len(body["traceId"]) == 32
-    if fields is not None:
-        assert {error["field"] for error in body["errors"]} == fields, body["errors"]
-        assert all(error["message"] for error in body["errors"])
-    return body
 
 
 @pytest.fixture

@@ -28,20 +28,6 @@ from ingestion.settings import IngestionSettings
 
 QUEUE = "deliveryrequests"
 
-# The contract's example request, exactly as published.
-SAMPLE: dict[str, Any] = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "traceId"}
-
 
 def make_settings(redis_url: str, **overrides: Any) -> IngestionSettings:
     """Settings on the test Redis with short bounds (so failure tests are quick)."""
@@ -90,24 +76,6 @@ async def queued(redis_url: str, queue: str = QUEUE) -> list[Queued]:
             )
         )
     return messages
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """``response`` is an RFC 9457 problem with ``status``; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_KEYS
-    assert body["status"] == status
-    assert len(body["traceId"]) == 32
-    return body
-
-
-def field_errors(response: httpx.Response) -> set[str]:
-    """The fields a 400 names."""
-    body = assert_problem(response, 400)
-    assert body["type"] == "urn:dronedelivery:problem:validation-error"
-    return {error["field"] for error in body["errors"]}
 
 
 @pytest.fixture

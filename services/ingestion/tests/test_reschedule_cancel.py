@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from dronetesting.problems import assert_problem, field_errors
 from ingestion.service import MESSAGE_NAMESPACE
 
-from .conftest import assert_problem, field_errors, queued
+from .conftest import queued
 
 URL = "/api/deliveryrequests"
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from dronecommon.settings import MongoSettings
-from dronetesting.apps import app_client
+from dronetesting.apps import app_client, wait_ready
 from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from package.main import create_app
 from package.repository import COLLECTION
@@ -51,12 +50,3 @@ async def packages(settings: PackageSettings) -> AsyncIterator[AsyncCollection[D
         yield mongo[settings.mongo.database][COLLECTION]
     finally:
         await mongo.close()
-
-
-async def wait_ready(client: httpx.AsyncClient) -> None:
-    """Poll /readyz for up to 10 s (the indexes are created in the background)."""
-    for _ in range(200):
-        if (await client.get("/readyz")).status_code == 200:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not ready: {(await client.get('/readyz')).text}")

@@ -35,7 +35,7 @@ from dronescheduler.settings import (
     FleetSettings,
     SchedulerMongoSettings,
 )
-from dronetesting.apps import app_client, running_server
+from dronetesting.apps import app_client, running_server, wait_ready
 from simulator.main import create_app as create_simulator
 from simulator.settings import SimulatorSettings
 
@@ -198,12 +198,8 @@ async def make_world(
         scheduler = await stack.enter_async_context(
             httpx.AsyncClient(base_url=scheduler_url, headers=headers)
         )
-        await wait_for(lambda: _ready(scheduler), within=20, what="the drone scheduler to be ready")
+        await wait_ready(scheduler, within=20)
         yield World(redis, delivery, scheduler, delivery_url, scheduler_url, redis_url)
-
-
-async def _ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/readyz")).status_code == 200
 
 
 @contextlib.asynccontextmanager
@@ -212,7 +208,7 @@ async def simulator(world: World, **values: Any) -> AsyncIterator[httpx.AsyncCli
         world.redis_url, world.delivery_url, world.scheduler_url, **values
     )
     async with app_client(create_simulator(settings, configure_logs=False)) as client:
-        await wait_for(lambda: _ready(client), within=20, what="the simulator to be ready")
+        await wait_ready(client, within=20)
         await wait_for(lambda: _leading(client), within=20, what="the simulator to fly")
         yield client
 

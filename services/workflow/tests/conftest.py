@@ -35,26 +35,16 @@ from dronecommon.messaging import (
 )
 from dronecommon.messaging.redis_streams import RedisDeadLetterStore, dead_letter_key, stream_key
 from dronetesting.apps import app_client, running_server
+from dronetesting.samples import sample_request
 from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 
 QUEUE = "deliveryrequests"
 
-SAMPLE = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "dropOffLocation": "drop off",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-}
-
 
 def delivery_body(delivery_id: str, **changes: Any) -> dict[str, Any]:
-    return {**SAMPLE, "deliveryId": delivery_id, **changes}
+    return sample_request(deliveryId=delivery_id, **changes)
 
 
 def message(

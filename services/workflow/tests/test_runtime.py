@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from dronecommon.auth.inbound import Authenticator
+from dronetesting.apps import wait_ready
 from dronetesting.openapi import assert_openapi_current
 from dronetesting.servers import free_port
 from dronetesting.tokens import TEST_AUDIENCE, LocalIssuer
@@ -204,14 +205,7 @@ async def test_python_m_workflow_runs_and_stops_on_sigterm(
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-
-            async def ready() -> bool:
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(ready, 20, "/readyz")
+            await wait_ready(client, within=20, process=process)
             assert (await client.get("/healthz")).json() == {"status": "ok"}
         async with run_workflow(workflow_settings(redis_url, fake.url)) as workflow:
             # The subprocess and this in-process consumer compete for the message.
