@@ -10,11 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from dronescheduler.main import create_app
-from dronetesting.contract import Case, asgi_schema, check_operation, document_cases
+from dronetesting.contract import (
+    Case,
+    GenerationMode,
+    OpenApiSchema,
+    asgi_schema,
+    check_operation,
+    document_cases,
+)
 
 from .conftest import HEAVY, LIGHT, STANDARD, fleet, scheduler_settings
 

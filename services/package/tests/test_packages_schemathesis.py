@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from dronecommon.settings import MongoSettings
-from dronetesting.contract import asgi_schema, check_operation, document_cases
+from dronetesting.contract import (
+    GenerationMode,
+    OpenApiSchema,
+    asgi_schema,
+    check_operation,
+    document_cases,
+)
 from package.main import create_app
 from package.settings import PackageSettings
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from delivery.main import create_app as create_delivery
@@ -166,12 +167,10 @@ async def world(redis_url: str, mongo_url: str, mongo_database: str) -> AsyncIte
         yield found
 
 
-@contextlib.asynccontextmanager
-async def make_world(
+def backend_apps(
     redis_url: str, mongo_url: str, mongo_database: str, auth: AuthSettings | None = None
-) -> AsyncIterator[World]:
-    """The delivery service and the drone scheduler on loopback sockets (``auth``: both check
-    bearer tokens; the test clients then send ``auth_headers``)."""
+) -> tuple[FastAPI, FastAPI]:
+    """The real delivery service and drone scheduler the simulator calls (a small fleet)."""
     auth = auth or AuthSettings()
     delivery_settings = DeliverySettings(
         redis=RedisSettings(url=redis_url), log_json=False, auth=auth
@@ -182,15 +181,25 @@ async def make_world(
         log_json=False,
         auth=auth,
     )
+    return (
+        create_delivery(delivery_settings, configure_logs=False),
+        create_scheduler(scheduler_settings, configure_logs=False),
+    )
+
+
+@contextlib.asynccontextmanager
+async def make_world(
+    redis_url: str, mongo_url: str, mongo_database: str, auth: AuthSettings | None = None
+) -> AsyncIterator[World]:
+    """The delivery service and the drone scheduler on loopback sockets (``auth``: both check
+    bearer tokens; the test clients then send ``auth_headers``)."""
+    auth = auth or AuthSettings()
+    delivery_app, scheduler_app = backend_apps(redis_url, mongo_url, mongo_database, auth)
     redis = Redis.from_url(redis_url)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(redis.aclose)
-        delivery_url = await stack.enter_async_context(
-            running_server(create_delivery(delivery_settings, configure_logs=False))
-        )
-        scheduler_url = await stack.enter_async_context(
-            running_server(create_scheduler(scheduler_settings, configure_logs=False))
-        )
+        delivery_url = await stack.enter_async_context(running_server(delivery_app))
+        scheduler_url = await stack.enter_async_context(running_server(scheduler_app))
         headers = AUTH_HEADERS.get(id(auth), {})
         delivery = await stack.enter_async_context(
             httpx.AsyncClient(base_url=delivery_url, headers=headers)

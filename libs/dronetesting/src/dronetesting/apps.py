@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,33 @@ async def running_server(app: Any, *, port: int | None = None) -> AsyncIterator[
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=10)
+
+
+@contextlib.contextmanager
+def serving_in_thread(app: Any, *, ready_within: float = 10.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 from a thread of its own; yields its base URL.
+
+    For synchronous tests (the contract fuzz) that need a real server beside the app under test;
+    the app's lifespan runs in the thread's event loop.
+    """
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_within
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it started"
+        assert time.monotonic() < deadline, f"uvicorn did not start in {ready_within:g}s"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 async def wait_ready(
