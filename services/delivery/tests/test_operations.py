@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
+from delivery.main import create_app
 from dronecommon.settings import RedisSettings
 from dronetesting.apps import app_client
 from dronetesting.openapi import assert_openapi_current
@@ -147,13 +147,11 @@ async def test_requests_are_traced_into_redis(
 
 
 def test_openapi_document_is_current() -> None:
-    main = importlib.import_module("delivery.main")
-    assert_openapi_current(main.create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
+    assert_openapi_current(create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
 
 
 def test_openapi_documents_the_real_statuses() -> None:
-    main = importlib.import_module("delivery.main")
-    document = main.create_app(configure_logs=False).openapi()
+    document = create_app(configure_logs=False).openapi()
     paths = document["paths"]
 
     def statuses(path: str, method: str) -> set[str]:

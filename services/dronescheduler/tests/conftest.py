@@ -23,7 +23,6 @@ from dronescheduler.settings import (
     SchedulerMongoSettings,
 )
 from dronetesting.apps import app_client, wait_ready
-from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 
 Document = dict[str, Any]
 

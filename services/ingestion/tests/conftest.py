@@ -4,10 +4,6 @@ The queue is the Redis Streams transport on the fixture's real ``redis-server``;
 reads what the workflow would receive (``XRANGE`` on the stream, decoded).
 """
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
@@ -22,7 +18,6 @@ from redis.asyncio import Redis
 from dronecommon.messaging.redis_streams import stream_key
 from dronecommon.settings import QueueSettings, RedisSettings
 from dronetesting.apps import app_client
-from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 

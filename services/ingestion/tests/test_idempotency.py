@@ -1,9 +1,5 @@
 """Idempotency-Key on POST: replays, reuse with another body, concurrency, the stored records."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

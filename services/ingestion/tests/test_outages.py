@@ -1,9 +1,5 @@
 """When the queue or the idempotency store fails: 503 + Retry-After, nothing half-done, recovery."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

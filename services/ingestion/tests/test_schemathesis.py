@@ -6,10 +6,6 @@ Every answer must have a documented status, never a 5xx, and match the documente
 content type and headers. Valid requests get through (202, on the queue); invalid bodies are 400s.
 """
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,9 +1,5 @@
 """Fixtures: the package app on the session's real FerretDB, a database of the test's own."""
 
-# The service's modules are imported by their installed name; until the root mypy_path lists
-# services/package/src, mypy sees them as an untyped installed package (see the README).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -16,7 +12,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from dronecommon.settings import MongoSettings
 from dronetesting.apps import app_client, wait_ready
-from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from package.main import create_app
 from package.repository import COLLECTION
 from package.settings import PackageSettings

@@ -1,7 +1,5 @@
 """The contract's "Package (MongoDB)" routes, route by route, against a real FerretDB."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

@@ -1,7 +1,5 @@
 """The service as it runs: auth, readiness, store outages, the committed OpenAPI, ``python -m``."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

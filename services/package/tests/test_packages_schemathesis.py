@@ -4,8 +4,6 @@ See :mod:`dronetesting.contract`: positive and negative requests for every docum
 operation; every answer documented, never a 5xx, matching its schema, content type and headers.
 """
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 from collections.abc import Iterator

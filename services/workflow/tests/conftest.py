@@ -8,8 +8,6 @@ fail, so the workflow's classification, retries, compensation and ordering rules
 without the other services. The system tests (``tests/system``) run the real ones.
 """
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +34,6 @@ from dronecommon.messaging import (
 from dronecommon.messaging.redis_streams import RedisDeadLetterStore, dead_letter_key, stream_key
 from dronetesting.apps import app_client, running_server
 from dronetesting.samples import sample_request
-from dronetesting.tokens import dev_issuer  # noqa: F401 - a fixture
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 

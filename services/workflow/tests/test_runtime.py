@@ -1,8 +1,6 @@
 """The process around the consumer: health, readiness, outbound tokens, tracing, shutdown, the
 committed OpenAPI document, and ``python -m workflow`` run as a user would."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

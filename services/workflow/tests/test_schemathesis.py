@@ -3,8 +3,6 @@ with a real Redis behind it (see :mod:`dronetesting.contract`): every answer doc
 5xx, matching its schema, content type and headers. The stand-in backends
 (:class:`~.conftest.FakeBackends`) answer the downstream health probes from a real socket."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
