@@ -64,7 +64,7 @@ fi
 
 NO_TEST_TOOLS='
 import importlib.util, sys
-found = [m for m in ("dronetesting", "pytest", "schemathesis", "hypothesis") if importlib.util.find_spec(m)]
+found = [m for m in ("dronetesting", "pytest", "schemathesis", "hypothesis", "httpx") if importlib.util.find_spec(m)]
 sys.exit(f"found {found}" if found else 0)'
 
 port=18080

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Distributions no image may contain.
 TEST_ONLY = {"dronetesting", "pytest", "pytest-asyncio", "pytest-timeout", "schemathesis"}
 TEST_ONLY |= {"hypothesis", "mypy", "ruff", "locust"}
+# Services call out with aiohttp (dronecommon.httpclient); httpx is the tests' client only.
+TEST_ONLY |= {"httpx"}
 
 
 def ignored(relative: Path, patterns: list[str]) -> bool:

@@ -41,7 +41,7 @@ def test_the_library_imports_no_service() -> None:
 
 
 # What only the workspace's development group installs.
-TEST_ONLY = {"dronetesting", "pytest", "schemathesis", "hypothesis"}
+TEST_ONLY = {"dronetesting", "pytest", "schemathesis", "hypothesis", "httpx"}
 
 
 def runtime_sources() -> list[Path]:
