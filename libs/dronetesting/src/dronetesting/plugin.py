@@ -1,4 +1,5 @@
-"""Pytest fixtures shared by every package's tests (registered as the ``dronecommon`` plugin).
+"""Pytest fixtures shared by every package's tests: the ``dronetesting`` plugin, registered by
+entry point (nothing to import).
 
 Servers are real: ``redis-server`` and FerretDB run as child processes on free loopback ports in
 temporary folders and are stopped at the end of the session (or test, for the factories).
