@@ -21,9 +21,10 @@ run: setup ## The whole system on this machine (Redis, FerretDB, five services);
 test: setup ## Run the whole test suite against real Redis and FerretDB
 	$(UV) run --all-packages --locked pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff (lint + format check)
+lint: setup ## ruff (lint + format check), deptry (each member declares what it imports)
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
+	UV=$(UV) bash scripts/deptry.sh
 
 typecheck: setup ## mypy --strict over every package and its tests
 	$(UV) run --locked mypy libs services tests

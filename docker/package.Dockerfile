@@ -16,6 +16,8 @@ WORKDIR /src
 # Phase 1: third-party dependencies only, cached until the lock or a pyproject changes.
 COPY pyproject.toml uv.lock ./
 COPY libs/dronecommon/pyproject.toml libs/dronecommon/
+# The test kit is a workspace member: its pyproject is needed to check the lock, never installed.
+COPY libs/dronetesting/pyproject.toml libs/dronetesting/
 COPY services/ingestion/pyproject.toml services/ingestion/
 COPY services/delivery/pyproject.toml services/delivery/
 COPY services/package/pyproject.toml services/package/

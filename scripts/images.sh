@@ -27,6 +27,11 @@ docker_install
 dockerd_start
 base_image
 
+NO_TEST_TOOLS='
+import importlib.util, sys
+found = [m for m in ("dronetesting", "pytest", "schemathesis", "hypothesis", "httpx") if importlib.util.find_spec(m)]
+sys.exit(f"found {found}" if found else 0)'
+
 port=18080
 for svc in $SERVICES; do
   build_service_image "docker/$svc.Dockerfile" "dronedelivery/$svc:local"
@@ -49,12 +54,16 @@ for svc in $SERVICES; do
     curl -fsS -o /dev/null "http://127.0.0.1:$port$asset" || die "$svc does not serve $asset"
   done
   docker run --rm "dronedelivery/$svc:local" --help >/dev/null || die "$svc: --help failed"
+  # Test tools and the test kit stay out of the image (tests/deploy/test_images.py checks the same
+  # without Docker).
+  docker run --rm --entrypoint python "dronedelivery/$svc:local" -c "$NO_TEST_TOOLS" \
+    || die "$svc: the image ships test tools"
   uid="$(docker exec "$name" id -u)"
   [ "$uid" = "10001" ] || die "$svc runs as uid $uid"
   # Exec-form entrypoint: SIGTERM reaches python directly and it exits promptly.
   docker stop -t 15 "$name" >/dev/null
   code="$(docker inspect -f '{{.State.ExitCode}}' "$name")"
   [ "$code" = "0" ] || die "$svc exited with $code on SIGTERM"
-  say "$svc: built, runs as uid 10001, /healthz 200, docs assets served, --help, clean stop"
+  say "$svc: built, runs as uid 10001, /healthz 200, docs assets served, --help, no test tools, clean stop"
 done
 say "all images verified: $SERVICES"

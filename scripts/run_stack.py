@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from dronecommon.apidocs import DOCS_URL, REDOC_URL
-from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
+from dronetesting.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dronecommon.testing.docs import assert_docs_page_offline
+from dronetesting.docs import assert_docs_page_offline
 
 SERVICES = (
     "ingestion",

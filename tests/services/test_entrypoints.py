@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dronecommon.stack import SERVICE_PORTS
+from dronetesting.stack import SERVICE_PORTS
 
 
 def run_help(module: str, **env: str) -> subprocess.CompletedProcess[str]:

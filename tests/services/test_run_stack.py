@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
-from dronecommon.stack import SERVICE_PORTS, StackConfig
-from dronecommon.testing.servers import project_root
+from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.servers import project_root
+from dronetesting.stack import SERVICE_PORTS, StackConfig
 
 
 def run_stack_script() -> ModuleType:
@@ -34,3 +36,10 @@ def test_the_ready_message_lists_every_services_docs_on_its_port(tmp_path: Path)
     assert "Mailpit's inbox" in text
     assert "http://127.0.0.1:8025 " in text
     assert f"http://127.0.0.1:{ports['notifier']}/api/notifications?deliveryId=" in text
+
+
+def test_the_ready_message_sends_the_contracts_sample_request(tmp_path: Path) -> None:
+    text = run_stack_script().how_to(StackConfig(data_dir=tmp_path))
+    assert isinstance(text, str)
+    body = text.split("-d '", 1)[1].split("'", 1)[0]
+    assert json.loads(body) == SAMPLE_REQUEST

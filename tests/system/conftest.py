@@ -1,5 +1,5 @@
 """The whole system for end-to-end tests: Redis, FerretDB and the five services as real processes
-on loopback ports (``dronecommon.stack``), plus a tiny OTLP/HTTP collector that records spans.
+on loopback ports (``dronetesting.stack``), plus a tiny OTLP/HTTP collector that records spans.
 
 One stack serves the whole session (starting it costs most of the suite's time). Tests that stop
 or kill a process start it again before they end, so every test finds the full stack running.
@@ -21,22 +21,11 @@ from typing import IO, Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from dronecommon.stack import SERVICE_PORTS, Stack, StackConfig
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
+from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 
 QUEUE_STREAM = "queue:{deliveryrequests}"
 DEAD_LETTER_STREAM = "queue:{deliveryrequests}:deadletter"
-
-SAMPLE: dict[str, Any] = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
 
 # Settings for the whole stack (each service reads only its own prefix).
 STACK_ENV = {

@@ -24,7 +24,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from .conftest import DEAD_LETTER_STREAM, QUEUE_STREAM, SAMPLE, System
+from dronetesting.samples import SAMPLE_REQUEST
+
+from .conftest import DEAD_LETTER_STREAM, QUEUE_STREAM, System
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -41,7 +43,7 @@ async def wait_for(
 
 
 def request(owner: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(json.dumps(SAMPLE))
+    body: dict[str, Any] = json.loads(json.dumps(SAMPLE_REQUEST))
     body["ownerId"] = owner
     body["packageInfo"]["packageId"] = f"p-{uuid.uuid4().hex}"
     body.update(changes)
@@ -164,7 +166,7 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
     system: System, http: httpx.AsyncClient
 ) -> None:
     ingestion = system.url("ingestion") + "/api/deliveryrequests"
-    response = await http.post(ingestion, json=SAMPLE)
+    response = await http.post(ingestion, json=SAMPLE_REQUEST)
     assert response.status_code == 202, response.text
     delivery_id = response.json()["deliveryId"]
     assert str(uuid.UUID(delivery_id)) == delivery_id
@@ -248,16 +250,24 @@ async def test_bad_requests_enqueue_nothing(
 ) -> None:
     url = system.url("ingestion") + "/api/deliveryrequests"
     before = await entries_added(redis)
-    missing = {k: v for k, v in SAMPLE.items() if k != "ownerId"}
-    bad_enum = {**SAMPLE, "packageInfo": {**SAMPLE["packageInfo"], "size": "Huge"}}
+    missing = {k: v for k, v in SAMPLE_REQUEST.items() if k != "ownerId"}
+    bad_enum = {**SAMPLE_REQUEST, "packageInfo": {**SAMPLE_REQUEST["packageInfo"], "size": "Huge"}}
     cases: list[tuple[int, dict[str, Any]]] = [
         (400, {"json": missing}),
         (400, {"json": bad_enum}),
-        (400, {"json": {**SAMPLE, "confirmationRequired": "Maybe"}}),
-        (400, {"json": {**SAMPLE, "packageInfo": {**SAMPLE["packageInfo"], "weight": 0}}}),
+        (400, {"json": {**SAMPLE_REQUEST, "confirmationRequired": "Maybe"}}),
+        (
+            400,
+            {
+                "json": {
+                    **SAMPLE_REQUEST,
+                    "packageInfo": {**SAMPLE_REQUEST["packageInfo"], "weight": 0},
+                }
+            },
+        ),
         (400, {"content": b'{"ownerId": ', "headers": {"Content-Type": "application/json"}}),
-        (415, {"content": json.dumps(SAMPLE), "headers": {"Content-Type": "text/plain"}}),
-        (413, {"json": {**SAMPLE, "deadline": "x" * 70_000}}),
+        (415, {"content": json.dumps(SAMPLE_REQUEST), "headers": {"Content-Type": "text/plain"}}),
+        (413, {"json": {**SAMPLE_REQUEST, "deadline": "x" * 70_000}}),
     ]
     for status, kwargs in cases:
         response = await http.post(url, **kwargs)

@@ -19,7 +19,7 @@ from dronecommon import (
     from_state,
     readiness,
 )
-from dronecommon.testing.apps import app_client
+from dronetesting.apps import app_client
 
 
 class StateSettings(ServiceSettings):

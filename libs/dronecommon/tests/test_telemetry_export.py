@@ -29,7 +29,7 @@ CHILD = textwrap.dedent(
     from typing import ClassVar
     from fastapi import APIRouter
     from dronecommon import ServiceSettings, create_service_app
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     class ChildSettings(ServiceSettings):
         service_name: ClassVar[str] = "exportcheck"

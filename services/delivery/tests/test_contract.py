@@ -410,7 +410,7 @@ async def test_the_creating_put_can_carry_notify_me_requests(
 async def test_notify_me_requests_404_and_cap(
     make_app: Callable[..., Any], new_delivery: NewDelivery, problem: Problem
 ) -> None:
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     async with app_client(make_app(max_notify_requests=2)) as client:
         url = f"{BASE}/d-15/notifymerequests"

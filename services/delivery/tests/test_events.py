@@ -153,7 +153,7 @@ async def test_racing_cancel_and_confirm_append_one_terminal_event_each(
 async def test_the_stream_follows_the_key_prefix_and_is_trimmed(
     make_app: Callable[..., Any], redis: Redis, new_delivery: Callable[..., JSON]
 ) -> None:
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     async with app_client(make_app(key_prefix="shop", events_maxlen=1000)) as client:
         for n in range(1200):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import signal
 import sys
@@ -18,11 +17,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
+from delivery.main import create_app
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import RedisServer, free_port
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import RedisServer, free_port
+from dronetesting.tokens import LocalIssuer
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -147,13 +147,11 @@ async def test_requests_are_traced_into_redis(
 
 
 def test_openapi_document_is_current() -> None:
-    main = importlib.import_module("delivery.main")
-    assert_openapi_current(main.create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
+    assert_openapi_current(create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
 
 
 def test_openapi_documents_the_real_statuses() -> None:
-    main = importlib.import_module("delivery.main")
-    document = main.create_app(configure_logs=False).openapi()
+    document = create_app(configure_logs=False).openapi()
     paths = document["paths"]
 
     def statuses(path: str, method: str) -> set[str]:

@@ -11,13 +11,13 @@ import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dronecommon.domain import Location, distance_miles
+from dronetesting.problems import assert_problem
 
 from .conftest import (
     DOWNTOWN,
     DROPOFF,
     PICKUP,
     STANDARD,
-    assert_problem,
     delivery,
     fleet,
     place,

@@ -1,9 +1,5 @@
 """Trace context across the queue hop, and bearer-token auth on the routes."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import uuid
@@ -11,12 +7,14 @@ import uuid
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
+from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.tokens import LocalIssuer
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 
-from .conftest import SAMPLE, assert_problem, make_settings, queued
+from .conftest import make_settings, queued
 
 URL = "/api/deliveryrequests"
 
@@ -27,7 +25,7 @@ async def test_the_message_carries_the_request_trace(
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     async with app_client(create_app(settings, configure_logs=False)) as client:
         response = await client.post(
-            URL, json=SAMPLE, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+            URL, json=SAMPLE_REQUEST, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
         )
         cancel = await client.delete(f"{URL}/{uuid.uuid4()}")
     assert response.status_code == cancel.status_code == 202
@@ -62,16 +60,18 @@ async def test_routes_need_a_token_when_auth_is_on(redis_url: str, dev_issuer: L
     settings = make_settings(redis_url, auth=dev_issuer.settings)
     async with app_client(create_app(settings, configure_logs=False)) as client:
         for response in (
-            await client.post(URL, json=SAMPLE),
+            await client.post(URL, json=SAMPLE_REQUEST),
             await client.delete(f"{URL}/{uuid.uuid4()}"),
             await client.patch(f"{URL}/{uuid.uuid4()}", json={"deadline": "x"}),
-            await client.post(URL, json=SAMPLE, headers={"Authorization": "Bearer nonsense"}),
+            await client.post(
+                URL, json=SAMPLE_REQUEST, headers={"Authorization": "Bearer nonsense"}
+            ),
         ):
             assert_problem(response, 401)
             assert response.headers["www-authenticate"].startswith("Bearer")
         assert await queued(redis_url) == []
 
-        accepted = await client.post(URL, json=SAMPLE, headers=dev_issuer.headers())
+        accepted = await client.post(URL, json=SAMPLE_REQUEST, headers=dev_issuer.headers())
         assert accepted.status_code == 202, accepted.text
         cancelled = await client.delete(f"{URL}/{uuid.uuid4()}", headers=dev_issuer.headers())
         assert cancelled.status_code == 202
@@ -88,9 +88,11 @@ async def test_idempotency_keys_belong_to_their_caller(
     alice = dev_issuer.headers(azp="alice-app") | {"Idempotency-Key": "shared-key"}
     bob = dev_issuer.headers(azp="bob-app") | {"Idempotency-Key": "shared-key"}
     async with app_client(create_app(settings, configure_logs=False)) as client:
-        first = await client.post(URL, json=SAMPLE, headers=alice)
-        other_caller = await client.post(URL, json={**SAMPLE, "ownerId": "bob"}, headers=bob)
-        replay = await client.post(URL, json=SAMPLE, headers=alice)
+        first = await client.post(URL, json=SAMPLE_REQUEST, headers=alice)
+        other_caller = await client.post(
+            URL, json={**SAMPLE_REQUEST, "ownerId": "bob"}, headers=bob
+        )
+        replay = await client.post(URL, json=SAMPLE_REQUEST, headers=alice)
     assert first.status_code == other_caller.status_code == replay.status_code == 202
     assert replay.content == first.content
     assert other_caller.json()["deliveryId"] != first.json()["deliveryId"]

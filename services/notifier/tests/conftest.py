@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from delivery.main import create_app as create_delivery
 from delivery.settings import DeliverySettings
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.apps import app_client, running_server
-from dronecommon.testing.servers import MailpitServer
+from dronetesting.apps import app_client, running_server
+from dronetesting.servers import MailpitServer
 from notifier.main import create_app as create_notifier
 from notifier.settings import NotifierSettings
 

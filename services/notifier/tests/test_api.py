@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.tokens import LocalIssuer
 from notifier.main import create_app
 
 from .conftest import BASE_URL, Deliveries, eventually, notifications
@@ -117,7 +117,7 @@ async def test_internal_routes_need_their_roles(
 def test_openapi_document_is_current() -> None:
     from pathlib import Path
 
-    from dronecommon.testing.openapi import assert_openapi_current
+    from dronetesting.openapi import assert_openapi_current
 
     document = Path(__file__).resolve().parents[1] / "openapi.json"
     assert_openapi_current(create_app(configure_logs=False), document)

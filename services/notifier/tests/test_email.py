@@ -17,7 +17,7 @@ from dronecommon.events import (
     events_stream,
     read_range,
 )
-from dronecommon.testing.servers import MailpitServer
+from dronetesting.servers import MailpitServer
 from notifier.records import Channel, event_key, item_id, message_id, recipient_key
 
 from .conftest import BASE_URL, Deliveries, Inbox, eventually, notifications

@@ -22,8 +22,8 @@ import pytest
 from redis.asyncio import Redis
 
 from dronecommon.events import read_range
-from dronecommon.testing.apps import start_service_process
-from dronecommon.testing.servers import MailpitServer, free_port
+from dronetesting.apps import start_service_process
+from dronetesting.servers import MailpitServer, free_port
 
 from .conftest import Deliveries, Inbox
 from .test_email import mail_id

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from standardwebhooks.webhooks import Webhook
 
-from dronecommon.testing.apps import app_client, running_server
+from dronetesting.apps import app_client, running_server
 from notifier.channels.targets import refusal
 from notifier.main import create_app
 

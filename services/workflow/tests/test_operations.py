@@ -1,7 +1,5 @@
 """The three operations end to end through a real Redis queue against stand-in services."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

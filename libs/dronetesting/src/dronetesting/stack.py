@@ -4,7 +4,9 @@ Everything listens on 127.0.0.1 with data under one folder (default ``.data/``).
 until every ``/readyz`` answers 200, prints how to call the API, streams each process's output
 with its name in front, and stops everything on Ctrl-C (SIGINT/SIGTERM), services first.
 
-The same runner serves tests and benchmarks (:class:`Stack` as a context manager).
+The same runner serves tests and benchmarks (:class:`Stack` as a context manager). It is a
+development tool, so it lives in the test kit beside the server runners it starts: a deployed
+service runs alone in its container (``python -m <service>``) and never needs it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from dronecommon.testing.servers import (
+from dronetesting.servers import (
     FerretDBServer,
     MailpitServer,
     ManagedServer,
@@ -143,7 +145,7 @@ class Process:
         self._pump: threading.Thread | None = None
 
     def start(self) -> None:
-        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.popen = subprocess.Popen(
             self.command,
             env=self.env,
             stdout=subprocess.PIPE,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
+from dronetesting.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 
 
 def test_the_workflow_runs_fewer_handlers_on_the_shared_cores(

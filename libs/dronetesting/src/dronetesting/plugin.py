@@ -1,4 +1,5 @@
-"""Pytest fixtures shared by every package's tests (registered as the ``dronecommon`` plugin).
+"""Pytest fixtures shared by every package's tests: the ``dronetesting`` plugin, registered by
+entry point (nothing to import).
 
 Servers are real: ``redis-server``, FerretDB and Mailpit run as child processes on free loopback
 ports in temporary folders and are stopped at the end of the session (or test, for the factories).
@@ -16,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dronecommon.testing.servers import FerretDBServer, MailpitServer, RedisServer
-from dronecommon.testing.tokens import dev_issuer
+from dronetesting.servers import FerretDBServer, MailpitServer, RedisServer
+from dronetesting.tokens import dev_issuer
 
 __all__ = ["dev_issuer"]  # re-exported as a fixture
 
