@@ -20,7 +20,15 @@ from typing import Any
 CHARTS = Path(__file__).resolve().parent
 
 PUBLIC = ("ingestion", "delivery")
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
+SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 QUEUE_CONSUMERS = ("workflow",)
 
 Schema = dict[str, Any]
@@ -233,10 +241,11 @@ def route() -> Schema:
 
 
 # The APIs with an app registration of their own (service tokens), and who calls which.
-OWN_API = ("delivery", "package", "dronescheduler", "simulator")
+OWN_API = ("delivery", "package", "dronescheduler", "simulator", "notifier")
 CALLS = {
     "workflow": ("package", "dronescheduler", "delivery"),
     "simulator": ("dronescheduler", "delivery"),
+    "notifier": ("delivery",),
 }
 
 

@@ -15,7 +15,7 @@ profiles of every service (and FerretDB's pprof) during the main window and of t
 service during the status run, into ``reports/bench/profiles/``. Exit status 1 when an accepted
 request was not scheduled exactly once or something was dead-lettered.
 
-It starts the native stack (``dronecommon.stack``: redis-server, FerretDB and the five services on
+It starts the native stack (``dronetesting.stack``: redis-server, FerretDB and the five services on
 free loopback ports, a fresh temporary data folder, logs at WARNING) and measures:
 
 1. sustained end-to-end throughput: an open-loop generator POSTs delivery requests to ingestion

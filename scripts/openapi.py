@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from dronecommon.testing.openapi import render_openapi
+from dronetesting.openapi import render_openapi
 
 ROOT = Path(__file__).resolve().parents[1]
 

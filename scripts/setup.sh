@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of everything the project needs on a Debian machine:
-# uv, the Python workspace, redis-server, FerretDB, Helm and Caddy (the last three built into
-# .tools/bin).
+# uv, the Python workspace, redis-server, FerretDB, Helm, Caddy and Mailpit (the last four built
+# into .tools/bin).
 # A second run only checks what is there and takes a few seconds.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ BIN="$TOOLS/bin"
 FERRETDB_VERSION="v1.24.2"
 HELM_VERSION="v4.3.1"
 CADDY_VERSION="v2.11.9"  # the gateway image's version (docker-compose.yml)
+MAILPIT_VERSION="v1.33.1"
 mkdir -p "$BIN"
 
 say() { printf '==> %s\n' "$*"; }
@@ -46,7 +47,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 
-# --- Go tools: FerretDB, Helm and Caddy ---------------------------------------------------------
+# --- Go tools: FerretDB, Helm, Caddy and Mailpit ---------------------------------------------
 GO_MIN="1.24"
 need_go() {
   local hint="install Go >= $GO_MIN (https://go.dev/doc/install; Debian 12's golang-go is 1.19, too old) and put its bin folder on PATH"
@@ -90,4 +91,13 @@ if [ ! -x "$BIN/caddy" ] || [ "$(cat "$TOOLS/caddy.version" 2>/dev/null)" != "${
   echo "${CADDY_VERSION}" > "$TOOLS/caddy.version"
 fi
 
-say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, caddy ${CADDY_VERSION}"
+# Mailpit: the SMTP server with a web inbox and an API that `make run` and the tests send e-mail
+# to. Like Helm, a `go install` build says only "dev": keep our own version stamp.
+if [ ! -x "$BIN/mailpit" ] || [ "$(cat "$TOOLS/mailpit.version" 2>/dev/null)" != "${MAILPIT_VERSION}" ]; then
+  need_go Mailpit
+  say "building Mailpit ${MAILPIT_VERSION} into $BIN"
+  GOBIN="$BIN" CGO_ENABLED=0 go install "github.com/axllent/mailpit@${MAILPIT_VERSION}"
+  echo "${MAILPIT_VERSION}" > "$TOOLS/mailpit.version"
+fi
+
+say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, caddy ${CADDY_VERSION}, mailpit ${MAILPIT_VERSION}"

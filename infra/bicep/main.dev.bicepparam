@@ -14,6 +14,7 @@ param apiAppIds = {
   package: readEnvironmentVariable('DRONEDELIVERY_PACKAGE_API_APP_ID')
   dronescheduler: readEnvironmentVariable('DRONEDELIVERY_DRONESCHEDULER_API_APP_ID')
   simulator: readEnvironmentVariable('DRONEDELIVERY_SIMULATOR_API_APP_ID')
+  notifier: readEnvironmentVariable('DRONEDELIVERY_NOTIFIER_API_APP_ID')
 }
 param appNamespace = 'dronedelivery'
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
 
 from .common import ENTRY, percentile, r, traceparent
 
@@ -239,7 +239,7 @@ def child_main(args: argparse.Namespace) -> int:
             )
         )
     elif args.child == "bare":
-        from dronecommon.testing.apps import serve_bare_json
+        from dronetesting.apps import serve_bare_json
 
         serve_bare_json(spec["port"], SMALL_JSON)
     elif args.child == "sink":

@@ -177,7 +177,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         if "podSelector" in peer and "namespaceSelector" not in peer
     }
     expected_in = {
-        "delivery": {"workflow", "simulator"},
+        "delivery": {"workflow", "simulator", "notifier"},
         "package": {"workflow"},
         "dronescheduler": {"workflow", "simulator"},
     }
@@ -188,6 +188,8 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         assert egress_services == {"package", "dronescheduler", "delivery"}
     elif service == "simulator":
         assert egress_services == {"dronescheduler", "delivery"}
+    elif service == "notifier":
+        assert egress_services == {"delivery"}
     else:
         assert egress_services == set()
     dns = spec["egress"][0]
@@ -201,6 +203,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         "dronescheduler": {443, 10255, 10260},
         "workflow": {443, 5671, 6380, 10000},
         "simulator": {443, 5671, 6380, 10000},
+        "notifier": {443, 6380, 10000},
     }
     assert azure_ports == needs[service]
 

@@ -32,9 +32,9 @@ from delivery.main import create_app as create_delivery
 from delivery.settings import DeliverySettings
 from dronecommon.edge import EDGE_HEADER
 from dronecommon.settings import AuthSettings, RedisSettings
-from dronecommon.testing.apps import app_client, running_server
-from dronecommon.testing.servers import free_port
-from dronecommon.testing.tokens import TEST_AUDIENCE
+from dronetesting.apps import app_client, running_server
+from dronetesting.servers import free_port
+from dronetesting.tokens import TEST_AUDIENCE
 
 from .conftest import ROOT, Manifest
 from .policy import of_kind

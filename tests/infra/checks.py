@@ -42,6 +42,9 @@ API_VERSIONS: dict[str, str] = {
     "Microsoft.Insights/components": "2020-02-02",
     "Microsoft.Insights/dataCollectionRules": "2023-03-11",
     "Microsoft.Insights/dataCollectionRuleAssociations": "2023-03-11",
+    "Microsoft.Communication/communicationServices": "2023-04-01",
+    "Microsoft.Communication/emailServices": "2023-04-01",
+    "Microsoft.Communication/emailServices/domains": "2023-04-01",
     # The only version of diagnostic settings (an extension resource); "preview" in name only.
     "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
 }
@@ -59,6 +62,7 @@ ROLES: dict[str, str] = {
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
     "fbc52c3f-28ad-4303-a892-8a056630b8f1": "AppGw for Containers Configuration Manager",
     "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b": "Azure Kubernetes Service RBAC Cluster Admin",
+    "09976791-48a7-449e-bb21-39d1a415f350": "Communication and Email Service Owner",
 }
 
 # Private endpoint sub-resource -> the private DNS zone its records belong in.

@@ -8,9 +8,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dronecommon.testing.docs import assert_docs_page_offline
+from dronetesting.docs import assert_docs_page_offline
 
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
+SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 
 
 def service_app(service: str, monkeypatch: pytest.MonkeyPatch) -> FastAPI:

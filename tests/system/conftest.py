@@ -1,5 +1,5 @@
 """The whole system for end-to-end tests: Redis, FerretDB and the five services as real processes
-on loopback ports (``dronecommon.stack``), plus a tiny OTLP/HTTP collector that records spans.
+on loopback ports (``dronetesting.stack``), plus a tiny OTLP/HTTP collector that records spans.
 
 Bearer tokens are on, as in ``make run``: tests call as customers (``System.customer``) or, to
 read or arrange what no customer may, as a service identity holding the role
@@ -26,22 +26,11 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from dronecommon.auth.devissuer import SERVICE_AUDIENCES, DevIssuer
-from dronecommon.stack import SERVICE_PORTS, Stack, StackConfig
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
+from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 
 QUEUE_STREAM = "queue:{deliveryrequests}"
 DEAD_LETTER_STREAM = "queue:{deliveryrequests}:deadletter"
-
-SAMPLE: dict[str, Any] = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
 
 # Settings for the whole stack (each service reads only its own prefix).
 STACK_ENV = {
@@ -199,6 +188,8 @@ def system(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> It
         data_dir=data_dir,
         redis_port=free_port(),
         mongo_port=free_port(),
+        mailpit_smtp_port=free_port(),
+        mailpit_http_port=free_port(),
         ports={service: free_port() for service in SERVICE_PORTS},
         replica_ports={"workflow-1": free_port()},
         workflow_replicas=2,

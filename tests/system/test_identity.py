@@ -14,7 +14,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from .conftest import QUEUE_STREAM, SAMPLE, STACK_ENV, System
+from dronetesting.samples import SAMPLE_REQUEST
+
+from .conftest import QUEUE_STREAM, STACK_ENV, System
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -47,7 +49,7 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float, what
 
 
 def sample(owner: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(json.dumps(SAMPLE))
+    body: dict[str, Any] = json.loads(json.dumps(SAMPLE_REQUEST))
     body["ownerId"] = owner
     body.update(changes)
     return body
@@ -138,6 +140,8 @@ async def test_customer_tokens_never_reach_internal_routes(
         for url in (
             system.url("dronescheduler") + f"/api/dronedeliveries/{delivery_id}",
             system.url("package") + "/api/packages/mypackage",
+            system.url("notifier") + f"/api/notifications?deliveryId={delivery_id}",
+            system.url("notifier") + "/api/accounts/contoso/webhooksecret",
         ):
             response = await http.get(url, headers=headers)
             assert response.status_code == 403, (url, response.text)

@@ -24,7 +24,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from .conftest import DEAD_LETTER_STREAM, QUEUE_STREAM, SAMPLE, System
+from dronetesting.samples import SAMPLE_REQUEST
+
+from .conftest import DEAD_LETTER_STREAM, QUEUE_STREAM, System
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -41,7 +43,7 @@ async def wait_for(
 
 
 def request(owner: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(json.dumps(SAMPLE))
+    body: dict[str, Any] = json.loads(json.dumps(SAMPLE_REQUEST))
     body["ownerId"] = owner
     body["packageInfo"]["packageId"] = f"p-{uuid.uuid4().hex}"
     body.update(changes)
@@ -193,8 +195,8 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
 ) -> None:
     ingestion = system.url("ingestion") + "/api/deliveryrequests"
     owner = system.customer()  # what `make token` prints: contoso/myowner, the sample's owner
-    assert (await http.post(ingestion, json=SAMPLE)).status_code == 401
-    response = await http.post(ingestion, json=SAMPLE, headers=owner)
+    assert (await http.post(ingestion, json=SAMPLE_REQUEST)).status_code == 401
+    response = await http.post(ingestion, json=SAMPLE_REQUEST, headers=owner)
     assert response.status_code == 202, response.text
     delivery_id = response.json()["deliveryId"]
     assert str(uuid.UUID(delivery_id)) == delivery_id
@@ -238,21 +240,75 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
     print(f"sample request scheduled {latency:.2f}s after its 202")  # noqa: T201
 
 
+async def test_the_requests_notify_is_told_by_e_mail_through_the_whole_stack(
+    system: System, http: httpx.AsyncClient
+) -> None:
+    """ingestion → queue → workflow → delivery (its events) → notifier → Mailpit."""
+    address = f"sys-{uuid.uuid4().hex[:12]}@example.com"
+    delivery_id = await schedule(
+        http, system, request("notified", notify={"emailAddress": address})
+    )
+    inbox = system.stack.config.inbox_url
+
+    async def mails() -> list[dict[str, Any]]:
+        found = await http.get(f"{inbox}/api/v1/search", params={"query": f"to:{address}"})
+        messages: list[dict[str, Any]] = found.json()["messages"]
+        return messages
+
+    async def assigned() -> bool:
+        return len(await mails()) == 1
+
+    await wait_for(assigned, 20, "the Assigned e-mail in Mailpit")
+    cancel = await http.delete(
+        f"{system.url('ingestion')}/api/deliveryrequests/{delivery_id}",
+        headers=system.customer("notified"),
+    )
+    assert cancel.status_code == 202
+
+    async def both() -> bool:
+        return len(await mails()) == 2
+
+    await wait_for(both, 20, "the Cancelled e-mail in Mailpit")
+    subjects = sorted(m["Subject"] for m in await mails())
+    assert subjects == [
+        f"Delivery {delivery_id[:8]}: a drone is on its way",
+        f"Delivery {delivery_id[:8]}: cancelled",
+    ]
+    notifications = system.url("notifier") + "/api/notifications"
+    query = {"deliveryId": delivery_id}
+    # An internal route: a service holding Notifications.Read (the web app) reads it, the
+    # customer does not.
+    refused = await http.get(notifications, params=query, headers=system.customer("notified"))
+    assert refused.status_code == 403
+    listed = await http.get(
+        notifications, params=query, headers=system.service("notifier", "Notifications.Read")
+    )
+    assert [n["status"] for n in listed.json()["notifications"]] == ["sent", "sent"]
+
+
 async def test_bad_requests_enqueue_nothing(
     system: System, http: httpx.AsyncClient, redis: Redis
 ) -> None:
     url = system.url("ingestion") + "/api/deliveryrequests"
     before = await entries_added(redis)
-    missing = {k: v for k, v in SAMPLE.items() if k != "pickupLocation"}
-    bad_enum = {**SAMPLE, "packageInfo": {**SAMPLE["packageInfo"], "size": "Huge"}}
+    missing = {k: v for k, v in SAMPLE_REQUEST.items() if k != "pickupLocation"}
+    bad_enum = {**SAMPLE_REQUEST, "packageInfo": {**SAMPLE_REQUEST["packageInfo"], "size": "Huge"}}
     cases: list[tuple[int, dict[str, Any]]] = [
         (400, {"json": missing}),
         (400, {"json": bad_enum}),
-        (400, {"json": {**SAMPLE, "confirmationRequired": "Maybe"}}),
-        (400, {"json": {**SAMPLE, "packageInfo": {**SAMPLE["packageInfo"], "weight": 0}}}),
+        (400, {"json": {**SAMPLE_REQUEST, "confirmationRequired": "Maybe"}}),
+        (
+            400,
+            {
+                "json": {
+                    **SAMPLE_REQUEST,
+                    "packageInfo": {**SAMPLE_REQUEST["packageInfo"], "weight": 0},
+                }
+            },
+        ),
         (400, {"content": b'{"ownerId": ', "headers": {"Content-Type": "application/json"}}),
-        (415, {"content": json.dumps(SAMPLE), "headers": {"Content-Type": "text/plain"}}),
-        (413, {"json": {**SAMPLE, "deadline": "x" * 70_000}}),
+        (415, {"content": json.dumps(SAMPLE_REQUEST), "headers": {"Content-Type": "text/plain"}}),
+        (413, {"json": {**SAMPLE_REQUEST, "deadline": "x" * 70_000}}),
     ]
     owner = system.customer()
     for status, kwargs in cases:

@@ -12,9 +12,9 @@ from pydantic import Field
 from dronecommon import ServiceSettings, create_service_app
 from dronecommon.apidocs import REDOC_ASSETS, SWAGGER_ASSETS
 from dronecommon.settings import AuthSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.docs import assert_docs_page_offline, asset_urls
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.docs import assert_docs_page_offline, asset_urls
+from dronetesting.tokens import LocalIssuer
 
 
 class DocsSettings(ServiceSettings):

@@ -59,8 +59,8 @@ from dronecommon.auth import (
 )
 from dronecommon.auth.inbound import Authenticator
 from dronecommon.settings import AuthSettings, MongoSettings, QueueSettings, RedisSettings
-from dronecommon.testing.servers import RedisServer, free_port
-from dronecommon.testing.tokens import TEST_CALLER, LocalIssuer
+from dronetesting.servers import RedisServer, free_port
+from dronetesting.tokens import TEST_CALLER, LocalIssuer
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 

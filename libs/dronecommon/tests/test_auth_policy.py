@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from dronecommon import create_service_app
 from dronecommon.auth import Caller, DevIssuer, requires
 from dronecommon.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import TEST_PUBLIC_AUDIENCE, LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.tokens import TEST_PUBLIC_AUDIENCE, LocalIssuer
 
 
 class PolicySettings(ServiceSettings):

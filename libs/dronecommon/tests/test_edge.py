@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from dronecommon import create_service_app
 from dronecommon.edge import EDGE_HEADER
 from dronecommon.settings import ServiceSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.tokens import LocalIssuer
 
 
 class EdgeSettings(ServiceSettings):

@@ -28,8 +28,8 @@ from redis.asyncio import Redis
 from dronecommon import DomainError, ServiceApp, ServiceSettings, create_service_app
 from dronecommon.problems import StoreOutage, store_outage
 from dronecommon.settings import AuthSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer
+from dronetesting.apps import app_client
+from dronetesting.servers import RedisServer
 
 UNAVAILABLE = "urn:dronedelivery:problem:dependency-unavailable"
 

@@ -21,7 +21,7 @@ from dronecommon import (
     readiness,
 )
 from dronecommon.settings import AuthSettings
-from dronecommon.testing.apps import app_client
+from dronetesting.apps import app_client
 
 
 class StateSettings(ServiceSettings):

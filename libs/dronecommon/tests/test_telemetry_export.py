@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     from pydantic import Field
     from dronecommon import ServiceSettings, create_service_app
     from dronecommon.settings import AuthSettings
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     class ChildSettings(ServiceSettings):
         service_name: ClassVar[str] = "exportcheck"

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.tokens import LocalIssuer
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -143,6 +143,26 @@ async def test_services_hold_the_role_of_what_they_do(
     # The workflow reads what it wrote.
     assert (await client.get(f"{BASE}/{ID}", headers=writer)).json()["stage"] == "Completed"
     problem(await client.get(f"{BASE}/{ID}", headers=dev_issuer.service()), 403)
+
+
+async def test_the_notifiers_read_role_reads_and_changes_nothing(
+    client: httpx.AsyncClient, dev_issuer: LocalIssuer, problem: Callable[..., JSON]
+) -> None:
+    reader = dev_issuer.service("Deliveries.Read", caller="notifier")
+    # The delivery with its notify-me requests, its status and history: read.
+    read = await client.get(f"{BASE}/{ID}", headers=reader)
+    assert read.status_code == 200, read.text
+    assert "notifyMeRequests" in read.json()
+    assert (await client.get(f"{BASE}/{ID}/status", headers=reader)).status_code == 200
+    assert (await client.get(f"{BASE}/{ID}/history", headers=reader)).status_code == 200
+    # Nothing else: no owner lookup, no summaries, no notify-me requests, no writes.
+    problem(await client.get(f"{BASE}/{ID}/owner", headers=reader), 403)
+    summary = f"{BASE}/summary?ownerId=myowner&year=2025&month=1"
+    problem(await client.get(summary, headers=reader), 403)
+    notify = {"emailAddress": "ann@example.com"}
+    problem(await client.post(f"{BASE}/{ID}/notifymerequests", json=notify, headers=reader), 403)
+    problem(await client.patch(f"{BASE}/{ID}", json={"deadline": "x"}, headers=reader), 403)
+    problem(await client.delete(f"{BASE}/{ID}", headers=reader), 403)
 
 
 async def test_no_token_is_401_but_the_public_view_is_open_and_anonymous(

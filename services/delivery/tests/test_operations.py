@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import signal
 import sys
@@ -18,10 +17,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
+from delivery.main import create_app
+from delivery.settings import DeliverySettings
 from dronecommon.settings import AuthSettings, RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.apps import app_client
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import RedisServer, free_port
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -116,11 +117,8 @@ async def test_requests_are_traced_into_redis(
 
 def _documented_app() -> Any:
     """The app as documented: the document is the same whether or not it checks tokens."""
-    main = importlib.import_module("delivery.main")
-    settings = importlib.import_module("delivery.settings").DeliverySettings(
-        auth=AuthSettings(enabled=False)
-    )
-    return main.create_app(settings, configure_logs=False)
+    settings = DeliverySettings(auth=AuthSettings(enabled=False))
+    return create_app(settings, configure_logs=False)
 
 
 def test_openapi_document_is_current() -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 import aiohttp
 
-from dronecommon.testing.servers import FerretDBServer, free_port
+from dronetesting.servers import FerretDBServer, free_port
 
 Call = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import uuid
@@ -17,8 +16,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dronecommon.area import ServiceArea
 from dronecommon.domain import PackageSize
 from dronecommon.settings import AuthSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
 from dronescheduler.main import create_app
 from dronescheduler.settings import (
     BaseSpec,
@@ -27,6 +24,7 @@ from dronescheduler.settings import (
     FleetSettings,
     SchedulerMongoSettings,
 )
+from dronetesting.apps import app_client, wait_ready
 
 Document = dict[str, Any]
 
@@ -104,30 +102,8 @@ async def put(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response
     return await client.put(f"/api/dronedeliveries/{body['deliveryId']}", json=body)
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["detail"], str)
-    assert isinstance(body["title"], str)
-    assert isinstance(body["type"], str)
-    assert len(body["traceId"]) == 32
-    return body
-
-
 def when(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
-
-
-async def wait_ready(client: httpx.AsyncClient, want: int = 200) -> httpx.Response:
-    """Poll /readyz for up to 10 s until it answers ``want``; the last answer."""
-    for _ in range(200):
-        response = await client.get("/readyz")
-        if response.status_code == want:
-            return response
-        await asyncio.sleep(0.05)
-    return response
 
 
 @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ import httpx
 
 from dronecommon.domain import Location, distance_miles
 from dronescheduler.settings import DroneSchedulerSettings
+from dronetesting.problems import assert_problem
 
 from .conftest import (
     DOWNTOWN,
@@ -22,7 +23,6 @@ from .conftest import (
     PICKUP,
     STANDARD,
     area,
-    assert_problem,
     delivery,
     fleet,
     place,

@@ -11,6 +11,7 @@ import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dronecommon.domain import Location, distance_miles
+from dronetesting.problems import assert_problem
 
 from .conftest import (
     DOWNTOWN,
@@ -18,7 +19,6 @@ from .conftest import (
     PICKUP,
     STANDARD,
     area,
-    assert_problem,
     delivery,
     fleet,
     place,

@@ -14,14 +14,15 @@ import httpx
 import pytest
 
 from dronecommon.settings import AuthSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import FerretDBServer, free_port
-from dronecommon.testing.tokens import LocalIssuer
 from dronescheduler.main import create_app
 from dronescheduler.settings import DroneSchedulerSettings, SchedulerMongoSettings
+from dronetesting.apps import app_client, wait_ready
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.problems import assert_problem
+from dronetesting.servers import FerretDBServer, free_port
+from dronetesting.tokens import LocalIssuer
 
-from .conftest import area, assert_problem, delivery, fleet, put, scheduler_settings, wait_ready
+from .conftest import area, delivery, fleet, put, scheduler_settings
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ async def test_readiness_reports_a_store_that_is_down_then_recovers(tmp_path: Pa
             assert ready.json()["checks"]["fleet"]["status"] == "ok"
             assert (await put(client, delivery())).status_code == 201
         # And goes away again: readiness says so, requests are 503.
-        down_again = await wait_ready(client, want=503)
+        down_again = await wait_ready(client, status=503)
         assert_problem(down_again, 503)
         assert_problem(await put(client, delivery()), 503)
 

@@ -29,32 +29,9 @@ from redis.asyncio import Redis
 
 from dronecommon.auth.devissuer import PUBLIC_AUDIENCE, DevIssuer
 from dronecommon.messaging.redis_streams import stream_key
-from dronecommon.testing.servers import RedisServer, free_port
-
-SAMPLE = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
-
-
-async def wait_ready(client: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.returncode is not None:
-            raise RuntimeError(f"the service exited with {process.returncode}")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the service did not become ready")
+from dronetesting.apps import wait_ready
+from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.servers import RedisServer, free_port
 
 
 async def load(
@@ -68,7 +45,9 @@ async def load(
         while time.perf_counter() < stop_at:
             headers = {"Idempotency-Key": str(uuid.uuid4())} if keyed else {}
             started = time.perf_counter()
-            response = await client.post("/api/deliveryrequests", json=SAMPLE, headers=headers)
+            response = await client.post(
+                "/api/deliveryrequests", json=SAMPLE_REQUEST, headers=headers
+            )
             latencies.append(time.perf_counter() - started)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
@@ -141,7 +120,7 @@ async def main() -> int:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10, headers=headers
             ) as client:
-                await wait_ready(client, process)
+                await wait_ready(client, within=60, process=process)
                 warm, _, _ = await load(
                     client, concurrency=args.concurrency, seconds=args.warmup, keyed=False
                 )

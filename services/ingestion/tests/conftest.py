@@ -4,10 +4,6 @@ The queue is the Redis Streams transport on the fixture's real ``redis-server``;
 reads what the workflow would receive (``XRANGE`` on the stream, decoded).
 """
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
@@ -22,27 +18,12 @@ from redis.asyncio import Redis
 
 from dronecommon.messaging.redis_streams import stream_key
 from dronecommon.settings import AuthSettings, QueueSettings, RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client
 from ingestion.accounts import AccountStore, Owner
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings, LimitSettings
 
 QUEUE = "deliveryrequests"
-
-# The contract's example request, exactly as published.
-SAMPLE: dict[str, Any] = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "traceId"}
 
 
 def make_settings(redis_url: str, **overrides: Any) -> IngestionSettings:
@@ -109,24 +90,6 @@ async def owned(
     finally:
         await client.aclose()
     return delivery_id
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """``response`` is an RFC 9457 problem with ``status``; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_KEYS
-    assert body["status"] == status
-    assert len(body["traceId"]) == 32
-    return body
-
-
-def field_errors(response: httpx.Response) -> set[str]:
-    """The fields a 400 names."""
-    body = assert_problem(response, 400)
-    assert body["type"] == "urn:dronedelivery:problem:validation-error"
-    return {error["field"] for error in body["errors"]}
 
 
 @pytest.fixture

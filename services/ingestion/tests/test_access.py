@@ -13,14 +13,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
+from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.tokens import LocalIssuer
 from ingestion.main import create_app
 
-from .conftest import SAMPLE, assert_problem, make_settings, queued
+from .conftest import make_settings, queued
 
 URL = "/api/deliveryrequests"
-WITHOUT_OWNER = {key: value for key, value in SAMPLE.items() if key != "ownerId"}
+WITHOUT_OWNER = {key: value for key, value in SAMPLE_REQUEST.items() if key != "ownerId"}
 
 
 @pytest.fixture
@@ -34,10 +36,10 @@ async def test_no_token_is_401_and_nothing_is_queued(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
     for response in (
-        await client.post(URL, json=SAMPLE),
+        await client.post(URL, json=SAMPLE_REQUEST),
         await client.delete(f"{URL}/{uuid.uuid4()}"),
         await client.patch(f"{URL}/{uuid.uuid4()}", json={"deadline": "x"}),
-        await client.post(URL, json=SAMPLE, headers={"Authorization": "Bearer nonsense"}),
+        await client.post(URL, json=SAMPLE_REQUEST, headers={"Authorization": "Bearer nonsense"}),
     ):
         assert_problem(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -56,7 +58,7 @@ async def test_the_owner_is_the_token_s_user_and_account(
     body = response.json()
     assert body["ownerId"] == "alice"
     assert body["owner"] == {"userId": "alice", "accountId": "contoso"}
-    same = await client.post(URL, json={**SAMPLE, "ownerId": "alice"}, headers=alice)
+    same = await client.post(URL, json={**SAMPLE_REQUEST, "ownerId": "alice"}, headers=alice)
     assert same.status_code == 202
     messages = await queued(redis_url)
     assert [m.body["owner"] for m in messages] == [{"userId": "alice", "accountId": "contoso"}] * 2
@@ -66,14 +68,14 @@ async def test_an_ownerid_that_is_not_the_caller_is_403(
     client: httpx.AsyncClient, redis_url: str, dev_issuer: LocalIssuer
 ) -> None:
     alice = dev_issuer.customer("contoso", "alice")
-    response = await client.post(URL, json={**SAMPLE, "ownerId": "bob"}, headers=alice)
+    response = await client.post(URL, json={**SAMPLE_REQUEST, "ownerId": "bob"}, headers=alice)
     body = assert_problem(response, 403)
     assert body["type"] == "urn:dronedelivery:problem:owner-mismatch"
     assert "'bob'" in body["detail"]
     assert [error["field"] for error in body["errors"]] == ["ownerId"]
     # An operator schedules for itself too.
     operator = dev_issuer.customer("contoso", "ops", roles=("Operator",))
-    assert_problem(await client.post(URL, json=SAMPLE, headers=operator), 403)
+    assert_problem(await client.post(URL, json=SAMPLE_REQUEST, headers=operator), 403)
     assert await queued(redis_url) == []
 
 
@@ -81,7 +83,7 @@ async def test_the_sample_request_fits_the_default_development_customer(
     client: httpx.AsyncClient, dev_issuer: LocalIssuer
 ) -> None:
     # `make token` names account contoso and user myowner: the sample's ownerId.
-    response = await client.post(URL, json=SAMPLE, headers=dev_issuer.customer())
+    response = await client.post(URL, json=SAMPLE_REQUEST, headers=dev_issuer.customer())
     assert response.status_code == 202, response.text
     assert response.json()["owner"] == {"userId": "myowner", "accountId": "contoso"}
 
@@ -90,7 +92,7 @@ async def test_service_tokens_are_403(
     client: httpx.AsyncClient, redis_url: str, dev_issuer: LocalIssuer
 ) -> None:
     service = dev_issuer.service("Deliveries.Write", caller="workflow")
-    assert_problem(await client.post(URL, json=SAMPLE, headers=service), 403)
+    assert_problem(await client.post(URL, json=SAMPLE_REQUEST, headers=service), 403)
     assert await queued(redis_url) == []
 
 

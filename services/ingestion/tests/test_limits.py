@@ -19,17 +19,19 @@ from redis.asyncio import Redis
 
 from dronecommon.area import ServiceArea
 from dronecommon.events import DeliveryEvent, EventType, append, events_stream
-from dronecommon.testing.apps import app_client
+from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
+from dronetesting.samples import SAMPLE_REQUEST
 from ingestion.main import create_app
 from ingestion.settings import LimitSettings
 
-from .conftest import SAMPLE, assert_problem, make_settings, queued
+from .conftest import make_settings, queued
 
 URL = "/api/deliveryrequests"
 
 
 def request(owner: str, **changes: Any) -> dict[str, Any]:
-    return {**SAMPLE, "ownerId": owner, **changes}
+    return {**SAMPLE_REQUEST, "ownerId": owner, **changes}
 
 
 async def until(check: Callable[[], Awaitable[bool]]) -> None:

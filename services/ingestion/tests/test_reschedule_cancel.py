@@ -1,9 +1,5 @@
 """PATCH (reschedule) and DELETE (cancel) /api/deliveryrequests/{deliveryId}."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
@@ -13,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from dronetesting.problems import assert_problem, field_errors
 from ingestion.service import MESSAGE_NAMESPACE
 
-from .conftest import assert_problem, field_errors, owned, queued
+from .conftest import owned, queued
 
 URL = "/api/deliveryrequests"
 

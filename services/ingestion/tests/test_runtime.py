@@ -1,9 +1,5 @@
 """The service as it runs: ``python -m ingestion``, the committed OpenAPI, settings from the env."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -19,13 +15,14 @@ import pytest
 
 from dronecommon import SettingsError, load_settings
 from dronecommon.settings import AuthSettings
-from dronecommon.testing.apps import start_service_process
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import free_port
+from dronetesting.apps import start_service_process
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.servers import free_port
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 
-from .conftest import SAMPLE, queued
+from .conftest import queued
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +101,7 @@ async def test_python_m_ingestion_serves_and_stops_on_sigterm(
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            response = await client.post("/api/deliveryrequests", json=SAMPLE)
+            response = await client.post("/api/deliveryrequests", json=SAMPLE_REQUEST)
         assert response.status_code == 202, response.text
         assert response.headers["location"].startswith("/api/deliveries/")
         assert "server" not in response.headers

@@ -9,11 +9,12 @@ from __future__ import annotations
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from dronecommon.testing.apps import app_client
+from dronetesting.apps import app_client
+from dronetesting.samples import SAMPLE_REQUEST
 from ingestion.main import create_app
 from ingestion.settings import IngestionSettings
 
-from .conftest import SAMPLE, owned, queued
+from .conftest import owned, queued
 
 URL = "/api/deliveryrequests"
 
@@ -24,7 +25,7 @@ async def test_the_message_carries_the_request_trace(
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     async with app_client(create_app(settings, configure_logs=False)) as client:
         response = await client.post(
-            URL, json=SAMPLE, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+            URL, json=SAMPLE_REQUEST, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
         )
         cancel = await client.delete(f"{URL}/{await owned(redis_url)}")
     assert response.status_code == cancel.status_code == 202

@@ -1,8 +1,6 @@
 """The service as it runs: tokens and accounts, readiness, store outages, the committed OpenAPI,
 ``python -m``."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +15,11 @@ import httpx
 import pytest
 
 from dronecommon.settings import AuthSettings, MongoSettings
-from dronecommon.testing.apps import app_client, start_service_process
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import FerretDBServer, free_port
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client, start_service_process, wait_ready
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.problems import assert_problem
+from dronetesting.servers import FerretDBServer, free_port
+from dronetesting.tokens import LocalIssuer
 from package.main import create_app
 from package.settings import PackageSettings
 
@@ -28,30 +27,10 @@ SERVICE_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = {"size": "Small", "weight": 10, "tag": "mytag"}
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["detail"], str)
-    assert {"type", "title", "traceId"} <= body.keys()
-    return body
-
-
 def settings_for(url: str, database: str = "packages_test", **overrides: Any) -> PackageSettings:
     mongo = MongoSettings(url=url, database=database, server_selection_timeout=0.5)
     values: dict[str, Any] = {"auth": AuthSettings(enabled=False), **overrides}
     return PackageSettings(mongo=mongo, log_json=False, query_timeout=0.5, **values)
-
-
-async def ready_status(client: httpx.AsyncClient, want: int, attempts: int = 200) -> httpx.Response:
-    """Poll /readyz every 50 ms until it answers ``want``; the last answer."""
-    for _ in range(attempts):
-        response = await client.get("/readyz")
-        if response.status_code == want:
-            break
-        await asyncio.sleep(0.05)
-    return response
 
 
 # --- auth ---------------------------------------------------------------------------------------
@@ -82,7 +61,7 @@ async def test_auth_on_requires_a_valid_token_with_the_role(
         assert read.json()["id"] == "p1"
         # Health stays public.
         assert (await client.get("/healthz")).status_code == 200
-        assert (await ready_status(client, 200)).status_code == 200
+        assert (await wait_ready(client)).status_code == 200
 
 
 async def test_one_account_never_reads_or_changes_another_s_package(
@@ -93,7 +72,7 @@ async def test_one_account_never_reads_or_changes_another_s_package(
     contoso = workflow | {"Dronedelivery-Account-Id": "contoso"}
     fabrikam = workflow | {"Dronedelivery-Account-Id": "fabrikam"}
     async with app_client(create_app(settings, configure_logs=False)) as client:
-        await ready_status(client, 200)
+        await wait_ready(client)
         mine = {**PACKAGE, "tag": "contoso's", "ownerId": "alice"}
         assert (await client.put("/api/packages/p1", json=mine, headers=contoso)).status_code == 201
         # The same id in another account is another package: created, not an update.
@@ -153,7 +132,7 @@ async def test_the_service_follows_the_store_down_and_back(tmp_path: Path) -> No
     server.start()
     try:
         async with app_client(create_app(settings_for(server.url), configure_logs=False)) as client:
-            ready = await ready_status(client, 200)
+            ready = await wait_ready(client)
             assert ready.status_code == 200, ready.text
             checks = ready.json()["checks"]
             assert checks["mongo"]["status"] == checks["indexes"]["status"] == "ok"
@@ -164,7 +143,7 @@ async def test_the_service_follows_the_store_down_and_back(tmp_path: Path) -> No
             assert_problem(await client.get("/api/packages/p1"), 503)
 
             server.start()
-            assert (await ready_status(client, 200)).status_code == 200
+            assert (await wait_ready(client)).status_code == 200
             read = await client.get("/api/packages/p1")
             assert read.status_code == 200
             assert read.json()["tag"] == "mytag"
@@ -179,7 +158,7 @@ async def test_indexes_are_created_once_the_store_comes_up(tmp_path: Path) -> No
             down = await client.get("/readyz")
             assert "indexes not created yet" in assert_problem(down, 503)["detail"]
             await asyncio.to_thread(server.start)
-            ready = await ready_status(client, 200, attempts=400)
+            ready = await wait_ready(client, within=20)
             assert ready.status_code == 200, ready.text
     finally:
         server.stop()

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dronecommon.testing.apps import app_client, start_service_process
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import free_port
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client, start_service_process
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import free_port
+from dronetesting.tokens import LocalIssuer
 from simulator.flight import Point, miles_between
 from simulator.main import create_app
 from simulator.settings import SimulatorAuthSettings, SimulatorSettings

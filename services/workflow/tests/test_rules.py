@@ -1,7 +1,5 @@
 """Small rules in isolation: message models, backoff, credential choice."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import pytest

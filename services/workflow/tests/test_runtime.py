@@ -1,8 +1,6 @@
 """The process around the consumer: health, readiness, outbound tokens, tracing, shutdown, the
 committed OpenAPI document, and ``python -m workflow`` run as a user would."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -19,9 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from dronecommon.auth.inbound import Authenticator
-from dronecommon.testing.openapi import assert_openapi_current
-from dronecommon.testing.servers import free_port
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import wait_ready
+from dronetesting.openapi import assert_openapi_current
+from dronetesting.servers import free_port
+from dronetesting.tokens import LocalIssuer
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 
@@ -223,14 +222,7 @@ async def test_python_m_workflow_runs_and_stops_on_sigterm(
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-
-            async def ready() -> bool:
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(ready, 20, "/readyz")
+            await wait_ready(client, within=20, process=process)
             assert (await client.get("/healthz")).json() == {"status": "ok"}
         async with run_workflow(workflow_settings(redis_url, fake.url)) as workflow:
             # The subprocess and this in-process consumer compete for the message.

@@ -7,9 +7,10 @@ public ones):
 - **confirmations**: services holding ``Deliveries.Confirm`` (the drones: the simulator);
 - **owner routes** (the full delivery, its owner, status, history, tracking, notify-me requests,
   summaries): the delivery's owner (a customer token naming its account and user), an
-  ``Operator``, or a service holding ``Deliveries.Write``. For anyone else a delivery does not
-  exist (404): :data:`Viewer` is the dependency every owner route takes, and the service checks
-  it against the delivery's owner;
+  ``Operator``, or a service holding ``Deliveries.Write``; the full delivery, its status and
+  history also a service holding ``Deliveries.Read`` (the notifier). For anyone else a
+  delivery does not exist (404): :data:`Viewer` (or :data:`Reader`) is the dependency every owner
+  route takes, and the service checks it against the delivery's owner;
 - **public** routes (no token): the public view of a delivery (no owner, contacts or proof of
   delivery).
 
@@ -29,7 +30,8 @@ from pydantic import AfterValidator
 from dronecommon import error_responses, from_state
 from dronecommon.auth.inbound import Caller
 from dronecommon.auth.policy import requires
-from dronecommon.auth.roles import DELIVERIES_CONFIRM, DELIVERIES_WRITE
+from dronecommon.auth.roles import DELIVERIES_CONFIRM, DELIVERIES_READ, DELIVERIES_WRITE
+from dronecommon.notifyme import NotifyMeRequest
 
 from .records import DeliveryRecord
 from .runtime import State
@@ -41,7 +43,6 @@ from .schemas import (
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
-    NotifyMeRequest,
     Owner,
     PublicDelivery,
     Summary,
@@ -53,10 +54,12 @@ from .service import DeliveryService
 PREFIX = "/api/deliveries"
 
 Deliveries = Annotated[DeliveryService, from_state(State, "deliveries")]
-# The workflow's writes; the drones' confirmations; who may see a delivery (owner routes).
+# The workflow's writes; the drones' confirmations; who may see a delivery (owner routes) and who
+# may read it (the owner routes' reads: the notifier's role too).
 Writer = Annotated[Caller, requires(DELIVERIES_WRITE)]
 Confirmer = Annotated[Caller, requires(DELIVERIES_CONFIRM)]
 Viewer = Annotated[Caller, requires(DELIVERIES_WRITE, customers=True)]
+Reader = Annotated[Caller, requires(DELIVERIES_READ, DELIVERIES_WRITE, customers=True)]
 DeliveryId = Annotated[
     str,
     Path(
@@ -160,7 +163,7 @@ async def create(
     summary="A delivery, with its owner",
     responses=error_responses(400, 404, 503),
 )
-async def get(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> Delivery:
+async def get(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> Delivery:
     return delivery_view(*await deliveries.get(id, viewer))
 
 
@@ -235,7 +238,7 @@ async def get_public(id: DeliveryId, deliveries: Deliveries) -> PublicDelivery:
     summary="Where a delivery is and when it will arrive",
     responses=error_responses(400, 404, 503),
 )
-async def status(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> DeliveryStatus:
+async def status(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> DeliveryStatus:
     return await deliveries.status(id, viewer)
 
 
@@ -244,5 +247,5 @@ async def status(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> Deli
     summary="A delivery's tracking events, oldest first",
     responses=error_responses(400, 404, 503),
 )
-async def history(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> list[TrackingEvent]:
+async def history(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> list[TrackingEvent]:
     return await deliveries.history(id, viewer)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
 from dronecommon.events import DeliveryEvent
+from dronecommon.notifyme import NotifyMeRequest
 
 from . import events, tracking
 from .errors import (
@@ -37,7 +38,6 @@ from .schemas import (
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
-    NotifyMeRequest,
     TrackingEvent,
 )
 from .settings import SECONDS_PER_DAY, DeliverySettings
@@ -52,6 +52,8 @@ MAX_ATTEMPTS = 16
 def canonical(body: DeliveryIn, delivery_id: str) -> str:
     """The creating PUT as compared on replay: normalised values, sorted keys."""
     document = body.model_copy(update={"id": delivery_id}).wire()
+    if not document["notifyMeRequests"]:
+        del document["notifyMeRequests"]  # as a PUT without them was always stored
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -89,6 +91,14 @@ class DeliveryService:
         """
         now = self.clock()
         put = canonical(body, delivery_id)
+        notify: list[NotifyMeRequest] = []
+        for request in body.notify_me_requests:  # each request once, in order
+            if request not in notify:
+                notify.append(request)
+        if len(notify) > self.settings.max_notify_requests:
+            raise NotifyLimitReached(
+                f"A delivery keeps at most {self.settings.max_notify_requests} notify-me requests."
+            )
         plan = Plan(start=now, pickup_eta=body.pickup_eta, delivery_eta=body.delivery_eta)
         record = DeliveryRecord(
             id=delivery_id,
@@ -103,6 +113,7 @@ class DeliveryService:
             created_at=now,
             updated_at=now,
             plan=plan,
+            notify_me_requests=notify,
         )
         event = StoredEvent(at=now, stage=DeliveryStage.CREATED, location=body.pickup, plan=plan)
         outbox = (

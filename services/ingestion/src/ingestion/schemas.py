@@ -13,6 +13,9 @@ Input rules where the contract is silent:
   it is answered in UTC with millisecond precision.
 - ``expedited`` is a JSON boolean, ``weight`` a JSON number: no strings standing in for either.
 - ``packageId`` uses the package service's id alphabet, so the workflow can always store it.
+- ``notify`` follows :mod:`dronecommon.notifyme` (e-mail per RFC 5321/6531, E.164 phone numbers,
+  https webhook URLs); it travels on the queue message and becomes the delivery's first notify-me
+  request. Absent or ``null``, it is left out of the normalised request.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dronecommon.domain import (
     PackageSize,
     format_utc,
 )
+from dronecommon.notifyme import NotifyMeRequest
 
 MAX_OWNER_ID_LENGTH = 128
 MAX_PLACE_LENGTH = 256
@@ -141,6 +145,9 @@ class DeliveryRequestIn(RequestModel):
     expedited: StrictBool | None = Field(default=None, description="false when absent")
     confirmation_required: ConfirmationType
     package_info: PackageInfoIn
+    notify: NotifyMeRequest | None = Field(
+        default=None, description="Who to tell when the delivery moves (e-mail, SMS, webhook)"
+    )
 
 
 class PackageInfo(ApiModel):
@@ -172,6 +179,11 @@ class DeliveryRequest(ApiModel):
     expedited: bool
     confirmation_required: ConfirmationType
     package_info: PackageInfo
+    notify: NotifyMeRequest | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Present when the request asked to be notified",
+    )
 
 
 # --- PATCH and DELETE /api/deliveryrequests/{deliveryId} ----------------------------------------

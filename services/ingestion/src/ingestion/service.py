@@ -131,6 +131,7 @@ def normalise(request: DeliveryRequestIn, owner: Owner) -> DeliveryRequest:
             weight=package.weight,
             tag=package.tag,
         ),
+        notify=request.notify,
     )
 
 

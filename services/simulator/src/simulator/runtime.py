@@ -14,14 +14,12 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypedDict
 
-import httpx
-
 from dronecommon import ServiceApp
 from dronecommon.auth.clients import create_redis_client
 from dronecommon.auth.credentials import credential_for, outbound_token_provider
 from dronecommon.events import EventReader
 from dronecommon.fixes import create_fix_publisher
-from dronecommon.httpclient import create_http_client
+from dronecommon.httpclient import ResilientClient, create_http_client, create_probe_client
 
 from .backends import Backends
 from .engine import Engine
@@ -50,7 +48,7 @@ def rules_of(settings: SimulatorSettings) -> Rules:
     return Rules(weather, handling=settings.handling_seconds, speed_factor=settings.speed_factor)
 
 
-def _health(probe: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[None]]:
+def _health(probe: ResilientClient, url: str) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         response = await probe.get(url.rstrip("/") + "/healthz")
         if response.status_code != 200:
@@ -103,7 +101,7 @@ async def running(app: ServiceApp, settings: SimulatorSettings) -> AsyncIterator
             settings.telemetry_stream, redis=redis, credential=credential
         )
         stack.push_async_callback(publisher.close)
-        probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
+        probe = create_probe_client(settings.downstream_health_timeout)
         stack.push_async_callback(probe.aclose)
 
         store = FlightStore(redis, prefix=settings.key_prefix, finished_ttl=settings.finished_ttl)

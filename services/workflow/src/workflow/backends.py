@@ -200,6 +200,11 @@ class Backends:
             "confirmationRequired": request.confirmation_required.value,
             "droneId": None,
         }
+        if request.notify is not None:
+            # In the creating PUT, so the delivery's first event already names who to tell.
+            body["notifyMeRequests"] = [
+                request.notify.model_dump(mode="json", by_alias=True, exclude_none=True)
+            ]
         if assignment is not None:
             body["droneId"] = assignment.drone_id
             body["pickupETA"] = assignment.pickup_eta

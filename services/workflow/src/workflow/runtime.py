@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TypedDict
 
-import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from redis.asyncio import Redis
 
@@ -26,7 +25,7 @@ from dronecommon.auth.credentials import (
     credential_needed,
     outbound_token_provider,
 )
-from dronecommon.httpclient import ResilientClient, create_http_client
+from dronecommon.httpclient import ResilientClient, create_http_client, create_probe_client
 from dronecommon.httpclient.client import TokenProvider
 from dronecommon.messaging import MessageReceiver, create_receiver
 from dronecommon.messaging.redis_streams import queue_redis_client as streams_client
@@ -80,7 +79,7 @@ def queue_redis_client(
     )
 
 
-def _health_check(probe: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[None]]:
+def _health_check(probe: ResilientClient, url: str) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         response = await probe.get(url + "/healthz")
         if response.status_code != 200:
@@ -135,7 +134,7 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
             settings.queue, redis=queue_redis, credential=credential
         )
         stack.push_async_callback(_quietly("receiver", receiver.close))
-        probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
+        probe = create_probe_client(settings.downstream_health_timeout)
         stack.push_async_callback(_quietly("health probe client", probe.aclose))
         task = asyncio.create_task(receiver.run(consumer.handle), name="workflow-receiver")
 

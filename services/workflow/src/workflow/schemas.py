@@ -19,6 +19,7 @@ from dronecommon.domain import (
     PackageSize,
     UtcDateTime,
 )
+from dronecommon.notifyme import NotifyMeRequest
 
 # Ids go into URL paths: a safe charset keeps a message from addressing another route.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
@@ -63,6 +64,8 @@ class DeliveryMessage(ApiModel):
     expedited: bool = False
     confirmation_required: ConfirmationType = ConfirmationType.NONE
     package_info: PackageInfo
+    # Registered with the delivery as its first notify-me request (in the creating PUT).
+    notify: NotifyMeRequest | None = None
 
     _places = field_validator("pickup_location", "drop_off_location")(_resolvable)
 

@@ -52,6 +52,7 @@ SERVICE_AUDIENCES = {
     "package": "package",
     "dronescheduler": "dronescheduler",
     "simulator": "simulator",
+    "notifier": "notifier",
 }
 # The account and user a development customer token names by default (the sample's owner).
 DEFAULT_ACCOUNT = "contoso"

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
 
 
 @contextlib.asynccontextmanager
@@ -66,6 +67,71 @@ async def running_server(app: Any, *, port: int | None = None) -> AsyncIterator[
             await asyncio.wait_for(task, timeout=10)
 
 
+@contextlib.contextmanager
+def serving_in_thread(app: Any, *, ready_within: float = 10.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 from a thread of its own; yields its base URL.
+
+    For synchronous tests (the contract fuzz) that need a real server beside the app under test;
+    the app's lifespan runs in the thread's event loop.
+    """
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_within
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it started"
+        assert time.monotonic() < deadline, f"uvicorn did not start in {ready_within:g}s"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+async def wait_ready(
+    target: httpx.AsyncClient | str,
+    *,
+    within: float = 10.0,
+    status: int = 200,
+    path: str = "/readyz",
+    process: asyncio.subprocess.Process | None = None,
+) -> httpx.Response:
+    """Poll ``path`` until it answers ``status``; returns that answer.
+
+    ``target`` is a client (in process or not) or a base URL (connection errors are then waited
+    out). Fails naming the last answer when ``within`` seconds pass, or at once when ``process``
+    (the server being waited for) has exited.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(target, str):
+            client = httpx.AsyncClient(base_url=target, timeout=5)
+            await stack.enter_async_context(client)
+        else:
+            client = target
+        deadline = time.monotonic() + within
+        last = "no answer"
+        while True:
+            if process is not None and process.returncode is not None:
+                raise AssertionError(f"exited with {process.returncode} before it was ready")
+            try:
+                response = await client.get(path)
+            except httpx.TransportError as exc:
+                last = repr(exc)
+            else:
+                if response.status_code == status:
+                    return response
+                last = f"{response.status_code} {response.text}"
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{path} did not answer {status} in {within:g}s: {last}")
+            await asyncio.sleep(0.05)
+
+
 async def start_service_process(
     module: str, env: dict[str, str], log: Path, *, port: int, ready_within: float = 30.0
 ) -> asyncio.subprocess.Process:
@@ -77,18 +143,14 @@ async def start_service_process(
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    deadline = time.monotonic() + ready_within
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-        while True:
-            assert process.returncode is None, _output(log)
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return process
-            if time.monotonic() >= deadline:
-                process.kill()
-                await process.wait()
-                raise AssertionError(f"{module} not ready in {ready_within:g}s:\n{_output(log)}")
-            await asyncio.sleep(0.1)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", within=ready_within, process=process)
+    except AssertionError as exc:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise AssertionError(f"{module} not ready: {exc}\n{_output(log)}") from None
+    return process
 
 
 def _output(log: Path) -> str:

@@ -1,4 +1,4 @@
-"""The native stack: Redis, FerretDB and the services as local processes (``make run``).
+"""The native stack: Redis, FerretDB, Mailpit and the services as local processes (``make run``).
 
 Everything listens on 127.0.0.1 with data under one folder (default ``.data/``). The runner waits
 until every ``/readyz`` answers 200, prints how to call the API, streams each process's output
@@ -6,11 +6,14 @@ with its name in front, and stops everything on Ctrl-C (SIGINT/SIGTERM), service
 
 Bearer tokens are on (``StackConfig.auth``): the development issuer's key is created once in
 ``<data>/dev-issuer`` (:mod:`dronecommon.auth.devissuer`) and every service is configured to
-trust it, each with its own audience; the workflow and the simulator mint their outbound tokens
-with it, holding the app roles their identities hold in Azure. ``auth=False`` switches tokens
-off in every service (``make run AUTH=off``).
+trust it, each with its own audience; the services that call others (the workflow, the
+simulator, the notifier) mint their outbound tokens with it, holding the app roles their
+identities hold in Azure. ``auth=False`` switches tokens off in every service
+(``make run AUTH=off``).
 
-The same runner serves tests and benchmarks (:class:`Stack` as a context manager).
+The same runner serves tests and benchmarks (:class:`Stack` as a context manager). It is a
+development tool, so it lives in the test kit beside the server runners it starts: a deployed
+service runs alone in its container (``python -m <service>``) and never needs it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ from dronecommon.auth.devissuer import (
     SERVICE_AUDIENCES,
     DevIssuer,
 )
-from dronecommon.testing.servers import FerretDBServer, RedisServer, ServerUnavailableError
+from dronetesting.servers import (
+    FerretDBServer,
+    MailpitServer,
+    ManagedServer,
+    RedisServer,
+    ServerUnavailableError,
+)
 
 # The contract's native ports.
 SERVICE_PORTS = {
@@ -48,10 +57,19 @@ SERVICE_PORTS = {
     "dronescheduler": 8004,
     "workflow": 8005,
     "simulator": 8006,
+    "notifier": 8007,
 }
-# Backends first, then the consumers (the workflow, the fleet simulator), then the public entry
-# point.
-START_ORDER = ("package", "dronescheduler", "delivery", "workflow", "simulator", "ingestion")
+# Backends first, then the consumers (the notifier, the workflow, the fleet simulator), then the
+# public entry point.
+START_ORDER = (
+    "package",
+    "dronescheduler",
+    "delivery",
+    "notifier",
+    "workflow",
+    "simulator",
+    "ingestion",
+)
 
 
 # Settings for this stack's shape: every process on the same few cores. The environment and
@@ -67,6 +85,7 @@ NATIVE_DEFAULTS = {"WORKFLOW_QUEUE__MAX_CONCURRENCY": "16"}
 CALLS = {
     "workflow": ("package", "dronescheduler", "delivery"),
     "simulator": ("dronescheduler", "delivery"),
+    "notifier": ("delivery",),
 }
 
 
@@ -75,6 +94,9 @@ class StackConfig:
     data_dir: Path
     redis_port: int = 6379
     mongo_port: int = 27017
+    # Mailpit (started with the notifier): SMTP, and its web inbox and API.
+    mailpit_smtp_port: int = 1025
+    mailpit_http_port: int = 8025
     ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
     services: tuple[str, ...] = START_ORDER
     workflow_replicas: int = 1
@@ -110,6 +132,11 @@ class StackConfig:
     def mongo_url(self) -> str:
         return f"mongodb://127.0.0.1:{self.mongo_port}/"
 
+    @property
+    def inbox_url(self) -> str:
+        """Mailpit's web inbox (and API base)."""
+        return f"http://127.0.0.1:{self.mailpit_http_port}"
+
     def env_for(self, service: str, *, replica: int = 0) -> dict[str, str]:
         prefix = service.upper() + "_"
         env = {
@@ -128,6 +155,13 @@ class StackConfig:
         if service == "simulator":
             for target in ("dronescheduler", "delivery"):
                 env[f"SIMULATOR_{target.upper()}_URL"] = self.url(target)
+        if service == "notifier":
+            env["NOTIFIER_DELIVERY_URL"] = self.url("delivery")
+            env["NOTIFIER_EMAIL__TRANSPORT"] = "smtp"
+            env["NOTIFIER_EMAIL__SMTP__HOST"] = "127.0.0.1"
+            env["NOTIFIER_EMAIL__SMTP__PORT"] = str(self.mailpit_smtp_port)
+            env["NOTIFIER_SMS__TRANSPORT"] = "sink"
+            env["NOTIFIER_SMS__SINK_FILE"] = str(self.data_dir / "sms.jsonl")
         env.update(self.auth_env(service))
         return env
 
@@ -165,7 +199,7 @@ class Process:
         self._pump: threading.Thread | None = None
 
     def start(self) -> None:
-        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.popen = subprocess.Popen(
             self.command,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -251,6 +285,11 @@ class Stack:
         self.out = out or sys.stdout
         self.redis = RedisServer(config.data_dir / "redis", config.redis_port, persist=True)
         self.mongo = FerretDBServer(config.data_dir / "ferretdb", config.mongo_port)
+        self.mailpit = MailpitServer(
+            config.data_dir / "mailpit",
+            config.mailpit_smtp_port,
+            http_port=config.mailpit_http_port,
+        )
         self.processes: dict[str, Process] = {}
 
     def _say(self, text: str) -> None:
@@ -260,6 +299,9 @@ class Stack:
     def ports(self) -> dict[str, int]:
         """Every port the stack listens on, by process name."""
         ports = {self.redis.name: self.config.redis_port, self.mongo.name: self.config.mongo_port}
+        if self.mails:
+            ports["mailpit"] = self.config.mailpit_smtp_port
+            ports["mailpit-ui"] = self.config.mailpit_http_port
         for service in self.config.services:
             replicas = self.config.workflow_replicas if service == "workflow" else 1
             for replica in range(replicas):
@@ -274,11 +316,19 @@ class Stack:
         if taken:
             raise PortInUseError(taken)
 
+    @property
+    def mails(self) -> bool:
+        """Whether Mailpit runs: with the notifier, which sends it the e-mail."""
+        return "notifier" in self.config.services
+
     def start_servers(self) -> None:
-        for server, port in (
+        servers: list[tuple[ManagedServer, int]] = [
             (self.redis, self.config.redis_port),
             (self.mongo, self.config.mongo_port),
-        ):
+        ]
+        if self.mails:
+            servers.append((self.mailpit, self.config.mailpit_smtp_port))
+        for server, port in servers:
             try:
                 server.start()
             except ServerUnavailableError as exc:
@@ -287,6 +337,8 @@ class Stack:
                     f"(is something else listening there?): {exc}"
                 ) from exc
             self._say(f"{server.name} on 127.0.0.1:{port}")
+        if self.mails:
+            self._say(f"mailpit inbox at {self.config.inbox_url}")
 
     def service_env(self, service: str, *, replica: int = 0) -> dict[str, str]:
         """A service's environment: this stack's defaults, then the caller's environment, then
@@ -348,6 +400,7 @@ class Stack:
                 process.signal(signal.SIGKILL)
                 process.wait(5)
         self.processes.clear()
+        self.mailpit.stop()
         self.mongo.stop()
         self.redis.stop()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
+from dronetesting.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 
 
 def test_the_workflow_runs_fewer_handlers_on_the_shared_cores(
@@ -58,6 +58,8 @@ def test_a_port_in_use_stops_the_start_before_anything_runs(tmp_path: Path) -> N
             tmp_path / "data",
             redis_port=free_port(),
             mongo_port=free_port(),
+            mailpit_smtp_port=free_port(),
+            mailpit_http_port=free_port(),
             ports={**{s: free_port() for s in SERVICE_PORTS}, "delivery": taken},
         )
         stack = Stack(config)
@@ -77,12 +79,15 @@ def test_every_process_has_its_port(tmp_path: Path) -> None:
     assert stack.ports() == {
         "redis": 6379,
         "ferretdb": 27017,
+        "mailpit": 1025,
+        "mailpit-ui": 8025,
         "package": 8003,
         "dronescheduler": 8004,
         "delivery": 8002,
         "workflow": 8005,
         "workflow-1": 8105,
         "simulator": 8006,
+        "notifier": 8007,
         "ingestion": 8001,
     }
 
@@ -114,6 +119,11 @@ def test_every_service_checks_tokens_from_the_development_issuer(tmp_path: Path)
         "api://dronescheduler/.default"
     )
     assert "INGESTION_AUTH__DEV_SIGNING_KEY_FILE" not in stack.service_env("ingestion")
+    notifier = stack.service_env("notifier")
+    assert notifier["NOTIFIER_AUTH__AUDIENCE"] == "notifier"
+    assert notifier["NOTIFIER_AUTH__OUTBOUND_SCOPES__DELIVERY"] == (
+        "api://delivery-internal/.default"
+    )
     # The key is made once, in the data folder, and kept.
     first = config.dev_issuer().kid
     assert (issuer_dir / "signing-key.pem").stat().st_mode & 0o077 == 0
@@ -126,3 +136,19 @@ def test_tokens_can_be_switched_off_for_the_whole_stack(tmp_path: Path) -> None:
         env = stack.service_env(service)
         assert env[service.upper() + "_AUTH__ENABLED"] == "false"
         assert service.upper() + "_AUTH__ISSUER" not in env
+
+
+def test_the_notifier_sends_to_the_stacks_mailpit(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, mailpit_smtp_port=2025, mailpit_http_port=9025)
+    stack = Stack(config)
+    env = stack.service_env("notifier")
+    assert env["NOTIFIER_PORT"] == "8007"
+    assert env["NOTIFIER_EMAIL__SMTP__PORT"] == "2025"
+    assert env["NOTIFIER_DELIVERY_URL"] == "http://127.0.0.1:8002"
+    assert env["NOTIFIER_SMS__SINK_FILE"] == str(tmp_path / "sms.jsonl")
+    assert config.inbox_url == "http://127.0.0.1:9025"
+    assert stack.mails
+    assert config.services.index("notifier") > config.services.index("delivery")
+    without = Stack(StackConfig(tmp_path, services=("delivery",)))
+    assert not without.mails
+    assert "mailpit" not in without.ports()

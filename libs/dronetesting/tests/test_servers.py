@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from dronecommon.testing.servers import FerretDBServer, RedisServer
+from dronetesting.servers import FerretDBServer, RedisServer
 
 
 async def test_redis_answers_and_restarts_on_the_same_port(

@@ -1,7 +1,8 @@
-"""Pytest fixtures shared by every package's tests (registered as the ``dronecommon`` plugin).
+"""Pytest fixtures shared by every package's tests: the ``dronetesting`` plugin, registered by
+entry point (nothing to import).
 
-Servers are real: ``redis-server`` and FerretDB run as child processes on free loopback ports in
-temporary folders and are stopped at the end of the session (or test, for the factories).
+Servers are real: ``redis-server``, FerretDB and Mailpit run as child processes on free loopback
+ports in temporary folders and are stopped at the end of the session (or test, for the factories).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dronecommon.testing.servers import FerretDBServer, RedisServer
-from dronecommon.testing.tokens import dev_issuer
+from dronetesting.servers import FerretDBServer, MailpitServer, RedisServer
+from dronetesting.tokens import dev_issuer
 
 __all__ = ["dev_issuer"]  # re-exported as a fixture
 
@@ -74,6 +75,27 @@ def mongo_url(ferretdb_server: FerretDBServer) -> str:
 def mongo_database() -> str:
     """A database name of the test's own, so tests never see each other's documents."""
     return f"t{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="session")
+def mailpit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailpitServer]:
+    """One real Mailpit (SMTP and its HTTP API on free ports) for the session."""
+    with MailpitServer(tmp_path_factory.mktemp("mailpit")) as server:
+        yield server
+
+
+@pytest.fixture
+def mailpit(mailpit_server: MailpitServer) -> MailpitServer:
+    """The session's Mailpit, running (a test may have stopped it) and emptied before the test.
+
+    Its API: ``GET {url}/api/v1/messages`` lists messages, ``GET {url}/api/v1/message/{ID}`` reads
+    one (``Subject``, ``To``, ``MessageID``, ``Text``, ``HTML``).
+    """
+    import httpx
+
+    mailpit_server.start()
+    httpx.delete(f"{mailpit_server.url}/api/v1/messages", timeout=10).raise_for_status()
+    return mailpit_server
 
 
 _SPAN_EXPORTER: InMemorySpanExporter | None = None

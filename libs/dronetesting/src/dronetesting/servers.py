@@ -1,9 +1,9 @@
-"""Real Redis and FerretDB servers for tests and the native stack.
+"""Real Redis, FerretDB and Mailpit servers for tests and the native stack.
 
 Each server runs as a child process on a free loopback port with its data in its own folder, and
 can be stopped and started again on the same port (to test outages). Binaries are found on PATH or
-in the project's tools folder (``.tools/bin``, filled by ``make setup``); ``REDIS_SERVER_BIN`` and
-``FERRETDB_BIN`` override.
+in the project's tools folder (``.tools/bin``, filled by ``make setup``); ``REDIS_SERVER_BIN``,
+``FERRETDB_BIN`` and ``MAILPIT_BIN`` override.
 """
 
 from __future__ import annotations
@@ -228,3 +228,51 @@ class FerretDBServer(ManagedServer):
     def ready(self) -> bool:
         # FerretDB answers the wire protocol as soon as it accepts connections.
         return _port_open(self.port)
+
+
+class MailpitServer(ManagedServer):
+    """Mailpit: a real SMTP server that keeps every message, with a web inbox and an HTTP API.
+
+    ``port`` is SMTP; ``http_port`` serves the inbox and the API (``/api/v1/messages``,
+    ``/api/v1/message/{ID}``, ``/api/v1/search?query=``). Messages are kept in a SQLite file in
+    the data folder (they survive a restart) and are never dropped as duplicates: counting what
+    arrived is the point.
+    """
+
+    name = "mailpit"
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, http_port: int | None = None
+    ) -> None:
+        super().__init__(data_dir, port)
+        self.http_port = http_port or free_port()
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port
+
+    @property
+    def url(self) -> str:
+        """The web inbox and the API's base."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def command(self) -> list[str]:
+        return [
+            find_binary("mailpit", "MAILPIT_BIN"),
+            "--smtp",
+            f"127.0.0.1:{self.port}",
+            "--listen",
+            f"127.0.0.1:{self.http_port}",
+            "--database",
+            str(self.data_dir / "mailpit.db"),
+            "--max",
+            "1000000",
+            "--smtp-auth-accept-any",
+            "--smtp-auth-allow-insecure",
+            "--smtp-disable-rdns",
+            "--disable-version-check",
+            "--quiet",
+        ]
+
+    def ready(self) -> bool:
+        return _port_open(self.port) and _port_open(self.http_port)
