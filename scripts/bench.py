@@ -15,7 +15,7 @@ profiles of every service (and FerretDB's pprof) during the main window and of t
 service during the status run, into ``reports/bench/profiles/``. Exit status 1 when an accepted
 request was not scheduled exactly once or something was dead-lettered.
 
-It starts the native stack (``dronecommon.stack``: redis-server, FerretDB and the five services on
+It starts the native stack (``dronetesting.stack``: redis-server, FerretDB and the five services on
 free loopback ports, a fresh temporary data folder, logs at WARNING) and measures:
 
 1. sustained end-to-end throughput: an open-loop generator POSTs delivery requests to ingestion
@@ -104,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     needed = int(args.rate * args.seconds * 1.3 / 0.9) + 1000
     env.setdefault("DRONESCHEDULER_FLEET__COUNT", str(max(30000, needed)))
     env.setdefault("DRONESCHEDULER_STARTUP_WAIT", "60")
+    # Tokens are on, as in `make run`; one account sends the whole load, beyond the per-account
+    # limits a customer has (those are measured by the tests, not here).
+    env.setdefault("INGESTION_LIMITS__REQUESTS_PER_MINUTE", "100000000")
+    env.setdefault("INGESTION_LIMITS__BURST", "100000")
+    env.setdefault("INGESTION_LIMITS__MAX_IN_PROGRESS", "100000000")
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "stack.log"
     log.write_text("")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
 
 from .common import r
 
@@ -34,7 +34,7 @@ class BenchStack:
     def __init__(
         self, *, label: str, workflow_replicas: int, env: dict[str, str], log: Path
     ) -> None:
-        from dronecommon.stack import SERVICE_PORTS, StackConfig
+        from dronetesting.stack import SERVICE_PORTS, StackConfig
 
         self.data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
         ports = {name: free_port() for name in SERVICE_PORTS}
@@ -43,6 +43,8 @@ class BenchStack:
             data_dir=self.data_dir,
             redis_port=free_port(),
             mongo_port=free_port(),
+            mailpit_smtp_port=free_port(),
+            mailpit_http_port=free_port(),
             ports=ports,
             workflow_replicas=workflow_replicas,
             replica_ports=replica_ports,
@@ -54,7 +56,7 @@ class BenchStack:
         self.stack: Any = None
 
     def __enter__(self) -> BenchStack:
-        from dronecommon.stack import Stack
+        from dronetesting.stack import Stack
 
         self.stack = Stack(self.config, out=self.log)
         try:
@@ -87,6 +89,22 @@ class BenchStack:
 
     def url(self, service: str) -> str:
         return str(self.config.url(service))
+
+    def customer_tokens(self, owners: int) -> list[str]:
+        """Tokens of ``bench-owner-<n>`` of account ``bench`` (the load's customers), for hours."""
+        issuer = self.config.dev_issuer()
+        return [
+            issuer.mint_customer(account="bench", user=f"bench-owner-{n}", lifetime=6 * 3600)
+            for n in range(owners)
+        ]
+
+    def operator_token(self) -> str:
+        """An operator's token: reads every customer's deliveries."""
+        issuer = self.config.dev_issuer()
+        token: str = issuer.mint_customer(
+            account="bench", user="bench-operator", roles=["Operator"], lifetime=6 * 3600
+        )
+        return token
 
 
 def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, Any]:

@@ -178,7 +178,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         if "podSelector" in peer and "namespaceSelector" not in peer
     }
     expected_in = {
-        "delivery": {"workflow", "simulator"},
+        "delivery": {"workflow", "simulator", "notifier"},
         "package": {"workflow"},
         "dronescheduler": {"workflow", "simulator"},
     }
@@ -189,6 +189,8 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         assert egress_services == {"package", "dronescheduler", "delivery"}
     elif service == "simulator":
         assert egress_services == {"dronescheduler", "delivery"}
+    elif service == "notifier":
+        assert egress_services == {"delivery"}
     else:
         assert egress_services == set()
     dns = spec["egress"][0]
@@ -202,6 +204,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         "dronescheduler": {443, 10255, 10260},
         "workflow": {443, 5671, 6380, 10000},
         "simulator": {443, 5671, 6380, 10000},
+        "notifier": {443, 6380, 10000},
     }
     assert azure_ports == needs[service]
 
@@ -213,7 +216,8 @@ def test_public_services_are_routed(rendered: Rendered, service: str, env: str) 
     paths = sorted({m["path"]["value"] for rule in route["spec"]["rules"] for m in rule["matches"]})
     assert paths == PUBLIC[service]
     methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
-    assert methods == ({"GET"} if service == "delivery" else {None})
+    # Only the public API's methods (tests/deploy/test_gateway.py checks every route).
+    assert methods == ({"GET", "POST"} if service == "delivery" else {"POST", "PATCH", "DELETE"})
 
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s not in PUBLIC])
@@ -520,6 +524,8 @@ def resolves(model: type[Any], parts: list[str]) -> bool:
     if not rest:
         return True
     annotation = fields[head].annotation
+    if getattr(annotation, "__origin__", None) is dict:
+        return len(rest) == 1  # a mapping's key (``OUTBOUND_SCOPES__PACKAGE``)
     candidates = [annotation, *getattr(annotation, "__args__", ())]
     return any(
         isinstance(candidate, type)

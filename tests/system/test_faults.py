@@ -1,12 +1,12 @@
 """The native stack under faults loses nothing and dead-letters nothing a retry would complete.
 
-Careful clients (an Idempotency-Key per request, retried on 503 until 202) send requests while,
-one after the other: a backend refuses the workflow's calls (401: the package service turns
-bearer tokens on, which the workflow does not send), Redis is frozen (SIGSTOP, then SIGCONT a few
-seconds later: the queue, the pending store, the delivery records and the idempotency records all
-stall at once), FerretDB is frozen the same way, and the drone scheduler is killed (SIGKILL) and
-started again. Every request ends scheduled exactly once — one delivery record with its drone,
-no two on one drone — and nothing is dead-lettered.
+Careful clients (customers with their tokens, an Idempotency-Key per request, retried on 503
+until 202) send requests while, one after the other: a backend refuses the workflow's calls
+(401: the package service is given an audience the workflow's tokens are not for), Redis is
+frozen (SIGSTOP, then SIGCONT a few seconds later: the queue, the pending store, the delivery
+records and the idempotency records all stall at once), FerretDB is frozen the same way, and the
+drone scheduler is killed (SIGKILL) and started again. Every request ends scheduled exactly once
+— one delivery record with its drone, no two on one drone — and nothing is dead-lettered.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
-
-from dronecommon.auth.devissuer import DevIssuer
 
 from .conftest import System
 from .test_system import all_scheduled, assignment_of, dead_letters_of, owner_count, request
@@ -39,7 +36,7 @@ async def careful_post(
     """POST with an Idempotency-Key, retried with the same key until 202 (what a careful client
     does with a 503, whatever it says, and with a lost connection); every refusal is noted."""
     url = system.url("ingestion") + "/api/deliveryrequests"
-    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    headers = system.customer(body["ownerId"]) | {"Idempotency-Key": str(uuid.uuid4())}
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -95,20 +92,14 @@ def frozen(server: Any, seconds: float) -> Callable[[], Awaitable[None]]:
 
 
 async def test_faults_lose_nothing_and_dead_letter_nothing_a_retry_completes(
-    system: System, http: httpx.AsyncClient, redis: Redis, tmp_path: Path
+    system: System, http: httpx.AsyncClient, redis: Redis
 ) -> None:
     owner = f"faults-{uuid.uuid4().hex[:8]}"
     ids: list[str] = []
 
-    # 1. The package service refuses every call (401) for a while.
-    issuer = DevIssuer.generate()
-    _, jwks = issuer.save(tmp_path / "issuer")
-    with_auth = {
-        "PACKAGE_AUTH__ENABLED": "true",
-        "PACKAGE_AUTH__ISSUER": issuer.issuer,
-        "PACKAGE_AUTH__AUDIENCE": "api://nobody-sends-this",
-        "PACKAGE_AUTH__JWKS_FILE": str(jwks),
-    }
+    # 1. The package service refuses every call (401) for a while: its audience is one no token
+    # the workflow holds is for (an app registration changed under a running system).
+    with_auth = {"PACKAGE_AUTH__AUDIENCE": "nobody-sends-this"}
     await asyncio.to_thread(system.reconfigure, "package", dict(with_auth))
     try:
 

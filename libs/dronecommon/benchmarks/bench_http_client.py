@@ -72,7 +72,7 @@ def serve_aiohttp(port: int, processes: int) -> None:
 @contextlib.contextmanager
 def server_process(kind: str, processes: int) -> Iterator[str]:
     """Start the server in a child process; yield its base URL; stop it."""
-    from dronecommon.testing.servers import free_port
+    from dronetesting.servers import free_port
 
     port = free_port()
     command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_aiohttp(args.port, args.server_processes)
         return 0
     if args.serve == "uvicorn":
-        from dronecommon.testing.apps import serve_bare_json
+        from dronetesting.apps import serve_bare_json
 
         serve_bare_json(args.port, BODY)
         return 0

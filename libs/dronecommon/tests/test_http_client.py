@@ -40,7 +40,7 @@ from dronecommon.httpclient import (
     create_http_client,
 )
 from dronecommon.settings import HttpClientSettings
-from dronecommon.testing.apps import running_server
+from dronetesting.apps import running_server
 
 # -- the upstream server -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from dronecommon.messaging.redis_streams.scripts import ReceiverScripts, source
-from dronecommon.testing.servers import project_root
+from dronetesting.servers import project_root
 
 PACKAGE = "dronecommon.messaging.redis_streams"
 

@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from dronecommon.messaging.redis_streams import queue_redis_client
 from dronecommon.redis import EntraIdCredentialProvider, KeylessRedis, create_redis_client
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.servers import RedisServer
+from dronetesting.servers import RedisServer
 
 
 class FakeAsyncCredential:

@@ -42,10 +42,10 @@ import aiohttp
 from pymongo import AsyncMongoClient
 
 from dronecommon.domain import Location, PackageSize
-from dronecommon.testing.servers import FerretDBServer, free_port
 from dronescheduler.fleet import Fleet
 from dronescheduler.records import AssignmentRecord, Lease, LeaseKind
 from dronescheduler.settings import FleetSettings
+from dronetesting.servers import FerretDBServer, free_port
 
 Document = dict[str, Any]
 BATCH = 5000

@@ -6,8 +6,6 @@ fingerprint, the queue message) must never meet it. The body is fuzzed with lone
 every key and every value, nested ones included, with and without an Idempotency-Key.
 """
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import hashlib
@@ -19,9 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from dronetesting.problems import assert_problem
+from dronetesting.samples import SAMPLE_REQUEST
 from ingestion.service import IdempotencyKey
+from ingestion.settings import IngestionSettings, LimitSettings
 
-from .conftest import SAMPLE, assert_problem, queued
+from .conftest import make_settings, queued
 
 URL = "/api/deliveryrequests"
 LONE = ("\ud800", "\udfff", "a\udc80b")
@@ -29,7 +30,7 @@ LONE = ("\ud800", "\udfff", "a\udc80b")
 # The sample with unknown fields too, nested ones included: they are ignored, but they are part of
 # the body an Idempotency-Key fingerprints.
 BODY: dict[str, Any] = {
-    **SAMPLE,
+    **SAMPLE_REQUEST,
     "extra": "text",
     "more": {"nested": ["x", {"deep": "y"}]},
 }
@@ -62,6 +63,13 @@ def _raw(body: Any) -> bytes:
 CASES = list(_variants(BODY))
 
 
+@pytest.fixture
+def settings(redis_url: str) -> IngestionSettings:
+    # Hundreds of requests from one account: its limits are tested in test_limits.py.
+    unlimited = LimitSettings(requests_per_minute=1e6, burst=100_000, max_in_progress=100_000)
+    return make_settings(redis_url, limits=unlimited)
+
+
 def test_the_fuzz_reaches_every_key_and_value() -> None:
     assert len(CASES) > 60
     assert all(b"\\ud" in _raw(case) for case in CASES)
@@ -92,14 +100,16 @@ async def test_lone_surrogates_anywhere_in_a_delivery_request_are_never_a_500(
 async def test_a_lone_surrogate_in_an_unknown_field_is_ignored_and_replays_with_its_key(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    raw = _raw({**SAMPLE, "note": "\ud800"})
+    raw = _raw({**SAMPLE_REQUEST, "note": "\ud800"})
     headers = {"Content-Type": "application/json", "Idempotency-Key": "surrogate-1"}
     first = await client.post(URL, content=raw, headers=headers)
     again = await client.post(URL, content=raw, headers=headers)
     assert first.status_code == again.status_code == 202, first.text
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
-    other = await client.post(URL, content=_raw({**SAMPLE, "note": "\udfff"}), headers=headers)
+    other = await client.post(
+        URL, content=_raw({**SAMPLE_REQUEST, "note": "\udfff"}), headers=headers
+    )
     assert_problem(other, 422)
     assert len(await queued(redis_url)) == 1
 

@@ -1,9 +1,5 @@
 """PATCH (reschedule) and DELETE (cancel) /api/deliveryrequests/{deliveryId}."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
@@ -13,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from dronetesting.problems import assert_problem, field_errors
 from ingestion.repository import record_key
 from ingestion.service import MESSAGE_NAMESPACE
 
-from .conftest import assert_problem, field_errors, queued
+from .conftest import owned, queued
 
 URL = "/api/deliveryrequests"
 
@@ -24,7 +21,7 @@ URL = "/api/deliveryrequests"
 async def test_reschedule_queues_the_changed_fields(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.patch(
         f"{URL}/{delivery_id}",
         json={
@@ -55,7 +52,7 @@ async def test_reschedule_queues_the_changed_fields(
 async def test_reschedule_carries_only_what_changes(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.patch(f"{URL}/{delivery_id}", json={"deadline": "", "pickupTime": None})
     assert response.status_code == 202, response.text
     [message] = await queued(redis_url)
@@ -63,7 +60,7 @@ async def test_reschedule_carries_only_what_changes(
 
 
 async def test_cancel_queues_the_delivery_id(client: httpx.AsyncClient, redis_url: str) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.delete(f"{URL}/{delivery_id}")
 
     assert response.status_code == 202, response.text
@@ -79,7 +76,7 @@ async def test_a_reschedule_back_to_an_earlier_place_is_a_message_of_its_own(
 ) -> None:
     # X -> Y -> X: the third request repeats the first one's body but is a request of its own;
     # a broker that drops repeated message ids (Service Bus duplicate detection) must keep it.
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     for place in ("47.61,-122.33", "47.62,-122.34", "47.61,-122.33"):
         response = await client.patch(f"{URL}/{delivery_id}", json={"dropOffLocation": place})
         assert response.status_code == 202, response.text
@@ -91,7 +88,7 @@ async def test_a_reschedule_back_to_an_earlier_place_is_a_message_of_its_own(
 async def test_every_request_without_an_idempotency_key_is_a_new_message(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     for _ in range(2):
         assert (await client.delete(f"{URL}/{delivery_id}")).status_code == 202
         patch = await client.patch(f"{URL}/{delivery_id}", json={"pickupLocation": "here"})
@@ -104,7 +101,7 @@ async def test_every_request_without_an_idempotency_key_is_a_new_message(
 async def test_a_retry_with_its_idempotency_key_is_the_same_request(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     target = f"{URL}/{delivery_id}"
     change = {"dropOffLocation": "the new place"}
     first = await client.patch(target, json=change, headers={"Idempotency-Key": "move-1"})
@@ -118,7 +115,7 @@ async def test_a_retry_with_its_idempotency_key_is_the_same_request(
     )
     assert_problem(other_body, 422)
     other_delivery = await client.patch(
-        f"{URL}/{uuid.uuid4()}", json=change, headers={"Idempotency-Key": "move-1"}
+        f"{URL}/{await owned(redis_url)}", json=change, headers={"Idempotency-Key": "move-1"}
     )
     assert_problem(other_delivery, 422)
     cancel = await client.delete(target, headers={"Idempotency-Key": "stop-1"})
@@ -139,11 +136,35 @@ async def test_a_retry_with_its_idempotency_key_is_the_same_request(
 
 
 async def test_upper_case_ids_are_normalised(client: httpx.AsyncClient, redis_url: str) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.delete(f"{URL}/{delivery_id.upper()}")
     assert response.json()["deliveryId"] == delivery_id
     [message] = await queued(redis_url)
     assert message.body == {"deliveryId": delivery_id}
+
+
+async def test_unknown_deliveries_are_404_and_enqueue_nothing(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    unknown = str(uuid.uuid4())
+    for response in (
+        await client.delete(f"{URL}/{unknown}"),
+        await client.patch(f"{URL}/{unknown}", json={"deadline": "today"}),
+    ):
+        body = assert_problem(response, 404)
+        assert body["type"] == "urn:dronedelivery:problem:delivery-not-found"
+    assert await queued(redis_url) == []
+
+
+async def test_reschedules_keep_to_the_service_area(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    delivery_id = await owned(redis_url)
+    response = await client.patch(f"{URL}/{delivery_id}", json={"pickupLocation": "-47.6,57.7"})
+    body = assert_problem(response, 400)
+    assert body["type"] == "urn:dronedelivery:problem:outside-service-area"
+    assert [error["field"] for error in body["errors"]] == ["pickupLocation"]
+    assert await queued(redis_url) == []
 
 
 NOT_UUIDS = [

@@ -1,8 +1,6 @@
 """Failure classification: dead-letter permanent failures at once (compensating a half-booked
 delivery), redeliver transient ones after a backoff, give up past the maximum delivery count."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
@@ -12,7 +10,7 @@ import uuid
 import pytest
 
 from dronecommon.messaging import MAX_DELIVERY_COUNT_EXCEEDED, DeadLetter, OutgoingMessage
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.tokens import LocalIssuer
 
 from .conftest import (
     FakeBackends,
@@ -213,7 +211,7 @@ async def test_401_from_a_backend_is_retried_not_dead_lettered(
     # is retried with backoff and succeeds once the backend accepts the token again.
     scope = f"{dev_issuer.audience}/.default"
     auth = {
-        "outbound_scope": scope,
+        "outbound_scopes": {"dronescheduler": scope},
         "dev_signing_key_file": str(dev_issuer.key_file),
         "issuer": dev_issuer.issuer.issuer,
     }

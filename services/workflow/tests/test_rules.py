@@ -1,12 +1,11 @@
 """Small rules in isolation: message models, backoff, credential choice."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
+from dronecommon.area import resolve_location
 from workflow.consumer import Consumer
 from workflow.runtime import needs_credential
 from workflow.schemas import DeliveryMessage, DroneAssignment, RescheduleMessage
@@ -18,7 +17,9 @@ from .conftest import delivery_body
 def test_delivery_message_accepts_the_sample_and_resolves_places() -> None:
     message = DeliveryMessage.model_validate(delivery_body("d-1"))
     assert message.package_info.size.value == "Small"
-    assert message.pickup.latitude != message.dropoff.latitude
+    assert message.owner_of.account_id == message.owner_id  # no owner: a message from before
+    pickup = resolve_location(message.pickup_location)
+    assert pickup.latitude != resolve_location(message.drop_off_location).latitude
     alias = {**delivery_body("d-1"), "dropoffLocation": "x"}
     del alias["dropOffLocation"]
     assert DeliveryMessage.model_validate(alias).drop_off_location == "x"
@@ -83,28 +84,44 @@ def test_credential_only_when_something_needs_it() -> None:
         )
     )
     assert needs_credential(
-        WorkflowSettings.model_validate({"auth": {"outbound_scope": "api://x/.default"}})
+        WorkflowSettings.model_validate(
+            {"auth": {"outbound_scopes": {"package": "api://x/.default"}}}
+        )
     )
     assert not needs_credential(
         WorkflowSettings.model_validate(
-            {"auth": {"outbound_scope": "api://x/.default", "dev_signing_key_file": "key.pem"}}
+            {
+                "auth": {
+                    "outbound_scopes": {"package": "api://x/.default"},
+                    "dev_signing_key_file": "key.pem",
+                }
+            }
         )
     )
 
 
 def test_production_needs_a_token_for_every_call_not_inbound_auth() -> None:
     # The workflow's own routes are health only (public); in production every call it makes
-    # must carry a token, so the outbound scope is what is required.
-    with pytest.raises(ValueError, match="WORKFLOW_AUTH__OUTBOUND_SCOPE"):
+    # must carry a token, so an outbound scope per called service is what is required.
+    scopes = {name: f"api://{name}/.default" for name in ("package", "dronescheduler", "delivery")}
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__OUTBOUND_SCOPES__PACKAGE"):
         WorkflowSettings.model_validate({"environment": "production"})
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__OUTBOUND_SCOPES__DELIVERY"):
+        WorkflowSettings.model_validate(
+            {"environment": "production", "auth": {"outbound_scopes": {"package": "api://p"}}}
+        )
     with pytest.raises(ValueError, match="development issuer"):
         WorkflowSettings.model_validate(
             {
                 "environment": "production",
-                "auth": {"outbound_scope": "api://x/.default", "dev_signing_key_file": "k.pem"},
+                "auth": {"outbound_scopes": scopes, "dev_signing_key_file": "k.pem"},
             }
         )
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__ENABLED is false"):
+        WorkflowSettings.model_validate(
+            {"environment": "production", "auth": {"outbound_scopes": scopes, "enabled": False}}
+        )
     settings = WorkflowSettings.model_validate(
-        {"environment": "production", "auth": {"outbound_scope": "api://x/.default"}}
+        {"environment": "production", "auth": {"outbound_scopes": scopes}}
     )
-    assert not settings.auth.enabled
+    assert settings.auth.issuer is None  # no inbound token to check: no issuer needed

@@ -131,25 +131,56 @@ class TelemetrySettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    """Inbound bearer-token validation and the outbound workload identity."""
+    """Inbound bearer-token validation, the caller's identity, and outbound service tokens.
 
-    enabled: bool = False
+    Two kinds of tokens come in (both v2-shaped, from one issuer):
+
+    - **service** tokens, for this service's own ``audience``: app-only tokens of the other
+      services' identities, admitted on internal routes by their app roles (``roles`` claim);
+    - **customer** tokens, for the public API's ``public_audience``: a signed-in user (or a
+      business's own client), whose account and user are the ``account_claim`` and
+      ``user_claim`` claims. Every service knows the public audience, so a customer token on an
+      internal route is refused as such (403), never mistaken for a stranger's token.
+
+    Auth is on unless switched off explicitly (``<PREFIX>AUTH__ENABLED=false``), which a
+    service configured for production refuses (see :class:`ServiceSettings`).
+    """
+
+    enabled: bool = True
     issuer: str | None = None
+    # This service's own audience (its application id in Entra: v2 tokens carry it as ``aud``).
     audience: str | None = None
+    # The public API's audience (customer tokens), where this service serves or refuses them.
+    public_audience: str | None = None
     # Where the signing keys come from: an OpenID ``jwks_uri`` or a local JWKS file (development).
     jwks_url: str | None = None
     jwks_file: str | None = None
     jwks_cache_seconds: float = Field(default=3600.0, gt=0)
-    # Callers allowed in: application ids (``azp``/``appid``) or object ids (``oid``); empty = any
-    # caller holding a valid token for the audience.
+    # Service callers allowed in: application ids (``azp``/``appid``) or object ids (``oid``);
+    # empty = any service identity holding a role the route asks for.
     allowed_callers: list[str] = Field(default_factory=list)
-    # App roles, any of which admits the caller; empty = no role required.
-    required_roles: list[str] = Field(default_factory=list)
+    # The claims that name a customer's account and user (Entra v2: tenant id and object id).
+    account_claim: str = Field(default="tid", min_length=1)
+    user_claim: str = Field(default="oid", min_length=1)
+    # The user role that reads and changes every customer's deliveries.
+    operator_role: str = Field(default="Operator", min_length=1)
     leeway_seconds: float = Field(default=60.0, ge=0)
-    # Outbound: the scope requested for service-to-service calls (``api://<app-id>/.default``).
-    outbound_scope: str | None = None
-    # Development issuer: a local signing key that mints tokens (never in production).
+    # Outbound: the scope requested per called service (``api://<app-id>/.default``), by the
+    # name the caller gives it (``package``, ``dronescheduler``, ``delivery``); none: no token.
+    outbound_scopes: dict[str, str] = Field(default_factory=dict)
+    # Development issuer: a local signing key that mints outbound tokens (never in production),
+    # and the app roles those tokens carry per called service (Entra's app role assignments).
     dev_signing_key_file: str | None = None
+    dev_roles: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _two_audiences(self) -> Self:
+        if self.audience and self.audience == self.public_audience:
+            raise ValueError(
+                "auth.audience and auth.public_audience must differ: service tokens and "
+                "customer tokens are told apart by their audience"
+            )
+        return self
 
 
 class HttpClientSettings(BaseModel):
@@ -203,35 +234,50 @@ class ServiceSettings(BaseSettings):
         return _proxies(value)
 
     @model_validator(mode="after")
-    def _production_is_authenticated(self) -> Self:
+    def _safe_in_production(self) -> Self:
+        """Production never serves an open API, nor trusts the development issuer."""
         if self.environment == "production":
-            problem = self.production_auth_problem()
+            problem = self.production_problem()
             if problem is not None:
-                raise ValueError(f"environment=production: {problem}")
+                raise ValueError(problem)
         return self
 
-    def production_auth_problem(self) -> str | None:
-        """Why these settings would serve an unauthenticated API in production (None: they do
-        not). Services whose routes need no token (the workflow) override it."""
-        auth = self.auth
-        if not auth.enabled:
+    def production_problem(self) -> str | None:
+        """Why these settings are unfit for production (None: they are fit), naming the
+        variables to set: tokens switched off, what tokens need missing
+        (:meth:`production_auth_problem`), or the development issuer configured."""
+        if not self.auth.enabled:
             return (
-                f"set {self.env_var('auth', 'enabled')}=true: every route but health takes a "
-                "bearer token in production"
+                f"{self.env_var('auth', 'enabled')} is false but {self.env_var('environment')} "
+                "is production: a production service always checks bearer tokens"
             )
-        missing = [name for name in ("issuer", "audience") if not getattr(auth, name)]
+        return self.production_auth_problem() or self.development_issuer_problem()
+
+    def production_auth_problem(self) -> str | None:
+        """What checking a token needs and is not set. Services whose own routes need no token
+        (the workflow, health only) override it with what their outbound calls need instead."""
+        auth = self.auth
+        missing = [] if auth.issuer else [self.env_var("auth", "issuer")]
+        if not auth.audience and not auth.public_audience:
+            missing.append(
+                f"{self.env_var('auth', 'audience')} or {self.env_var('auth', 'public_audience')}"
+            )
         if not auth.jwks_url and not auth.jwks_file:
-            missing.append("jwks_url")
+            missing.append(self.env_var("auth", "jwks_url"))
         if missing:
-            names = ", ".join(self.env_var("auth", name) for name in missing)
-            return f"auth is on but cannot check a token: set {names}"
-        return self.development_issuer_problem()
+            return (
+                f"{self.env_var('environment')} is production but {', '.join(missing)} not set: "
+                "a production service cannot check a token without them"
+            )
+        return None
 
     def development_issuer_problem(self) -> str | None:
+        """The development issuer's key is configured where it must never be."""
         if self.auth.dev_signing_key_file:
             return (
-                f"unset {self.env_var('auth', 'dev_signing_key_file')}: the development issuer "
-                "mints tokens from a local key, never in production"
+                f"{self.env_var('auth', 'dev_signing_key_file')} is set but "
+                f"{self.env_var('environment')} is production: the development issuer is never "
+                "used in production"
             )
         return None
 
@@ -281,6 +327,8 @@ def load_settings(settings_cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         problems = [
             f"{env_name(settings_cls, tuple(error['loc']))}: {error['msg']}"
+            if error["loc"]
+            else str(error["msg"]).removeprefix("Value error, ")
             for error in exc.errors()
         ]
         raise SettingsError(

@@ -12,8 +12,9 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict
 
 from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
+from dronecommon.notifyme import NotifyMeRequest
 
-from .schemas import Confirmation, NotifyMeRequest, Owner
+from .schemas import Confirmation, Owner
 
 STORED_STAGES = frozenset(
     {

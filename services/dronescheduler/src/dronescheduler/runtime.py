@@ -38,10 +38,12 @@ async def running(app: ServiceApp, settings: DroneSchedulerSettings) -> AsyncIte
         repository = SchedulerRepository(
             client[settings.mongo.database], cache_size=settings.assignment_cache
         )
+        area = settings.service_area
         scheduler = Scheduler(
-            Fleet(settings.fleet),
+            Fleet(settings.fleet, area.bases),
             repository,
             settings.fleet,
+            area=area,
             lease_retention=settings.lease_retention,
             prune_batch=settings.lease_prune_batch,
         )

@@ -1,4 +1,8 @@
-"""The public routes (thin: validation is in the schemas, rules in the service)."""
+"""The public routes (thin: validation is in the schemas, rules in the service).
+
+Every route is for customers (a token for the public API naming an account and a user; a service
+token is 403): the caller is the owner of what it schedules, and of nothing else.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
 from dronecommon import error_responses, from_state
-from dronecommon.auth.inbound import AnyCaller
+from dronecommon.auth.inbound import Caller
+from dronecommon.auth.policy import requires
 
 from .runtime import State
 from .schemas import (
@@ -22,21 +27,20 @@ from .service import IdempotencyKey, IngestionService
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 
 
-async def _caller_scope(caller: AnyCaller) -> str:
+Customer = Annotated[Caller, requires(customers=True)]
+
+
+async def _caller_scope(caller: Customer) -> str:
     """Whose Idempotency-Key it is: keys of different callers never meet.
 
-    The caller is the user (or service principal) the token is for — its object id, else its
-    subject — within the client application that obtained it: the users of one app (the web app
-    signs in many) never share keys, nor does one user across two apps.
+    A customer's keys are its user's (the user claim, ``oid`` by default) in its account (the
+    account claim, ``tid``), within the client application that obtained the token (``azp``):
+    the users of one app (the web app signs in many) never share keys, nor does one user across
+    two apps. With tokens off every request is the anonymous caller's.
     """
-    if not caller.authenticated:
+    if caller.kind != "customer":
         return "anonymous"
-    if caller.object_id:
-        who = f"object_id:{caller.object_id}"
-    elif caller.subject:
-        who = f"subject:{caller.subject}"
-    else:
-        who = "anonymous"
+    who = f"customer:{caller.account_id}/{caller.user_id or caller.subject}"
     return f"app_id:{caller.app_id}|{who}" if caller.app_id else who
 
 
@@ -97,11 +101,22 @@ _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
             },
         },
     },
-    400: _INVALID,
+    400: _problem(
+        400,
+        "Invalid request (per-field errors), a place outside the service area "
+        "(outside-service-area) or a trip longer than the maximum (trip-too-long)",
+    ),
+    403: _problem(403, "ownerId is not the caller the token names (or not a customer token)"),
     413: _problem(413, "Request body larger than 64 KiB"),
     415: _problem(415, "Request body is not JSON"),
     409: _problem(409, "A request with this Idempotency-Key is being sent; retry", retry=True),
     422: _problem(422, "The Idempotency-Key was used with a different body"),
+    429: _problem(
+        429,
+        "The account's rate of new requests (rate-limited) or its deliveries in progress "
+        "(too-many-deliveries-in-progress) is at its limit; nothing was queued",
+        retry=True,
+    ),
     503: _UNAVAILABLE,
 }
 _ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
@@ -113,12 +128,14 @@ _ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
         },
     },
     400: _INVALID,
+    404: _problem(404, "No delivery of the caller's has this id (nothing was queued)"),
     409: _ACCEPTED_DELIVERY[409],
     422: _problem(422, "The Idempotency-Key was used with a different request"),
     503: _UNAVAILABLE,
 }
 _ACCEPTED_RESCHEDULE: dict[int | str, dict[str, Any]] = {
     **_ACCEPTED_OPERATION,
+    400: _problem(400, "Invalid request (per-field errors) or a place outside the service area"),
     413: _ACCEPTED_DELIVERY[413],
     415: _ACCEPTED_DELIVERY[415],
 }
@@ -137,13 +154,14 @@ async def schedule_delivery(
     body: DeliveryRequestIn,
     request: Request,
     ingestion: Ingestion,
-    caller: CallerScope,
+    caller: Customer,
+    scope: CallerScope,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = None
     if idempotency_key is not None:
-        key = IdempotencyKey(caller=caller, key=idempotency_key, body=await request.json())
-    accepted = await ingestion.schedule(body, key)
+        key = IdempotencyKey(caller=scope, key=idempotency_key, body=await request.json())
+    accepted = await ingestion.schedule(body, caller, key)
     headers = {"Location": f"/api/deliveries/{accepted.delivery_id}"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -177,7 +195,8 @@ async def reschedule_delivery(
     body: RescheduleIn,
     request: Request,
     ingestion: Ingestion,
-    caller: CallerScope,
+    caller: Customer,
+    scope: CallerScope,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> OperationAccepted:
@@ -185,8 +204,8 @@ async def reschedule_delivery(
     key = None
     if idempotency_key is not None:
         parsed = await request.json()
-        key = _operation_key(caller, idempotency_key, "PATCH", delivery_id, parsed)
-    replayed = await ingestion.reschedule(delivery_id, body, key)
+        key = _operation_key(scope, idempotency_key, "PATCH", delivery_id, parsed)
+    replayed = await ingestion.reschedule(delivery_id, body, caller, key)
     _accepted(delivery_id, replayed, response)
     return OperationAccepted(delivery_id=delivery_id, operation="reschedule")
 
@@ -200,13 +219,14 @@ async def reschedule_delivery(
 async def cancel_delivery(
     delivery_id: DeliveryId,
     ingestion: Ingestion,
-    caller: CallerScope,
+    caller: Customer,
+    scope: CallerScope,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    key = _operation_key(caller, idempotency_key, "DELETE", delivery_id)
-    replayed = await ingestion.cancel(delivery_id, key)
+    key = _operation_key(scope, idempotency_key, "DELETE", delivery_id)
+    replayed = await ingestion.cancel(delivery_id, caller, key)
     _accepted(delivery_id, replayed, response)
     return OperationAccepted(delivery_id=delivery_id, operation="cancel")
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import enum
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from dronecommon.domain import Location
+from dronecommon.domain import ACCOUNT_HEADER, Location
 from dronecommon.httpclient import ResilientClient, Response
 
 from .errors import CredentialsRefused, PermanentError, TransientError
@@ -72,7 +73,7 @@ def _detail(response: Response) -> str:
 def _credentials(scope: str | None) -> str:
     if scope:
         return f"the token requested for scope {scope}"
-    return "no token (no outbound scope is configured)"
+    return "no token (no outbound scope is configured for it)"
 
 
 def _unexpected(
@@ -110,15 +111,16 @@ class Backends:
         package: ResilientClient,
         dronescheduler: ResilientClient,
         delivery: ResilientClient,
-        outbound_scope: str | None = None,
+        outbound_scopes: Mapping[str, str] | None = None,
     ) -> None:
         self.package = package
         self.dronescheduler = dronescheduler
         self.delivery = delivery
-        self.outbound_scope = outbound_scope
+        # The scope each service's token is requested for (named in a 401/403's alarm).
+        self.outbound_scopes = dict(outbound_scopes or {})
 
     def _unexpected(self, service: str, what: str, response: Response) -> Exception:
-        return _unexpected(service, what, response, scope=self.outbound_scope)
+        return _unexpected(service, what, response, scope=self.outbound_scopes.get(service))
 
     async def aclose(self) -> None:
         for client in (self.package, self.dronescheduler, self.delivery):
@@ -134,7 +136,11 @@ class Backends:
             "tag": info.tag,
             "ownerId": request.owner_id,
         }
-        response = await self.package.put(f"api/packages/{info.package_id}", json=body)
+        # Packages are kept per account: the request's account, not the workflow's identity.
+        headers = {ACCOUNT_HEADER: request.owner_of.account_id}
+        response = await self.package.put(
+            f"api/packages/{info.package_id}", json=body, headers=headers
+        )
         if response.status_code not in (200, 201, 204):
             raise self._unexpected("package", f"PUT package {info.package_id}", response)
 
@@ -208,8 +214,10 @@ class Backends:
         delivery_id = request.delivery_id
         body: dict[str, Any] = {
             "id": delivery_id,
-            # The request names one owner; the sample's account is the owner's own account.
-            "owner": {"userId": request.owner_id, "accountId": request.owner_id},
+            "owner": {
+                "userId": request.owner_of.user_id,
+                "accountId": request.owner_of.account_id,
+            },
             "pickup": _location(pickup),
             "dropoff": _location(dropoff),
             "deadline": request.deadline,
@@ -217,6 +225,11 @@ class Backends:
             "confirmationRequired": request.confirmation_required.value,
             "droneId": None,
         }
+        if request.notify is not None:
+            # In the creating PUT, so the delivery's first event already names who to tell.
+            body["notifyMeRequests"] = [
+                request.notify.model_dump(mode="json", by_alias=True, exclude_none=True)
+            ]
         if assignment is not None:
             body["droneId"] = assignment.drone_id
             body["pickupETA"] = assignment.pickup_eta

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TypedDict
 
-import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from redis.asyncio import Redis
 
@@ -26,7 +25,7 @@ from dronecommon.auth.credentials import (
     credential_needed,
     outbound_token_provider,
 )
-from dronecommon.httpclient import ResilientClient, create_http_client
+from dronecommon.httpclient import ResilientClient, create_http_client, create_probe_client
 from dronecommon.httpclient.client import TokenProvider
 from dronecommon.messaging import MessageReceiver, create_receiver
 from dronecommon.messaging.redis_streams import queue_redis_client as streams_client
@@ -35,11 +34,9 @@ from .backends import Backends
 from .consumer import Consumer
 from .repository import PendingStore
 from .service import Workflow
-from .settings import WorkflowSettings
+from .settings import DOWNSTREAM, WorkflowSettings
 
 logger = logging.getLogger("workflow.runtime")
-
-DOWNSTREAM = ("package", "dronescheduler", "delivery")
 
 
 class State(TypedDict):
@@ -80,7 +77,7 @@ def queue_redis_client(
     )
 
 
-def _health_check(probe: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[None]]:
+def _health_check(probe: ResilientClient, url: str) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         response = await probe.get(url + "/healthz")
         if response.status_code != 200:
@@ -109,23 +106,25 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
         )
         redis = create_redis_client(settings.redis, credential)
         stack.push_async_callback(_quietly("redis client", redis.aclose))
-        tokens = outbound_token_provider(settings.auth, credential, caller="workflow")
-        if tokens is not None:
-            stack.push_async_callback(tokens.close)
-        token: TokenProvider | None = tokens.token if tokens is not None else None
-        clients: dict[str, ResilientClient] = {
-            name: create_http_client(
+        clients: dict[str, ResilientClient] = {}
+        for name in DOWNSTREAM:
+            # One audience per service: a token for each, with the roles held on it.
+            tokens = outbound_token_provider(
+                settings.auth, credential, caller="workflow", target=name
+            )
+            if tokens is not None:
+                stack.push_async_callback(tokens.close)
+            token: TokenProvider | None = tokens.token if tokens is not None else None
+            clients[name] = create_http_client(
                 settings.http,
                 base_url=downstream_url(settings, name),
                 name=name,
                 token_provider=token,
             )
-            for name in DOWNSTREAM
-        }
-        backends = Backends(**clients, outbound_scope=settings.auth.outbound_scope)
+        backends = Backends(**clients, outbound_scopes=settings.auth.outbound_scopes)
         stack.push_async_callback(_quietly("downstream clients", backends.aclose))
         pending = PendingStore(redis, ttl=settings.pending_ttl)
-        consumer = Consumer(Workflow(backends, pending), settings)
+        consumer = Consumer(Workflow(backends, pending, area=settings.service_area), settings)
         queue_redis = queue_redis_client(settings, credential)
         if queue_redis is not None:
             stack.push_async_callback(_quietly("queue's redis client", queue_redis.aclose))
@@ -133,7 +132,7 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
             settings.queue, redis=queue_redis, credential=credential
         )
         stack.push_async_callback(_quietly("receiver", receiver.close))
-        probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
+        probe = create_probe_client(settings.downstream_health_timeout)
         stack.push_async_callback(_quietly("health probe client", probe.aclose))
         task = asyncio.create_task(receiver.run(consumer.handle), name="workflow-receiver")
 

@@ -31,7 +31,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from dronecommon.domain import resolve_location
+from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea
+from dronecommon.domain import Location
 
 from .backends import Backends, Outcome
 from .errors import PermanentError, TransientError
@@ -52,23 +53,32 @@ class Progress:
 class Workflow:
     """Runs each operation; raises PermanentError / TransientError (see :mod:`workflow.errors`)."""
 
-    def __init__(self, backends: Backends, pending: PendingStore, *, apply_rounds: int = 5) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        pending: PendingStore,
+        *,
+        apply_rounds: int = 5,
+        area: ServiceArea = DEFAULT_SERVICE_AREA,
+    ) -> None:
         self.backends = backends
         self.pending = pending
         self.apply_rounds = apply_rounds
+        self.area = area
 
     async def deliver(self, message: DeliveryMessage, progress: Progress) -> str:
         delivery_id = message.delivery_id
-        pickup, dropoff = message.pickup, message.dropoff
+        pickup = self.area.resolve(message.pickup_location)
+        dropoff = self.area.resolve(message.drop_off_location)
         if (await self.pending.read(delivery_id)).cancelled:
             # Book nothing more, but keep the request's record, Cancelled.
-            await self._record_cancelled(message)
+            await self._record_cancelled(message, pickup, dropoff)
             return "cancelled before it was scheduled: recorded as Cancelled, nothing booked"
         await self.backends.upsert_package(message)
         plan = await self.backends.assign_drone(message, pickup, dropoff)
         if plan.assignment is None:
             if (await self.pending.read(delivery_id)).cancelled:
-                await self._record_cancelled(message)
+                await self._record_cancelled(message, pickup, dropoff)
                 return "cancelled while it was being scheduled: recorded as Cancelled"
             raise PermanentError(
                 "DroneAssignmentReleased",
@@ -99,12 +109,14 @@ class Workflow:
         await self.pending.record_cancel(message.delivery_id, at_ms)
         return await self.apply_pending(message.delivery_id) or "nothing to apply"
 
-    async def _record_cancelled(self, message: DeliveryMessage) -> None:
+    async def _record_cancelled(
+        self, message: DeliveryMessage, pickup: Location, dropoff: Location
+    ) -> None:
         """End a delivery cancelled before its record existed: release whatever drone an earlier
         attempt of this message booked (a cancel handled between that attempt's pending read and
         its booking released nothing), then record the request as Cancelled."""
         await self.backends.release_drone(message.delivery_id)
-        await self.backends.create_delivery(message, message.pickup, message.dropoff, None)
+        await self.backends.create_delivery(message, pickup, dropoff, None)
         await self.backends.cancel_delivery(message.delivery_id)
 
     async def compensate(
@@ -149,8 +161,8 @@ class Workflow:
                 Outcome.FINAL: "not cancelled: the delivery is already completed",
             }[outcome]
         recorded = state.reschedule
-        pickup = _place(recorded, "pickupLocation")
-        dropoff = _place(recorded, "dropOffLocation")
+        pickup = _place(self.area, recorded, "pickupLocation")
+        dropoff = _place(self.area, recorded, "dropOffLocation")
         changes: dict[str, Any] = {}
         if pickup is not None:
             changes["pickup"] = pickup.model_dump()
@@ -177,11 +189,11 @@ class Workflow:
         }[outcome]
 
 
-def _place(recorded: dict[str, str], name: str) -> Any:
+def _place(area: ServiceArea, recorded: dict[str, str], name: str) -> Any:
     text = recorded.get(name)
     if text is None:
         return None
     try:
-        return resolve_location(text)
+        return area.resolve(text)
     except ValueError as exc:
         raise PermanentError("InvalidMessage", f"{name} {text!r}: {exc}") from exc

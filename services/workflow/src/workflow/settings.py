@@ -12,12 +12,18 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.area import ServiceArea
+from dronecommon.auth.roles import DELIVERIES_WRITE, DRONES_ASSIGN, PACKAGES_WRITE
 from dronecommon.settings import (
+    AuthSettings,
     HttpClientSettings,
     QueueSettings,
     RedisSettings,
     ServiceSettings,
 )
+
+# The services the workflow calls, by the names of their URL settings and outbound scopes.
+DOWNSTREAM = ("package", "dronescheduler", "delivery")
 
 
 class WorkflowQueueSettings(QueueSettings):
@@ -39,6 +45,23 @@ class WorkflowHttpSettings(HttpClientSettings):
     retry_after_max: float = Field(default=5.0, ge=0)
 
 
+class WorkflowAuthSettings(AuthSettings):
+    """The workflow's identity: the app roles it holds on each service it calls.
+
+    In Azure those are app role assignments of the workflow's identity (see infra/README.md);
+    locally, the development issuer puts the same roles in the tokens it mints. Outbound scopes
+    (``WORKFLOW_AUTH__OUTBOUND_SCOPES__PACKAGE`` and so on) are set per environment.
+    """
+
+    dev_roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "package": [PACKAGES_WRITE],
+            "dronescheduler": [DRONES_ASSIGN],
+            "delivery": [DELIVERIES_WRITE],
+        }
+    )
+
+
 class WorkflowSettings(ServiceSettings):
     """``WORKFLOW_PORT``, ``WORKFLOW_REDIS__URL``, ``WORKFLOW_QUEUE__*``, ``WORKFLOW_*_URL``..."""
 
@@ -53,6 +76,9 @@ class WorkflowSettings(ServiceSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     queue: WorkflowQueueSettings = Field(default_factory=WorkflowQueueSettings)
     http: WorkflowHttpSettings = Field(default_factory=WorkflowHttpSettings)
+    auth: WorkflowAuthSettings = Field(default_factory=WorkflowAuthSettings)
+    # Where free-text places resolve (the same definition as ingestion's and the scheduler's).
+    service_area: ServiceArea = Field(default_factory=ServiceArea)
 
     # The three services the workflow calls.
     package_url: str = "http://127.0.0.1:8003"
@@ -72,11 +98,17 @@ class WorkflowSettings(ServiceSettings):
     downstream_health_timeout: float = Field(default=1.0, gt=0)
 
     def production_auth_problem(self) -> str | None:
-        """The workflow serves health only (public), so production needs a token on every call
-        it makes rather than inbound auth."""
-        if not self.auth.outbound_scope:
+        """The workflow serves health only (no token to check), so production needs a token on
+        every call it makes instead: an outbound scope per called service."""
+        missing = [
+            self.env_var("auth", "outbound_scopes", name)
+            for name in DOWNSTREAM
+            if not self.auth.outbound_scopes.get(name)
+        ]
+        if missing:
             return (
-                f"set {self.env_var('auth', 'outbound_scope')}: every call to the package, drone "
-                "scheduler and delivery services carries a token in production"
+                f"{self.env_var('environment')} is production but {', '.join(missing)} not set: "
+                "every call to the package, drone scheduler and delivery services carries a "
+                "token in production"
             )
-        return self.development_issuer_problem()
+        return None

@@ -1,6 +1,6 @@
 """The token issuer's signing keys, fetched, cached and refreshed (:class:`SigningKeys`).
 
-Keys come from ``jwks_url`` (fetched with httpx, bounded by a total timeout, never blocking the
+Keys come from ``jwks_url`` (fetched with aiohttp, bounded by a total timeout, never blocking the
 event loop) or ``jwks_file`` (read in a worker thread). They are cached for
 ``jwks_cache_seconds``; a token naming an unknown ``kid`` triggers one refetch, at most once per
 ``refetch_interval`` (key rotation without letting forged ``kid``\\s hammer the issuer). One fetch
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 import jwt
 
 from dronecommon.auth.errors import AuthenticationError, SigningKeysUnavailableError
@@ -51,21 +51,34 @@ class HttpJwks:
         self.description = url
 
     async def fetch(self) -> Mapping[str, Any]:
-        # A client per fetch: fetches are rare (hourly) and nothing outlives the call.
+        # A session per fetch: fetches are rare (hourly) and nothing outlives the call. Redirects
+        # are followed and proxy settings read from the environment, as the issuer's documented
+        # endpoint may sit behind either.
         try:
             async with (
                 asyncio.timeout(self.timeout),
-                httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
+                aiohttp.ClientSession(trust_env=True) as session,
+                session.get(
+                    self.url, headers={"Accept": "application/json"}, raise_for_status=True
+                ) as response,
             ):
-                response = await client.get(self.url, headers={"Accept": "application/json"})
-                response.raise_for_status()
-                body = response.content
+                body = await _read_capped(response)
         except TimeoutError as exc:
             message = f"{self.url}: timed out after {self.timeout}s"
             raise SigningKeysUnavailableError(message) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise SigningKeysUnavailableError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         return _parse_document(body, self.url)
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or its first bytes past :data:`MAX_JWKS_BYTES` (refused when parsed)."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_JWKS_BYTES:
+            break
+    return bytes(body)
 
 
 class FileJwks:

@@ -10,10 +10,18 @@ Calls return a :class:`Response`, read whole.
 Failures a caller should retry later raise :class:`TransientHTTPError` (:class:`CircuitOpenError`
 when the breaker fails fast); permanent answers (4xx other than 408/429) come back as responses for
 the caller to inspect. The full classification is in :mod:`dronecommon.httpclient.errors`.
+
+``create_probe_client(timeout)`` gives the same client shaped for health probes of other services:
+one attempt, a breaker that never opens, no spans.
 """
 
 from dronecommon.httpclient.breaker import CircuitBreaker, CircuitState
-from dronecommon.httpclient.client import ResilientClient, TokenProvider, create_http_client
+from dronecommon.httpclient.client import (
+    ResilientClient,
+    TokenProvider,
+    create_http_client,
+    create_probe_client,
+)
 from dronecommon.httpclient.errors import (
     CircuitOpenError,
     FailureKind,
@@ -37,5 +45,6 @@ __all__ = [
     "TokenProvider",
     "TransientHTTPError",
     "create_http_client",
+    "create_probe_client",
     "parse_retry_after",
 ]

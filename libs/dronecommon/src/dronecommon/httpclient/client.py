@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
@@ -96,7 +97,7 @@ class ResilientClient:
     ``get/head/options/delete/put/post/patch/request`` return a :class:`Response`; ``aclose()``;
     ``async with``. Two keyword arguments besides the usual ones: ``idempotent`` (override whether
     the call may be retried) and ``budget`` (seconds the whole call, retries and waits included,
-    may take).
+    may take). ``traced=False`` makes no spans (and so sends no ``traceparent``).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class ResilientClient:
         budget: float | None = None,
         token_provider: TokenProvider | None = None,
         headers: Mapping[str, str] | None = None,
+        traced: bool = True,
     ) -> None:
         self.name = name
         self._urls = UrlJoiner(base_url) if base_url else None
@@ -125,7 +127,7 @@ class ResilientClient:
         self._breakers: dict[tuple[str, str, int | None], CircuitBreaker] = {}
         self._token_provider = token_provider
         self._headers: CIMultiDict[str] | None = CIMultiDict(headers) if headers else None
-        self._tracer = trace.get_tracer(_TRACER_NAME)
+        self._tracer = trace.get_tracer(_TRACER_NAME) if traced else trace.NoOpTracer()
         self._wire = Wire(settings)
         self._closed = False
 
@@ -388,3 +390,22 @@ def create_http_client(
         token_provider=token_provider,
         headers=headers,
     )
+
+
+def create_probe_client(timeout: float, *, name: str = "health probe") -> ResilientClient:
+    """A client for health probes of other services (``/healthz``), absolute URLs.
+
+    Probe-shaped: one attempt within ``timeout`` (no retries), a circuit breaker that never opens
+    (a probe reports the target's state now, not a remembered one; its failures are its own, not
+    counted against the clients that carry the service's calls) and no spans (health routes stay
+    out of traces, as on the serving side).
+    """
+    settings = HttpClientSettings(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries=0,
+        retry_after_max=0,
+        breaker_failure_threshold=sys.maxsize,
+        max_connections=10,
+    )
+    return ResilientClient(settings, name=name, budget=timeout, traced=False)
