@@ -17,7 +17,7 @@ then onto the queue, answered only once the queue has it.
   earlier one (a reschedule back to an earlier place). A delivery's id is derived from its body,
   which holds the request's own new ``deliveryId`` (and a retry under its key resends the stored
   body); a keyed reschedule or cancel's from the key's record; an unkeyed one's is random.
-- Every send is bounded by ``send_timeout``; a failed or late send is
+- Every send (:mod:`ingestion.sending`) is bounded by ``send_timeout``; a failed or late send is
   a 503 and leaves nothing that claims success: :class:`~ingestion.errors.QueueUnavailable` when
   no connection to the queue could be opened (nothing was queued, and the delivery stops counting
   against the account's cap), :class:`~ingestion.errors.QueueOutcomeUnknown` otherwise (a
@@ -32,20 +32,17 @@ import hashlib
 import json
 import logging
 import secrets
-import socket
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from dronecommon.area import ServiceArea
 from dronecommon.auth.inbound import Caller
 from dronecommon.domain import utcnow
-from dronecommon.messaging import MessageSender, OutgoingMessage
+from dronecommon.messaging import MessageSender
 
 from .accounts import AccountStore, Owner
 from .errors import (
@@ -55,7 +52,6 @@ from .errors import (
     OutsideServiceArea,
     OwnerMismatch,
     OwnerRequired,
-    QueueOutcomeUnknown,
     QueueUnavailable,
     RateLimited,
     RequestInProgress,
@@ -71,10 +67,10 @@ from .schemas import (
     RescheduleIn,
 )
 from .schemas import Owner as OwnerOut
+from .sending import QueueSender
 from .settings import LimitSettings
 
 logger = logging.getLogger("ingestion")
-tracer = trace.get_tracer("ingestion")
 
 #: The namespace of message ids: uuid5(MESSAGE_NAMESPACE, "<deliveryId>|<operation>|<body>").
 MESSAGE_NAMESPACE = uuid.UUID("5b0f4a1e-8a55-4c1f-9a3e-6d2f1e0c7b11")
@@ -173,13 +169,13 @@ class IngestionService:
         area: ServiceArea,
         limits: LimitSettings,
     ) -> None:
-        self._sender = sender
+        self._queue = QueueSender(
+            sender, queue_name=queue_name, timeout=send_timeout, retry_after=retry_after
+        )
         self._store = store
         self._accounts = accounts
         self._area = area
         self._limits = limits
-        self._queue_name = queue_name
-        self._send_timeout = send_timeout
         self._store_timeout = store_timeout
         self._wait_for_owner = wait_for_owner
         self._retry_after = retry_after
@@ -226,7 +222,7 @@ class IngestionService:
         fields = changes.model_dump(mode="json", by_alias=True, exclude_none=True)
         body = orjson.dumps({"deliveryId": delivery_id, **fields})
         if idempotency is None:
-            await self._send("reschedule", delivery_id, body, str(uuid.uuid4()))
+            await self._queue.send("reschedule", delivery_id, body, str(uuid.uuid4()))
             return False
         return (await self._send_once("reschedule", body, idempotency)).replayed
 
@@ -237,7 +233,7 @@ class IngestionService:
         await self._check_owner(delivery_id, caller)
         body = orjson.dumps({"deliveryId": delivery_id})
         if idempotency is None:
-            await self._send("cancel", delivery_id, body, str(uuid.uuid4()))
+            await self._queue.send("cancel", delivery_id, body, str(uuid.uuid4()))
             return False
         return (await self._send_once("cancel", body, idempotency)).replayed
 
@@ -288,7 +284,7 @@ class IngestionService:
         await self._accounts.record_owner(delivery_id, owner)
         sent_as = message_id(delivery_id, "delivery", body)
         try:
-            await self._send("delivery", delivery_id, body, sent_as, keyed=keyed)
+            await self._queue.send("delivery", delivery_id, body, sent_as, keyed=keyed)
         except QueueUnavailable:
             try:
                 await self._accounts.ended(owner.account_id, delivery_id)
@@ -336,7 +332,7 @@ class IngestionService:
                 await self._deliver(owner, delivery_id, body, keyed=True)
             else:
                 sent_as = keyed_message_id(key, operation)
-                await self._send(operation, delivery_id, body, sent_as, keyed=True)
+                await self._queue.send(operation, delivery_id, body, sent_as, keyed=True)
         except Exception:
             await self._settle_quietly(self._store.fail(key, token), "its release", delivery_id)
             raise
@@ -362,70 +358,6 @@ class IngestionService:
             return
         if not held:
             logger.warning("idempotency record of %s: taken over before %s", delivery_id, what)
-
-    # -- the queue ------------------------------------------------------------------------------
-
-    async def _send(
-        self,
-        operation: Operation,
-        delivery_id: str,
-        body: bytes,
-        message_id: str,
-        *,
-        keyed: bool = False,
-    ) -> None:
-        message = OutgoingMessage(
-            body=body,
-            message_id=message_id,
-            content_type="application/json",
-            properties={"operation": operation},
-        )
-        with tracer.start_as_current_span(
-            f"{self._queue_name} send",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.destination.name": self._queue_name,
-                "messaging.operation.name": "send",
-                "messaging.operation.type": "send",
-                "messaging.message.id": message.message_id,
-                "dronedelivery.delivery_id": delivery_id,
-                "dronedelivery.operation": operation,
-            },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                async with asyncio.timeout(self._send_timeout):
-                    await self._sender.send(message)
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-                logger.warning(
-                    "queue %s did not take %s message %s for %s: %s: %s",
-                    self._queue_name,
-                    operation,
-                    message.message_id,
-                    delivery_id,
-                    type(exc).__name__,
-                    exc,
-                )
-                if _not_sent(exc):
-                    raise QueueUnavailable(self._retry_after) from exc
-                raise QueueOutcomeUnknown(
-                    self._retry_after, operation=operation, delivery_id=delivery_id, keyed=keyed
-                ) from exc
-
-
-def _not_sent(exc: BaseException) -> bool:
-    """Whether a failed send surely left nothing on the queue: no connection could be opened."""
-    seen: set[int] = set()
-    error: BaseException | None = exc
-    while error is not None and id(error) not in seen:
-        if isinstance(error, ConnectionRefusedError | socket.gaierror):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def _delivery_id(body: bytes) -> str:
