@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -552,6 +553,8 @@ def test_env_names_are_settings_of_the_service(rendered: Rendered, service: str)
             assert resolves(model, parts), f"{name} is not a {model.__name__} setting"
 
 
+PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
+
 PRIVATE_RANGES = (
     "10.0.0.0/8",
     "172.16.0.0/12",
@@ -596,3 +599,34 @@ def test_production_azure_egress_is_the_private_endpoints_and_the_public_interne
                 assert any(private.subnet_of(e) for e in excepted), (  # type: ignore[arg-type]
                     f"{service}: {network} reaches {private} on the Azure ports"
                 )
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_the_rendered_settings_pass_the_production_rules(
+    rendered: Rendered, service: str, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every chart deploys with ENVIRONMENT=production: its plain settings must be ones a
+    production service starts with (tokens on and checkable, no development issuer; the
+    workflow's outbound scopes), or the pods would crash at start-up."""
+    model = settings_class(service)
+    if model is None:
+        pytest.skip(f"{service}.settings is not importable here")
+    from dronecommon.settings import load_settings
+
+    prefix = f"{service.upper()}_"
+    for name in [key for key in os.environ if key.startswith(prefix)]:
+        monkeypatch.delenv(name)
+    plain = {
+        name: value
+        for name, value in env_of(rendered[service, env]).items()
+        if name.startswith(prefix) and isinstance(value, str)
+    }
+    assert plain[f"{prefix}ENVIRONMENT"] == "production"
+    # The charts' application ids are one placeholder GUID; Flux's cluster-settings give each
+    # API its own (infra/README.md), which is what a service and the public API need.
+    own = f"{prefix}AUTH__AUDIENCE"
+    if plain.get(own) == PLACEHOLDER_ID:
+        plain[own] = f"{service}-application-id"
+    for name, value in plain.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings(model).environment == "production"
