@@ -1,10 +1,6 @@
 """With tokens on: the owner comes from the token, and only the owner (or an operator) may
 reschedule or cancel; everyone else finds no such delivery."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import uuid
