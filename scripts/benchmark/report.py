@@ -284,7 +284,7 @@ def _profiles(report: dict[str, Any]) -> list[str]:
     ]
     for name, top in report["profiles"].items():
         lines.append(
-            f"- **{name}** by library: "
+            f"- **{name}** ({top['busy_share'][0][1]}% of samples busy) by library: "
             + "; ".join(f"{f} {p}%" for f, p in top["by_library"][:8])
             + ". Hottest frames: "
             + "; ".join(f"`{f}` {p}%" for f, p in top["self"][:5])

@@ -162,7 +162,9 @@ class Admission:
         self._rate = self._fixed_rate
         if reading.drained is not None:
             self._readings.append((now, reading.drained))
-            while self._readings and now - self._readings[0][0] > self.settings.window:
+            # Keep the newest reading at least ``window`` old: the rate spans the window even
+            # when a reading came late.
+            while len(self._readings) > 2 and now - self._readings[1][0] >= self.settings.window:
                 self._readings.popleft()
             self._rate = self._drain_rate()
         self._limit = self._limit_for(self._rate)
