@@ -119,7 +119,7 @@ async def test_a_backlog_beyond_the_limit_is_503_with_retry_after_and_nothing_qu
                 assert_problem(await client.post(URL, json=SAMPLE_REQUEST), 503, type="overloaded")
             assert await entries_added(redis) == added  # nothing reached the queue
 
-            # Refused before the body is looked at: even an invalid one.
+            # Refused before the body is validated: even an invalid one.
             assert_problem(await client.post(URL, json={}), 503, type="overloaded")
             # Readiness is not affected; reschedules and cancels still go through.
             assert (await client.get("/readyz")).status_code == 200

@@ -51,7 +51,7 @@ Ingestion = Annotated[IngestionService, from_state(State, "ingestion")]
 
 
 async def _admit(admission: Annotated[Admission, from_state(State, "admission")]) -> None:
-    """Admission control (``admission.py``): first, before the token and the body are checked."""
+    """Admission control (``admission.py``): right after the token, before the body is validated."""
     admission.check()
 
 
