@@ -84,7 +84,7 @@ def search(
         return result
 
     warmup = run("warm-up", plan.start, plan.warmup) if plan.warmup > 0 else None
-    steps = []
+    steps: list[dict[str, Any]] = []
     knee: float | None = None
     rate = plan.start
     while rate <= plan.max_rate + 1e-9:
@@ -101,7 +101,7 @@ def search(
     if profile is not None:
         wait_drained(bench, 60)
         profiled = run("profiled", knee or plan.start, plan.seconds, profile=profile)
-    overload = []
+    overload: list[dict[str, Any]] = []
     base = knee or plan.start
     for factor in plan.overload_factors:
         wait_drained(bench, 120)

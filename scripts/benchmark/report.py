@@ -198,15 +198,16 @@ def _tracing(report: dict[str, Any]) -> list[str]:
         "",
         (
             f"Fresh stack per row, {tracing['rate']:g}/s offered for {tracing['seconds']:g} s "
-            "(above capacity: goodput is capacity); exports to a local sink. Ratios against the "
-            "`off` row of this run."
+            "(above capacity, so goodput is capacity: a row that refused nothing kept up, and its "
+            "capacity is higher); exports to a local sink. Ratios against the `off` row of this "
+            "run."
         ),
         "",
         (
-            "| row | tracing | scheduled/s | vs off | CPU ms per delivery | vs off | e2e p99 ms "
-            "| ingestion p99 ms | target |"
+            "| row | tracing | scheduled/s | vs off | refused | CPU ms per delivery | vs off "
+            "| e2e p99 ms | ingestion p99 ms | target |"
         ),
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, w in rows.items():
         ratio = w.get("goodput_vs_off")
@@ -215,7 +216,8 @@ def _tracing(report: dict[str, Any]) -> list[str]:
             target = f"≥ {limits[name]:g}x off: {verdict(ratio >= limits[name])}"
         lines.append(
             f"| {name} | {described.get(name, name)} | {w['scheduled_per_s_window']:g} | "
-            f"{ratio if ratio is not None else '—'} | {w['cpu_ms_per_delivery_total']:g} | "
+            f"{ratio if ratio is not None else '—'} | {w['rejected_503']} | "
+            f"{w['cpu_ms_per_delivery_total']:g} | "
             f"{w.get('cpu_per_delivery_vs_off', '—')} | {w['e2e_p99_ms']:g} | "
             f"{w['ingestion_p99_ms']:g} | {target} |"
         )

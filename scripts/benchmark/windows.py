@@ -66,7 +66,7 @@ def window(
     cpu_settled = bench.cpu()
 
     created = {
-        delivery_id: parse_time(record.get("created_at", record.get("createdAt")))
+        delivery_id: parse_time(str(record.get("created_at") or record.get("createdAt")))
         for delivery_id, record in records.items()
         if record.get("drone_id", record.get("droneId"))
     }
@@ -148,7 +148,7 @@ def _series(
 
 def sustained(result: dict[str, Any], p99_limit_ms: float) -> bool:
     """Every request accepted and scheduled in time, end-to-end p99 within the limit."""
-    return (
+    return bool(
         result["requests"] > 0
         and result["accepted"] == result["requests"]
         and result["late"] == 0
