@@ -31,8 +31,9 @@ delivery in time-lapse (``--speedup``, ``--stop-seconds``, ``--fleet``), a fix p
 second. ``--env`` passes settings to every service; ``--profile`` adds a window at the knee with
 py-spy on every service (``reports/bench/profiles/``). Everything listens on 127.0.0.1 and stops
 by itself. Results in ``--out`` (``reports/bench/``): ``report.md`` with ``latency.png``,
-``throughput.png`` and ``cpu.png``, and ``result.json``. Exit status 1 when an accepted request
-was not scheduled exactly once or something was dead-lettered.
+``throughput.png`` and ``cpu.png``, and ``result.json`` (``--render result.json`` redraws them
+from it). Exit status 1 when an accepted request was not scheduled exactly once or something was
+dead-lettered.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true", help="a few short steps (a smoke test)")
     add("--profile", action="store_true", help="py-spy every service in a window at the knee")
     add("--out", type=Path, default=REPORTS)
+    add("--render", type=Path, metavar="RESULT_JSON", help="only redraw and rewrite the report")
     add("--child", choices=["open", "closed", "bare", "sink"], help=argparse.SUPPRESS)
     add("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -118,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = options(argv)
     if args.child:
         return child_main(args)
+    if args.render:
+        write_report(json.loads(args.render.read_text()), args.out)
+        return 0
     began = time.monotonic()
     skip = set(filter(None, args.skip.split(",")))
     ratio = chart_sampling_ratio()
@@ -221,12 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report["duration_s"] = time.monotonic() - began
     (args.out / "result.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    for picture in draw(report, args.out):
+    write_report(report, args.out)
+    return 0 if knee["verify"]["all_scheduled_exactly_once"] else 1
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """The plots and ``report.md`` from a run's results."""
+    out.mkdir(parents=True, exist_ok=True)
+    for picture in draw(report, out):
         say(f"drew {picture}")
     text = markdown(report)
-    (args.out / "report.md").write_text(text + "\n")
+    (out / "report.md").write_text(text + "\n")
     sys.stdout.write("\n" + text + "\n")
-    return 0 if knee["verify"]["all_scheduled_exactly_once"] else 1
 
 
 if __name__ == "__main__":

@@ -147,8 +147,10 @@ def _background(report: dict[str, Any]) -> list[str]:
             "confirming the delivery at the drop-off and released at home. Time-lapse: cruise "
             f"speeds x{fleet['speedup']:g} (scheduler and simulator alike), "
             f"{fleet['stop_seconds']:g} s at each stop, so a trip lasts {trips['median']:g} s at "
-            f"the median ({trips['p90']:g} s p90, {trips['max']:g} s at most; slowest class) and "
-            f"drones come home. The fleet of {fleet['fleet_size']:,} drones cannot run dry below "
+            f"the median ({trips['p90']:g} s p90, {trips['max']:g} s at most; slowest class, "
+            f"{trips.get('max_in_the_worst_wind', trips['max']):g} s in the worst wind) and drones "
+            "come home. The "
+            f"fleet of {fleet['fleet_size']:,} drones cannot run dry below "
             f"{fleet['rate_the_fleet_sustains_at_least']:,.0f} deliveries/s; "
             + (
                 f"at most {max(peaks):,.0f} were in the air at once, at least "
