@@ -14,6 +14,7 @@ from dronecommon import error_responses, from_state
 from dronecommon.auth.inbound import Caller
 from dronecommon.auth.policy import requires
 
+from .admission import Admission
 from .runtime import State
 from .schemas import (
     UUID_PATTERN,
@@ -45,6 +46,13 @@ async def _caller_scope(caller: Customer) -> str:
 
 
 Ingestion = Annotated[IngestionService, from_state(State, "ingestion")]
+
+
+async def _admit(admission: Annotated[Admission, from_state(State, "admission")]) -> None:
+    """Admission control (``admission.py``): right after the token, before the body is validated."""
+    admission.check()
+
+
 CallerScope = Annotated[str, Depends(_caller_scope)]
 DeliveryId = Annotated[
     str,
@@ -117,7 +125,12 @@ _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
         "(too-many-deliveries-in-progress) is at its limit; nothing was queued",
         retry=True,
     ),
-    503: _UNAVAILABLE,
+    503: _problem(
+        503,
+        "The queue or the Idempotency-Key store did not answer, or the queue holds more work "
+        "than the service admits (overloaded); nothing was done",
+        retry=True,
+    ),
 }
 _ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
     202: {
@@ -149,6 +162,7 @@ router = APIRouter(prefix="/api/deliveryrequests", tags=["delivery requests"])
     response_model=DeliveryRequest,
     summary="Schedule a delivery",
     responses=_ACCEPTED_DELIVERY,
+    dependencies=[Depends(_admit)],
 )
 async def schedule_delivery(
     body: DeliveryRequestIn,

@@ -189,3 +189,22 @@ class TooManyInProgress(DomainError):
             "scheduled. Retry once one of them is completed or cancelled.",
             retry_after=retry_after,
         )
+
+
+class Overloaded(DomainError):
+    """The queue holds more work than the front door admits (``admission.py``)."""
+
+    status = 503
+    problem = "overloaded"
+    title = "Overloaded"
+
+    def __init__(self, backlog: int, drain_rate: float, limit_seconds: float, retry_after: int):
+        if drain_rate > 0:
+            held = f"about {backlog / drain_rate:.1f} s of work ({backlog} messages)"
+        else:
+            held = f"{backlog} messages and is not draining"
+        super().__init__(
+            f"The delivery queue holds {held}; this service admits up to {limit_seconds:g} s "
+            f"of work. Nothing was queued. Retry in {retry_after} s.",
+            retry_after=retry_after,
+        )
