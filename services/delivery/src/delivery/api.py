@@ -3,16 +3,18 @@
 ``internal`` routes are for the other services (bearer token required when auth is on): every
 write, the full delivery with its owner, the owner and the summaries. ``public`` routes are what
 clients reach through the gateway without a service token: the public view of a delivery (no
-owner, contacts or proof of delivery), its status and its tracking history.
+owner, contacts or proof of delivery) and its public tracking stream (no drone id), then the
+owner's reads: its status, tracking history and tracking stream.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
+from sse_starlette import EventSourceResponse
 
 from dronecommon import error_responses, from_state
 
@@ -34,10 +36,20 @@ from .schemas import (
     not_reserved,
 )
 from .service import DeliveryService
+from .sse import Tracker
 
 PREFIX = "/api/deliveries"
 
 Deliveries = Annotated[DeliveryService, from_state(State, "deliveries")]
+Tracking = Annotated[Tracker, from_state(State, "tracker")]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        description="Resume after this event (sent by EventSource on reconnection); "
+        "an id that is not one of the stream's starts afresh",
+    ),
+]
 DeliveryId = Annotated[
     str,
     Path(
@@ -51,6 +63,38 @@ DeliveryId = Annotated[
 ]
 
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done"}}
+
+_STREAM_EXAMPLE = """\
+retry: 3000
+id: 1767261600123-0.0
+event: status
+data: {"stage":"HeadedToPickup","lastKnownLocation":{...},"pickupETA":"...","deliveryETA":"...",\
+"telemetry":"none","drone":null}
+
+id: 1767261600123-0.7
+event: status
+data: {"stage":"HeadedToPickup",...,"telemetry":"live","drone":{"location":{...},"at":"...",\
+"phase":"ToPickup","speedMph":41.2}}
+
+: ping
+
+id: 1767261902456-0.188
+event: end
+data: {"stage":"Completed"}
+"""
+
+
+def stream_responses(body: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": "Server-Sent Events: `status` events (data: " + body + "), then "
+            "`end` once Completed or Cancelled",
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
+            },
+        },
+        **error_responses(400, 404, 503),
+    }
 
 
 def _public_view(record: DeliveryRecord, status: DeliveryStatus) -> dict[str, Any]:
@@ -67,12 +111,14 @@ def _public_view(record: DeliveryRecord, status: DeliveryStatus) -> dict[str, An
         "stage": status.stage,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "telemetry": status.telemetry,
     }
 
 
 def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
     return Delivery(
         **_public_view(record, status),
+        drone=status.drone,
         owner=record.owner,
         notify_me_requests=record.notify_me_requests,
         confirmation=record.confirmation,
@@ -198,7 +244,19 @@ async def confirm(id: DeliveryId, body: Confirmation, deliveries: Deliveries) ->
 )
 async def get_public(id: DeliveryId, deliveries: Deliveries) -> PublicDelivery:
     record, status = await deliveries.get(id)
-    return PublicDelivery(**_public_view(record, status))
+    return PublicDelivery(**_public_view(record, status), drone=status.public().drone)
+
+
+@public.get(
+    "/public/{id}/tracking",
+    summary="Track a delivery live, as anyone may (no drone id)",
+    response_class=EventSourceResponse,
+    responses=stream_responses("the status without the drone's id"),
+)
+async def track_public(
+    id: DeliveryId, tracker: Tracking, last_event_id: LastEventId = None
+) -> EventSourceResponse:
+    return await tracker.open(id, public=True, last_event_id=last_event_id)
 
 
 @public.get(
@@ -217,3 +275,15 @@ async def status(id: DeliveryId, deliveries: Deliveries) -> DeliveryStatus:
 )
 async def history(id: DeliveryId, deliveries: Deliveries) -> list[TrackingEvent]:
     return await deliveries.history(id)
+
+
+@public.get(
+    "/{id}/tracking",
+    summary="Track a delivery live, as its owner",
+    response_class=EventSourceResponse,
+    responses=stream_responses("the same JSON as `GET .../status`"),
+)
+async def track(
+    id: DeliveryId, tracker: Tracking, last_event_id: LastEventId = None
+) -> EventSourceResponse:
+    return await tracker.open(id, public=False, last_event_id=last_event_id)

@@ -1,8 +1,9 @@
 """What the service stores per delivery (JSON in Redis), apart from the wire models.
 
 A delivery's *stored* stage is one of Created, Rescheduled, Completed or Cancelled: the stages a
-write causes. HeadedToPickup and HeadedToDropoff follow from the clock and the drone timing (see
-:mod:`delivery.tracking`), so they are never written.
+write causes. HeadedToPickup and HeadedToDropoff follow from the drone's reported phase, or
+without telemetry from the clock and the drone timing (see :mod:`delivery.tracking`), so they are
+never written as the stage (the history keeps the phase changes the drone reported).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict
 
 from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
+from dronecommon.fixes import Phase
 
 from .schemas import Confirmation, NotifyMeRequest, Owner
 
@@ -65,12 +67,14 @@ class DeliveryRecord(BaseModel):
 
 
 class StoredEvent(BaseModel):
-    """One entry of the history list; events that start a plan carry it."""
+    """One entry of the history list; events that start a plan carry it, and the drone's
+    reported phase changes (written by the telemetry consumer) carry the phase."""
 
     at: UtcDateTime
     stage: DeliveryStage
     location: Location | None
     plan: Plan | None = None
+    phase: Phase | None = None
 
     def dumps(self) -> str:
         return self.model_dump_json(exclude_none=True)
