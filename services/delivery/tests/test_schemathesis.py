@@ -20,7 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.python.asgi import get_client
+from schemathesis.python.asgi import get_client, shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
@@ -63,4 +63,7 @@ def test_operation_conforms_to_the_document(
     def run(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(checks=CHECKS)
 
-    run()
+    try:
+        run()
+    finally:
+        shutdown_lifespans()  # stops the app (and its telemetry consumer)

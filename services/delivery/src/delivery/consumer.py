@@ -30,6 +30,7 @@ from dronecommon.domain import TERMINAL_STAGES
 from dronecommon.fixes import Fix, FixConsumer
 
 from . import tracking
+from .background import untraced
 from .live import Live, LiveRules, fold
 from .livestore import APPLIED, CONFLICT, LiveRead, LiveStore, LiveWrite
 from .records import DeliveryRecord
@@ -195,7 +196,8 @@ class ConsumerWorker:
             finally:
                 self._busy = False
 
-        await self.source.run(handle)
+        with untraced():
+            await self.source.run(handle)
 
     async def stop(self) -> None:
         """Stop reading; a batch in hand may finish within the grace (else it stays pending and

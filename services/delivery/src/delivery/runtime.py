@@ -70,7 +70,7 @@ async def running(
             stack.push_async_callback(reader_redis.aclose)
             source = create_fix_consumer(
                 stream,
-                consumer=default_consumer_name("delivery"),
+                consumer=live.consumer_name or default_consumer_name("delivery"),
                 redis=reader_redis,
                 credential=credential,
             )
@@ -102,7 +102,6 @@ async def running(
             deliveries,
             max_watchers=settings.sse.max_watchers,
             retry_after=settings.sse.retry_after,
-            min_interval=settings.sse.min_interval,
         )
         await hub.start()
         stack.push_async_callback(hub.close)

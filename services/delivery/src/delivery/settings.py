@@ -22,8 +22,10 @@ class FixStreamSettings(TelemetryStreamSettings):
 class LiveSettings(BaseModel):
     """``DELIVERY_LIVE__*``: the telemetry consumer and the rules of live status and ETAs."""
 
-    # Consume the drone telemetry in this replica (competing consumers of one group).
+    # Consume the drone telemetry in this replica (competing consumers of one group), under this
+    # name (default: delivery-<host>-<pid>, unique per process).
     consumer: bool = True
+    consumer_name: str | None = Field(default=None, min_length=1, max_length=200)
     # A fix older than this (seconds) is stale: the ETAs fall back to the plan.
     stale_after: float = Field(default=30.0, gt=0)
     # Time on the ground at the pickup and again at the drop-off, in the live ETAs (the

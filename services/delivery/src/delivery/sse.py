@@ -7,8 +7,9 @@ Protocol (``GET .../public/{id}/tracking`` and ``GET .../{id}/tracking``):
 - the first event at once: ``event: status``, the same JSON as the status (the public one
   without the drone's id), with ``retry:`` (``DELIVERY_SSE__RETRY_MS``);
 - then ``event: status`` whenever a fix or a stage change arrives, at most one per
-  ``DELIVERY_SSE__MIN_INTERVAL`` seconds (the newest state wins); every stage entry written
-  meanwhile is sent first, in order, with the status it had then (never coalesced away);
+  ``DELIVERY_SSE__MIN_INTERVAL`` seconds (the newest state wins), less a tenth of it so a drone
+  reporting exactly that often is forwarded at once; every stage entry written meanwhile is sent
+  first, in order, with the status it had then (never coalesced away);
 - every event has an ``id:`` ``<stage entry id>.<tracking version>``; a reconnection with
   ``Last-Event-ID`` gets the stage entries after that id, then the current status (an id that
   does not parse is ignored: a fresh start);
@@ -34,6 +35,10 @@ from .service import DeliveryService, View
 from .settings import SseSettings
 from .watch import Hub, Watcher
 
+# A status may follow the previous one after this share of the interval: updates that come
+# exactly once per interval (a drone's fixes) then pass at once instead of waiting for the next
+# slot with a constant lag.
+_JITTER = 0.9
 _EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})(?:\.\d{1,20})?$")
 _TERMINAL = frozenset(stage.value for stage in TERMINAL_STAGES)
 
@@ -107,7 +112,7 @@ class _Stream:
             self.watcher.close()
 
     async def _run(self, first: View) -> AsyncIterator[ServerSentEvent]:
-        interval = self.tracker.settings.min_interval
+        interval = self.tracker.settings.min_interval * _JITTER
         view: View | None = first
         if self.sid is None or _sid_key(self.sid) > _sid_key(first.sid):
             self.sid = first.sid  # a fresh start: the current status says it all

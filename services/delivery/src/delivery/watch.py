@@ -4,8 +4,8 @@ Every change of a delivery's status is announced on the Redis channel ``<p>:trac
 (by the service's writes and by the telemetry consumer of whichever replica applied the fix). A
 replica holds **one** pub/sub connection (:class:`Hub`) and subscribes to a delivery's channel
 while it has local watchers of it. Per watched delivery a :class:`Topic` reads the status once per
-announcement (at most once per ``min_interval`` for fixes, at once for stage changes, and when the
-clock alone changes it: ``pickupETA`` reached without telemetry, telemetry turning stale) and
+announcement (announcements that arrive while it reads are answered by one more read), and when
+the clock alone changes it (``pickupETA`` reached without telemetry, telemetry turning stale), and
 offers it to its :class:`Watcher` s. A watcher keeps only the newest status (a slow client gets
 the latest state and never holds anyone up); the stage entries in between are read from Redis
 when it sends, so none is skipped.
@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from .background import untraced
 from .errors import DeliveryNotFound, TooManyWatchers
 from .repository import StageRecord
 from .service import DeliveryService, View
@@ -77,8 +78,6 @@ class Topic:
         self.channel = hub.deliveries.repository.channel(delivery_id)
         self.watchers: set[Watcher] = set()
         self._wake = asyncio.Event()
-        self._urgent = False
-        self._last_read = 0.0
         self._deadline: float | None = None
         self._stages: dict[str, asyncio.Future[list[StageRecord]]] = {}
         self._sid = ""
@@ -88,9 +87,7 @@ class Topic:
         self._task = asyncio.create_task(self._run(), name=f"watch-{self.delivery_id}")
 
     def notify(self, kind: str) -> None:
-        """An announcement: ``f`` a fix (rate-limited), anything else at once."""
-        if kind != "f":
-            self._urgent = True
+        """An announcement (``f`` a fix, ``s`` a stage entry, ``u`` another change)."""
         self._wake.set()
 
     async def stages_after(self, sid: str) -> list[StageRecord]:
@@ -114,20 +111,17 @@ class Topic:
                 await self._task
 
     async def _run(self) -> None:
-        interval = self.hub.min_interval
+        with untraced():
+            await self._follow()
+
+    async def _follow(self) -> None:
         while True:
             timeout = None
             if self._deadline is not None:
                 timeout = max(0.0, self._deadline - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            if not self._urgent:
-                wait = self._last_read + interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)  # fixes: at most one read per interval
             self._wake.clear()
-            self._urgent = False
-            self._last_read = time.monotonic()
             try:
                 view = await self.hub.deliveries.view(self.delivery_id)
             except DeliveryNotFound:
@@ -161,13 +155,11 @@ class Hub:
         *,
         max_watchers: int,
         retry_after: int,
-        min_interval: float,
     ) -> None:
         self.redis = redis
         self.deliveries = deliveries
         self.max_watchers = max_watchers
         self.retry_after = retry_after
-        self.min_interval = min_interval
         self.topics: dict[str, Topic] = {}
         self.watchers = 0
         self._pubsub: PubSub | None = None
