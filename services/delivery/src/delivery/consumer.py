@@ -73,7 +73,8 @@ class TelemetryConsumer:
         self.max_attempts = max_attempts
         self.cache_size = cache_size
         self.stats = ConsumerStats()
-        self._records: OrderedDict[str, tuple[str, DeliveryRecord]] = OrderedDict()
+        # Per delivery: the rev, the record and its plan's deliveryETA (parsed once per rev).
+        self._records: OrderedDict[str, tuple[str, DeliveryRecord, dt.datetime]] = OrderedDict()
 
     async def handle(self, fixes: Sequence[Fix]) -> None:
         """Apply a batch (raises when it could not be written: the stream delivers it again)."""
@@ -121,17 +122,19 @@ class TelemetryConsumer:
         cached = self._records.get(delivery_id)
         return cached[0] if cached is not None else ""
 
-    def _record(self, delivery_id: str, read: LiveRead) -> DeliveryRecord:
+    def _record(self, delivery_id: str, read: LiveRead) -> tuple[DeliveryRecord, dt.datetime]:
+        """The delivery's record and its plan's deliveryETA (the EtaChanged baseline)."""
         if read.state is None:
-            cached = self._records[delivery_id]
+            _, record, planned = self._records[delivery_id]
             self._records.move_to_end(delivery_id)
-            return cached[1]
+            return record, planned
         record = DeliveryRecord.model_validate_json(read.state)
-        self._records[delivery_id] = (read.rev, record)
+        when = tracking.timing(record.plan, record.pickup, record.dropoff, self.estimates)
+        self._records[delivery_id] = (read.rev, record, when.delivery_eta)
         self._records.move_to_end(delivery_id)
         if len(self._records) > self.cache_size:
             self._records.popitem(last=False)
-        return record
+        return record, when.delivery_eta
 
     def _update(
         self, delivery_id: str, read: LiveRead | None, fixes: list[Fix]
@@ -141,14 +144,13 @@ class TelemetryConsumer:
             if read is None:
                 self._records.pop(delivery_id, None)
             return None
-        record = self._record(delivery_id, read)
+        record, planned = self._record(delivery_id, read)
         mine = [fix for fix in fixes if fix.drone_id == record.drone_id]
         self.stats.ignored += len(fixes) - len(mine)
         if not mine:
             return None
         live = Live.loads(read.live) if read.live else None
-        when = tracking.timing(record.plan, record.pickup, record.dropoff, self.estimates)
-        folded = fold(record, live, mine, self.rules, when.delivery_eta)
+        folded = fold(record, live, mine, self.rules, planned)
         if folded is None:
             self.stats.superseded += len(mine)
             return None
