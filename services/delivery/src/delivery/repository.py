@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,28 @@ class Snapshot:
     sid: str = "0-0"
 
 
+class RecordCache:
+    """Parsed records by delivery, kept with the JSON they were parsed from: reads that come
+    often (the watched deliveries' above all) parse a state once per change. Bounded, least
+    recently used out."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._records: OrderedDict[str, tuple[str, DeliveryRecord]] = OrderedDict()
+
+    def parse(self, delivery_id: str, state: str) -> DeliveryRecord:
+        found = self._records.get(delivery_id)
+        if found is not None and found[0] == state:
+            self._records.move_to_end(delivery_id)
+            return found[1]
+        record = DeliveryRecord.model_validate_json(state)
+        self._records[delivery_id] = (state, record)
+        self._records.move_to_end(delivery_id)
+        if len(self._records) > self.size:
+            self._records.popitem(last=False)
+        return record
+
+
 class DeliveryRepository:
     def __init__(
         self,
@@ -94,6 +117,7 @@ class DeliveryRepository:
         self.events_maxlen = events_maxlen
         self.stages_maxlen = stages_maxlen
         self.events_key = events_stream(prefix)
+        self.records = RecordCache()
         self._create = redis.register_script(source("create.lua"))
         self._write = redis.register_script(source("write.lua"))
 
@@ -164,7 +188,7 @@ class DeliveryRepository:
         if state is None or rev is None:
             return None
         return Snapshot(
-            DeliveryRecord.model_validate_json(state),
+            self.records.parse(delivery_id, _text(state)),
             _text(rev),
             Live.loads(live) if live else None,
             int(lver or 0),

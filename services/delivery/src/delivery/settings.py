@@ -53,9 +53,11 @@ class LiveSettings(BaseModel):
 class SseSettings(BaseModel):
     """``DELIVERY_SSE__*``: the tracking streams (Server-Sent Events)."""
 
-    # At most one status event per watcher per this many seconds (the newest state wins; stage
-    # changes are never dropped).
-    min_interval: float = Field(default=1.0, ge=0, le=60)
+    # Status events per stream: at most ``max_rate`` a second on average, in bursts of at most
+    # ``burst`` (a token bucket: a fix that arrives late and the next one on time both go out at
+    # once); beyond, the newest state wins. Stage changes are never dropped.
+    max_rate: float = Field(default=1.0, gt=0, le=1000)
+    burst: int = Field(default=2, ge=1, le=100)
     # A comment line at least this often (seconds) keeps proxies from closing an idle stream.
     heartbeat: float = Field(default=15.0, gt=0, le=300)
     # The client's reconnection delay (the ``retry:`` field, milliseconds).

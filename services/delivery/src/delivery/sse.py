@@ -6,10 +6,12 @@ Protocol (``GET .../public/{id}/tracking`` and ``GET .../{id}/tracking``):
   ``DELIVERY_SSE__MAX_WATCHERS`` streams in this replica, 503 with ``Retry-After``;
 - the first event at once: ``event: status``, the same JSON as the status (the public one
   without the drone's id), with ``retry:`` (``DELIVERY_SSE__RETRY_MS``);
-- then ``event: status`` whenever a fix or a stage change arrives, at most one per
-  ``DELIVERY_SSE__MIN_INTERVAL`` seconds (the newest state wins), less a tenth of it so a drone
-  reporting exactly that often is forwarded at once; every stage entry written meanwhile is sent
-  first, in order, with the status it had then (never coalesced away);
+- then ``event: status`` whenever a fix or a stage change arrives, at most
+  ``DELIVERY_SSE__MAX_RATE`` a second on average (default 1) in bursts of at most
+  ``DELIVERY_SSE__BURST`` (default 2): a token bucket, so a drone reporting once a second is
+  forwarded at once even when its fixes arrive unevenly, and faster updates are coalesced (the
+  newest state wins); every stage entry written meanwhile is sent first, in order, with the
+  status it had then (never coalesced away);
 - every event has an ``id:`` ``<stage entry id>.<tracking version>``; a reconnection with
   ``Last-Event-ID`` gets the stage entries after that id, then the current status (an id that
   does not parse is ignored: a fresh start);
@@ -35,10 +37,6 @@ from .service import DeliveryService, View
 from .settings import SseSettings
 from .watch import Hub, Watcher
 
-# A status may follow the previous one after this share of the interval: updates that come
-# exactly once per interval (a drone's fixes) then pass at once instead of waiting for the next
-# slot with a constant lag.
-_JITTER = 0.9
 _EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})(?:\.\d{1,20})?$")
 _TERMINAL = frozenset(stage.value for stage in TERMINAL_STAGES)
 
@@ -92,6 +90,30 @@ class Tracker:
         )
 
 
+class _Bucket:
+    """A token bucket: ``rate`` tokens a second, at most ``size`` kept."""
+
+    def __init__(self, rate: float, size: int) -> None:
+        self.rate = rate
+        self.size = float(size)
+        self.tokens = float(size)
+        self.at = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.size, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def wait(self) -> float:
+        """Seconds until a token is there (0: now)."""
+        self._refill()
+        return max(0.0, (1 - self.tokens) / self.rate)
+
+    def take(self) -> None:
+        self._refill()
+        self.tokens = max(0.0, self.tokens - 1)
+
+
 class _Stream:
     def __init__(
         self, tracker: Tracker, watcher: Watcher, public: bool, resume: str | None
@@ -102,6 +124,7 @@ class _Stream:
         self.sid = resume  # the newest stage entry the client has
         self.last_key: Key = (0, 0, 0)
         self.last_body = ""
+        self.sent_status = False  # _send sent the view's status
         self.retry: int | None = tracker.settings.retry_ms
 
     async def events(self, first: View) -> AsyncIterator[ServerSentEvent]:
@@ -112,21 +135,23 @@ class _Stream:
             self.watcher.close()
 
     async def _run(self, first: View) -> AsyncIterator[ServerSentEvent]:
-        interval = self.tracker.settings.min_interval * _JITTER
+        settings = self.tracker.settings
+        bucket = _Bucket(settings.max_rate, settings.burst)
         view: View | None = first
         if self.sid is None or _sid_key(self.sid) > _sid_key(first.sid):
             self.sid = first.sid  # a fresh start: the current status says it all
         while view is not None:
-            ended = False
+            ended = self.sent_status = False
             async for event in self._send(view):
                 yield event
                 ended = event.event == "end"
             if ended:
                 return
-            sent_at = time.monotonic()
+            if self.sent_status:
+                bucket.take()  # a status left out (nothing new) takes no token
             view = await self.watcher.wait()
-            while view is not None:  # at most one status per interval: the newest wins
-                wait = sent_at + interval - time.monotonic()
+            while view is not None:  # over the rate: wait for a token, the newest state wins
+                wait = bucket.wait()
                 if wait <= 0:
                     break
                 newer = await self.watcher.wait(within=wait)
@@ -152,6 +177,7 @@ class _Stream:
         body = view.json(public=self.public)
         event_id = f"{view.sid}.{view.lver}"
         if body != self.last_body:
+            self.sent_status = True
             yield self._event(body, event_id)
         self.last_key = key
         if view.closed:

@@ -123,7 +123,8 @@ class Topic:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
-                view = await self.hub.deliveries.view(self.delivery_id)
+                async with self.hub.reads:
+                    view = await self.hub.deliveries.view(self.delivery_id)
             except DeliveryNotFound:
                 self._offer(None)
                 return
@@ -155,11 +156,14 @@ class Hub:
         *,
         max_watchers: int,
         retry_after: int,
+        max_reads: int = 32,
     ) -> None:
         self.redis = redis
         self.deliveries = deliveries
         self.max_watchers = max_watchers
         self.retry_after = retry_after
+        # The topics' reads at once: what they leave of the Redis pool serves the requests.
+        self.reads = asyncio.Semaphore(max_reads)
         self.topics: dict[str, Topic] = {}
         self.watchers = 0
         self._pubsub: PubSub | None = None
