@@ -215,6 +215,12 @@ def route() -> Schema:
                 "uniqueItems": True,
                 "items": {"enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]},
             },
+            "timeout": {
+                "type": "string",
+                "description": "The route's request timeout at Application Gateway for "
+                "Containers (a RoutePolicy); 0s: none (long-lived streams); empty: AGC's default.",
+                "pattern": r"^([0-9]+(ms|s|m|h))?$",
+            },
         }
     )
 
