@@ -1,0 +1,237 @@
+"""End to end: drones fly and the customer tracks them, over the real native stack.
+
+The fleet simulator flies a fast fleet here (a hundred times the drones' speed, half a second at
+each stop, a fix every 0.2 s) and the delivery service's live ETAs count the same half second of
+handling, so a flight of a few miles takes seconds. The sample request goes through ingestion,
+the workflow, the drone scheduler and the delivery service; its public tracking stream shows the
+drone moving and the ETAs changing until Completed, then ends; the drone comes home and is free
+at the scheduler. A cancel and a reschedule reach a drone in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import ServerSentEvent, aconnect_sse
+from redis.asyncio import Redis
+
+from dronecommon.events import EventType, read_range
+
+from .conftest import SAMPLE, System
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+FAST_FLEET = {
+    "SIMULATOR_SPEED_FACTOR": "100",
+    "SIMULATOR_HANDLING_SECONDS": "0.5",
+    "SIMULATOR_TELEMETRY_INTERVAL": "0.2",
+    "SIMULATOR_TICKS_PER_INTERVAL": "2",
+    "DELIVERY_LIVE__HANDLING_SECONDS": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def fast_fleet(system: System) -> Iterator[System]:
+    """The stack with a fast fleet for this module; the usual speeds again afterwards."""
+    system.reconfigure("simulator", dict(FAST_FLEET))
+    system.reconfigure("delivery", {})
+    try:
+        yield system
+    finally:
+        system.reconfigure("simulator", dict.fromkeys(FAST_FLEET))
+        system.reconfigure("delivery", {})
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=60), trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis(system: System) -> AsyncIterator[Redis]:
+    client = Redis.from_url(system.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {within}s: {what}")
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(json.dumps(SAMPLE))
+    body["packageInfo"]["packageId"] = f"p-{uuid.uuid4().hex}"
+    body.update(changes)
+    return body
+
+
+async def schedule(http: httpx.AsyncClient, system: System, body: dict[str, Any]) -> str:
+    """Through ingestion, until the delivery service has it with its drone."""
+    response = await http.post(system.url("ingestion") + "/api/deliveryrequests", json=body)
+    assert response.status_code == 202, response.text
+    delivery_id = str(response.json()["deliveryId"])
+
+    async def assigned() -> bool:
+        found = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")
+        return found.status_code == 200 and bool(found.json()["droneId"])
+
+    await wait_for(assigned, 20, "the delivery with its drone")
+    return delivery_id
+
+
+class Tracking:
+    """A tracking stream read in the background; the events so far."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self.http = http
+        self.url = url
+        self.events: list[ServerSentEvent] = []
+        self.closed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Tracking:
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _read(self) -> None:
+        try:
+            async with aconnect_sse(self.http, "GET", self.url) as source:
+                assert source.response.status_code == 200
+                async for event in source.aiter_sse():
+                    self.events.append(event)
+        finally:
+            self.closed.set()
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [json.loads(e.data) for e in self.events if e.event == "status"]
+
+    async def until(self, predicate: Callable[[dict[str, Any]], bool], within: float) -> None:
+        deadline = time.monotonic() + within
+        while not any(predicate(status) for status in self.statuses()):
+            assert time.monotonic() < deadline, f"not within {within}s: {self.statuses()[-3:]}"
+            assert not self.closed.is_set(), f"the stream closed: {self.statuses()[-3:]}"
+            await asyncio.sleep(0.05)
+
+    async def ended(self, within: float) -> None:
+        await asyncio.wait_for(self.closed.wait(), within)
+
+
+def flying(status: dict[str, Any]) -> bool:
+    drone = status.get("drone")
+    return status["telemetry"] == "live" and drone is not None and drone["phase"] == "ToPickup"
+
+
+async def released(http: httpx.AsyncClient, system: System, delivery_id: str) -> bool:
+    url = system.url("dronescheduler") + f"/api/dronedeliveries/{delivery_id}"
+    return bool((await http.get(url)).json()["status"] == "Released")
+
+
+async def home(http: httpx.AsyncClient, system: System, drone_id: str) -> bool:
+    return (await http.get(system.url("simulator") + f"/api/fleet/{drone_id}")).status_code == 404
+
+
+async def test_the_sample_delivery_is_tracked_live_to_completion(
+    fast_fleet: System, http: httpx.AsyncClient, redis: Redis
+) -> None:
+    system = fast_fleet
+    delivery_id = await schedule(http, system, sample())
+    url = system.url("delivery") + f"/api/deliveries/public/{delivery_id}/tracking"
+    async with Tracking(http, url) as tracking:
+        await tracking.ended(90)
+    events = tracking.events
+    assert [e.event for e in events][-2:] == ["status", "end"]
+    statuses = tracking.statuses()
+    assert statuses[-1]["stage"] == "Completed"
+    in_flight = [s for s in statuses if s["telemetry"] == "live" and s["stage"] != "Completed"]
+    places = {json.dumps(s["drone"]["location"]) for s in in_flight}
+    assert len(places) >= 3, in_flight  # the drone moves
+    assert len({s["deliveryETA"] for s in in_flight}) >= 3  # and the ETA with it
+    stages = [s["stage"] for s in statuses]
+    assert stages.index("HeadedToPickup") < stages.index("HeadedToDropoff") < len(stages) - 1
+    assert all("droneId" not in (s["drone"] or {}) for s in statuses)  # the public view
+    assert all(e.id for e in events)
+
+    base = system.url("delivery") + f"/api/deliveries/{delivery_id}"
+    history = (await http.get(base + "/history")).json()
+    phases = [e["phase"] for e in history if "phase" in e]
+    assert phases[:4] == ["ToPickup", "AtPickup", "ToDropoff", "AtDropoff"]
+    assert history[-1]["stage"] == "Completed"
+    events_of = [e.type for e in await read_range(redis) if e.delivery_id == delivery_id]
+    assert events_of.count(EventType.PICKED_UP) == 1
+    assert EventType.COMPLETED in events_of
+    # The plan was the scheduler's at the drone's real speed: the live ETA moved far from it.
+    assert EventType.ETA_CHANGED in events_of
+
+    drone_id = (await http.get(base)).json()["droneId"]
+    await wait_for(lambda: released(http, system, delivery_id), 60, "the drone released")
+    await wait_for(lambda: home(http, system, drone_id), 30, "the drone home")
+
+
+async def test_a_cancel_reaches_the_drone_in_flight(
+    fast_fleet: System, http: httpx.AsyncClient
+) -> None:
+    system = fast_fleet
+    delivery_id = await schedule(http, system, sample())
+    drone_id = (await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")).json()[
+        "droneId"
+    ]
+    url = system.url("delivery") + f"/api/deliveries/{delivery_id}/tracking"
+    async with Tracking(http, url) as tracking:
+        await tracking.until(flying, 30)
+        cancel = await http.delete(system.url("ingestion") + f"/api/deliveryrequests/{delivery_id}")
+        assert cancel.status_code == 202, cancel.text
+        await tracking.ended(30)
+    statuses = tracking.statuses()
+    assert tracking.events[-1].event == "end"
+    assert statuses[-1]["stage"] == "Cancelled"
+    assert statuses[-1]["drone"]["droneId"] == drone_id  # the owner's view
+    assert "Completed" not in [s["stage"] for s in statuses]
+    await wait_for(lambda: released(http, system, delivery_id), 30, "the drone released")
+    await wait_for(lambda: home(http, system, drone_id), 60, "the drone home")
+
+
+async def test_a_reschedule_reroutes_the_drone_in_flight(
+    fast_fleet: System, http: httpx.AsyncClient
+) -> None:
+    system = fast_fleet
+    delivery_id = await schedule(http, system, sample())
+    url = system.url("delivery") + f"/api/deliveries/public/{delivery_id}/tracking"
+    new_dropoff = "47.62,-122.35"
+    async with Tracking(http, url) as tracking:
+        await tracking.until(flying, 30)
+        patch = await http.patch(
+            system.url("ingestion") + f"/api/deliveryrequests/{delivery_id}",
+            json={"dropOffLocation": new_dropoff},
+        )
+        assert patch.status_code == 202, patch.text
+        await tracking.ended(90)
+    statuses = tracking.statuses()
+    assert statuses[-1]["stage"] == "Completed"
+    final = statuses[-1]["lastKnownLocation"]
+    assert (final["latitude"], final["longitude"]) == (47.62, -122.35)
+    delivery = (await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")).json()
+    assert delivery["confirmation"]["geoCoordinates"]["latitude"] == 47.62
+    history = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}/history")
+    assert "Rescheduled" in [e["stage"] for e in history.json()]
