@@ -413,6 +413,7 @@ async def test_completed_with_telemetry(
         status = await get(client, "/l-9/status")
         assert status["stage"] == "Completed"
         assert status["deliveryETA"] == format_utc(t(90))
+        assert status["pickupETA"] == format_utc(t(60))  # the drone had the package by then
         assert status["drone"]["phase"] == "AtDropoff"  # nothing after the confirmation
         # Every key of the delivery expires with it.
         for suffix in ("", ":history", ":stages", ":trail"):

@@ -24,7 +24,8 @@ The rules (also in the README):
   (altitude linearly); at the drop-off from ``deliveryETA``. Completed: where the confirmation
   was made. Cancelled: where these rules put it when it was cancelled.
 - **Terminal ETAs.** Cancelled keeps the ETAs of its last plan; Completed answers the confirmation
-  time as ``deliveryETA`` (and ``pickupETA`` no later than it).
+  time as ``deliveryETA`` and, as ``pickupETA``, when the drone reached the pickup if it reported
+  it, else the plan's (no later than the confirmation either way).
 - **History.** The stored events (Created, Rescheduled, Completed, Cancelled, and the drone's
   phase changes) plus the passages the clock implies for each plan with drone timing:
   HeadedToPickup when the plan starts (if before its ``pickupETA``) and HeadedToDropoff at
@@ -159,6 +160,8 @@ def status(
     if record.stage == DeliveryStage.COMPLETED and record.confirmation is not None:
         location = record.confirmation.geo_coordinates
         delivery_eta = record.confirmation.date_time
+        if live is not None and live.pickup_at_ms is not None:
+            pickup_eta = _moment(live.pickup_at_ms / 1000)  # when the drone reached it
         pickup_eta = min(pickup_eta, delivery_eta)
     elif record.stage == DeliveryStage.CANCELLED and record.cancel_location is not None:
         location = record.cancel_location
