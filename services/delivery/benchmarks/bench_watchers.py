@@ -213,6 +213,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                         ",".join(mine),
                         "--open-concurrency",
                         str(args.open_concurrency),
+                        "--json",
+                        str(Path(folder) / f"client-{c}.json"),
                         stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.PIPE,
                     )
@@ -242,11 +244,11 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             redis_cpu = _cpu_of(redis_pid) - redis_cpu
             await asyncio.sleep(1.5)  # the last fixes' events
             results = []
-            for client in clients:
+            for c, client in enumerate(clients):
                 assert client.stdin is not None
                 client.stdin.write(b"stop\n")
-                reply, _ = await client.communicate()
-                results.append(json.loads(reply.decode().splitlines()[-1]))
+                await client.communicate()
+                results.append(json.loads((Path(folder) / f"client-{c}.json").read_text()))
             await redis.aclose()
         finally:
             for client in clients:
@@ -292,7 +294,7 @@ def main() -> None:
     parser.add_argument("--log", type=Path, help="the replica's output (default: discarded)")
     args = parser.parse_args()
     if args.role == "client":
-        print(json.dumps(uvloop.run(watch(args))), flush=True)
+        args.json.write_text(json.dumps(uvloop.run(watch(args))))
         return
     result = uvloop.run(drive(args))
     print(json.dumps(result, indent=2))
