@@ -497,3 +497,21 @@ async def test_readiness_checks_the_telemetry_stream(client: httpx.AsyncClient) 
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["telemetry"]["status"] == "ok"
+
+
+async def test_a_tracking_state_that_does_not_parse_is_started_again(
+    make_app: Callable[..., Any],
+    fast: Callable[..., JSON],
+    clock: Clock,
+    fleet: Any,
+    redis: Redis,
+    new_delivery: Callable[..., JSON],
+) -> None:
+    async with app_client(make_app(clock=clock, **fast())) as client:
+        await create(client, new_delivery, "l-11")
+        await redis.hset("delivery:{l-11}", "live", '{"from": "another version"}')
+        clock.at(5)
+        assert (await get(client, "/l-11/status"))["telemetry"] == "none"
+        await fleet.publish(fleet.fix("l-11", t(5), Phase.TO_PICKUP, *HOME))
+        status = await get(client, "/l-11/status")
+        assert (status["telemetry"], status["drone"]["phase"]) == ("live", "ToPickup")

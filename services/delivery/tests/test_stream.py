@@ -390,3 +390,27 @@ async def test_watchers_beyond_the_limit_are_refused(
         while not await admitted():
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
+
+
+async def test_a_delivery_that_goes_away_closes_its_streams(
+    make_app: Callable[..., Any],
+    app_settings: Callable[..., JSON],
+    fleet: Any,
+    redis: Any,
+    new_delivery: Callable[..., JSON],
+) -> None:
+    async with served(make_app, **app_settings()) as client:
+        await create(client, new_delivery, "s-9")
+        async with Reader(client, f"{BASE}/s-9/tracking") as reader:
+            await reader.until(count(1))
+            await redis.delete("delivery:{s-9}")  # as when a closed delivery expires
+            await fleet.publish(fleet.fix("s-9", now(), Phase.TO_PICKUP, 47.55, -122.33))
+            await redis.publish("delivery:tracking:s-9", "u")
+            await asyncio.wait_for(reader.ended.wait(), 5)
+        assert [e.event for e in reader.all()] == ["status"]  # closed, no end: nothing to end
+        # The same id again (a new delivery): a fresh stream of it.
+        await create(client, new_delivery, "s-9")
+        async with Reader(client, f"{BASE}/s-9/tracking") as again:
+            await again.until(count(1))
+            await fleet.publish(fleet.fix("s-9", now(), Phase.TO_PICKUP, 47.56, -122.33))
+            await again.until(count(2))

@@ -149,7 +149,7 @@ class TelemetryConsumer:
         self.stats.ignored += len(fixes) - len(mine)
         if not mine:
             return None
-        live = Live.loads(read.live) if read.live else None
+        live = Live.parse(read.live)
         folded = fold(record, live, mine, self.rules, planned)
         if folded is None:
             self.stats.superseded += len(mine)

@@ -34,6 +34,7 @@ baseline.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ from dronecommon.events import DeliveryEvent, EtaChangedData, EventType, PickedU
 from dronecommon.fixes import Fix, Phase
 
 from .records import DeliveryRecord, StoredEvent
+
+logger = logging.getLogger("delivery.live")
 
 _STAGE_OF_PHASE = {
     Phase.TO_PICKUP: DeliveryStage.HEADED_TO_PICKUP,
@@ -149,8 +152,22 @@ class Live:
         )
 
     @classmethod
+    def parse(cls, raw: str | bytes | None) -> Live | None:
+        """The stored state, or None (none stored, or not one this version reads: the next fix
+        starts a new one)."""
+        if not raw:
+            return None
+        try:
+            return cls.loads(raw)
+        except (orjson.JSONDecodeError, LookupError, TypeError, ValueError):
+            logger.warning("a tracking state that does not parse was ignored: %.80r", raw)
+            return None
+
+    @classmethod
     def loads(cls, raw: str | bytes) -> Live:
-        items: list[Any] = orjson.loads(raw)
+        items: Any = orjson.loads(raw)
+        if not isinstance(items, list) or len(items) != 17:
+            raise ValueError("not a tracking state")
         return cls(
             items[0],
             items[1],

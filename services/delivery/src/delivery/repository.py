@@ -190,7 +190,7 @@ class DeliveryRepository:
         return Snapshot(
             self.records.parse(delivery_id, _text(state)),
             _text(rev),
-            Live.loads(live) if live else None,
+            Live.parse(live),
             int(lver or 0),
             _text(sid) if sid else "0-0",
         )

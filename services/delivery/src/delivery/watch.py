@@ -98,6 +98,11 @@ class Topic:
             self._stages[sid] = found
         return await asyncio.shield(found)
 
+    @property
+    def done(self) -> bool:
+        """The topic stopped (its delivery went away)."""
+        return self._task is not None and self._task.done()
+
     def leave(self, watcher: Watcher) -> None:
         self.watchers.discard(watcher)
         self.hub.watchers -= 1
@@ -187,6 +192,8 @@ class Hub:
                 retry_after=self.retry_after,
             )
         topic = self.topics.get(delivery_id)
+        if topic is not None and topic.done:
+            topic = None  # its delivery went away just now: a fresh topic reads it again
         if topic is None:
             topic = self.topics[delivery_id] = Topic(self, delivery_id)
             topic.start()
@@ -237,9 +244,9 @@ class Hub:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError):
+            except Exception:  # a lost connection above all; the streams must not go deaf
                 failures += 1
-                logger.warning("tracking announcements: connection lost", exc_info=True)
+                logger.warning("tracking announcements: reading failed", exc_info=True)
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 for each in list(self.topics.values()):
                     each.notify("s")
