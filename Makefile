@@ -7,23 +7,32 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 
-.PHONY: help setup run test lint typecheck fmt check openapi charts images bench loadtest bench-http clean
+.PHONY: help setup run token test lint typecheck fmt check openapi charts cluster-test images bench loadtest bench-http clean
+
+# `make token`: a customer's bearer token from the development issuer (.data/dev-issuer).
+# USER is also the shell's login name: only a USER given on make's command line counts.
+ACCOUNT ?= contoso
+TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),myowner)
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-setup: ## Install uv, the workspace, redis-server, FerretDB and Helm (idempotent)
+setup: ## Install uv, the workspace, redis-server, FerretDB, Helm and Mailpit (idempotent)
 	@bash scripts/setup.sh
 
-run: setup ## The whole system on this machine (Redis, FerretDB, five services); Ctrl-C stops it
-	$(UV) run --all-packages --locked python scripts/run_stack.py $(RUN_ARGS)
+run: setup ## The whole system on this machine, bearer tokens on (AUTH=off: without); Ctrl-C stops it
+	$(UV) run --all-packages --locked python scripts/run_stack.py $(if $(filter off,$(AUTH)),--auth off) $(RUN_ARGS)
+
+token: ## Print a customer's token (ACCOUNT=contoso USER=myowner; ROLE=Operator; SERVICE=, AUD=)
+	@$(UV) run --all-packages --locked --quiet python scripts/dev_issuer.py token --account '$(ACCOUNT)' --user '$(TOKEN_USER)' $(if $(ROLE),--role '$(ROLE)') $(if $(AUD),--aud '$(AUD)') $(if $(SERVICE),--service '$(SERVICE)')
 
 test: setup ## Run the whole test suite against real Redis and FerretDB
 	$(UV) run --all-packages --locked pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff (lint + format check)
+lint: setup ## ruff (lint + format check), deptry (each member declares what it imports)
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
+	UV=$(UV) bash scripts/deptry.sh
 
 typecheck: setup ## mypy --strict over every package and its tests
 	$(UV) run --locked mypy libs services tests
@@ -38,8 +47,15 @@ openapi: setup ## Rewrite every service's committed openapi.json from the code
 charts: setup ## Lint, render (reports/charts) and validate every chart with every values file
 	bash scripts/charts.sh
 
+cluster-test: setup ## Install, upgrade and roll back every chart on a local API server (kwok nodes); first run builds it (~15 min)
+	UV=$(UV) bash scripts/cluster/test.sh $(CLUSTER_ARGS)
+
 images: setup ## Build every service image on a local dockerd and smoke-test it (root, Debian)
 	bash scripts/images.sh
+
+.PHONY: compose-test
+compose-test: setup ## The Redis Streams compose stack for real on a local dockerd, end to end (root, Debian, Go)
+	UV=$(UV) bash scripts/compose_test.sh
 
 check: lint typecheck test charts ## Everything CI runs
 

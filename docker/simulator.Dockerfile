@@ -16,12 +16,15 @@ WORKDIR /src
 # Phase 1: third-party dependencies only, cached until the lock or a pyproject changes.
 COPY pyproject.toml uv.lock ./
 COPY libs/dronecommon/pyproject.toml libs/dronecommon/
+# The test kit is a workspace member: its pyproject is needed to check the lock, never installed.
+COPY libs/dronetesting/pyproject.toml libs/dronetesting/
 COPY services/ingestion/pyproject.toml services/ingestion/
 COPY services/delivery/pyproject.toml services/delivery/
 COPY services/package/pyproject.toml services/package/
 COPY services/dronescheduler/pyproject.toml services/dronescheduler/
 COPY services/workflow/pyproject.toml services/workflow/
 COPY services/simulator/pyproject.toml services/simulator/
+COPY services/notifier/pyproject.toml services/notifier/
 RUN /opt/uv/bin/uv sync --locked --no-dev --no-install-workspace --package simulator
 
 # Phase 2: the shared library and this service, installed non-editable.

@@ -6,7 +6,7 @@
         uv run --all-packages python loadtests/run.py                  # a stack already running
 
 Without ``--host`` (or ``INGESTION_URL`` + ``DELIVERY_URL``) the native stack is started
-(``dronecommon.stack``) on its native ports (8001..8005, Redis 6379, FerretDB 27017) — or on free
+(``dronetesting.stack``) on its native ports (8001..8005, Redis 6379, FerretDB 27017) — or on free
 ports when one of those is taken or ``--free-ports`` is given — with its data in a temporary
 folder, and stopped afterwards. Locust runs headless for ``LOADTEST_RUN_TIME`` (60s) with
 ``LOADTEST_USERS`` users (50) spawned at ``LOADTEST_SPAWN_RATE``/s (10), and writes CSV and HTML
@@ -91,7 +91,7 @@ def main() -> int:
     if args.host or (env.get("INGESTION_URL") and env.get("DELIVERY_URL")):
         return run_locust(args, env)
 
-    from dronecommon.stack import SERVICE_PORTS, Stack, StackConfig
+    from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 
     data_dir = Path(tempfile.mkdtemp(prefix="loadtest-"))
     ports = dict(SERVICE_PORTS)
@@ -113,11 +113,20 @@ def main() -> int:
         replica_ports=replica_ports,
         log_level=os.environ.get("LOADTEST_LOG_LEVEL", "WARNING"),
         log_json=True,
+        # One customer sends the whole load: beyond a customer's per-account limits.
+        extra_env={
+            "INGESTION_LIMITS__REQUESTS_PER_MINUTE": "100000000",
+            "INGESTION_LIMITS__BURST": "100000",
+            "INGESTION_LIMITS__MAX_IN_PROGRESS": "100000000",
+        },
     )
     REPORTS.mkdir(parents=True, exist_ok=True)
     log_path = REPORTS / "stack.log"
     env["INGESTION_URL"] = config.url("ingestion")
     env["DELIVERY_URL"] = config.url("delivery")
+    env["LOADTEST_TOKEN"] = config.dev_issuer().mint_customer(
+        account="loadtest", user="loadtest-customer", lifetime=6 * 3600
+    )
     with log_path.open("w") as log:
         stack = Stack(config, out=log)
         try:

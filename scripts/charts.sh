@@ -23,7 +23,7 @@ UV="${UV:-uv}"
 NAMESPACE="${NAMESPACE:-dronedelivery}"
 KUBE_VERSION="${KUBE_VERSION:-1.37.0}"
 OUT="$ROOT/reports/charts"
-ALL_SERVICES=(ingestion delivery package dronescheduler workflow simulator)
+ALL_SERVICES=(ingestion delivery package dronescheduler workflow simulator notifier)
 SERVICES=("${@:-${ALL_SERVICES[@]}}")
 # Custom resources (apiVersion kind) that kubernetes-validate has no schema for.
 CRD_KINDS=(

@@ -7,73 +7,42 @@
 #   scripts/images.sh            # build and smoke-test every image
 #   SERVICES="package" scripts/images.sh
 #
-# A private dockerd runs with its state under .tools/docker and is stopped at the end.
+# A private dockerd (scripts/lib/docker.sh) runs with its state under .tools/docker and is stopped
+# at the end.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="$ROOT/.tools/docker"
-ROOTFS="$ROOT/.tools/base-rootfs"
-BASE="local/python:3.11-bookworm"
-SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator}"
-mkdir -p "$STATE"
+# shellcheck source=scripts/lib/docker.sh
+source "$ROOT/scripts/lib/docker.sh"
+SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator notifier}"
 
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'images: %s\n' "$*" >&2; exit 1; }
-
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
-  say "installing docker.io and debootstrap (apt)"
-  apt-get update -qq -o DPkg::Lock::Timeout=120
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=120 docker.io debootstrap >/dev/null
-fi
-
-export DOCKER_HOST="unix://$STATE/docker.sock"
-dockerd --host "$DOCKER_HOST" --data-root "$STATE/data" --exec-root "$STATE/exec" \
-  --pidfile "$STATE/dockerd.pid" --iptables=false --bridge=none >"$STATE/dockerd.log" 2>&1 &
-DOCKERD=$!
 CONTAINERS=()
 cleanup() {
   for c in "${CONTAINERS[@]:-}"; do [ -n "$c" ] && docker rm -f "$c" >/dev/null 2>&1 || true; done
-  kill "$DOCKERD" 2>/dev/null || true
-  wait "$DOCKERD" 2>/dev/null || true
-  # dockerd leaves its network namespace mounted under the exec root; without this the checkout
-  # cannot be deleted ("Device or resource busy").
-  if [ -d "$STATE/exec" ]; then
-    grep -o " $STATE/exec/[^ ]*" /proc/mounts | while read -r mnt; do umount "$mnt" 2>/dev/null || true; done
-  fi
+  dockerd_stop
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
-docker info >/dev/null 2>&1 || die "dockerd did not start: $(tail -5 "$STATE/dockerd.log")"
 
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
-    say "debootstrap a minimal bookworm with python3 (about a minute)"
-    rm -rf "$ROOTFS"
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-      bookworm "$ROOTFS" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
-      || die "debootstrap failed: $(tail -5 "$STATE/debootstrap.log")"
-  fi
-  # Package downloads here go through a TLS proxy only this machine's CA bundle knows.
-  cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
-  say "importing $BASE"
-  tar -C "$ROOTFS" -c . | docker import \
-    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
-    - "$BASE" >/dev/null
-fi
+docker_install
+dockerd_start
+base_image
+
+NO_TEST_TOOLS='
+import importlib.util, sys
+found = [m for m in ("dronetesting", "pytest", "schemathesis", "hypothesis", "httpx") if importlib.util.find_spec(m)]
+sys.exit(f"found {found}" if found else 0)'
 
 port=18080
 for svc in $SERVICES; do
-  say "building dronedelivery/$svc"
-  docker build -q --network host --build-arg "BASE_IMAGE=$BASE" \
-    -f "$ROOT/docker/$svc.Dockerfile" -t "dronedelivery/$svc:local" "$ROOT" >/dev/null
+  build_service_image "docker/$svc.Dockerfile" "dronedelivery/$svc:local"
   user="$(docker image inspect -f '{{.Config.User}}' "dronedelivery/$svc:local")"
   [ "$user" = "10001:10001" ] || die "$svc: image user is '$user', not 10001:10001"
   port=$((port + 1))
   upper="$(echo "$svc" | tr '[:lower:]' '[:upper:]')"
   name="smoke-$svc-$$"
+  # Alone, with no token issuer to trust: tokens switched off explicitly for the smoke test.
   docker run -d --name "$name" --network host -e "${upper}_PORT=$port" -e "${upper}_HOST=127.0.0.1" \
-    "dronedelivery/$svc:local" >/dev/null
+    -e "${upper}_AUTH__ENABLED=false" "dronedelivery/$svc:local" >/dev/null
   CONTAINERS+=("$name")
   ok=""
   for _ in $(seq 1 100); do
@@ -86,12 +55,16 @@ for svc in $SERVICES; do
     curl -fsS -o /dev/null "http://127.0.0.1:$port$asset" || die "$svc does not serve $asset"
   done
   docker run --rm "dronedelivery/$svc:local" --help >/dev/null || die "$svc: --help failed"
+  # Test tools and the test kit stay out of the image (tests/deploy/test_images.py checks the same
+  # without Docker).
+  docker run --rm --entrypoint python "dronedelivery/$svc:local" -c "$NO_TEST_TOOLS" \
+    || die "$svc: the image ships test tools"
   uid="$(docker exec "$name" id -u)"
   [ "$uid" = "10001" ] || die "$svc runs as uid $uid"
   # Exec-form entrypoint: SIGTERM reaches python directly and it exits promptly.
   docker stop -t 15 "$name" >/dev/null
   code="$(docker inspect -f '{{.State.ExitCode}}' "$name")"
   [ "$code" = "0" ] || die "$svc exited with $code on SIGTERM"
-  say "$svc: built, runs as uid 10001, /healthz 200, docs assets served, --help, clean stop"
+  say "$svc: built, runs as uid 10001, /healthz 200, docs assets served, --help, no test tools, clean stop"
 done
 say "all images verified: $SERVICES"

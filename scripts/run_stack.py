@@ -1,9 +1,11 @@
 """`make run`: the whole system on this machine, on the embedded local defaults.
 
-Redis (queue + delivery store) and FerretDB (MongoDB wire protocol) with data in .data/, then
-package, dronescheduler, delivery, workflow, the fleet simulator and ingestion on their native
-ports. Once every service is ready it prints how to call the API and each service's docs URLs.
-Ctrl-C stops everything.
+Redis (queue + delivery store), FerretDB (MongoDB wire protocol) and Mailpit (SMTP and a web
+inbox) with data in .data/, then package, dronescheduler, delivery, the notifier, workflow, the
+fleet simulator and ingestion on their native ports, every one checking bearer tokens from the
+development issuer (its key in .data/dev-issuer; `make token` prints a customer's token).
+`--auth off` (`make run AUTH=off`) runs without tokens. Once every service is ready it prints how
+to call the API, where the e-mail arrives and each service's docs URLs. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -16,25 +18,36 @@ from pathlib import Path
 from types import FrameType
 
 from dronecommon.apidocs import DOCS_URL, REDOC_URL
-from dronecommon.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
+from dronetesting.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 HOW_TO = """
-The drone delivery system is up. Schedule the sample delivery:
+The drone delivery system is up. Schedule the sample delivery as customer contoso/myowner
+(`make token ACCOUNT=<account> USER=<user>` for another customer; `ROLE=Operator` for an
+operator){auth_note}:
 
+  TOKEN=$(make -s token)
   curl -si -X POST http://127.0.0.1:{ingestion}/api/deliveryrequests \\
-    -H 'Content-Type: application/json' \\
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"ownerId": "myowner", "pickupLocation": "my pickup",
          "pickupTime": "2019-05-08T20:00:00.000Z", "deadline": "", "expedited": true,
          "confirmationRequired": "None",
          "packageInfo": {{"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"}},
-         "dropOffLocation": "drop off"}}'
+         "dropOffLocation": "drop off", "notify": {{"emailAddress": "you@example.com"}}}}'
 
 then read it back with the deliveryId from the answer:
 
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
   curl -s http://127.0.0.1:{delivery}/api/deliveries/public/<deliveryId>
-  curl -s http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
+
+The notifier e-mails you@example.com as the delivery moves: read it in Mailpit's inbox at
+{inbox} (SMS go to {sms}, or GET http://127.0.0.1:{notifier}/api/notifications/sms), and
+list what was sent for a delivery (an internal route: a service token holding Notifications.Read):
+
+  NTOKEN=$(make -s token SERVICE=ops AUD=notifier ROLE=Notifications.Read)
+  curl -s -H "Authorization: Bearer $NTOKEN" \\
+    'http://127.0.0.1:{notifier}/api/notifications?deliveryId=<deliveryId>'
 
 API docs, served by each service (Swagger UI, then ReDoc):
 
@@ -45,10 +58,12 @@ Press Ctrl-C to stop everything.
 
 PORTS_HINT = """\
 Stop what holds them (another `make run`?), or move this stack's ports:
-  make run RUN_ARGS="--port-offset 1000"   (Redis 7379, FerretDB 28017, services 9001-9005)"""
+  make run RUN_ARGS="--port-offset 1000"   (Redis 7379, FerretDB 28017, Mailpit 2025/9025,
+                                           services 9001-9007)"""
 LOGS_HINT = """\
-Each service's output is above, each line after its name; Redis and FerretDB write to
-{data}/redis/redis.log and {data}/ferretdb/ferretdb.log. See "Troubleshooting" in README.md."""
+Each service's output is above, each line after its name; Redis, FerretDB and Mailpit write to
+{data}/redis/redis.log, {data}/ferretdb/ferretdb.log and {data}/mailpit/mailpit.log.
+See "Troubleshooting" in README.md."""
 
 
 def docs_table(config: StackConfig) -> str:
@@ -63,10 +78,15 @@ def docs_table(config: StackConfig) -> str:
 
 def how_to(config: StackConfig) -> str:
     """What ``make run`` prints once every service is ready."""
+    note = "" if config.auth else " (tokens are OFF in this run: the header is not needed)"
     return HOW_TO.format(
         ingestion=config.ports["ingestion"],
         delivery=config.ports["delivery"],
+        notifier=config.ports["notifier"],
+        inbox=config.inbox_url,
+        sms=config.data_dir / "sms.jsonl",
         docs=docs_table(config),
+        auth_note=note,
     )
 
 
@@ -81,7 +101,14 @@ def main() -> int:
         "--port-offset",
         type=int,
         default=0,
-        help="add this to every port (Redis 6379, FerretDB 27017, services 8001-8005)",
+        help="add this to every port (Redis 6379, FerretDB 27017, Mailpit 1025 and 8025, "
+        "services 8001-8007)",
+    )
+    parser.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="on",
+        help="bearer tokens from the development issuer (default on; off: no tokens anywhere)",
     )
     parser.add_argument(
         "--ready-timeout",
@@ -98,7 +125,10 @@ def main() -> int:
         log_json=args.json_logs,
         redis_port=6379 + offset,
         mongo_port=27017 + offset,
+        mailpit_smtp_port=1025 + offset,
+        mailpit_http_port=8025 + offset,
         ports={service: port + offset for service, port in SERVICE_PORTS.items()},
+        auth=args.auth == "on",
     )
     stop = threading.Event()
 

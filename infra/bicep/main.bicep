@@ -5,8 +5,9 @@
 //     -f infra/bicep/main.bicep -p infra/bicep/main.prod.bicepparam
 //
 // Two resource groups: the hub (hub VNet, private DNS zones) and the environment (spoke VNet,
-// AKS, ACR, Key Vault, Service Bus, Cosmos DB for MongoDB vCore, Azure Managed Redis, Log
-// Analytics + Application Insights, one managed identity per service). Names follow the charts'
+// AKS, ACR, Key Vault, Service Bus, Cosmos DB for MongoDB vCore, Azure Managed Redis, Azure
+// Communication Services (e-mail and SMS), Log Analytics + Application Insights, one managed
+// identity per service). Names follow the charts'
 // convention <kind>-<prefix>-<env> (values-<env>.yaml hold them); the outputs carry everything the
 // charts and the Flux ConfigMap `cluster-settings` need (infra/README.md maps them).
 targetScope = 'subscription'
@@ -29,6 +30,9 @@ param namePrefix string = 'dronedelivery'
 
 @description('Object id of the Entra ID group of platform administrators: AKS cluster admin (Azure RBAC), image push.')
 param adminGroupObjectId string
+
+@description('Application (client) ids of the API app registrations: public (the customers\' API), delivery, package, dronescheduler, simulator, notifier. Entra applications are not ARM resources: infra/README.md, "App registrations", makes them with az ad app; the services\' v2 tokens carry these ids as aud.')
+param apiAppIds object
 
 @description('Kubernetes namespace of the services (the charts\' release namespace).')
 param appNamespace string = 'dronedelivery'
@@ -140,14 +144,17 @@ var names = {
   mongo: 'cosmos-${namePrefix}-${environment}'
   logAnalytics: 'log-${namePrefix}-${environment}'
   appInsights: 'appi-${namePrefix}-${environment}'
+  communication: 'acs-${namePrefix}-${environment}'
+  emailService: 'acs-email-${namePrefix}-${environment}'
 }
 
 // The five services, their Kubernetes ServiceAccounts (each chart names its ServiceAccount after
 // the chart: charts/dronedelivery-lib/templates/_serviceaccount.tpl) and what each one may touch.
 // The queue roles are on `deliveryrequests`; the workflow also sends (dead-letter replay:
 // `python -m workflow.deadletters replay` in its pod). Redis users: ingestion (idempotency keys),
-// delivery (records), workflow (pending reschedules/cancels). Every chart mounts the App Insights
-// secret from Key Vault.
+// delivery (records), workflow (pending reschedules/cancels), simulator (flight state, events),
+// notifier (its outbox, events, webhook secrets). `communication`: sends through Azure
+// Communication Services (the notifier). Every chart mounts the App Insights secret from Key Vault.
 var workloads = [
   {
     name: 'ingestion'
@@ -157,6 +164,7 @@ var workloads = [
     redis: true
     mongo: false
     keyVault: true
+    communication: false
   }
   {
     name: 'delivery'
@@ -166,6 +174,7 @@ var workloads = [
     redis: true
     mongo: false
     keyVault: true
+    communication: false
   }
   {
     name: 'package'
@@ -175,6 +184,7 @@ var workloads = [
     redis: false
     mongo: true
     keyVault: true
+    communication: false
   }
   {
     name: 'dronescheduler'
@@ -184,6 +194,7 @@ var workloads = [
     redis: false
     mongo: true
     keyVault: true
+    communication: false
   }
   {
     name: 'workflow'
@@ -193,6 +204,7 @@ var workloads = [
     redis: true
     mongo: false
     keyVault: true
+    communication: false
   }
   {
     name: 'simulator'
@@ -202,6 +214,17 @@ var workloads = [
     redis: true
     mongo: false
     keyVault: true
+    communication: false
+  }
+  {
+    name: 'notifier'
+    serviceAccount: 'notifier'
+    queueSend: false
+    queueReceive: false
+    redis: true
+    mongo: false
+    keyVault: true
+    communication: true
   }
 ]
 
@@ -504,6 +527,19 @@ module mongo 'modules/cosmos-mongo.bicep' = {
   }
 }
 
+// E-mail and SMS for the notifier (a global service: no private endpoint; it is reached over
+// HTTPS with Entra ID tokens).
+module communication 'modules/communication.bicep' = {
+  name: 'communication'
+  scope: rg
+  params: {
+    name: names.communication
+    emailServiceName: names.emailService
+    senderPrincipalIds: map(filter(workloads, w => w.communication), w => identityByName[w.name].principalId)
+    tags: allTags
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Private endpoints (prod): in the spoke, their records in the hub's private DNS zones
 // ---------------------------------------------------------------------------------------------
@@ -609,6 +645,12 @@ output mongoHost string = mongo.outputs.host
 @description('<SVC>_MONGO__URL of package and dronescheduler.')
 output mongoUrl string = mongo.outputs.url
 
+@description('The notifier chart\'s NOTIFIER_EMAIL__ACS_ENDPOINT and NOTIFIER_SMS__ACS_ENDPOINT.')
+output acsEndpoint string = communication.outputs.endpoint
+
+@description('The notifier chart\'s NOTIFIER_EMAIL__SENDER domain (DoNotReply@<this>).')
+output acsSenderDomain string = communication.outputs.senderDomain
+
 @description('keyVault.name of every chart.')
 output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
@@ -628,6 +670,7 @@ output packageClientId string = identityByName.package.clientId
 output droneschedulerClientId string = identityByName.dronescheduler.clientId
 output workflowClientId string = identityByName.workflow.clientId
 output simulatorClientId string = identityByName.simulator.clientId
+output notifierClientId string = identityByName.notifier.clientId
 @description('The workflow chart\'s keda.identityId.')
 output kedaClientId string = identityByName[kedaIdentityName].clientId
 @description('The ALB controller Helm chart\'s albController.podIdentity.clientID.')
@@ -635,6 +678,12 @@ output albControllerClientId string = identityByName.albcontroller.clientId
 
 @description('The data of the ConfigMap flux-system/cluster-settings (infra/gitops/clusters/<env>/cluster-settings.yaml).')
 output clusterSettings object = {
+  PUBLIC_API_APP_ID: apiAppIds.public
+  DELIVERY_API_APP_ID: apiAppIds.delivery
+  PACKAGE_API_APP_ID: apiAppIds.package
+  DRONESCHEDULER_API_APP_ID: apiAppIds.dronescheduler
+  SIMULATOR_API_APP_ID: apiAppIds.simulator
+  NOTIFIER_API_APP_ID: apiAppIds.notifier
   AZURE_TENANT_ID: tenant().tenantId
   INGESTION_CLIENT_ID: identityByName.ingestion.clientId
   DELIVERY_CLIENT_ID: identityByName.delivery.clientId
@@ -642,5 +691,6 @@ output clusterSettings object = {
   DRONESCHEDULER_CLIENT_ID: identityByName.dronescheduler.clientId
   WORKFLOW_CLIENT_ID: identityByName.workflow.clientId
   SIMULATOR_CLIENT_ID: identityByName.simulator.clientId
+  NOTIFIER_CLIENT_ID: identityByName.notifier.clientId
   KEDA_CLIENT_ID: identityByName[kedaIdentityName].clientId
 }

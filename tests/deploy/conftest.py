@@ -26,7 +26,15 @@ GITOPS = ROOT / "infra" / "gitops"
 NAMESPACE = "dronedelivery"
 KUBE_VERSION = "1.37.0"
 
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
+SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 # Environment -> values file layered on the chart's values.yaml ("default": values.yaml alone).
 ENVIRONMENTS = {"default": "values.yaml", "dev": "values-dev.yaml", "prod": "values-prod.yaml"}
 HELM_TIMEOUT = 60

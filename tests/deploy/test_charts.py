@@ -27,12 +27,14 @@ from .conftest import (
     SERVICES,
     Helm,
     Manifest,
+    parse_manifests,
     values_files,
 )
 from .policy import (
     CUSTOM_RESOURCES,
     custom_resource_problems,
     manifest_problems,
+    network_policy_problems,
     of_kind,
     values_secret_problems,
 )
@@ -175,7 +177,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         if "podSelector" in peer and "namespaceSelector" not in peer
     }
     expected_in = {
-        "delivery": {"workflow", "simulator"},
+        "delivery": {"workflow", "simulator", "notifier"},
         "package": {"workflow"},
         "dronescheduler": {"workflow", "simulator"},
     }
@@ -186,6 +188,8 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         assert egress_services == {"package", "dronescheduler", "delivery"}
     elif service == "simulator":
         assert egress_services == {"dronescheduler", "delivery"}
+    elif service == "notifier":
+        assert egress_services == {"delivery"}
     else:
         assert egress_services == set()
     dns = spec["egress"][0]
@@ -199,6 +203,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         "dronescheduler": {443, 10255, 10260},
         "workflow": {443, 5671, 6380, 10000},
         "simulator": {443, 5671, 6380, 10000},
+        "notifier": {443, 6380, 10000},
     }
     assert azure_ports == needs[service]
 
@@ -210,7 +215,8 @@ def test_public_services_are_routed(rendered: Rendered, service: str, env: str) 
     paths = sorted({m["path"]["value"] for rule in route["spec"]["rules"] for m in rule["matches"]})
     assert paths == PUBLIC[service]
     methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
-    assert methods == ({"GET"} if service == "delivery" else {None})
+    # Only the public API's methods (tests/deploy/test_gateway.py checks every route).
+    assert methods == ({"GET", "POST"} if service == "delivery" else {"POST", "PATCH", "DELETE"})
 
 
 @pytest.mark.parametrize("env", list(ENVIRONMENTS))
@@ -436,6 +442,28 @@ GUARDED = [
         "delivery", ["--set", "env.DELIVERY_PORT=9000"], "set by the chart", id="port-override"
     ),
     pytest.param(
+        "workflow",
+        [
+            "--set-json",
+            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16"]',
+            "--set-json",
+            'networkPolicy.egress.azure.except=["10.21.4.0/24"]',
+        ],
+        "10.21.4.0/24 is not strictly inside",
+        id="egress-except-outside-its-cidrs",
+    ),
+    pytest.param(
+        "workflow",
+        [
+            "--set-json",
+            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16"]',
+            "--set-json",
+            'networkPolicy.egress.azure.except=["10.20.0.0/16"]',
+        ],
+        "10.20.0.0/16 is not strictly inside",
+        id="egress-except-equal-to-its-cidr",
+    ),
+    pytest.param(
         "delivery",
         [
             "--set",
@@ -458,6 +486,33 @@ def test_library_refuses_inconsistent_values(
     result = helm.template(service, [], *args, check=False)
     assert result.returncode != 0, f"accepted: {args}"
     assert mentions in result.stderr
+
+
+def test_egress_except_goes_to_the_cidr_that_contains_it(helm: Helm) -> None:
+    """Each ipBlock gets only the except ranges inside it: the API server refuses any other."""
+    docs = parse_manifests(
+        helm.template(
+            "workflow",
+            [],
+            "--set-json",
+            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16", "10.30.0.0/16", "0.0.0.0/0"]',
+            "--set-json",
+            'networkPolicy.egress.azure.except=["10.20.4.0/24", "10.30.128.0/17"]',
+        ).stdout
+    )
+    (policy,) = of_kind(docs, "NetworkPolicy")
+    blocks = {
+        peer["ipBlock"]["cidr"]: peer["ipBlock"].get("except")
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    }
+    assert blocks == {
+        "10.20.0.0/16": ["10.20.4.0/24"],
+        "10.30.0.0/16": ["10.30.128.0/17"],
+        "0.0.0.0/0": ["10.20.4.0/24", "10.30.128.0/17"],
+    }
+    assert network_policy_problems(policy) == []
 
 
 # -- env names against the services' settings classes ------------------------------------------
@@ -493,6 +548,8 @@ def resolves(model: type[Any], parts: list[str]) -> bool:
     if not rest:
         return True
     annotation = fields[head].annotation
+    if getattr(annotation, "__origin__", None) is dict:
+        return len(rest) == 1  # a mapping's key (``OUTBOUND_SCOPES__PACKAGE``)
     candidates = [annotation, *getattr(annotation, "__args__", ())]
     return any(
         isinstance(candidate, type)

@@ -42,6 +42,9 @@ API_VERSIONS: dict[str, str] = {
     "Microsoft.Insights/components": "2020-02-02",
     "Microsoft.Insights/dataCollectionRules": "2023-03-11",
     "Microsoft.Insights/dataCollectionRuleAssociations": "2023-03-11",
+    "Microsoft.Communication/communicationServices": "2023-04-01",
+    "Microsoft.Communication/emailServices": "2023-04-01",
+    "Microsoft.Communication/emailServices/domains": "2023-04-01",
     # The only version of diagnostic settings (an extension resource); "preview" in name only.
     "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
 }
@@ -59,6 +62,7 @@ ROLES: dict[str, str] = {
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
     "fbc52c3f-28ad-4303-a892-8a056630b8f1": "AppGw for Containers Configuration Manager",
     "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b": "Azure Kubernetes Service RBAC Cluster Admin",
+    "09976791-48a7-449e-bb21-39d1a415f350": "Communication and Email Service Owner",
 }
 
 # Private endpoint sub-resource -> the private DNS zone its records belong in.
@@ -229,6 +233,26 @@ def secret_problems(file: BicepFile) -> list[str]:
     return problems
 
 
+# What reads a value from outside the file (the environment, a vault).
+OUTSIDE = ("readEnvironmentVariable", "az.getSecret", "getSecret")
+
+
+def _inside(value: Any) -> Any:
+    """The values written in the file: ``walk`` without what comes from outside."""
+    if isinstance(value, Call) and value.name in OUTSIDE:
+        return
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _inside(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _inside(v)
+    elif isinstance(value, Call):
+        for v in value.args:
+            yield from _inside(v)
+
+
 def param_file_problems(param_file: BicepFile, main: BicepFile) -> list[str]:
     problems: list[str] = []
     using = param_file.of("using")
@@ -249,18 +273,14 @@ def param_file_problems(param_file: BicepFile, main: BicepFile) -> list[str]:
     for name, value in given.items():
         secure = name in declared and declared[name].decorator("secure") is not None
         v = value.value
-        from_outside = isinstance(v, Call) and v.name in (
-            "readEnvironmentVariable",
-            "az.getSecret",
-            "getSecret",
-        )
+        from_outside = isinstance(v, Call) and v.name in OUTSIDE
         if secure and not from_outside:
             problems.append(
                 f"{param_file.rel}: secure parameter {name} must come from outside (env, vault)"
             )
         if from_outside:
             continue
-        for item in walk(v):
+        for item in _inside(v):
             if isinstance(item, str) and (
                 re.search(r"(AccountKey|SharedAccessKey|Password)=", item, re.I)
                 or (

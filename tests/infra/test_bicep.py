@@ -48,7 +48,15 @@ from .checks import (
 
 CHARTS = ROOT / "charts"
 GITOPS = ROOT / "infra" / "gitops"
-SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow", "simulator")
+SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 ENVIRONMENTS = ("dev", "prod")
 MODULES = BICEP_DIR / "modules"
 
@@ -490,6 +498,8 @@ def test_data_access_follows_what_each_chart_uses(main: BicepFile) -> None:
         uses_queue = f"{prefix}_QUEUE__SERVICEBUS_NAMESPACE" in env
         assert (w["queueSend"] or w["queueReceive"]) == uses_queue, service
         assert w["keyVault"] == chart_values(service, "prod")["keyVault"]["enabled"]
+        sends = env.get(f"{prefix}_EMAIL__TRANSPORT") == "acs"
+        assert w["communication"] == sends, service
     by_name = {w["name"]: w for w in workloads(main)}
     assert by_name["ingestion"]["queueSend"]
     assert not by_name["ingestion"]["queueReceive"]
@@ -504,6 +514,7 @@ def test_role_grants_are_scoped_to_the_resource() -> None:
         ("acr", "kubeletPull"): "registry",
         ("aks", "controlPlaneSubnetRole"): "nodeSubnet",
         ("subnet-role", "assignment"): "subnet",
+        ("communication", "senders"): "communication",
     }
     for (name, symbol), scope in scopes.items():
         decl = module(name).get("resource", symbol)
@@ -524,6 +535,10 @@ def test_main_passes_least_privilege_principals(main: BicepFile) -> None:
     mongo = body_of(main.get("module", "mongo"))["params"]
     assert mongo["servicePrincipals"].args[0] == Call(
         "filter", (Expr("workloads"), Expr("w => w.mongo"))
+    )
+    acs = body_of(main.get("module", "communication"))["params"]
+    assert acs["senderPrincipalIds"].args[0] == Call(
+        "filter", (Expr("workloads"), Expr("w => w.communication"))
     )
     kv = body_of(main.get("module", "keyVault"))["params"]
     assert kv["secretReaderPrincipalIds"].args[0] == Call(
@@ -570,6 +585,10 @@ def test_resource_names_match_the_charts(main: BicepFile, environment: str) -> N
             )
         if f"{prefix}_REDIS__URL" in env:
             assert env[f"{prefix}_REDIS__URL"] == redis_url
+    notifier = chart_values("notifier", environment)["env"]
+    for key in ("NOTIFIER_EMAIL__ACS_ENDPOINT", "NOTIFIER_SMS__ACS_ENDPOINT"):
+        host = notifier[key].removeprefix("https://").split(".")[0]
+        assert host == n["communication"], key
     assert len(n["keyVault"]) <= 24
     assert re.fullmatch(r"[a-z0-9]{5,50}", n["acr"])
 
@@ -708,6 +727,8 @@ def test_outputs_the_charts_need(main: BicepFile) -> None:
         "kedaClientId",
         "albControllerClientId",
         "clusterSettings",
+        "acsEndpoint",
+        "acsSenderDomain",
         *(f"{s}ClientId" for s in SERVICES),
     }
     assert expected <= set(main.outputs)
@@ -827,3 +848,14 @@ def test_secret_checks_fire(main: BicepFile) -> None:
         main,
     )
     assert param_file_problems(mutated(prod, "param hubAddressPrefix = '10.19.0.0/22'\n", ""), main)
+
+
+def test_communication_services_send_keyless_from_a_managed_domain() -> None:
+    acs = module("communication")
+    service = body_of(acs.resource("Microsoft.Communication/communicationServices"))
+    domain = body_of(acs.resource("Microsoft.Communication/emailServices/domains"))
+    assert domain["properties"]["domainManagement"] == "AzureManaged"
+    assert service["properties"]["linkedDomains"] == [Expr("managedDomain.id")]
+    # The notifier signs in with Entra ID: nothing reads the resource's keys.
+    source = (MODULES / "communication.bicep").read_text(encoding="utf-8")
+    assert "listKeys" not in source

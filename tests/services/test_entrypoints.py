@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dronecommon.stack import SERVICE_PORTS
+from dronetesting.stack import SERVICE_PORTS
 
 
 def run_help(module: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -31,6 +31,7 @@ OWN_SETTINGS = {
     "dronescheduler": ["DRONESCHEDULER_FLEET__COUNT", "DRONESCHEDULER_MONGO__DATABASE"],
     "workflow": ["WORKFLOW_PACKAGE_URL", "WORKFLOW_QUEUE__MAX_CONCURRENCY"],
     "simulator": ["SIMULATOR_SPEED_FACTOR", "SIMULATOR_TELEMETRY_INTERVAL"],
+    "notifier": ["NOTIFIER_EMAIL__SMTP__PORT", "NOTIFIER_OUTBOX__MAX_ATTEMPTS"],
 }
 
 

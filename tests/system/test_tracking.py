@@ -6,6 +6,11 @@ handling, so a flight of a few miles takes seconds. The sample request goes thro
 the workflow, the drone scheduler and the delivery service; its public tracking stream shows the
 drone moving and the ETAs changing until Completed, then ends; the drone comes home and is free
 at the scheduler. A cancel and a reschedule reach a drone in flight.
+
+Tokens are on, as in ``make run``: the customer schedules and follows the owner's stream with
+its own token (another account's finds no such delivery), anyone follows the public stream
+without one, and what no customer may read (the scheduler's assignment, the simulator's fleet)
+is read as a service holding the role.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from redis.asyncio import Redis
 
 from dronecommon.events import EventType, read_range
+from dronetesting.samples import sample_request
 
-from .conftest import SAMPLE, System
+from .conftest import System
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -75,20 +81,28 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float, what
 
 
 def sample(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(json.dumps(SAMPLE))
+    body = sample_request(**changes)
     body["packageInfo"]["packageId"] = f"p-{uuid.uuid4().hex}"
-    body.update(changes)
     return body
 
 
+def owner(system: System) -> dict[str, str]:
+    """The sample's owner (``myowner`` of ``contoso``: what ``make token`` prints)."""
+    return system.customer()
+
+
 async def schedule(http: httpx.AsyncClient, system: System, body: dict[str, Any]) -> str:
-    """Through ingestion, until the delivery service has it with its drone."""
-    response = await http.post(system.url("ingestion") + "/api/deliveryrequests", json=body)
+    """Through ingestion as its owner, until the delivery service has it with its drone."""
+    response = await http.post(
+        system.url("ingestion") + "/api/deliveryrequests", json=body, headers=owner(system)
+    )
     assert response.status_code == 202, response.text
     delivery_id = str(response.json()["deliveryId"])
 
     async def assigned() -> bool:
-        found = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")
+        found = await http.get(
+            system.url("delivery") + f"/api/deliveries/{delivery_id}", headers=owner(system)
+        )
         return found.status_code == 200 and bool(found.json()["droneId"])
 
     await wait_for(assigned, 20, "the delivery with its drone")
@@ -98,9 +112,12 @@ async def schedule(http: httpx.AsyncClient, system: System, body: dict[str, Any]
 class Tracking:
     """A tracking stream read in the background; the events so far."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.http = http
         self.url = url
+        self.headers = headers or {}
         self.events: list[ServerSentEvent] = []
         self.closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +134,7 @@ class Tracking:
 
     async def _read(self) -> None:
         try:
-            async with aconnect_sse(self.http, "GET", self.url) as source:
+            async with aconnect_sse(self.http, "GET", self.url, headers=self.headers) as source:
                 assert source.response.status_code == 200
                 async for event in source.aiter_sse():
                     self.events.append(event)
@@ -138,6 +155,12 @@ class Tracking:
         await asyncio.wait_for(self.closed.wait(), within)
 
 
+async def opened(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> int:
+    """The status a tracking stream answers ``headers`` with (the stream closed at once)."""
+    async with http.stream("GET", url, headers=headers) as response:
+        return response.status_code
+
+
 def flying(status: dict[str, Any]) -> bool:
     drone = status.get("drone")
     return status["telemetry"] == "live" and drone is not None and drone["phase"] == "ToPickup"
@@ -145,11 +168,16 @@ def flying(status: dict[str, Any]) -> bool:
 
 async def released(http: httpx.AsyncClient, system: System, delivery_id: str) -> bool:
     url = system.url("dronescheduler") + f"/api/dronedeliveries/{delivery_id}"
-    return bool((await http.get(url)).json()["status"] == "Released")
+    answer = await http.get(url, headers=system.service("dronescheduler", "Drones.Assign"))
+    assert answer.status_code == 200, answer.text
+    return bool(answer.json()["status"] == "Released")
 
 
 async def home(http: httpx.AsyncClient, system: System, drone_id: str) -> bool:
-    return (await http.get(system.url("simulator") + f"/api/fleet/{drone_id}")).status_code == 404
+    url = system.url("simulator") + f"/api/fleet/{drone_id}"
+    answer = await http.get(url, headers=system.service("simulator", "Fleet.Control"))
+    assert answer.status_code in (200, 404), answer.text
+    return answer.status_code == 404
 
 
 async def test_the_sample_delivery_is_tracked_live_to_completion(
@@ -174,7 +202,7 @@ async def test_the_sample_delivery_is_tracked_live_to_completion(
     assert all(e.id for e in events)
 
     base = system.url("delivery") + f"/api/deliveries/{delivery_id}"
-    history = (await http.get(base + "/history")).json()
+    history = (await http.get(base + "/history", headers=owner(system))).json()
     phases = [e["phase"] for e in history if "phase" in e]
     assert phases[:4] == ["ToPickup", "AtPickup", "ToDropoff", "AtDropoff"]
     assert history[-1]["stage"] == "Completed"
@@ -184,7 +212,7 @@ async def test_the_sample_delivery_is_tracked_live_to_completion(
     # The plan was the scheduler's at the drone's real speed: the live ETA moved far from it.
     assert EventType.ETA_CHANGED in events_of
 
-    drone_id = (await http.get(base)).json()["droneId"]
+    drone_id = (await http.get(base, headers=owner(system))).json()["droneId"]
     await wait_for(lambda: released(http, system, delivery_id), 60, "the drone released")
     await wait_for(lambda: home(http, system, drone_id), 30, "the drone home")
 
@@ -194,13 +222,21 @@ async def test_a_cancel_reaches_the_drone_in_flight(
 ) -> None:
     system = fast_fleet
     delivery_id = await schedule(http, system, sample())
-    drone_id = (await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")).json()[
-        "droneId"
-    ]
-    url = system.url("delivery") + f"/api/deliveries/{delivery_id}/tracking"
-    async with Tracking(http, url) as tracking:
+    base = system.url("delivery") + f"/api/deliveries/{delivery_id}"
+    drone_id = (await http.get(base, headers=owner(system))).json()["droneId"]
+    url = base + "/tracking"
+    # The owner's stream: the owner, an operator or a service reading deliveries; another
+    # account finds no such delivery; no token, no stream.
+    assert await opened(http, url, {}) == 401
+    assert await opened(http, url, system.customer("myowner", "fabrikam")) == 404
+    assert await opened(http, url, system.customer("ops", "fabrikam", "Operator")) == 200
+    assert await opened(http, url, system.service("delivery", "Deliveries.Read")) == 200
+    async with Tracking(http, url, owner(system)) as tracking:
         await tracking.until(flying, 30)
-        cancel = await http.delete(system.url("ingestion") + f"/api/deliveryrequests/{delivery_id}")
+        cancel = await http.delete(
+            system.url("ingestion") + f"/api/deliveryrequests/{delivery_id}",
+            headers=owner(system),
+        )
         assert cancel.status_code == 202, cancel.text
         await tracking.ended(30)
     statuses = tracking.statuses()
@@ -224,6 +260,7 @@ async def test_a_reschedule_reroutes_the_drone_in_flight(
         patch = await http.patch(
             system.url("ingestion") + f"/api/deliveryrequests/{delivery_id}",
             json={"dropOffLocation": new_dropoff},
+            headers=owner(system),
         )
         assert patch.status_code == 202, patch.text
         await tracking.ended(90)
@@ -231,7 +268,8 @@ async def test_a_reschedule_reroutes_the_drone_in_flight(
     assert statuses[-1]["stage"] == "Completed"
     final = statuses[-1]["lastKnownLocation"]
     assert (final["latitude"], final["longitude"]) == (47.62, -122.35)
-    delivery = (await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")).json()
+    base = system.url("delivery") + f"/api/deliveries/{delivery_id}"
+    delivery = (await http.get(base, headers=owner(system))).json()
     assert delivery["confirmation"]["geoCoordinates"]["latitude"] == 47.62
-    history = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}/history")
+    history = await http.get(base + "/history", headers=owner(system))
     assert "Rescheduled" in [e["stage"] for e in history.json()]

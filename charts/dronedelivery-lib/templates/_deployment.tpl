@@ -12,12 +12,14 @@ The service's Deployment.
   gid 10001 (the images' USER), read-only root filesystem with an emptyDir on /tmp, no privilege
   escalation, every capability dropped, the runtime's default seccomp profile, no Kubernetes API
   token unless serviceAccount.automountToken says so (workload identity projects its own token).
-- No `replicas` when an HPA or KEDA owns the count, so an upgrade never resets a scaled-out service.
+- No `replicas` when an HPA or KEDA owns the count, so an upgrade never resets a scaled-out service
+  (except after a hand-over from a fixed count: see "dronedelivery-lib.replicas").
 */}}
 {{- define "dronedelivery-lib.deployment" -}}
 {{- $name := include "dronedelivery-lib.name" . -}}
 {{- $prefix := include "dronedelivery-lib.envPrefix" . -}}
 {{- $v := .Values -}}
+{{- $replicas := include "dronedelivery-lib.replicas" . -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -25,9 +27,13 @@ metadata:
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "dronedelivery-lib.labels" . | nindent 4 }}
+  {{- with $replicas }}
+  annotations:
+    dronedelivery/replicas-in-manifest: "true"
+  {{- end }}
 spec:
-  {{- if not (include "dronedelivery-lib.externallyScaled" .) }}
-  replicas: {{ $v.replicaCount }}
+  {{- with $replicas }}
+  replicas: {{ . }}
   {{- end }}
   revisionHistoryLimit: 5
   selector:

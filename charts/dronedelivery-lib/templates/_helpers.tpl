@@ -65,6 +65,32 @@ true
 {{- end -}}
 
 {{/*
+The Deployment's `replicas`, or nothing when an autoscaler (HPA or KEDA) owns the count, so that
+an upgrade never resets a scaled-out service. One exception: a release that ran with a fixed
+count before its autoscaler was enabled. Its previous manifests set `replicas`, and dropping the
+field from the manifest resets the Deployment to 1 pod (Helm's three-way merge and server-side
+apply both delete a field that the previous revision set), until the autoscaler scales it up
+again. Such a Deployment carries the annotation `dronedelivery/replicas-in-manifest` and keeps
+rendering the count it runs (looked up in the cluster), held within the autoscaler's bounds.
+*/}}
+{{- define "dronedelivery-lib.replicas" -}}
+{{- $v := .Values -}}
+{{- if not (include "dronedelivery-lib.externallyScaled" .) -}}
+{{- $v.replicaCount -}}
+{{- else -}}
+{{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "dronedelivery-lib.name" .) -}}
+{{- if and $live (dig "metadata" "annotations" "dronedelivery/replicas-in-manifest" "" $live) -}}
+{{- $bounds := $v.autoscaling -}}
+{{- if ($v.keda | default dict).enabled -}}
+{{- $bounds = $v.keda -}}
+{{- end -}}
+{{- $running := int (dig "spec" "replicas" 1 $live) -}}
+{{- max (int $bounds.minReplicas) (min (int $bounds.maxReplicas) $running) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Cross-field checks that a JSON schema cannot express; `helm lint`/`template`/`install` fail with the
 message. Rendered (empty) by "dronedelivery-lib.all".
 */}}

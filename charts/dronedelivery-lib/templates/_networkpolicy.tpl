@@ -11,7 +11,9 @@ egress   - DNS: kube-dns pods in kube-system, UDP and TCP 53;
          - the named services' pods on 8080 (`networkPolicy.egress.toServices`; policies see the
            pod port, not the Service port 80);
          - Azure services (`networkPolicy.egress.azure`): the given CIDRs (private-endpoint subnets
-           when the platform uses them) on the given ports only: 443 (Entra ID, Key Vault,
+           when the platform uses them), each without the `except` ranges inside it (an except
+           range outside every CIDR fails the render: the API server would refuse it), on the given
+           ports only: 443 (Entra ID, Key Vault,
            Application Insights, Service Bus over WebSockets), 5671 (Service Bus AMQP), 6380/10000
            (Azure Cache for Redis / Azure Managed Redis), 10255 (Cosmos DB for MongoDB).
 */}}
@@ -25,6 +27,17 @@ egress   - DNS: kube-dns pods in kube-system, UDP and TCP 53;
 {{- end -}}
 {{- if and $np.egress.azure.ports (not $np.egress.azure.cidrs) -}}
 {{- fail "networkPolicy.egress.azure.ports needs networkPolicy.egress.azure.cidrs" -}}
+{{- end -}}
+{{- range $excluded := $np.egress.azure.except -}}
+{{- $inside := false -}}
+{{- range $np.egress.azure.cidrs -}}
+{{- if include "dronedelivery-lib.cidrWithin" (list $excluded .) -}}
+{{- $inside = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $inside -}}
+{{- fail (printf "networkPolicy.egress.azure.except: %s is not strictly inside any of networkPolicy.egress.azure.cidrs (the API server refuses an except outside its CIDR)" $excluded) -}}
+{{- end -}}
 {{- end -}}
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -100,10 +113,16 @@ spec:
     {{- end }}
     {{- if $np.egress.azure.ports }}
     - to:
-        {{- range $np.egress.azure.cidrs }}
+        {{- range $cidr := $np.egress.azure.cidrs }}
         - ipBlock:
-            cidr: {{ . }}
-            {{- with $np.egress.azure.except }}
+            cidr: {{ $cidr }}
+            {{- $except := list }}
+            {{- range $np.egress.azure.except }}
+            {{- if include "dronedelivery-lib.cidrWithin" (list . $cidr) }}
+            {{- $except = append $except . }}
+            {{- end }}
+            {{- end }}
+            {{- with $except }}
             except:
               {{- toYaml . | nindent 14 }}
             {{- end }}
@@ -115,4 +134,30 @@ spec:
         {{- end }}
     {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the IPv4 CIDR `index . 0` lies strictly inside the CIDR `index . 1` (a longer prefix
+and the same leading bits), the rule the API server applies to an ipBlock's `except`.
+*/}}
+{{- define "dronedelivery-lib.cidrWithin" -}}
+{{- $inner := include "dronedelivery-lib.cidrParse" (index . 0) | fromJson -}}
+{{- $outer := include "dronedelivery-lib.cidrParse" (index . 1) | fromJson -}}
+{{- $block := 1 -}}
+{{- range until (sub 32 (int $outer.prefix) | int) -}}
+{{- $block = mul $block 2 -}}
+{{- end -}}
+{{- if and (gt (int $inner.prefix) (int $outer.prefix)) (eq (div (int64 $inner.address) $block) (div (int64 $outer.address) $block)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* An IPv4 CIDR as JSON: {"address": <the address as a 32-bit number>, "prefix": <length>}. */}}
+{{- define "dronedelivery-lib.cidrParse" -}}
+{{- $parts := splitList "/" . -}}
+{{- $address := 0 -}}
+{{- range splitList "." (first $parts) -}}
+{{- $address = add (mul $address 256) (atoi .) -}}
+{{- end -}}
+{{- dict "address" $address "prefix" (atoi (last $parts)) | toJson -}}
 {{- end -}}

@@ -9,12 +9,11 @@ httptools), so client and server never share an event loop. The client side runs
 service does under uvicorn, and drives ``--concurrency`` callers, each sending GETs back to back
 for ``--seconds`` after a warm-up, through:
 
-- ``httptools``: ``create_http_client(..., transport="httptools")`` — the default
-  (:mod:`dronecommon.httpclient.wire`);
-- ``aiohttp``: ``create_http_client(..., transport="aiohttp")`` — httpx-aiohttp's transport;
-- ``native``: ``create_http_client(..., transport="native")`` — httpx's own connection pool;
-- ``raw``: a bare ``aiohttp.ClientSession`` (no httpx, no retries/breaker/spans): the floor this
-  machine allows, to tell the client's overhead from the server's and the kernel's.
+- ``client``: ``create_http_client(...)`` — the resilient client (on one
+  ``aiohttp.ClientSession``);
+- ``raw``: a bare ``aiohttp.ClientSession`` (no retries, breaker, spans or limits): the floor
+  this machine allows, to tell the client's own cost from aiohttp's, the server's and the
+  kernel's.
 
 It reports requests/s and p50/p90/p99/max latency per run and writes them, with the machine's
 description, as JSON. ``--tracing sdk`` installs an OpenTelemetry SDK tracer provider (spans
@@ -73,7 +72,7 @@ def serve_aiohttp(port: int, processes: int) -> None:
 @contextlib.contextmanager
 def server_process(kind: str, processes: int) -> Iterator[str]:
     """Start the server in a child process; yield its base URL; stop it."""
-    from dronecommon.testing.servers import free_port
+    from dronetesting.servers import free_port
 
     port = free_port()
     command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
@@ -159,13 +158,10 @@ async def run_client(transport: str, base_url: str, args: argparse.Namespace) ->
 
             return await drive(raw_call, args.concurrency, args.seconds, args.warmup)
 
+    if transport != "client":
+        raise ValueError(f"unknown path {transport!r}: use 'client' or 'raw'")
     settings = HttpClientSettings(max_connections=max(100, args.concurrency))
-    client = create_http_client(
-        settings,
-        base_url=base_url,
-        name="bench",
-        transport=transport,  # type: ignore[arg-type]
-    )
+    client = create_http_client(settings, base_url=base_url, name="bench")
     async with client:
 
         async def call() -> object:
@@ -197,7 +193,7 @@ def install_tracing() -> None:
 
 def machine() -> dict[str, Any]:
     versions = {}
-    for package in ("httpx", "httpx-aiohttp", "aiohttp", "uvloop", "uvicorn", "opentelemetry-sdk"):
+    for package in ("aiohttp", "uvloop", "uvicorn", "opentelemetry-sdk"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     return {
@@ -222,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--transports", default="httptools,aiohttp,native,raw")
+    parser.add_argument("--transports", default="client,raw", help="comma list of: client, raw")
     parser.add_argument(
         "--rounds", type=int, default=1, help="repeat the runs, interleaved; report the median"
     )
@@ -238,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_aiohttp(args.port, args.server_processes)
         return 0
     if args.serve == "uvicorn":
-        from dronecommon.testing.apps import serve_bare_json
+        from dronetesting.apps import serve_bare_json
 
         serve_bare_json(args.port, BODY)
         return 0

@@ -29,17 +29,21 @@ from dronecommon import (
     redis_check,
 )
 from dronecommon.logs import JsonFormatter
-from dronecommon.settings import RedisSettings
+from dronecommon.redis import create_redis_client
+from dronecommon.settings import AuthSettings, RedisSettings
 from dronecommon.telemetry import TraceContextMiddleware
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer
-from dronecommon.testing.tokens import LocalIssuer
+from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
+from dronetesting.servers import RedisServer
+from dronetesting.tokens import LocalIssuer
 
 
 class ExampleSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EXAMPLE_", env_nested_delimiter="__")
     service_name: ClassVar[str] = "example"
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    # Tokens are not this file's subject (see test_auth*.py): switched off explicitly.
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings(enabled=False))
 
 
 class PackageInfo(BaseModel):
@@ -81,7 +85,7 @@ def make_app(redis_url: str, **extra_checks: Callable[[], Any]) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
-        client = Redis.from_url(settings.redis.url, socket_timeout=settings.redis.socket_timeout)
+        client = create_redis_client(settings.redis)
         readiness(app).add("redis", redis_check(client))
         for name, check in extra_checks.items():
             readiness(app).add(name, check, timeout=0.3)
@@ -97,16 +101,6 @@ def make_app(redis_url: str, **extra_checks: Callable[[], Any]) -> FastAPI:
         lifespan=lifespan,
         configure_logs=False,
     )
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail", "traceId"} <= body.keys()
-    assert len(body["traceId"]) == 32
-    return body
 
 
 async def test_liveness_does_no_io(redis_url: str) -> None:

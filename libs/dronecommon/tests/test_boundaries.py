@@ -1,11 +1,12 @@
-"""The shared library never imports a service (services depend on it, not the other way)."""
+"""Import boundaries: the shared library never imports a service (services depend on it, not the
+other way), and no runtime code imports the test kit or a test tool (images do not ship them)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from dronecommon.testing.servers import project_root
+from dronetesting.servers import project_root
 
 LIBRARY = Path(__file__).resolve().parents[1] / "src" / "dronecommon"
 
@@ -37,6 +38,26 @@ def test_the_library_imports_no_service() -> None:
         if imported_modules(path) & services
     }
     assert offenders == {}
+
+
+# What only the workspace's development group installs.
+TEST_ONLY = {"dronetesting", "pytest", "schemathesis", "hypothesis", "httpx"}
+
+
+def runtime_sources() -> list[Path]:
+    return sorted(LIBRARY.rglob("*.py")) + sorted(project_root().glob("services/*/src/**/*.py"))
+
+
+def test_no_runtime_code_imports_the_test_kit() -> None:
+    root = project_root()
+    offenders = {
+        str(path.relative_to(root)): sorted(imported_modules(path) & TEST_ONLY)
+        for path in runtime_sources()
+        if imported_modules(path) & TEST_ONLY
+    }
+    assert offenders == {}
+    services = {path.relative_to(root).parts[1] for path in runtime_sources()}
+    assert {"ingestion", "delivery", "workflow", "simulator"} <= services  # the scan sees them
 
 
 def test_the_scan_sees_imports() -> None:

@@ -25,7 +25,7 @@ from dronecommon.events import (
     events_stream,
 )
 from dronecommon.streams import StreamEntry, StreamGroupReader
-from dronecommon.testing.servers import RedisServer
+from dronetesting.servers import RedisServer
 
 AT = dt.datetime(2030, 1, 1, 10, 0, tzinfo=dt.UTC)
 HERE = Location(latitude=47.6, longitude=-122.3, altitude=0)

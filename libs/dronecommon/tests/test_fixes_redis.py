@@ -27,7 +27,7 @@ from dronecommon.fixes import (
 )
 from dronecommon.fixes.redis_streams import RedisFixConsumer, RedisFixPublisher
 from dronecommon.settings import TelemetryStreamSettings
-from dronecommon.testing.servers import RedisServer
+from dronetesting.servers import RedisServer
 
 T0 = dt.datetime(2030, 1, 1, 10, 0, tzinfo=dt.UTC)
 STREAM = "telemetry:fixes"

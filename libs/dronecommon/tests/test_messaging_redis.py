@@ -39,7 +39,7 @@ from dronecommon.messaging.redis_streams import (
     stream_key,
 )
 from dronecommon.settings import QueueSettings
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, free_port
 
 QUEUE = "deliveryrequests"
 GROUP = "workflow"

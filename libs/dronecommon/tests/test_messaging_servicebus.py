@@ -52,7 +52,7 @@ from dronecommon.messaging.servicebus import (
     ServiceBusQueueSender,
 )
 from dronecommon.settings import QueueSettings
-from dronecommon.testing.servers import free_port
+from dronetesting.servers import free_port
 
 QUEUE = "deliveryrequests"
 

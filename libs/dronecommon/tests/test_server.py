@@ -14,8 +14,8 @@ from fastapi import APIRouter
 from dronecommon import create_service_app
 from dronecommon.server import GC_THRESHOLDS
 from dronecommon.settings import ServiceSettings
-from dronecommon.testing.apps import app_client, start_service_process
-from dronecommon.testing.servers import free_port
+from dronetesting.apps import app_client, start_service_process
+from dronetesting.servers import free_port
 
 PROBE = """
 import gc

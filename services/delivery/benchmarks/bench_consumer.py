@@ -39,7 +39,7 @@ from dronecommon.events import EventType, read_range
 from dronecommon.fixes import Fix, Phase, create_fix_consumer
 from dronecommon.fixes.redis_streams import RedisFixPublisher
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.servers import RedisServer
+from dronetesting.servers import RedisServer
 
 PICKUP = (47.60, -122.33)
 DROPOFF = (47.70, -122.20)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import importlib
 import random
 import statistics
 import tempfile
@@ -27,10 +26,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from delivery.main import create_app
+from delivery.settings import DeliverySettings
 from dronecommon.domain import format_utc
 from dronecommon.settings import RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer
+from dronetesting.apps import app_client
+from dronetesting.servers import RedisServer
 
 Call = Callable[[str], Awaitable[None]]
 
@@ -105,12 +106,10 @@ def asgi_caller(app: Any, state: dict[str, Any]) -> Call:
 
 
 async def run(redis_url: str, seconds: float, concurrency: int, deliveries: int) -> None:
-    main = importlib.import_module("delivery.main")
-    settings_module = importlib.import_module("delivery.settings")
-    settings = settings_module.DeliverySettings(
+    settings = DeliverySettings(
         redis=RedisSettings(url=redis_url, max_connections=max(concurrency, 8))
     )
-    app = main.create_app(settings, configure_logs=False)
+    app = create_app(settings, configure_logs=False)
     now = dt.datetime.now(dt.UTC)
     ids = [f"bench-{n}" for n in range(deliveries)]
     async with app_client(app) as client:
@@ -128,6 +127,8 @@ async def run(redis_url: str, seconds: float, concurrency: int, deliveries: int)
                 raise RuntimeError(response.text)
 
         async with app.router.lifespan_context(app) as state:
+            if state is None:
+                raise RuntimeError("the app's lifespan yields no state")
             redis = state["deliveries"].repository.redis
 
             async def bare(delivery_id: str) -> None:

@@ -9,7 +9,9 @@ second, a hundred fixes per stream entry). Each status event carries its fix's t
 (``drone.at``): the push delay is when the client read the event minus that time, so it spans the
 whole path — the stream entry, the consumer's batch, its write and announcement, the hub's read,
 the watcher's queue and the socket. Reports the delay percentiles, events per second, the
-replica's and Redis's CPU, and the streams' time to their first event.
+replica's and Redis's CPU, and the streams' time to their first event. Tokens are on, as
+deployed (a development issuer in the temporary folder): the deliveries are created with a
+service token holding ``Deliveries.Write``; the public streams need none.
 
     uv run --all-packages python services/delivery/benchmarks/bench_watchers.py \\
         --deliveries 1000 --watchers 1000 --seconds 20
@@ -34,13 +36,16 @@ import uvloop
 from httpx_sse import aconnect_sse
 from redis.asyncio import Redis
 
+from dronecommon.auth.devissuer import DEFAULT_DEV_ISSUER, DevIssuer
 from dronecommon.domain import format_utc
 from dronecommon.fixes import Fix, Phase
 from dronecommon.fixes.redis_streams import RedisFixPublisher
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, free_port
 
 PICKUP = {"latitude": 47.60, "longitude": -122.33, "altitude": 0.0}
 DROPOFF = {"latitude": 47.70, "longitude": -122.20, "altitude": 0.0}
+AUDIENCE = "delivery-internal"
+PUBLIC_AUDIENCE = "dronedelivery-api"
 
 
 def _cpu_of(pid: int) -> float:
@@ -154,13 +159,23 @@ async def publish_fixes(
 async def drive(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
         port = free_port()
+        issuer = DevIssuer.generate(DEFAULT_DEV_ISSUER)
+        _, jwks_file = issuer.save(Path(folder) / "dev-issuer")
         env = {
             **os.environ,
             "DELIVERY_PORT": str(port),
             "DELIVERY_REDIS__URL": server.url,
             "DELIVERY_LOG_LEVEL": "WARNING",
             "DELIVERY_SSE__MAX_WATCHERS": str(args.watchers + 100),
+            "DELIVERY_AUTH__ENABLED": "true",
+            "DELIVERY_AUTH__ISSUER": issuer.issuer,
+            "DELIVERY_AUTH__AUDIENCE": AUDIENCE,
+            "DELIVERY_AUTH__PUBLIC_AUDIENCE": PUBLIC_AUDIENCE,
+            "DELIVERY_AUTH__JWKS_FILE": str(jwks_file),
         }
+        writer = issuer.mint(
+            audience=AUDIENCE, subject="bench", azp="bench", oid="bench", roles=["Deliveries.Write"]
+        )
         log = args.log or Path(folder) / "delivery.log"
         with log.open("wb") as out:
             replica = await asyncio.create_subprocess_exec(
@@ -169,7 +184,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         url = f"http://127.0.0.1:{port}"
         clients: list[asyncio.subprocess.Process] = []
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            headers = {"Authorization": f"Bearer {writer}"}
+            async with httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as http:
                 while True:
                     try:
                         if (await http.get("/readyz")).status_code == 200:

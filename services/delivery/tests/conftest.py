@@ -1,24 +1,16 @@
 """Fixtures for the delivery tests: the app on the session's real redis-server.
 
-Helpers are fixtures (``new_delivery``, ``problem``): with ``--import-mode=importlib`` test
-modules cannot import this file.
-
-The service's modules are loaded with ``importlib`` rather than ``from delivery... import``: the
-root mypy configuration puts only ``libs/dronecommon/src`` on ``mypy_path``, so ``mypy
-services/delivery`` names these files ``services.delivery.src.delivery.*`` while a static
-``import delivery`` would reach the same files again as ``delivery.*`` (mypy: "source file found
-twice"). Once ``services/delivery/src`` is on ``mypy_path`` the tests can import normally.
+Helpers are fixtures: ``make_app``, ``new_delivery`` (a valid PUT body) and ``problem`` (the
+kit's :func:`~dronetesting.problems.assert_problem`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -26,26 +18,21 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from delivery.main import create_app
+from delivery.settings import DeliverySettings, FixStreamSettings
 from dronecommon.fixes import Fix, Phase
 from dronecommon.fixes.redis_streams import RedisFixPublisher
 from dronecommon.settings import AuthSettings, RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
 
 JSON = dict[str, Any]
 AppFactory = Callable[..., FastAPI]
 
 
-def delivery_module(name: str) -> ModuleType:
-    """``delivery.<name>`` (see the module docstring for why not a plain import)."""
-    return importlib.import_module(f"delivery.{name}")
-
-
 @pytest.fixture
 def make_app(redis_url: str) -> AppFactory:
     """Build the app on the test's Redis: ``make_app(clock=..., auth=..., **settings)``."""
-    main = delivery_module("main")
-    settings_module = delivery_module("settings")
 
     def make(
         *,
@@ -54,13 +41,12 @@ def make_app(redis_url: str) -> AppFactory:
         redis: RedisSettings | None = None,
         **values: Any,
     ) -> FastAPI:
-        settings = settings_module.DeliverySettings(
+        settings = DeliverySettings(
             redis=redis or RedisSettings(url=redis_url),
-            auth=auth or AuthSettings(),
+            auth=auth or AuthSettings(enabled=False),
             **values,
         )
-        app: FastAPI = main.create_app(settings, configure_logs=False, clock=clock)
-        return app
+        return create_app(settings, configure_logs=False, clock=clock)
 
     return make
 
@@ -100,24 +86,6 @@ def delivery_body(delivery_id: str, **changes: Any) -> JSON:
 @pytest.fixture
 def new_delivery() -> Callable[..., JSON]:
     return delivery_body
-
-
-def assert_problem(
-    response: httpx.Response, status: int, *, fields: set[str] | None = None
-) -> JSON:
-    """The response is an RFC 9457 problem with ``status`` (and these error fields, if given)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: JSON = response.json()
-    assert {"type", "title", "status", "detail", "traceId"} <= body.keys()
-    assert body["status"] == status
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert len(body["traceId"]) == 32
-    if fields is not None:
-        assert {error["field"] for error in body["errors"]} == fields, body["errors"]
-        assert all(error["message"] for error in body["errors"])
-    return body
 
 
 @pytest.fixture
@@ -196,8 +164,7 @@ async def fleet(redis: Redis) -> Fleet:
 
 def fast_settings(**values: Any) -> dict[str, Any]:
     """Settings for apps whose consumer should react within milliseconds."""
-    settings = delivery_module("settings")
-    return {"telemetry_stream": settings.FixStreamSettings(receive_wait=0.05), **values}
+    return {"telemetry_stream": FixStreamSettings(receive_wait=0.05), **values}
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -18,7 +17,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from dronecommon.testing.apps import app_client
+from delivery.repository import DeliveryRepository
+from dronetesting.apps import app_client
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -50,11 +50,10 @@ async def test_cancel_and_confirm_at_once_end_in_exactly_one_terminal_stage(
     requests decide on the same revision and one compare-and-set write must lose and decide again:
     the worst interleaving, every time.
     """
-    repository = importlib.import_module("delivery.repository").DeliveryRepository
     outcomes_seen: Counter[str] = Counter()
     reads: Counter[str] = Counter()
     both_read: dict[str, asyncio.Event] = {}
-    original_get, original_write = repository.get, repository.write
+    original_get, original_write = DeliveryRepository.get, DeliveryRepository.write
 
     async def lockstep_get(self: Any, delivery_id: str) -> Any:
         snapshot = await original_get(self, delivery_id)
@@ -71,13 +70,13 @@ async def test_cancel_and_confirm_at_once_end_in_exactly_one_terminal_stage(
         outcomes_seen[outcome.value] += 1
         return outcome
 
-    monkeypatch.setattr(repository, "write", counted_write)
+    monkeypatch.setattr(DeliveryRepository, "write", counted_write)
 
     one, two = replicas
     ids = [f"race-{index}" for index in range(50)]
     await asyncio.gather(*(one.put(f"{BASE}/{i}", json=new_delivery(i)) for i in ids))
     if lockstep:
-        monkeypatch.setattr(repository, "get", lockstep_get)
+        monkeypatch.setattr(DeliveryRepository, "get", lockstep_get)
 
     async def race(delivery_id: str) -> tuple[int, int]:
         cancel, confirm = await asyncio.gather(

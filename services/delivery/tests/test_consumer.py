@@ -8,7 +8,6 @@ Fixes are published on the real stream and consumed by the app's own consumer, o
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,13 +16,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from delivery.settings import FixStreamSettings, LiveSettings
 from dronecommon.domain import Location, distance_miles, format_utc
 from dronecommon.events import EtaChangedData, EventType, read_range
 from dronecommon.fixes import Phase
-from dronecommon.testing.apps import app_client
-
-settings_module = importlib.import_module("delivery.settings")
-LiveSettings = settings_module.LiveSettings
+from dronetesting.apps import app_client
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -229,7 +226,7 @@ async def test_competing_consumers_agree(
 ) -> None:
     """Two replicas share the fixes of five drones (many small entries, interleaved): each
     delivery ends with every phase once and one PickedUp, as with a single consumer."""
-    stream = settings_module.FixStreamSettings(receive_wait=0.05, max_batch=4, fixes_per_entry=2)
+    stream = FixStreamSettings(receive_wait=0.05, max_batch=4, fixes_per_entry=2)
     apps = [
         make_app(clock=clock, telemetry_stream=stream, live=LiveSettings(consumer_name=name))
         for name in ("replica-a", "replica-b")

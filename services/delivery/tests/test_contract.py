@@ -298,8 +298,8 @@ async def test_notify_me_requests_are_stored_once(
     assert (await client.post(url, json={"sms": "+1 (425) 555-0100"})).status_code == 204
     stored = (await client.get(f"{BASE}/d-13")).json()["notifyMeRequests"]
     assert stored == [
-        {"emailAddress": "Ann@example.com", "sms": None},
-        {"emailAddress": None, "sms": "+14255550100"},
+        {"emailAddress": "Ann@example.com", "sms": None, "webhookUrl": None},
+        {"emailAddress": None, "sms": "+14255550100", "webhookUrl": None},
     ]
     # Not a stage change: the history is untouched.
     assert len((await client.get(f"{BASE}/d-13/history")).json()) == 1
@@ -327,7 +327,7 @@ async def test_notify_me_accepts_internationalised_addresses(
     response = await client.post(url, json={"emailAddress": sent})
     assert response.status_code == 204, response.text
     requests = (await client.get(f"{BASE}/d-16")).json()["notifyMeRequests"]
-    assert requests == [{"emailAddress": stored, "sms": None}]
+    assert requests == [{"emailAddress": stored, "sms": None, "webhookUrl": None}]
 
 
 @pytest.mark.parametrize(
@@ -352,6 +352,13 @@ async def test_notify_me_accepts_internationalised_addresses(
         ({"sms": "12345"}, {"sms"}),
         ({"sms": "+1 425 CALL ME"}, {"sms"}),
         ({"emailAddress": "a@example.com", "sms": "0"}, {"sms"}),
+        ({"webhookUrl": "http://hooks.example.com/x"}, {"webhookUrl"}),  # https only
+        ({"webhookUrl": "ftp://hooks.example.com/x"}, {"webhookUrl"}),
+        ({"webhookUrl": "https://user:pw@hooks.example.com/x"}, {"webhookUrl"}),
+        ({"webhookUrl": "https://hooks.example.com/x#frag"}, {"webhookUrl"}),
+        ({"webhookUrl": "/relative"}, {"webhookUrl"}),
+        ({"webhookUrl": "https://hooks.example.com/" + "x" * 2048}, {"webhookUrl"}),
+        ({"webhookUrl": "https://hooks.example.com:99999/x"}, {"webhookUrl"}),
     ],
 )
 async def test_notify_me_requests_are_validated(
@@ -365,10 +372,45 @@ async def test_notify_me_requests_are_validated(
     problem(await client.post(f"{BASE}/d-14/notifymerequests", json=body), 400, fields=fields)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/drone?account=acme",
+        "https://[2001:db8::1]:8443/hooks",
+        "http://127.0.0.1:9000/hooks",  # development: plain http to loopback
+        "http://localhost/hooks",
+    ],
+)
+async def test_notify_me_accepts_webhook_urls(
+    client: httpx.AsyncClient, new_delivery: NewDelivery, url: str
+) -> None:
+    await put(client, new_delivery("d-17"))
+    response = await client.post(f"{BASE}/d-17/notifymerequests", json={"webhookUrl": url})
+    assert response.status_code == 204, response.text
+    requests = (await client.get(f"{BASE}/d-17")).json()["notifyMeRequests"]
+    assert requests == [{"emailAddress": None, "sms": None, "webhookUrl": url}]
+
+
+async def test_the_creating_put_can_carry_notify_me_requests(
+    client: httpx.AsyncClient, new_delivery: NewDelivery, problem: Problem
+) -> None:
+    ann = {"emailAddress": "ann@example.com"}
+    body = new_delivery("d-18", notifyMeRequests=[ann, {"sms": "+14255550100"}, ann])
+    await put(client, body)
+    requests = (await client.get(f"{BASE}/d-18")).json()["notifyMeRequests"]
+    assert requests == [  # each one once
+        {"emailAddress": "ann@example.com", "sms": None, "webhookUrl": None},
+        {"emailAddress": None, "sms": "+14255550100", "webhookUrl": None},
+    ]
+    assert (await client.put(f"{BASE}/d-18", json=body)).status_code == 204  # a replay
+    bad = new_delivery("d-19", notifyMeRequests=[{"sms": "12"}])
+    problem(await client.put(f"{BASE}/d-19", json=bad), 400, fields={"notifyMeRequests[0].sms"})
+
+
 async def test_notify_me_requests_404_and_cap(
     make_app: Callable[..., Any], new_delivery: NewDelivery, problem: Problem
 ) -> None:
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     async with app_client(make_app(max_notify_requests=2)) as client:
         url = f"{BASE}/d-15/notifymerequests"

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from dronecommon.testing.apps import app_client
+from dronetesting.apps import app_client
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"

@@ -153,7 +153,7 @@ async def test_racing_cancel_and_confirm_append_one_terminal_event_each(
 async def test_the_stream_follows_the_key_prefix_and_is_trimmed(
     make_app: Callable[..., Any], redis: Redis, new_delivery: Callable[..., JSON]
 ) -> None:
-    from dronecommon.testing.apps import app_client
+    from dronetesting.apps import app_client
 
     async with app_client(make_app(key_prefix="shop", events_maxlen=1000)) as client:
         for n in range(1200):
@@ -164,3 +164,31 @@ async def test_the_stream_follows_the_key_prefix_and_is_trimmed(
     assert 1000 <= await redis.xlen(events_stream("shop")) < 1201
     (last,) = [e for e in await read_events(redis, "shop") if e.delivery_id == "p-1"]
     assert last.type is EventType.ASSIGNED
+
+
+async def test_events_carry_the_recipients_of_the_moment(
+    client: httpx.AsyncClient, redis: Redis, new_delivery: Callable[..., JSON]
+) -> None:
+    ann = {"emailAddress": "ann@example.com"}
+    body = new_delivery("n-1", notifyMeRequests=[ann])
+    assert (await client.put(f"{BASE}/n-1", json=body)).status_code == 201
+    hook = {"webhookUrl": "https://hooks.example.com/drone"}
+    assert (await client.post(f"{BASE}/n-1/notifymerequests", json=hook)).status_code == 204
+    assert (await client.delete(f"{BASE}/n-1")).status_code == 204
+    assigned, cancelled = await read_events(redis)
+    first = assigned.data_as(AssignedData).notify
+    assert first is not None
+    assert first.account_id == body["owner"]["accountId"]
+    assert [r.email_address for r in first.requests] == ["ann@example.com"]
+    last = cancelled.data_as(ClosedData).notify
+    assert last is not None
+    assert [(r.email_address, r.webhook_url) for r in last.requests] == [
+        ("ann@example.com", None),
+        (None, "https://hooks.example.com/drone"),
+    ]
+    # A delivery nobody asked to hear about still says so: an empty list, not "unknown".
+    assert (await client.put(f"{BASE}/n-2", json=new_delivery("n-2"))).status_code == 201
+    (other,) = [e for e in await read_events(redis) if e.delivery_id == "n-2"]
+    recipients = other.data_as(AssignedData).notify
+    assert recipients is not None
+    assert recipients.requests == []

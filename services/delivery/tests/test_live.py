@@ -9,7 +9,6 @@ tracking state that does not parse. The consumer's own rules: ``test_consumer.py
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +19,7 @@ from redis.asyncio import Redis
 from dronecommon.domain import Location, distance_miles, format_utc
 from dronecommon.events import EventType, PickedUpData, read_range
 from dronecommon.fixes import Phase
-from dronecommon.testing.apps import app_client
-
-settings_module = importlib.import_module("delivery.settings")
-LiveSettings = settings_module.LiveSettings
+from dronetesting.apps import app_client
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"

@@ -1,69 +1,63 @@
-"""Property-based run over the API document: no 5xx, no undocumented status, conforming bodies.
+"""Property-based run over the API document: no 5xx, no undocumented status, conforming answers.
 
-The app runs in process (ASGI; schemathesis drives its lifespan) on the test's real Redis, one
-test per operation. A delivery is created first under the id the document gives as the path
-example, so the explicit-example phase reaches existing-delivery answers (200, 204, 409), not only
-404s. The tracking streams (``text/event-stream``) never end for a live delivery, so they are left
-to ``test_stream.py``. (``schemathesis.pytest.from_fixture`` is not used: with pytest 9 it fails
-on the removed ``Function._nodeid``.)
+See :mod:`dronetesting.contract`: the app runs in process (ASGI, lifespan included) on the
+test's real Redis, positive and negative requests for every documented operation. A delivery is
+created first under the id the document gives as the path example, so the document's examples
+reach existing-delivery answers (200, 204, 409), not only 404s. The tracking streams
+(``text/event-stream``) never end for a live delivery, so they are left to ``test_stream.py``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.python.asgi import get_client, shutdown_lifespans
-from schemathesis.specs.openapi.checks import (
-    response_schema_conformance,
-    status_code_conformance,
+from schemathesis.python.asgi import get_client
+
+from dronetesting.contract import (
+    GenerationMode,
+    OpenApiSchema,
+    asgi_schema,
+    check_operation,
+    document_cases,
 )
 
 EXAMPLE_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-DOCUMENT = json.loads((Path(__file__).resolve().parents[1] / "openapi.json").read_text())
-OPERATIONS = [
+DOCUMENT = Path(__file__).resolve().parents[1] / "openapi.json"
+STREAMS = {
     (method.upper(), path)
-    for path, item in DOCUMENT["paths"].items()
+    for path, item in json.loads(DOCUMENT.read_text())["paths"].items()
     for method, operation in item.items()
-    if "text/event-stream" not in operation["responses"].get("200", {}).get("content", {})
-]
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+    if "text/event-stream" in operation["responses"].get("200", {}).get("content", {})
+}
+CASES = [case for case in document_cases(DOCUMENT) if tuple(case.values[:2]) not in STREAMS]
 
 
-@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_operation_conforms_to_the_document(
-    make_app: Callable[..., Any], new_delivery: Callable[..., Any], method: str, path: str
-) -> None:
+@pytest.fixture
+def api_schema(
+    make_app: Callable[..., Any], new_delivery: Callable[..., Any]
+) -> Iterator[OpenApiSchema]:
     app = make_app()
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    with get_client(app) as client:
-        created = client.put(f"/api/deliveries/{EXAMPLE_ID}", json=new_delivery(EXAMPLE_ID))
-        assert created.status_code == 201, created.text
-    operation = schema[path][method]
-    strategy = st.one_of(
-        operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
-        operation.as_strategy(schemathesis.GenerationMode.NEGATIVE),
-        *schema.get_strategies_from_examples(operation),
-    )
+    with asgi_schema(app) as schema:
+        with get_client(app) as client:
+            created = client.put(f"/api/deliveries/{EXAMPLE_ID}", json=new_delivery(EXAMPLE_ID))
+            assert created.status_code == 201, created.text
+        yield schema
 
-    @given(case=strategy)
-    @settings(
-        max_examples=40,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def run(case: schemathesis.Case[Any]) -> None:
-        case.call_and_validate(checks=CHECKS)
 
-    try:
-        run()
-    finally:
-        shutdown_lifespans()  # stops the app (and its telemetry consumer)
+def test_only_the_streams_are_left_out() -> None:
+    streams = {
+        ("GET", "/api/deliveries/{id}/tracking"),
+        ("GET", "/api/deliveries/public/{id}/tracking"),
+    }
+    assert streams == STREAMS
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), CASES)
+def test_operation_answers_as_documented(
+    api_schema: OpenApiSchema, method: str, path: str, mode: GenerationMode
+) -> None:
+    check_operation(api_schema, method, path, mode, max_examples=40)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import importlib
 import itertools
 import json
 import re
@@ -24,12 +23,10 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
+from delivery.settings import SseSettings
 from dronecommon.domain import format_utc
 from dronecommon.fixes import Phase
-from dronecommon.testing.apps import running_server
-
-settings_module = importlib.import_module("delivery.settings")
-SseSettings = settings_module.SseSettings
+from dronetesting.apps import running_server
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"

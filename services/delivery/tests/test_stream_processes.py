@@ -21,8 +21,9 @@ from httpx_sse import aconnect_sse
 
 from dronecommon.domain import format_utc
 from dronecommon.fixes import Phase
-from dronecommon.testing.apps import start_service_process
-from dronecommon.testing.servers import free_port
+from dronetesting.apps import start_service_process
+from dronetesting.servers import free_port
+from dronetesting.tokens import LocalIssuer
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +35,21 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def auth_env(issuer: LocalIssuer) -> dict[str, str]:
+    """Tokens on, as deployed: the test issuer's settings as the process reads them."""
+    settings = issuer.settings
+    return {
+        "DELIVERY_AUTH__ENABLED": "true",
+        "DELIVERY_AUTH__ISSUER": str(settings.issuer),
+        "DELIVERY_AUTH__AUDIENCE": str(settings.audience),
+        "DELIVERY_AUTH__PUBLIC_AUDIENCE": str(settings.public_audience),
+        "DELIVERY_AUTH__JWKS_FILE": str(settings.jwks_file),
+    }
+
+
 @contextlib.asynccontextmanager
 async def replica(
-    redis_url: str, log: Path, **env: str
+    redis_url: str, log: Path, issuer: LocalIssuer, **env: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, asyncio.subprocess.Process]]:
     port = free_port()
     environment = {
@@ -45,6 +58,7 @@ async def replica(
         "DELIVERY_REDIS__URL": redis_url,
         "DELIVERY_LOG_LEVEL": "WARNING",
         "DELIVERY_TELEMETRY_STREAM__RECEIVE_WAIT": "0.1",
+        **auth_env(issuer),
         **env,
     }
     process = await start_service_process("delivery", environment, log, port=port)
@@ -58,19 +72,24 @@ async def replica(
 
 
 async def test_a_watcher_of_one_replica_sees_what_another_consumed(
-    redis_url: str, tmp_path: Path, fleet: Any, new_delivery: Callable[..., JSON]
+    redis_url: str,
+    tmp_path: Path,
+    fleet: Any,
+    new_delivery: Callable[..., JSON],
+    dev_issuer: LocalIssuer,
 ) -> None:
     no_consumer = {"DELIVERY_LIVE__CONSUMER": "false"}
     async with (
-        replica(redis_url, tmp_path / "a.log", **no_consumer) as (a, _),
-        replica(redis_url, tmp_path / "b.log") as (_b, _),
+        replica(redis_url, tmp_path / "a.log", dev_issuer, **no_consumer) as (a, _),
+        replica(redis_url, tmp_path / "b.log", dev_issuer) as (_b, _),
     ):
         body = new_delivery(
             "x-1",
             pickupETA=format_utc(now() + dt.timedelta(minutes=10)),
             deliveryETA=format_utc(now() + dt.timedelta(minutes=30)),
         )
-        assert (await a.put(f"{BASE}/x-1", json=body)).status_code == 201
+        writer = dev_issuer.service("Deliveries.Write")
+        assert (await a.put(f"{BASE}/x-1", json=body, headers=writer)).status_code == 201
         seen: list[JSON] = []
         async with aconnect_sse(a, "GET", f"{BASE}/public/x-1/tracking") as source:
             events = source.aiter_sse()
@@ -90,11 +109,14 @@ async def test_a_watcher_of_one_replica_sees_what_another_consumed(
 
 
 async def test_sigterm_closes_the_streams_and_the_replica_exits(
-    redis_url: str, tmp_path: Path, new_delivery: Callable[..., JSON]
+    redis_url: str, tmp_path: Path, new_delivery: Callable[..., JSON], dev_issuer: LocalIssuer
 ) -> None:
-    async with replica(redis_url, tmp_path / "c.log") as (client, process):
-        assert (await client.put(f"{BASE}/x-2", json=new_delivery("x-2"))).status_code == 201
-        async with aconnect_sse(client, "GET", f"{BASE}/x-2/tracking") as source:
+    async with replica(redis_url, tmp_path / "c.log", dev_issuer) as (client, process):
+        writer = dev_issuer.service("Deliveries.Write")
+        created = await client.put(f"{BASE}/x-2", json=new_delivery("x-2"), headers=writer)
+        assert created.status_code == 201
+        owner = dev_issuer.customer("account-1", "owner-1")  # the delivery's owner
+        async with aconnect_sse(client, "GET", f"{BASE}/x-2/tracking", headers=owner) as source:
             events = source.aiter_sse()
             assert (await anext(events)).event == "status"
             started = asyncio.get_running_loop().time()

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from delivery.tracking import interpolate
 from dronecommon.domain import Location, distance_miles, format_utc
-from dronecommon.testing.apps import app_client
-
-tracking = importlib.import_module("delivery.tracking")
+from dronetesting.apps import app_client
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -222,13 +220,13 @@ async def test_history_is_oldest_first_with_the_passages_the_clock_implies(
 def test_interpolation_follows_the_great_circle() -> None:
     a = Location(latitude=0, longitude=0, altitude=0)
     b = Location(latitude=10, longitude=0, altitude=20)
-    assert tracking.interpolate(a, b, 0) == a
-    assert tracking.interpolate(a, b, 1) == b
-    middle = tracking.interpolate(a, b, 0.5)
+    assert interpolate(a, b, 0) == a
+    assert interpolate(a, b, 1) == b
+    middle = interpolate(a, b, 0.5)
     assert (middle.latitude, middle.longitude, middle.altitude) == (5.0, 0.0, 10.0)
     # Across the antimeridian the short way round, not through Greenwich.
     east = Location(latitude=0, longitude=179, altitude=0)
     west = Location(latitude=0, longitude=-179, altitude=0)
-    assert abs(tracking.interpolate(east, west, 0.5).longitude) == 180.0
+    assert abs(interpolate(east, west, 0.5).longitude) == 180.0
     # The same point stays put.
-    assert tracking.interpolate(a, a, 0.3) == Location(latitude=0, longitude=0, altitude=0)
+    assert interpolate(a, a, 0.3) == Location(latitude=0, longitude=0, altitude=0)

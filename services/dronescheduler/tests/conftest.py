@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import uuid
@@ -14,9 +13,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from dronecommon.area import ServiceArea
 from dronecommon.domain import PackageSize
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronecommon.settings import AuthSettings
 from dronescheduler.main import create_app
 from dronescheduler.settings import (
     BaseSpec,
@@ -25,6 +24,7 @@ from dronescheduler.settings import (
     FleetSettings,
     SchedulerMongoSettings,
 )
+from dronetesting.apps import app_client, wait_ready
 
 Document = dict[str, Any]
 
@@ -37,23 +37,36 @@ LIGHT = DroneClassSpec(name="light", max_size=PackageSize.SMALL, max_weight=5, s
 
 def fleet(
     count: int = 20,
-    bases: list[BaseSpec] | None = None,
     classes: list[DroneClassSpec] | None = None,
     **overrides: Any,
 ) -> FleetSettings:
     # No self-release margin unless a test asks: busy times below are the planned ones.
     values: dict[str, Any] = {"self_release_factor": 0, "self_release_seconds": 0, **overrides}
-    return FleetSettings(
-        count=count, bases=bases or [DOWNTOWN], classes=classes or [STANDARD], **values
-    )
+    return FleetSettings(count=count, classes=classes or [STANDARD], **values)
+
+
+def area(bases: list[BaseSpec] | None = None, **overrides: Any) -> ServiceArea:
+    """The service area around ``bases`` (downtown alone by default)."""
+    return ServiceArea(bases=bases or [DOWNTOWN], **overrides)
 
 
 def scheduler_settings(
-    mongo_url: str, database: str, fleet_settings: FleetSettings | None = None, **overrides: Any
+    mongo_url: str,
+    database: str,
+    fleet_settings: FleetSettings | None = None,
+    *,
+    bases: list[BaseSpec] | None = None,
+    **overrides: Any,
 ) -> DroneSchedulerSettings:
     mongo = SchedulerMongoSettings(url=mongo_url, database=database, server_selection_timeout=1.0)
+    values: dict[str, Any] = {
+        "service_area": area(bases),
+        # Tokens are tested in test_access.py.
+        "auth": AuthSettings(enabled=False),
+        **overrides,
+    }
     return DroneSchedulerSettings(
-        mongo=mongo, fleet=fleet_settings or fleet(), log_json=False, **overrides
+        mongo=mongo, fleet=fleet_settings or fleet(), log_json=False, **values
     )
 
 
@@ -89,30 +102,8 @@ async def put(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response
     return await client.put(f"/api/dronedeliveries/{body['deliveryId']}", json=body)
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["detail"], str)
-    assert isinstance(body["title"], str)
-    assert isinstance(body["type"], str)
-    assert len(body["traceId"]) == 32
-    return body
-
-
 def when(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
-
-
-async def wait_ready(client: httpx.AsyncClient, want: int = 200) -> httpx.Response:
-    """Poll /readyz for up to 10 s until it answers ``want``; the last answer."""
-    for _ in range(200):
-        response = await client.get("/readyz")
-        if response.status_code == want:
-            return response
-        await asyncio.sleep(0.05)
-    return response
 
 
 @contextlib.asynccontextmanager

@@ -7,17 +7,9 @@ import datetime as dt
 
 import httpx
 
-from .conftest import (
-    DOWNTOWN,
-    STANDARD,
-    assert_problem,
-    delivery,
-    fleet,
-    put,
-    running,
-    scheduler_settings,
-    when,
-)
+from dronetesting.problems import assert_problem
+
+from .conftest import DOWNTOWN, STANDARD, delivery, fleet, put, running, scheduler_settings, when
 
 
 async def test_a_drone_is_described_for_its_flight(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,9 @@ import uuid
 
 import httpx
 
-from .conftest import assert_problem, delivery, put
+from dronetesting.problems import assert_problem
+
+from .conftest import delivery, put
 
 PROBLEM = "urn:dronedelivery:problem:"
 

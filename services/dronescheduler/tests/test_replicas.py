@@ -12,8 +12,9 @@ import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dronescheduler.settings import DroneSchedulerSettings
+from dronetesting.problems import assert_problem
 
-from .conftest import assert_problem, delivery, fleet, put, running, scheduler_settings
+from .conftest import delivery, fleet, put, running, scheduler_settings
 
 Document = dict[str, Any]
 

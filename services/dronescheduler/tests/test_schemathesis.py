@@ -1,6 +1,6 @@
 """Property-based run of the whole OpenAPI document against the app and a real FerretDB.
 
-See :mod:`dronecommon.testing.contract`: positive and negative requests for every documented
+See :mod:`dronetesting.contract`: positive and negative requests for every documented
 operation; every answer documented, never a 5xx, matching its schema, content type and headers.
 """
 
@@ -10,11 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from dronecommon.testing.contract import Case, asgi_schema, check_operation, document_cases
 from dronescheduler.main import create_app
+from dronetesting.contract import (
+    Case,
+    GenerationMode,
+    OpenApiSchema,
+    asgi_schema,
+    check_operation,
+    document_cases,
+)
 
 from .conftest import HEAVY, LIGHT, STANDARD, fleet, scheduler_settings
 

@@ -11,8 +11,9 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dronecommon.domain import Location, distance_miles
+from dronetesting.problems import assert_problem
 
-from .conftest import DOWNTOWN, assert_problem, delivery, place, put, when
+from .conftest import DOWNTOWN, delivery, place, put, when
 
 Document = dict[str, Any]
 URL = "/api/dronedeliveries/utilization"

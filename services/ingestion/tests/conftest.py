@@ -4,13 +4,10 @@ The queue is the Redis Streams transport on the fixture's real ``redis-server``;
 reads what the workflow would receive (``XRANGE`` on the stream, decoded).
 """
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,27 +17,13 @@ import pytest
 from redis.asyncio import Redis
 
 from dronecommon.messaging.redis_streams import stream_key
-from dronecommon.settings import QueueSettings, RedisSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronecommon.settings import AuthSettings, QueueSettings, RedisSettings
+from dronetesting.apps import app_client
+from ingestion.accounts import AccountStore, Owner
 from ingestion.main import create_app
-from ingestion.settings import IngestionSettings
+from ingestion.settings import IngestionSettings, LimitSettings
 
 QUEUE = "deliveryrequests"
-
-# The contract's example request, exactly as published.
-SAMPLE: dict[str, Any] = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-    "dropOffLocation": "drop off",
-}
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "traceId"}
 
 
 def make_settings(redis_url: str, **overrides: Any) -> IngestionSettings:
@@ -54,6 +37,8 @@ def make_settings(redis_url: str, **overrides: Any) -> IngestionSettings:
         "idempotency_wait": 2.5,
         "retry_after": 7,
         "log_json": False,
+        # Tokens are tested in test_access.py; here the owner is the body's ownerId.
+        "auth": AuthSettings(enabled=False),
     }
     values.update(overrides)
     return IngestionSettings(**values)
@@ -92,22 +77,19 @@ async def queued(redis_url: str, queue: str = QUEUE) -> list[Queued]:
     return messages
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """``response`` is an RFC 9457 problem with ``status``; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_KEYS
-    assert body["status"] == status
-    assert len(body["traceId"]) == 32
-    return body
-
-
-def field_errors(response: httpx.Response) -> set[str]:
-    """The fields a 400 names."""
-    body = assert_problem(response, 400)
-    assert body["type"] == "urn:dronedelivery:problem:validation-error"
-    return {error["field"] for error in body["errors"]}
+async def owned(
+    redis_url: str, delivery_id: str | None = None, *, user: str = "myowner", account: str = ""
+) -> str:
+    """Record ``delivery_id`` (default: a new UUID) as accepted for this owner, as a POST does
+    (without tokens the account is the ownerId); return the id."""
+    delivery_id = delivery_id or str(uuid.uuid4())
+    client = Redis.from_url(redis_url)
+    try:
+        store = AccountStore(client, limits=LimitSettings(), ownership_ttl=3600)
+        await store.record_owner(delivery_id, Owner(user_id=user, account_id=account or user))
+    finally:
+        await client.aclose()
+    return delivery_id
 
 
 @pytest.fixture

@@ -1,9 +1,5 @@
 """When the queue or the idempotency store fails: 503 + Retry-After, nothing half-done, recovery."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -16,13 +12,15 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from dronecommon.settings import QueueSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
+from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.servers import RedisServer, free_port
 from ingestion.main import create_app
 from ingestion.repository import IdempotencyStore, record_key
 from ingestion.service import IdempotencyKey
 
-from .conftest import QUEUE, SAMPLE, assert_problem, make_settings, queued
+from .conftest import QUEUE, make_settings, owned, queued
 
 URL = "/api/deliveryrequests"
 
@@ -48,10 +46,10 @@ async def test_queue_down_is_503_and_nothing_is_recorded_then_it_recovers(
         queue_server.stop()
 
         for response in (
-            await client.post(URL, json=SAMPLE),
-            await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "retry-me"}),
-            await client.patch(f"{URL}/{uuid.uuid4()}", json={"deadline": "soon"}),
-            await client.delete(f"{URL}/{uuid.uuid4()}"),
+            await client.post(URL, json=SAMPLE_REQUEST),
+            await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "retry-me"}),
+            await client.patch(f"{URL}/{await owned(redis_url)}", json={"deadline": "soon"}),
+            await client.delete(f"{URL}/{await owned(redis_url)}"),
         ):
             body = assert_problem(response, 503)
             assert body["type"] == "urn:dronedelivery:problem:queue-unavailable"
@@ -64,13 +62,15 @@ async def test_queue_down_is_503_and_nothing_is_recorded_then_it_recovers(
         assert ready.json()["checks"]["redis"]["status"] == "ok"
 
         queue_server.start()
-        retried = await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "retry-me"})
+        retried = await client.post(
+            URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "retry-me"}
+        )
         assert retried.status_code == 202, retried.text
         # The retry resends the first attempt's request: same deliveryId, same message id.
         assert retried.content == failed[b"response"]
         assert "idempotent-replayed" not in retried.headers
         assert (await record(redis_url, "retry-me"))[b"state"] == b"done"
-        assert (await client.post(URL, json=SAMPLE)).status_code == 202
+        assert (await client.post(URL, json=SAMPLE_REQUEST)).status_code == 202
         assert (await client.get("/readyz")).status_code == 200
 
     retried_message, _ = await queued(queue_server.url)
@@ -108,7 +108,7 @@ async def test_a_silent_queue_is_503_within_the_send_timeout(
     )
     async with app_client(create_app(settings, configure_logs=False)) as client:
         started = time.monotonic()
-        response = await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "slow"})
+        response = await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "slow"})
         elapsed = time.monotonic() - started
         assert_problem(response, 503)
         assert elapsed < 3.0  # bounded by the send timeout, not the socket's
@@ -116,7 +116,7 @@ async def test_a_silent_queue_is_503_within_the_send_timeout(
         assert (await client.get("/readyz")).status_code == 503
 
 
-async def test_store_down_is_503_for_keyed_requests_only(
+async def test_its_redis_down_is_503_and_nothing_is_queued(
     redis_url: str, redis_server_factory: Callable[[], RedisServer]
 ) -> None:
     store = redis_server_factory()
@@ -125,16 +125,20 @@ async def test_store_down_is_503_for_keyed_requests_only(
     )
     async with app_client(create_app(settings, configure_logs=False)) as client:
         store.stop()
-        keyed = await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "k"})
+        keyed = await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "k"})
         body = assert_problem(keyed, 503)
         assert body["type"] == "urn:dronedelivery:problem:idempotency-store-unavailable"
         assert keyed.headers["retry-after"] == "7"
         assert await queued(redis_url) == []
-        # Without a key the store is not needed.
-        assert (await client.post(URL, json=SAMPLE)).status_code == 202
+        # Without a key too: the account's limits and the owner record live there.
+        plain = await client.post(URL, json=SAMPLE_REQUEST)
+        assert assert_problem(plain, 503)["type"].endswith("dependency-unavailable")
+        assert "retry-after" in plain.headers
         ready = await client.get("/readyz")
         assert_problem(ready, 503)
         assert ready.json()["checks"]["redis"]["status"] == "fail"
+        store.start()
+        assert (await client.post(URL, json=SAMPLE_REQUEST)).status_code == 202
     assert len(await queued(redis_url)) == 1
 
 
@@ -167,7 +171,7 @@ async def hold_key(redis_url: str, key: str, *, lease: float) -> bytes:
     redis = Redis.from_url(redis_url)
     try:
         store = IdempotencyStore(redis, ttl=60, lease=lease)
-        fingerprint = IdempotencyKey(caller="anonymous", key=key, body=SAMPLE).fingerprint
+        fingerprint = IdempotencyKey(caller="anonymous", key=key, body=SAMPLE_REQUEST).fingerprint
         body = b'{"deliveryId":"%s","ownerId":"held"}' % str(uuid.uuid4()).encode()
         claim = await store.claim(
             record_key("anonymous", key), fingerprint=fingerprint, token="other", response=body
@@ -182,9 +186,9 @@ async def test_a_key_in_flight_is_409_after_the_wait(redis_url: str) -> None:
     await hold_key(redis_url, "busy", lease=60)
     settings = make_settings(redis_url, idempotency_wait=0.2)
     async with app_client(create_app(settings, configure_logs=False)) as client:
-        response = await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "busy"})
+        response = await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "busy"})
         other_body = await client.post(
-            URL, json={**SAMPLE, "ownerId": "x"}, headers={"Idempotency-Key": "busy"}
+            URL, json={**SAMPLE_REQUEST, "ownerId": "x"}, headers={"Idempotency-Key": "busy"}
         )
     body = assert_problem(response, 409)
     assert body["type"] == "urn:dronedelivery:problem:request-in-progress"
@@ -197,7 +201,9 @@ async def test_a_key_whose_owner_died_is_taken_over_with_its_body(redis_url: str
     held = await hold_key(redis_url, "orphan", lease=0.05)
     await asyncio.sleep(0.1)  # the lease runs out: the holder is gone
     async with app_client(create_app(make_settings(redis_url), configure_logs=False)) as client:
-        response = await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "orphan"})
+        response = await client.post(
+            URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "orphan"}
+        )
     assert response.status_code == 202, response.text
     assert response.content == held
     [message] = await queued(redis_url)
@@ -207,7 +213,7 @@ async def test_a_key_whose_owner_died_is_taken_over_with_its_body(redis_url: str
 async def test_everything_down_is_503_not_500() -> None:
     settings = make_settings(f"redis://127.0.0.1:{free_port()}/0")
     async with app_client(create_app(settings, configure_logs=False)) as client:
-        response = await client.post(URL, json=SAMPLE)
+        response = await client.post(URL, json=SAMPLE_REQUEST)
     assert_problem(response, 503)
 
 
@@ -229,7 +235,7 @@ async def test_service_bus_unreachable_is_503_within_the_send_timeout(redis_url:
     )
     async with app_client(create_app(settings, configure_logs=False)) as client:
         started = time.monotonic()
-        response = await client.post(URL, json=SAMPLE, headers={"Idempotency-Key": "sb"})
+        response = await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "sb"})
         elapsed = time.monotonic() - started
         ready = await client.get("/readyz")
     assert_problem(response, 503)

@@ -1,9 +1,5 @@
 """POST /api/deliveryrequests: the sample, normalisation, the queue message, every bad input."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -17,22 +13,67 @@ import pytest
 
 from dronecommon.messaging import ReceivedMessage, create_receiver
 from dronecommon.settings import QueueSettings
+from dronetesting.problems import assert_problem, field_errors
+from dronetesting.samples import SAMPLE_REQUEST
 from ingestion.service import MESSAGE_NAMESPACE
 
-from .conftest import QUEUE, SAMPLE, assert_problem, field_errors, queued
+from .conftest import QUEUE, queued
 
 URL = "/api/deliveryrequests"
 
 
 def with_changes(**changes: Any) -> dict[str, Any]:
     """The sample with top-level fields changed (``None`` removes one)."""
-    body = {**SAMPLE, "packageInfo": dict(SAMPLE["packageInfo"])}
+    body = {**SAMPLE_REQUEST, "packageInfo": dict(SAMPLE_REQUEST["packageInfo"])}
     for name, value in changes.items():
         if value is None:
             body.pop(name, None)
         else:
             body[name] = value
     return body
+
+
+async def test_notify_travels_on_the_message_normalised(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    notify = {
+        "emailAddress": "José <JOSÉ@EXAMPLE.COM>",
+        "sms": "+1 (425) 555-0123",
+        "webhookUrl": "https://hooks.example.com/drone",
+    }
+    response = await client.post(URL, json=with_changes(notify=notify))
+    assert response.status_code == 202, response.text
+    expected = {
+        "emailAddress": "JOSÉ@example.com",
+        "sms": "+14255550123",
+        "webhookUrl": "https://hooks.example.com/drone",
+    }
+    assert response.json()["notify"] == expected
+    [message] = await queued(redis_url)
+    assert message.body["notify"] == expected
+    # null is the same as leaving it out: no notify in the answer or on the queue.
+    response = await client.post(URL, json=with_changes(notify=None) | {"notify": None})
+    assert "notify" not in response.json()
+
+
+@pytest.mark.parametrize(
+    ("notify", "field"),
+    [
+        ({}, "notify"),
+        ({"emailAddress": "not-an-address"}, "notify.emailAddress"),
+        ({"sms": "12345"}, "notify.sms"),
+        ({"webhookUrl": "http://hooks.example.com/x"}, "notify.webhookUrl"),
+        ({"webhookUrl": "https://user:pw@hooks.example.com/x"}, "notify.webhookUrl"),
+        ("ann@example.com", "notify"),
+    ],
+)
+async def test_a_bad_notify_is_400_and_nothing_is_queued(
+    client: httpx.AsyncClient, redis_url: str, notify: Any, field: str
+) -> None:
+    response = await client.post(URL, json=with_changes(notify=notify))
+    assert_problem(response, 400)
+    assert field in field_errors(response)
+    assert await queued(redis_url) == []
 
 
 def with_package(**changes: Any) -> dict[str, Any]:
@@ -48,7 +89,7 @@ def with_package(**changes: Any) -> dict[str, Any]:
 async def test_the_sample_request_is_accepted_and_queued(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    response = await client.post(URL, json=SAMPLE)
+    response = await client.post(URL, json=SAMPLE_REQUEST)
 
     assert response.status_code == 202, response.text
     assert response.headers["content-type"] == "application/json"
@@ -60,6 +101,7 @@ async def test_the_sample_request_is_accepted_and_queued(
     assert body == {
         "deliveryId": delivery_id,
         "ownerId": "myowner",
+        "owner": {"userId": "myowner", "accountId": "myowner"},  # tokens off: account = ownerId
         "pickupLocation": "my pickup",
         "dropOffLocation": "drop off",
         "pickupTime": "2019-05-08T20:00:00.000Z",
@@ -83,7 +125,7 @@ async def test_the_sample_request_is_accepted_and_queued(
 async def test_a_workflow_receiver_gets_the_message(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    response = await client.post(URL, json=SAMPLE)
+    response = await client.post(URL, json=SAMPLE_REQUEST)
     assert response.status_code == 202
 
     received: list[ReceivedMessage] = []
@@ -168,8 +210,8 @@ async def test_pickup_time_is_answered_in_utc(
 
 
 async def test_each_request_is_a_new_delivery(client: httpx.AsyncClient, redis_url: str) -> None:
-    first = await client.post(URL, json=SAMPLE)
-    second = await client.post(URL, json=SAMPLE)
+    first = await client.post(URL, json=SAMPLE_REQUEST)
+    second = await client.post(URL, json=SAMPLE_REQUEST)
     assert first.json()["deliveryId"] != second.json()["deliveryId"]
     messages = await queued(redis_url)
     assert len({m.message_id for m in messages}) == 2
@@ -178,7 +220,7 @@ async def test_each_request_is_a_new_delivery(client: httpx.AsyncClient, redis_u
 async def test_json_media_types_with_parameters_are_accepted(client: httpx.AsyncClient) -> None:
     for content_type in ("application/json; charset=utf-8", "application/vnd.fabrikam+json"):
         response = await client.post(
-            URL, content=json.dumps(SAMPLE).encode(), headers={"content-type": content_type}
+            URL, content=json.dumps(SAMPLE_REQUEST).encode(), headers={"content-type": content_type}
         )
         assert response.status_code == 202, (content_type, response.text)
 
@@ -223,7 +265,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any] | list[Any] | None, set[str]]] = [
     ("deadline a number", with_changes(deadline=5), {"deadline"}),
     ("expedited a string", with_changes(expedited="yes"), {"expedited"}),
     ("expedited a number", with_changes(expedited=1), {"expedited"}),
-    ("a list", [SAMPLE], {"body"}),
+    ("a list", [SAMPLE_REQUEST], {"body"}),
     ("null", None, {"body"}),
     (
         "several at once",
@@ -273,8 +315,8 @@ async def test_a_validation_problem_has_the_documented_shape(client: httpx.Async
         (b'{"ownerId": "myowner",', {"content-type": "application/json"}, 400),
         (b"", {"content-type": "application/json"}, 400),
         (b"ownerId=myowner", {"content-type": "application/x-www-form-urlencoded"}, 415),
-        (json.dumps(SAMPLE).encode(), {"content-type": "text/plain"}, 415),
-        (json.dumps(SAMPLE).encode(), {}, 415),
+        (json.dumps(SAMPLE_REQUEST).encode(), {"content-type": "text/plain"}, 415),
+        (json.dumps(SAMPLE_REQUEST).encode(), {}, 415),
         (b'{"pad": "' + b"x" * (64 * 1024) + b'"}', {"content-type": "application/json"}, 413),
     ],
     ids=["malformed JSON", "empty body", "form", "text/plain", "untyped", "over 64 KiB"],

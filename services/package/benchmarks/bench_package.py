@@ -44,7 +44,8 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from dronecommon.testing.servers import FerretDBServer, free_port
+from dronetesting.apps import wait_ready
+from dronetesting.servers import FerretDBServer, free_port
 
 DATABASE = "bench"
 OWNER = "bench-owner"
@@ -196,21 +197,6 @@ async def time_summary_queries(url: str, sizes: list[int], repeats: int) -> list
     return results
 
 
-async def wait_ready(base: str, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(400):
-            if process.returncode is not None:
-                raise RuntimeError(f"the service exited with {process.returncode}")
-            try:
-                async with session.get(f"{base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("the service did not become ready")
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": {
@@ -237,6 +223,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "PACKAGE_MONGO__URL": db.url,
             "PACKAGE_MONGO__DATABASE": DATABASE,
             "PACKAGE_LOG_LEVEL": args.log_level,
+            # The store and the service, without token checks (make bench measures the whole
+            # system with them).
+            "PACKAGE_AUTH__ENABLED": "false",
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -248,7 +237,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            await wait_ready(base, process)
+            await wait_ready(base, within=20, process=process)
             connector = aiohttp.TCPConnector(limit=args.concurrency)
             async with aiohttp.ClientSession(connector=connector) as session:
                 for name, call in scenarios(base, existing).items():

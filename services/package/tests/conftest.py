@@ -1,12 +1,7 @@
 """Fixtures: the package app on the session's real FerretDB, a database of the test's own."""
 
-# The service's modules are imported by their installed name; until the root mypy_path lists
-# services/package/src, mypy sees them as an untyped installed package (see the README).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +10,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from dronecommon.settings import MongoSettings
-from dronecommon.testing.apps import app_client
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronecommon.settings import AuthSettings, MongoSettings
+from dronetesting.apps import app_client, wait_ready
 from package.main import create_app
 from package.repository import COLLECTION
 from package.settings import PackageSettings
@@ -27,7 +21,8 @@ Document = dict[str, Any]
 
 def package_settings(mongo_url: str, database: str, **overrides: Any) -> PackageSettings:
     mongo = MongoSettings(url=mongo_url, database=database, server_selection_timeout=1.0)
-    return PackageSettings(mongo=mongo, log_json=False, **overrides)
+    values: dict[str, Any] = {"auth": AuthSettings(enabled=False), **overrides}
+    return PackageSettings(mongo=mongo, log_json=False, **values)
 
 
 @pytest.fixture
@@ -51,12 +46,3 @@ async def packages(settings: PackageSettings) -> AsyncIterator[AsyncCollection[D
         yield mongo[settings.mongo.database][COLLECTION]
     finally:
         await mongo.close()
-
-
-async def wait_ready(client: httpx.AsyncClient) -> None:
-    """Poll /readyz for up to 10 s (the indexes are created in the background)."""
-    for _ in range(200):
-        if (await client.get("/readyz")).status_code == 200:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not ready: {(await client.get('/readyz')).text}")

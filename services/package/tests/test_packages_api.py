@@ -1,7 +1,5 @@
 """The contract's "Package (MongoDB)" routes, route by route, against a real FerretDB."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -15,35 +13,12 @@ import httpx
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 
+from dronetesting.problems import assert_problem, field_errors
 from package.repository import SUMMARY_INDEX
 
 Document = dict[str, Any]
 PACKAGE = {"size": "Small", "weight": 10, "tag": "mytag"}
 UTC = dt.UTC
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The exact problem+json shape of every error answer."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["type"], str)
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert len(body["traceId"]) == 32
-    return body
-
-
-def error_fields(response: httpx.Response) -> set[str]:
-    """The fields a 400 validation problem names."""
-    body = assert_problem(response, 400)
-    assert body["type"] == "urn:dronedelivery:problem:validation-error"
-    assert body["title"] == "Invalid request"
-    assert body["errors"]
-    assert all(error["message"] for error in body["errors"])
-    return {error["field"] for error in body["errors"]}
 
 
 # --- PUT /api/packages/{id} ----------------------------------------------------------------------
@@ -158,7 +133,7 @@ async def test_put_refuses_invalid_bodies(
     client: httpx.AsyncClient, body: dict[str, Any], fields: set[str]
 ) -> None:
     for path in ("/api/packages/p1", "/api/packages"):
-        assert error_fields(await client.put(path, json=body)) == fields
+        assert field_errors(await client.put(path, json=body)) == fields
     assert (await client.get("/api/packages/p1")).status_code == 404
 
 
@@ -168,7 +143,7 @@ async def test_weight_out_of_float_range_is_400(client: httpx.AsyncClient) -> No
         content=b'{"size": "Small", "weight": 1e400}',
         headers={"Content-Type": "application/json"},
     )
-    assert error_fields(response) == {"weight"}
+    assert field_errors(response) == {"weight"}
 
 
 @pytest.mark.parametrize("body", [None, [], "Small", 5])
@@ -178,11 +153,11 @@ async def test_put_refuses_bodies_that_are_not_objects(
     response = await client.put(
         "/api/packages/p1", content=json.dumps(body), headers={"Content-Type": "application/json"}
     )
-    assert error_fields(response) == {"body"}
+    assert field_errors(response) == {"body"}
 
 
 async def test_missing_body_is_400(client: httpx.AsyncClient) -> None:
-    assert error_fields(await client.put("/api/packages/p1")) == {"body"}
+    assert field_errors(await client.put("/api/packages/p1")) == {"body"}
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
@@ -242,9 +217,9 @@ async def test_ids_outside_the_safe_charset_are_400(
     client: httpx.AsyncClient, package_id: str
 ) -> None:
     path = f"/api/packages/{package_id}"
-    assert error_fields(await client.put(path, json=PACKAGE)) == {"id"}
-    assert error_fields(await client.get(path)) == {"id"}
-    assert error_fields(await client.patch(path, json={"tag": "x"})) == {"id"}
+    assert field_errors(await client.put(path, json=PACKAGE)) == {"id"}
+    assert field_errors(await client.get(path)) == {"id"}
+    assert field_errors(await client.patch(path, json={"tag": "x"})) == {"id"}
 
 
 @pytest.mark.parametrize("package_id", ["A", "0", "a.b_c~d-e", "mypackage", str(uuid.uuid4())])
@@ -337,12 +312,12 @@ async def test_patch_refuses_invalid_bodies(
     client: httpx.AsyncClient, patch: dict[str, Any], fields: set[str]
 ) -> None:
     await client.put("/api/packages/p1", json=PACKAGE)
-    assert error_fields(await client.patch("/api/packages/p1", json=patch)) == fields
+    assert field_errors(await client.patch("/api/packages/p1", json=patch)) == fields
     assert (await client.get("/api/packages/p1")).json() == {"id": "p1", **PACKAGE, "weight": 10.0}
 
 
 async def test_patch_validates_before_looking_up(client: httpx.AsyncClient) -> None:
-    assert error_fields(await client.patch("/api/packages/nope", json={})) == {"body"}
+    assert field_errors(await client.patch("/api/packages/nope", json={})) == {"body"}
 
 
 # --- storage layout -------------------------------------------------------------------------------
@@ -353,9 +328,13 @@ async def test_documents_follow_the_documented_layout(
 ) -> None:
     before = dt.datetime.now(UTC)
     await client.put("/api/packages/p1", json={**PACKAGE, "ownerId": "owner-1"})
-    created = await packages.find_one({"_id": "p1"})
+    created = await packages.find_one({"_id": "default/p1"})  # no account named: "default"
     assert created is not None
-    assert set(created) == {"_id", "size", "weight", "tag", "ownerId", "createdAt", "updatedAt"}
+    assert set(created) == {
+        "_id", "accountId", "packageId", "size", "weight", "tag", "ownerId", "createdAt",
+        "updatedAt",
+    }  # fmt: skip
+    assert (created["accountId"], created["packageId"]) == ("default", "p1")
     assert created["size"] == "Small"
     assert created["weight"] == 10.0
     assert isinstance(created["weight"], float)
@@ -366,14 +345,14 @@ async def test_documents_follow_the_documented_layout(
     await asyncio.sleep(0.01)
     await client.put("/api/packages/p1", json={**PACKAGE, "tag": "t2"})  # no ownerId: kept
     await client.patch("/api/packages/p1", json={"weight": 3})
-    updated = await packages.find_one({"_id": "p1"})
+    updated = await packages.find_one({"_id": "default/p1"})
     assert updated is not None
     assert updated["ownerId"] == "owner-1"
     assert updated["createdAt"] == created["createdAt"]
     assert updated["updatedAt"] > created["updatedAt"]
 
     await client.put("/api/packages/p1", json={**PACKAGE, "ownerId": "owner-2"})
-    assert (await packages.find_one({"_id": "p1"}) or {})["ownerId"] == "owner-2"
+    assert (await packages.find_one({"_id": "default/p1"}) or {})["ownerId"] == "owner-2"
 
 
 async def test_packages_without_owner_have_no_owner_field(
@@ -390,15 +369,19 @@ async def test_summary_index_exists_once_ready(
     client: httpx.AsyncClient, packages: AsyncCollection[Document]
 ) -> None:
     indexes = await packages.index_information()
-    assert indexes[SUMMARY_INDEX]["key"] == [("ownerId", 1), ("createdAt", 1)]
+    assert indexes[SUMMARY_INDEX]["key"] == [("accountId", 1), ("ownerId", 1), ("createdAt", 1)]
 
 
 # --- GET /api/packages/summary/{ownerId} ----------------------------------------------------------
 
 
-def _doc(package_id: str, owner: str | None, weight: float, at: dt.datetime) -> Document:
+def _doc(
+    package_id: str, owner: str | None, weight: float, at: dt.datetime, account: str = "default"
+) -> Document:
     return {
-        "_id": package_id,
+        "_id": f"{account}/{package_id}",
+        "accountId": account,
+        "packageId": package_id,
         "size": "Small",
         "weight": weight,
         "tag": None,
@@ -496,7 +479,7 @@ async def test_summary_refuses_bad_months(
     client: httpx.AsyncClient, query: str, fields: set[str]
 ) -> None:
     response = await client.get(f"/api/packages/summary/o1?{query}")
-    assert error_fields(response) == fields
+    assert field_errors(response) == fields
 
 
 async def test_summary_extreme_months_are_answered(client: httpx.AsyncClient) -> None:
@@ -509,7 +492,7 @@ async def test_summary_extreme_months_are_answered(client: httpx.AsyncClient) ->
 
 async def test_summary_refuses_an_empty_or_long_owner(client: httpx.AsyncClient) -> None:
     params = {"year": 2024, "month": 5}
-    assert error_fields(await client.get("/api/packages/summary/", params=params)) == {"ownerId"}
+    assert field_errors(await client.get("/api/packages/summary/", params=params)) == {"ownerId"}
     long_owner = "o" * 129
     response = await client.get(f"/api/packages/summary/{long_owner}", params=params)
-    assert error_fields(response) == {"ownerId"}
+    assert field_errors(response) == {"ownerId"}

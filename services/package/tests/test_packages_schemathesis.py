@@ -1,10 +1,8 @@
 """Property-based run of the whole OpenAPI document against the app and a real FerretDB.
 
-See :mod:`dronecommon.testing.contract`: positive and negative requests for every documented
+See :mod:`dronetesting.contract`: positive and negative requests for every documented
 operation; every answer documented, never a 5xx, matching its schema, content type and headers.
 """
-
-# mypy: disable-error-code="import-untyped"
 
 from __future__ import annotations
 
@@ -12,11 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from dronecommon.settings import MongoSettings
-from dronecommon.testing.contract import asgi_schema, check_operation, document_cases
+from dronecommon.settings import AuthSettings, MongoSettings
+from dronetesting.contract import (
+    GenerationMode,
+    OpenApiSchema,
+    asgi_schema,
+    check_operation,
+    document_cases,
+)
 from package.main import create_app
 from package.settings import PackageSettings
 
@@ -26,7 +28,9 @@ CASES = document_cases(Path(__file__).resolve().parents[1] / "openapi.json")
 @pytest.fixture
 def api_schema(mongo_url: str, mongo_database: str) -> Iterator[OpenApiSchema]:
     settings = PackageSettings(
-        mongo=MongoSettings(url=mongo_url, database=mongo_database), log_json=False
+        mongo=MongoSettings(url=mongo_url, database=mongo_database),
+        log_json=False,
+        auth=AuthSettings(enabled=False),
     )
     with asgi_schema(create_app(settings, configure_logs=False)) as schema:
         yield schema

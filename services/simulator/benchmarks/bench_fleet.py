@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from dronecommon.fixes.redis_streams import RedisFixPublisher
 from dronecommon.httpclient import create_http_client
 from dronecommon.settings import HttpClientSettings
-from dronecommon.testing.servers import RedisServer
+from dronetesting.servers import RedisServer
 from simulator.backends import Backends
 from simulator.engine import Engine
 from simulator.flight import Point, Weather

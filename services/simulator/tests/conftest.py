@@ -18,16 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from delivery.main import create_app as create_delivery
 from delivery.settings import DeliverySettings
+from dronecommon.area import ServiceArea
 from dronecommon.domain import PackageSize
 from dronecommon.fixes import Fix
 from dronecommon.fixes.redis_streams import decode_entry
 from dronecommon.settings import AuthSettings, RedisSettings
 from dronecommon.streams import StreamEntry
-from dronecommon.testing.apps import app_client, running_server
 from dronescheduler.main import create_app as create_scheduler
 from dronescheduler.settings import (
     BaseSpec,
@@ -36,6 +37,7 @@ from dronescheduler.settings import (
     FleetSettings,
     SchedulerMongoSettings,
 )
+from dronetesting.apps import app_client, running_server, wait_ready
 from simulator.main import create_app as create_simulator
 from simulator.settings import SimulatorSettings
 
@@ -64,6 +66,7 @@ def simulator_settings(
         "leader_ttl": 2.0,
         "events_start_at_latest": False,
         "log_json": False,
+        "auth": {"enabled": False},
     }
     return SimulatorSettings(**{**base, **values})
 
@@ -166,31 +169,41 @@ async def world(redis_url: str, mongo_url: str, mongo_database: str) -> AsyncIte
         yield found
 
 
+def backend_apps(
+    redis_url: str, mongo_url: str, mongo_database: str, auth: AuthSettings | None = None
+) -> tuple[FastAPI, FastAPI]:
+    """The real delivery service and drone scheduler the simulator calls (a small fleet;
+    ``auth``: both check bearer tokens, none by default)."""
+    auth = auth or AuthSettings(enabled=False)
+    delivery_settings = DeliverySettings(
+        redis=RedisSettings(url=redis_url), log_json=False, auth=auth
+    )
+    scheduler_settings = DroneSchedulerSettings(
+        mongo=SchedulerMongoSettings(url=mongo_url, database=mongo_database),
+        fleet=FleetSettings(count=4, classes=[STANDARD]),
+        service_area=ServiceArea(bases=[BASE]),
+        log_json=False,
+        auth=auth,
+    )
+    return (
+        create_delivery(delivery_settings, configure_logs=False),
+        create_scheduler(scheduler_settings, configure_logs=False),
+    )
+
+
 @contextlib.asynccontextmanager
 async def make_world(
     redis_url: str, mongo_url: str, mongo_database: str, auth: AuthSettings | None = None
 ) -> AsyncIterator[World]:
     """The delivery service and the drone scheduler on loopback sockets (``auth``: both check
     bearer tokens; the test clients then send ``auth_headers``)."""
-    auth = auth or AuthSettings()
-    delivery_settings = DeliverySettings(
-        redis=RedisSettings(url=redis_url), log_json=False, auth=auth
-    )
-    scheduler_settings = DroneSchedulerSettings(
-        mongo=SchedulerMongoSettings(url=mongo_url, database=mongo_database),
-        fleet=FleetSettings(count=4, bases=[BASE], classes=[STANDARD]),
-        log_json=False,
-        auth=auth,
-    )
+    auth = auth or AuthSettings(enabled=False)
+    delivery_app, scheduler_app = backend_apps(redis_url, mongo_url, mongo_database, auth)
     redis = Redis.from_url(redis_url)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(redis.aclose)
-        delivery_url = await stack.enter_async_context(
-            running_server(create_delivery(delivery_settings, configure_logs=False))
-        )
-        scheduler_url = await stack.enter_async_context(
-            running_server(create_scheduler(scheduler_settings, configure_logs=False))
-        )
+        delivery_url = await stack.enter_async_context(running_server(delivery_app))
+        scheduler_url = await stack.enter_async_context(running_server(scheduler_app))
         headers = AUTH_HEADERS.get(id(auth), {})
         delivery = await stack.enter_async_context(
             httpx.AsyncClient(base_url=delivery_url, headers=headers)
@@ -198,12 +211,8 @@ async def make_world(
         scheduler = await stack.enter_async_context(
             httpx.AsyncClient(base_url=scheduler_url, headers=headers)
         )
-        await wait_for(lambda: _ready(scheduler), within=20, what="the drone scheduler to be ready")
+        await wait_ready(scheduler, within=20)
         yield World(redis, delivery, scheduler, delivery_url, scheduler_url, redis_url)
-
-
-async def _ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/readyz")).status_code == 200
 
 
 @contextlib.asynccontextmanager
@@ -212,7 +221,7 @@ async def simulator(world: World, **values: Any) -> AsyncIterator[httpx.AsyncCli
         world.redis_url, world.delivery_url, world.scheduler_url, **values
     )
     async with app_client(create_simulator(settings, configure_logs=False)) as client:
-        await wait_for(lambda: _ready(client), within=20, what="the simulator to be ready")
+        await wait_ready(client, within=20)
         await wait_for(lambda: _leading(client), within=20, what="the simulator to fly")
         yield client
 

@@ -20,12 +20,13 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 from redis.asyncio import Redis
 
 from dronecommon.messaging import OutgoingMessage
 from dronecommon.messaging.redis_streams import RedisStreamSender, stream_key
-from dronecommon.testing.servers import RedisServer, free_port
+from dronetesting.apps import wait_ready
+from dronetesting.samples import sample_request
+from dronetesting.servers import RedisServer, free_port
 
 FAKE = """
 import asyncio, datetime as dt, sys
@@ -56,30 +57,6 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             loop="uvloop", http="httptools")
 """
 
-SAMPLE = {
-    "ownerId": "bench",
-    "pickupLocation": "my pickup",
-    "dropOffLocation": "drop off",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-}
-
-
-async def wait_ready(url: str, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(url)
-
 
 async def run_once(redis_url: str, fake_url: str, concurrency: int, messages: int) -> float:
     port = free_port()
@@ -100,11 +77,13 @@ async def run_once(redis_url: str, fake_url: str, concurrency: int, messages: in
         sys.executable, "-m", "workflow", env=env, stdout=asyncio.subprocess.DEVNULL
     )
     try:
-        await wait_ready(f"http://127.0.0.1:{port}/readyz")
+        await wait_ready(f"http://127.0.0.1:{port}", within=30, process=process)
         sender = RedisStreamSender.from_url(redis_url, "deliveryrequests")
         batch = [
             OutgoingMessage(
-                body=json.dumps({**SAMPLE, "deliveryId": str(uuid.uuid4())}).encode(),
+                body=json.dumps(
+                    sample_request(ownerId="bench", deliveryId=str(uuid.uuid4()))
+                ).encode(),
                 message_id=str(uuid.uuid4()),
                 properties={"operation": "delivery"},
             )
@@ -143,7 +122,7 @@ async def main() -> None:
         )
         try:
             fake_url = f"http://127.0.0.1:{fake_port}"
-            await wait_ready(fake_url + "/healthz")
+            await wait_ready(fake_url, within=30, path="/healthz", process=fake)
             print(f"{args.messages} delivery messages, backend latency {args.latency * 1000:g} ms")
             for concurrency in args.concurrency:
                 rate = await run_once(redis.url, fake_url, concurrency, args.messages)

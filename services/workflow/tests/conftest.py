@@ -8,8 +8,6 @@ fail, so the workflow's classification, retries, compensation and ordering rules
 without the other services. The system tests (``tests/system``) run the real ones.
 """
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -34,27 +32,16 @@ from dronecommon.messaging import (
     create_sender,
 )
 from dronecommon.messaging.redis_streams import RedisDeadLetterStore, dead_letter_key, stream_key
-from dronecommon.testing.apps import app_client, running_server
-from dronecommon.testing.tokens import dev_issuer  # noqa: F401 - a fixture
+from dronetesting.apps import app_client, running_server
+from dronetesting.samples import sample_request
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 
 QUEUE = "deliveryrequests"
 
-SAMPLE = {
-    "ownerId": "myowner",
-    "pickupLocation": "my pickup",
-    "dropOffLocation": "drop off",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-    "deadline": "",
-    "expedited": True,
-    "confirmationRequired": "None",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "weight": 10, "tag": "mytag"},
-}
-
 
 def delivery_body(delivery_id: str, **changes: Any) -> dict[str, Any]:
-    return {**SAMPLE, "deliveryId": delivery_id, **changes}
+    return sample_request(deliveryId=delivery_id, **changes)
 
 
 def message(
@@ -95,6 +82,7 @@ class FakeBackends:
         self.calls: Counter[str] = Counter()
         self.statuses: defaultdict[str, Counter[int]] = defaultdict(Counter)
         self.headers: list[dict[str, str]] = []
+        self.headers_by_collection: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
         self.max_weight = 100.0
         self.next_drone = 0
         self.delay = 0.0
@@ -135,6 +123,7 @@ class FakeBackends:
             key = f"{request.method} /api/{collection}"
             fake.calls[key] += 1
             fake.headers.append(dict(request.headers))
+            fake.headers_by_collection[collection].append(dict(request.headers))
             if fake.delay:
                 await asyncio.sleep(fake.delay)
             scripted = fake._scripted.get(key)

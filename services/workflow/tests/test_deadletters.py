@@ -1,7 +1,5 @@
 """``python -m workflow.deadletters``: list and replay dead letters."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

@@ -1,8 +1,6 @@
 """Failure classification: dead-letter permanent failures at once (compensating a half-booked
 delivery), redeliver transient ones after a backoff, give up past the maximum delivery count."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import json

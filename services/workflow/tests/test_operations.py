@@ -1,7 +1,5 @@
 """The three operations end to end through a real Redis queue against stand-in services."""
 
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +9,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from dronecommon.domain import resolve_location
+from dronecommon.area import resolve_location
 from workflow.repository import Pending, PendingStore, pending_key
 
 from .conftest import FakeBackends, Harness, delivery_body, message, wait_until
@@ -58,6 +56,28 @@ async def test_sample_delivery_is_scheduled(workflow: Harness, fake: FakeBackend
         "deliveryETA": plan["deliveryETA"],
     }
     assert await workflow.dead_letter_count() == 0
+
+
+async def test_the_requests_notify_is_registered_in_the_creating_put(
+    workflow: Harness, fake: FakeBackends
+) -> None:
+    delivery_id = new_id()
+    notify = {"emailAddress": "ann@example.com", "webhookUrl": "https://hooks.example/drone"}
+    await workflow.send(message("delivery", delivery_body(delivery_id, notify=notify)))
+    await workflow.drained()
+    created = fake.deliveries[delivery_id]["created"]
+    assert created["notifyMeRequests"] == [notify]
+    # A request without notify registers nobody (the PUT is the one it always was).
+    other = new_id()
+    await workflow.send(message("delivery", delivery_body(other)))
+    await workflow.drained()
+    assert "notifyMeRequests" not in fake.deliveries[other]["created"]
+    # A notify the rules refuse makes the message malformed: dead-lettered, nothing booked.
+    bad = new_id()
+    await workflow.send(message("delivery", delivery_body(bad, notify={"sms": "12"})))
+    await workflow.drained()
+    assert bad not in fake.assignments
+    assert await workflow.dead_letter_count() == 1
 
 
 async def test_redelivered_delivery_books_once(workflow: Harness, fake: FakeBackends) -> None:

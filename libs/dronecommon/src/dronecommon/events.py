@@ -18,6 +18,11 @@ object whose shape depends on the type):
 ``EtaChanged``   :class:`EtaChangedData`: the live delivery ETA moved past the threshold
 ================ ===============================================================================
 
+Every data model may carry ``notify`` (:class:`Recipients`): the owner's account and the
+delivery's notify-me requests as they were when the event was written. The delivery service adds
+them to every event it writes from the delivery's state; an event without them (``null``) leaves
+the notifier to look them up.
+
 Consumers read with a consumer group of their own (``simulator``, ``notifier``) through
 :class:`EventReader`, which acknowledges a batch only after the handler's durable write and
 takes over entries a dead consumer left pending (see :mod:`dronecommon.streams`). The stream is
@@ -71,7 +76,31 @@ def events_stream(prefix: str = "delivery") -> str:
 # --- data of each type ---------------------------------------------------------------------------
 
 
-class AssignedData(ApiModel):
+class Contact(ApiModel):
+    """One notify-me request as an event carries it (validated when it was registered:
+    :class:`dronecommon.notifyme.NotifyMeRequest`; read leniently here, so an event is never
+    unreadable for a contact that later rules would refuse)."""
+
+    email_address: str | None = None
+    sms: str | None = None
+    webhook_url: str | None = None
+
+
+class Recipients(ApiModel):
+    """Who to tell about a delivery: its owner's account (webhooks are signed with the account's
+    secret) and its notify-me requests."""
+
+    account_id: str
+    requests: list[Contact] = Field(default_factory=list)
+
+
+class EventData(ApiModel):
+    """What every event's data may carry besides its own fields."""
+
+    notify: Recipients | None = None
+
+
+class AssignedData(EventData):
     drone_id: str
     pickup: Location
     dropoff: Location
@@ -81,7 +110,7 @@ class AssignedData(ApiModel):
     expedited: bool = False
 
 
-class RescheduledData(ApiModel):
+class RescheduledData(EventData):
     """The new plan. ``confirmationRequired`` and ``expedited`` travel too, so a consumer that
     missed the ``Assigned`` still has everything the delivery needs."""
 
@@ -94,7 +123,7 @@ class RescheduledData(ApiModel):
     expedited: bool = False
 
 
-class ClosedData(ApiModel):
+class ClosedData(EventData):
     """``Cancelled`` and ``Completed``."""
 
     drone_id: str | None
@@ -102,13 +131,13 @@ class ClosedData(ApiModel):
     location: Location | None = None
 
 
-class PickedUpData(ApiModel):
+class PickedUpData(EventData):
     drone_id: str
     at: UtcDateTime
     location: Location | None = None
 
 
-class EtaChangedData(ApiModel):
+class EtaChangedData(EventData):
     delivery_eta: UtcDateTime = Field(alias="deliveryETA")
     previous_eta: UtcDateTime = Field(alias="previousETA")
 
@@ -300,13 +329,16 @@ __all__ = [
     "LUA_APPEND",
     "AssignedData",
     "ClosedData",
+    "Contact",
     "DeliveryEvent",
     "EtaChangedData",
+    "EventData",
     "EventDecodeError",
     "EventHandler",
     "EventReader",
     "EventType",
     "PickedUpData",
+    "Recipients",
     "RescheduledData",
     "append",
     "decode",

@@ -78,6 +78,5 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
         logger.propagate = True
     # Requests are logged by the access-log middleware, with trace ids.
     logging.getLogger("uvicorn.access").disabled = True
-    # The Azure SDKs and httpx log every HTTP exchange at INFO (spans record them instead).
-    for chatty in ("azure", "httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    # The Azure SDKs log every HTTP exchange at INFO (spans record them instead).
+    logging.getLogger("azure").setLevel(max(logging.WARNING, root.level))

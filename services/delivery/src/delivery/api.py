@@ -1,10 +1,22 @@
 """The delivery routes: thin HTTP over :class:`~delivery.service.DeliveryService`.
 
-``internal`` routes are for the other services (bearer token required when auth is on): every
-write, the full delivery with its owner, the owner and the summaries. ``public`` routes are what
-clients reach through the gateway without a service token: the public view of a delivery (no
-owner, contacts or proof of delivery) and its public tracking stream (no drone id), then the
-owner's reads: its status, tracking history and tracking stream.
+Who may call what (``dronecommon.auth.policy``; a token is required on every route but the
+public ones):
+
+- **writes** (create, reschedule, cancel): services holding ``Deliveries.Write`` (the workflow);
+- **confirmations**: services holding ``Deliveries.Confirm`` (the drones: the simulator);
+- **owner routes** (the full delivery, its owner, status, history, tracking stream, notify-me
+  requests, summaries): the delivery's owner (a customer token naming its account and user), an
+  ``Operator``, or a service holding ``Deliveries.Write``; the full delivery, its status, history
+  and tracking stream also a service holding ``Deliveries.Read`` (the notifier). For anyone
+  else a delivery does not exist (404): :data:`Viewer` (or :data:`Reader`) is the dependency
+  every owner route takes, and the service checks it against the delivery's owner;
+- **public** routes (no token): the public view of a delivery and its public tracking stream (no
+  owner, contacts, proof of delivery or drone id).
+
+The public gateway reaches the owner routes (``owned``) but its owner lookup, and the public
+ones; the ``internal`` router (writes, confirmations, ``/owner``) answers 404 to anything that
+came through the gateway (``dronecommon.edge``).
 """
 
 from __future__ import annotations
@@ -17,6 +29,10 @@ from pydantic import AfterValidator
 from sse_starlette import EventSourceResponse
 
 from dronecommon import error_responses, from_state
+from dronecommon.auth.inbound import Caller
+from dronecommon.auth.policy import requires
+from dronecommon.auth.roles import DELIVERIES_CONFIRM, DELIVERIES_READ, DELIVERIES_WRITE
+from dronecommon.notifyme import NotifyMeRequest
 
 from .records import DeliveryRecord
 from .runtime import State
@@ -28,7 +44,6 @@ from .schemas import (
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
-    NotifyMeRequest,
     Owner,
     PublicDelivery,
     Summary,
@@ -41,6 +56,12 @@ from .sse import Tracker
 PREFIX = "/api/deliveries"
 
 Deliveries = Annotated[DeliveryService, from_state(State, "deliveries")]
+# The workflow's writes; the drones' confirmations; who may see a delivery (owner routes) and who
+# may read it (the owner routes' reads: the notifier's role too).
+Writer = Annotated[Caller, requires(DELIVERIES_WRITE)]
+Confirmer = Annotated[Caller, requires(DELIVERIES_CONFIRM)]
+Viewer = Annotated[Caller, requires(DELIVERIES_WRITE, customers=True)]
+Reader = Annotated[Caller, requires(DELIVERIES_READ, DELIVERIES_WRITE, customers=True)]
 Tracking = Annotated[Tracker, from_state(State, "tracker")]
 LastEventId = Annotated[
     str | None,
@@ -125,23 +146,29 @@ def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
     )
 
 
-internal = APIRouter(prefix=PREFIX, tags=["deliveries"])
+# The public gateway exposes the owner routes and the public ones; internal routes answer 404 to
+# anything that came through it (dronecommon.edge), whatever its token.
+owned = APIRouter(prefix=PREFIX, tags=["deliveries"])
+internal = APIRouter(prefix=PREFIX, tags=["internal"])
 public = APIRouter(prefix=PREFIX, tags=["tracking"])
 
 
 # Declared before "/{id}" so that "summary" is never taken for an id.
-@internal.get(
+@owned.get(
     "/summary",
     summary="How many deliveries an owner created in a UTC month",
-    responses=error_responses(400, 503),
+    description="A customer may ask for its own ownerId only (another is 404); an Operator or a "
+    "service for any.",
+    responses=error_responses(400, 404, 503),
 )
 async def summary(
     deliveries: Deliveries,
+    viewer: Viewer,
     owner_id: Annotated[str, Query(alias="ownerId", min_length=1, max_length=MAX_TEXT)],
     year: Annotated[int, Query(ge=1, le=9999)],
     month: Annotated[int, Query(ge=1, le=12)],
 ) -> Summary:
-    return Summary(count=await deliveries.summary(owner_id, year, month))
+    return Summary(count=await deliveries.summary(owner_id, year, month, viewer))
 
 
 @internal.put(
@@ -156,7 +183,7 @@ async def summary(
     },
 )
 async def create(
-    id: DeliveryId, body: DeliveryIn, deliveries: Deliveries, response: Response
+    id: DeliveryId, body: DeliveryIn, deliveries: Deliveries, response: Response, _: Writer
 ) -> Delivery | Response:
     if body.id is not None and body.id != id:
         raise RequestValidationError(
@@ -176,13 +203,13 @@ async def create(
     return delivery_view(*created)
 
 
-@internal.get(
+@owned.get(
     "/{id}",
     summary="A delivery, with its owner",
     responses=error_responses(400, 404, 503),
 )
-async def get(id: DeliveryId, deliveries: Deliveries) -> Delivery:
-    return delivery_view(*await deliveries.get(id))
+async def get(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> Delivery:
+    return delivery_view(*await deliveries.get(id, viewer))
 
 
 @internal.get(
@@ -190,8 +217,8 @@ async def get(id: DeliveryId, deliveries: Deliveries) -> Delivery:
     summary="Who owns a delivery",
     responses=error_responses(400, 404, 503),
 )
-async def owner(id: DeliveryId, deliveries: Deliveries) -> Owner:
-    record, _ = await deliveries.get(id)
+async def owner(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> Owner:
+    record, _ = await deliveries.get(id, viewer)
     return record.owner
 
 
@@ -201,7 +228,9 @@ async def owner(id: DeliveryId, deliveries: Deliveries) -> Owner:
     summary="Reschedule a delivery (optionally with the drone's new timing)",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
 )
-async def reschedule(id: DeliveryId, patch: DeliveryPatch, deliveries: Deliveries) -> None:
+async def reschedule(
+    id: DeliveryId, patch: DeliveryPatch, deliveries: Deliveries, _: Writer
+) -> None:
     await deliveries.reschedule(id, patch)
 
 
@@ -211,18 +240,20 @@ async def reschedule(id: DeliveryId, patch: DeliveryPatch, deliveries: Deliverie
     summary="Cancel a delivery (idempotent)",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 503)},
 )
-async def cancel(id: DeliveryId, deliveries: Deliveries) -> None:
+async def cancel(id: DeliveryId, deliveries: Deliveries, _: Writer) -> None:
     await deliveries.cancel(id)
 
 
-@internal.post(
+@owned.post(
     "/{id}/notifymerequests",
     status_code=204,
     summary="Ask to be notified about a delivery",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
 )
-async def notify_me(id: DeliveryId, body: NotifyMeRequest, deliveries: Deliveries) -> None:
-    await deliveries.notify_me(id, body)
+async def notify_me(
+    id: DeliveryId, body: NotifyMeRequest, deliveries: Deliveries, viewer: Viewer
+) -> None:
+    await deliveries.notify_me(id, body, viewer)
 
 
 @internal.post(
@@ -231,7 +262,7 @@ async def notify_me(id: DeliveryId, body: NotifyMeRequest, deliveries: Deliverie
     summary="Confirm a delivery (completes it; idempotent for the same confirmation)",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
 )
-async def confirm(id: DeliveryId, body: Confirmation, deliveries: Deliveries) -> None:
+async def confirm(id: DeliveryId, body: Confirmation, deliveries: Deliveries, _: Confirmer) -> None:
     await deliveries.confirm(id, body)
 
 
@@ -259,31 +290,31 @@ async def track_public(
     return await tracker.open(id, public=True, last_event_id=last_event_id)
 
 
-@public.get(
+@owned.get(
     "/{id}/status",
     summary="Where a delivery is and when it will arrive",
     responses=error_responses(400, 404, 503),
 )
-async def status(id: DeliveryId, deliveries: Deliveries) -> DeliveryStatus:
-    return await deliveries.status(id)
+async def status(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> DeliveryStatus:
+    return await deliveries.status(id, viewer)
 
 
-@public.get(
+@owned.get(
     "/{id}/history",
     summary="A delivery's tracking events, oldest first",
     responses=error_responses(400, 404, 503),
 )
-async def history(id: DeliveryId, deliveries: Deliveries) -> list[TrackingEvent]:
-    return await deliveries.history(id)
+async def history(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> list[TrackingEvent]:
+    return await deliveries.history(id, viewer)
 
 
-@public.get(
+@owned.get(
     "/{id}/tracking",
     summary="Track a delivery live, as its owner",
     response_class=EventSourceResponse,
     responses=stream_responses("the same JSON as `GET .../status`"),
 )
 async def track(
-    id: DeliveryId, tracker: Tracking, last_event_id: LastEventId = None
+    id: DeliveryId, tracker: Tracking, viewer: Reader, last_event_id: LastEventId = None
 ) -> EventSourceResponse:
-    return await tracker.open(id, public=False, last_event_id=last_event_id)
+    return await tracker.open(id, viewer=viewer, public=False, last_event_id=last_event_id)

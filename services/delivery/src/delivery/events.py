@@ -8,6 +8,9 @@ format and the consumers' reader are in :mod:`dronecommon.events`.
 - ``Rescheduled``: any other reschedule (new places, deadline or drone timing);
 - ``Cancelled`` and ``Completed``: the terminal changes.
 
+Each event carries ``notify``: the owner's account and the delivery's notify-me requests as they
+are in the state written with it (what the notifier tells, without asking this service).
+
 ETAs are the plan's, estimated from the distance when the drone scheduler's timing is unknown
 (as in the status), so an event never carries a null ETA.
 """
@@ -20,14 +23,24 @@ from dronecommon.domain import Location
 from dronecommon.events import (
     AssignedData,
     ClosedData,
+    Contact,
     DeliveryEvent,
     EventType,
+    Recipients,
     RescheduledData,
 )
 
 from . import tracking
 from .records import DeliveryRecord
 from .schemas import Confirmation
+
+
+def recipients(record: DeliveryRecord) -> Recipients:
+    """Who to tell about ``record``: its owner's account and its notify-me requests."""
+    return Recipients(
+        account_id=record.owner.account_id,
+        requests=[Contact.model_validate(r.wire()) for r in record.notify_me_requests],
+    )
 
 
 def assigned(
@@ -42,6 +55,7 @@ def assigned(
         deliveryETA=when.delivery_eta,
         confirmation_required=record.confirmation_required,
         expedited=record.expedited,
+        notify=recipients(record),
     )
     return DeliveryEvent.of(EventType.ASSIGNED, record.id, now, data)
 
@@ -65,12 +79,13 @@ def replanned(
         deliveryETA=when.delivery_eta,
         confirmation_required=after.confirmation_required,
         expedited=after.expedited,
+        notify=recipients(after),
     )
     return DeliveryEvent.of(EventType.RESCHEDULED, after.id, now, data)
 
 
 def cancelled(record: DeliveryRecord, now: dt.datetime, where: Location) -> DeliveryEvent:
-    data = ClosedData(drone_id=record.drone_id, at=now, location=where)
+    data = ClosedData(drone_id=record.drone_id, at=now, location=where, notify=recipients(record))
     return DeliveryEvent.of(EventType.CANCELLED, record.id, now, data)
 
 
@@ -78,6 +93,9 @@ def completed(
     record: DeliveryRecord, confirmation: Confirmation, now: dt.datetime
 ) -> DeliveryEvent:
     data = ClosedData(
-        drone_id=record.drone_id, at=confirmation.date_time, location=confirmation.geo_coordinates
+        drone_id=record.drone_id,
+        at=confirmation.date_time,
+        location=confirmation.geo_coordinates,
+        notify=recipients(record),
     )
     return DeliveryEvent.of(EventType.COMPLETED, record.id, now, data)

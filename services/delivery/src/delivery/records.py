@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
 from dronecommon.fixes import Phase
+from dronecommon.notifyme import NotifyMeRequest
 
-from .schemas import Confirmation, NotifyMeRequest, Owner
+from .schemas import Confirmation, Owner
 
 STORED_STAGES = frozenset(
     {

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Self
 
-from pydantic import (
-    AfterValidator,
-    EmailStr,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from dronecommon.domain import ApiModel, ConfirmationType, DeliveryStage, Location, UtcDateTime
 from dronecommon.fixes import Phase
+from dronecommon.notifyme import NotifyMeRequest
 
 # Delivery ids: 1..128 URL-safe characters (RFC 3986 "unreserved"), starting with a letter or digit
 # (so "." and ".." never name a delivery). The workflow sends UUIDs, which always match. Ids are
@@ -77,6 +70,12 @@ class DeliveryIn(Eta):
     expedited: bool = False
     confirmation_required: ConfirmationType
     drone_id: Text | None = None
+    notify_me_requests: list[NotifyMeRequest] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Who to notify from the start (the request's `notify`); more can be added "
+        "with POST .../notifymerequests",
+    )
 
     @field_validator("deadline", mode="before")
     @classmethod
@@ -98,40 +97,6 @@ class DeliveryPatch(Eta):
             raise ValueError(
                 "send at least one of pickup, dropoff, deadline, droneId, pickupETA/deliveryETA"
             )
-        return self
-
-
-_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_PHONE_SEPARATORS = re.compile(r"[\s().-]")
-
-
-class NotifyMeRequest(ApiModel):
-    """Who to tell when the delivery moves: an e-mail address, an SMS number, or both.
-
-    E-mail: an address as RFC 5321 and RFC 6531 allow (internationalised ones such as
-    ``josé@example.com`` included), checked by ``email-validator`` without any DNS lookup, and
-    kept in its normalised form (Unicode NFC, domain lower-cased; a ``Name <address>`` form keeps
-    the address). SMS: E.164, ``+`` then 7..15 digits; spaces, dots, hyphens and parentheses are
-    dropped.
-    """
-
-    email_address: EmailStr | None = Field(default=None, examples=["ann@example.com"])
-    sms: str | None = Field(default=None, max_length=32, examples=["+14255550123"])
-
-    @field_validator("sms")
-    @classmethod
-    def _sms(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        number = _PHONE_SEPARATORS.sub("", value)
-        if not _PHONE.match(number):
-            raise ValueError("not a phone number in E.164 form (+ then 7 to 15 digits)")
-        return number
-
-    @model_validator(mode="after")
-    def _someone(self) -> Self:
-        if self.email_address is None and self.sms is None:
-            raise ValueError("send emailAddress, sms or both")
         return self
 
 

@@ -16,8 +16,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
 from dronecommon.events import DeliveryEvent
+from dronecommon.notifyme import NotifyMeRequest
 
 from . import events, tracking
 from .errors import (
@@ -27,6 +29,7 @@ from .errors import (
     DeliveryExists,
     DeliveryNotFound,
     NotifyLimitReached,
+    SummaryNotFound,
 )
 from .live import LiveRules
 from .records import DeliveryRecord, Plan, StoredEvent
@@ -36,7 +39,6 @@ from .schemas import (
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
-    NotifyMeRequest,
     TrackingEvent,
 )
 from .settings import SECONDS_PER_DAY, DeliverySettings
@@ -51,6 +53,8 @@ MAX_ATTEMPTS = 16
 def canonical(body: DeliveryIn, delivery_id: str) -> str:
     """The creating PUT as compared on replay: normalised values, sorted keys."""
     document = body.model_copy(update={"id": delivery_id}).wire()
+    if not document["notifyMeRequests"]:
+        del document["notifyMeRequests"]  # as a PUT without them was always stored
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -129,6 +133,14 @@ class DeliveryService:
         """
         now = self.clock()
         put = canonical(body, delivery_id)
+        notify: list[NotifyMeRequest] = []
+        for request in body.notify_me_requests:  # each request once, in order
+            if request not in notify:
+                notify.append(request)
+        if len(notify) > self.settings.max_notify_requests:
+            raise NotifyLimitReached(
+                f"A delivery keeps at most {self.settings.max_notify_requests} notify-me requests."
+            )
         plan = Plan(start=now, pickup_eta=body.pickup_eta, delivery_eta=body.delivery_eta)
         record = DeliveryRecord(
             id=delivery_id,
@@ -143,6 +155,7 @@ class DeliveryService:
             created_at=now,
             updated_at=now,
             plan=plan,
+            notify_me_requests=notify,
         )
         event = StoredEvent(at=now, stage=DeliveryStage.CREATED, location=body.pickup, plan=plan)
         outbox = (
@@ -176,23 +189,27 @@ class DeliveryService:
 
     # --- reads -----------------------------------------------------------------------------
 
-    async def get(self, delivery_id: str) -> tuple[DeliveryRecord, DeliveryStatus]:
-        """The delivery and its status now."""
-        snapshot = await self._snapshot(delivery_id)
+    async def get(
+        self, delivery_id: str, viewer: Caller = ANONYMOUS
+    ) -> tuple[DeliveryRecord, DeliveryStatus]:
+        """The delivery and its status now; not found unless ``viewer`` may see it (its owner,
+        an operator, a service), so that a stranger learns nothing, not even that it exists."""
+        snapshot = await self._snapshot(delivery_id, viewer)
         return snapshot.record, self._status(snapshot, self.clock())
 
-    async def _snapshot(self, delivery_id: str) -> Snapshot:
+    async def _snapshot(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> Snapshot:
         snapshot = await self.repository.get(delivery_id)
-        if snapshot is None:
+        if snapshot is None or not _visible(snapshot.record, viewer):
             raise DeliveryNotFound(delivery_id)
         return snapshot
 
-    async def status(self, delivery_id: str) -> DeliveryStatus:
-        return (await self.get(delivery_id))[1]
+    async def status(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> DeliveryStatus:
+        return (await self.get(delivery_id, viewer))[1]
 
-    async def view(self, delivery_id: str) -> View:
-        """The status with what the tracking streams need (404 for an unknown delivery)."""
-        snapshot = await self._snapshot(delivery_id)
+    async def view(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> View:
+        """The status with what the tracking streams need; not found unless ``viewer`` may see
+        the delivery."""
+        snapshot = await self._snapshot(delivery_id, viewer)
         now = self.clock()
         record, live = snapshot.record, snapshot.live
         return View(
@@ -206,13 +223,20 @@ class DeliveryService:
         """The delivery's stage entries after the entry ``sid``, oldest first."""
         return await self.repository.stages_after(delivery_id, sid)
 
-    async def history(self, delivery_id: str) -> list[TrackingEvent]:
+    async def history(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> list[TrackingEvent]:
+        if not viewer.sees_everything:
+            await self._snapshot(delivery_id, viewer)
         events = await self.repository.events(delivery_id)
         if not events:
             raise DeliveryNotFound(delivery_id)
         return tracking.history(events, self.clock())
 
-    async def summary(self, owner_id: str, year: int, month: int) -> int:
+    async def summary(
+        self, owner_id: str, year: int, month: int, viewer: Caller = ANONYMOUS
+    ) -> int:
+        """How many deliveries ``owner_id`` created that month; a customer's own only."""
+        if not viewer.sees_everything and viewer.user_id != owner_id:
+            raise SummaryNotFound(owner_id)
         return await self.repository.count(owner_id, year, month)
 
     # --- changes ---------------------------------------------------------------------------
@@ -369,11 +393,15 @@ class DeliveryService:
 
         await self._change(delivery_id, decide)
 
-    async def notify_me(self, delivery_id: str, request: NotifyMeRequest) -> None:
+    async def notify_me(
+        self, delivery_id: str, request: NotifyMeRequest, viewer: Caller = ANONYMOUS
+    ) -> None:
         """Keep a notify-me request with the delivery (a repeated request is kept once)."""
 
         def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
             current = snapshot.record
+            if not _visible(current, viewer):
+                raise DeliveryNotFound(delivery_id)
             if request in current.notify_me_requests:
                 return None
             if len(current.notify_me_requests) >= self.settings.max_notify_requests:
@@ -390,3 +418,7 @@ class DeliveryService:
             return _Write(record)
 
         await self._change(delivery_id, decide)
+
+
+def _visible(record: DeliveryRecord, viewer: Caller) -> bool:
+    return viewer.may_access(record.owner.user_id, record.owner.account_id)

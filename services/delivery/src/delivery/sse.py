@@ -30,6 +30,7 @@ import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
+from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES
 
 from .repository import StageRecord
@@ -76,9 +77,16 @@ class Tracker:
         self.settings = settings
 
     async def open(
-        self, delivery_id: str, *, public: bool, last_event_id: str | None
+        self,
+        delivery_id: str,
+        *,
+        public: bool,
+        last_event_id: str | None,
+        viewer: Caller = ANONYMOUS,
     ) -> EventSourceResponse:
-        first = await self.deliveries.view(delivery_id)  # 404 before anything else
+        """The stream of ``delivery_id``'s status; 404 before anything else unless ``viewer`` may
+        see the delivery (the owner's stream) or the stream is the public one."""
+        first = await self.deliveries.view(delivery_id, viewer)
         watcher = await self.hub.join(delivery_id)
         watcher.topic.notify("s")  # a change between the read and the join is not missed
         stream = _Stream(self, watcher, public, resume_point(last_event_id))

@@ -20,11 +20,10 @@ import datetime as dt
 import logging
 import time
 
-import httpx
 from pydantic import ValidationError
 
 from dronecommon.domain import ApiModel, Location, format_utc
-from dronecommon.httpclient import ResilientClient, TransientHTTPError
+from dronecommon.httpclient import ResilientClient, Response, TransientHTTPError
 
 from .flight import Point
 from .flights import Confirm, DroneInfo
@@ -140,7 +139,7 @@ class Backends:
         )
 
 
-def _require(response: httpx.Response, what: str) -> None:
+def _require(response: Response, what: str) -> None:
     """A 5xx or an unexpected status that a later attempt may not get: transient."""
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise RetryLaterError(f"{what}: {response.status_code}")

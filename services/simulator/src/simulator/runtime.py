@@ -14,14 +14,12 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypedDict
 
-import httpx
-
 from dronecommon import ServiceApp
 from dronecommon.auth.clients import create_redis_client
 from dronecommon.auth.credentials import credential_for, outbound_token_provider
 from dronecommon.events import EventReader
 from dronecommon.fixes import create_fix_publisher
-from dronecommon.httpclient import create_http_client
+from dronecommon.httpclient import ResilientClient, create_http_client, create_probe_client
 
 from .backends import Backends
 from .engine import Engine
@@ -50,7 +48,7 @@ def rules_of(settings: SimulatorSettings) -> Rules:
     return Rules(weather, handling=settings.handling_seconds, speed_factor=settings.speed_factor)
 
 
-def _health(probe: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[None]]:
+def _health(probe: ResilientClient, url: str) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         response = await probe.get(url.rstrip("/") + "/healthz")
         if response.status_code != 200:
@@ -76,20 +74,26 @@ async def running(app: ServiceApp, settings: SimulatorSettings) -> AsyncIterator
             settings.redis, credential, socket_timeout=max(5.0, settings.redis.socket_timeout)
         )
         stack.push_async_callback(events_redis.aclose)
-        tokens = outbound_token_provider(settings.auth, credential, caller="simulator")
-        if tokens is not None:
-            stack.push_async_callback(tokens.close)
-        token = tokens.token if tokens is not None else None
-        backends = Backends(
-            delivery=create_http_client(
-                settings.http, base_url=settings.delivery_url, name="delivery", token_provider=token
-            ),
-            dronescheduler=create_http_client(
+        clients = {}
+        for name, url in (
+            ("delivery", settings.delivery_url),
+            ("dronescheduler", settings.dronescheduler_url),
+        ):
+            # One audience per service: a token for each, with the role the drones hold on it.
+            tokens = outbound_token_provider(
+                settings.auth, credential, caller="simulator", target=name
+            )
+            if tokens is not None:
+                stack.push_async_callback(tokens.close)
+            clients[name] = create_http_client(
                 settings.http,
-                base_url=settings.dronescheduler_url,
-                name="dronescheduler",
-                token_provider=token,
-            ),
+                base_url=url,
+                name=name,
+                token_provider=tokens.token if tokens is not None else None,
+            )
+        backends = Backends(
+            delivery=clients["delivery"],
+            dronescheduler=clients["dronescheduler"],
             cache_seconds=settings.drone_cache_seconds,
         )
         stack.push_async_callback(backends.aclose)
@@ -97,7 +101,7 @@ async def running(app: ServiceApp, settings: SimulatorSettings) -> AsyncIterator
             settings.telemetry_stream, redis=redis, credential=credential
         )
         stack.push_async_callback(publisher.close)
-        probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
+        probe = create_probe_client(settings.downstream_health_timeout)
         stack.push_async_callback(probe.aclose)
 
         store = FlightStore(redis, prefix=settings.key_prefix, finished_ttl=settings.finished_ttl)

@@ -18,11 +18,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
-from dronecommon.domain import Location
-from dronecommon.httpclient import ResilientClient
+from dronecommon.domain import ACCOUNT_HEADER, Location
+from dronecommon.httpclient import ResilientClient, Response
 
 from .errors import PermanentError, TransientError
 from .schemas import DeliveryMessage, DroneAssignment
@@ -54,7 +53,7 @@ def _location(location: Location) -> dict[str, float]:
     }
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -68,7 +67,7 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-def _unexpected(service: str, what: str, response: httpx.Response) -> Exception:
+def _unexpected(service: str, what: str, response: Response) -> Exception:
     """A 4xx that will not change is permanent; any other surprise may be cured by a deploy."""
     status = response.status_code
     text = f"{service} answered {status} to {what}: {_detail(response)}"
@@ -77,7 +76,7 @@ def _unexpected(service: str, what: str, response: httpx.Response) -> Exception:
     return TransientError(text)
 
 
-def _parse_assignment(service: str, response: httpx.Response) -> DroneAssignment:
+def _parse_assignment(service: str, response: Response) -> DroneAssignment:
     try:
         return DroneAssignment.model_validate(response.json())
     except (ValueError, ValidationError) as exc:
@@ -112,7 +111,11 @@ class Backends:
             "tag": info.tag,
             "ownerId": request.owner_id,
         }
-        response = await self.package.put(f"api/packages/{info.package_id}", json=body)
+        # Packages are kept per account: the request's account, not the workflow's identity.
+        headers = {ACCOUNT_HEADER: request.owner_of.account_id}
+        response = await self.package.put(
+            f"api/packages/{info.package_id}", json=body, headers=headers
+        )
         if response.status_code not in (200, 201, 204):
             raise _unexpected("package", f"PUT package {info.package_id}", response)
 
@@ -186,8 +189,10 @@ class Backends:
         delivery_id = request.delivery_id
         body: dict[str, Any] = {
             "id": delivery_id,
-            # The request names one owner; the sample's account is the owner's own account.
-            "owner": {"userId": request.owner_id, "accountId": request.owner_id},
+            "owner": {
+                "userId": request.owner_of.user_id,
+                "accountId": request.owner_of.account_id,
+            },
             "pickup": _location(pickup),
             "dropoff": _location(dropoff),
             "deadline": request.deadline,
@@ -195,6 +200,11 @@ class Backends:
             "confirmationRequired": request.confirmation_required.value,
             "droneId": None,
         }
+        if request.notify is not None:
+            # In the creating PUT, so the delivery's first event already names who to tell.
+            body["notifyMeRequests"] = [
+                request.notify.model_dump(mode="json", by_alias=True, exclude_none=True)
+            ]
         if assignment is not None:
             body["droneId"] = assignment.drone_id
             body["pickupETA"] = assignment.pickup_eta
@@ -247,7 +257,7 @@ class Backends:
         raise _unexpected("delivery", f"DELETE delivery {delivery_id}", response)
 
 
-def _field(response: httpx.Response, name: str) -> Any:
+def _field(response: Response, name: str) -> Any:
     try:
         body = response.json()
     except ValueError:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TypedDict
 
-import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from redis.asyncio import Redis
 
@@ -26,9 +25,10 @@ from dronecommon.auth.credentials import (
     credential_needed,
     outbound_token_provider,
 )
-from dronecommon.httpclient import ResilientClient, create_http_client
+from dronecommon.httpclient import ResilientClient, create_http_client, create_probe_client
 from dronecommon.httpclient.client import TokenProvider
 from dronecommon.messaging import MessageReceiver, create_receiver
+from dronecommon.messaging.redis_streams import queue_redis_client as streams_client
 
 from .backends import Backends
 from .consumer import Consumer
@@ -65,28 +65,21 @@ def downstream_url(settings: WorkflowSettings, service: str) -> str:
 def queue_redis_client(
     settings: WorkflowSettings, credential: AsyncTokenCredential | None
 ) -> Redis | None:
-    """The queue's own Redis client (Redis Streams transport), sized for the handlers.
-
-    Built here rather than by the messaging factory so that its pool holds a connection per
-    concurrent handler (the factory's client keeps redis-py's default of 100, which a
-    ``max_concurrency`` near 100 exhausts: settling then fails with "Too many connections") and
-    so that it authenticates with Microsoft Entra ID like the service's other Redis client.
-    """
+    """The queue's own Redis client (Redis Streams transport), sized for the handlers and
+    authenticated with Microsoft Entra ID like the service's other Redis client."""
     queue = settings.queue
     if queue.transport != "redis":
         return None
-    return create_redis_client(
-        settings.redis,
-        credential,
-        url=queue.redis_url or settings.redis.url,
-        # A blocking XREADGROUP waits up to receive_wait: the socket timeout must outlast it.
-        socket_timeout=max(5.0, queue.receive_wait + 5.0),
-        socket_connect_timeout=5.0,
-        max_connections=queue.max_concurrency + 16,
+    return streams_client(
+        queue.redis_url or settings.redis.url,
+        settings=settings.redis,
+        credential=credential,
+        receive_wait=queue.receive_wait,
+        max_concurrency=queue.max_concurrency,
     )
 
 
-def _health_check(probe: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[None]]:
+def _health_check(probe: ResilientClient, url: str) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         response = await probe.get(url + "/healthz")
         if response.status_code != 200:
@@ -115,23 +108,25 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
         )
         redis = create_redis_client(settings.redis, credential)
         stack.push_async_callback(_quietly("redis client", redis.aclose))
-        tokens = outbound_token_provider(settings.auth, credential, caller="workflow")
-        if tokens is not None:
-            stack.push_async_callback(tokens.close)
-        token: TokenProvider | None = tokens.token if tokens is not None else None
-        clients: dict[str, ResilientClient] = {
-            name: create_http_client(
+        clients: dict[str, ResilientClient] = {}
+        for name in DOWNSTREAM:
+            # One audience per service: a token for each, with the roles held on it.
+            tokens = outbound_token_provider(
+                settings.auth, credential, caller="workflow", target=name
+            )
+            if tokens is not None:
+                stack.push_async_callback(tokens.close)
+            token: TokenProvider | None = tokens.token if tokens is not None else None
+            clients[name] = create_http_client(
                 settings.http,
                 base_url=downstream_url(settings, name),
                 name=name,
                 token_provider=token,
             )
-            for name in DOWNSTREAM
-        }
         backends = Backends(**clients)
         stack.push_async_callback(_quietly("downstream clients", backends.aclose))
         pending = PendingStore(redis, ttl=settings.pending_ttl)
-        consumer = Consumer(Workflow(backends, pending), settings)
+        consumer = Consumer(Workflow(backends, pending, area=settings.service_area), settings)
         queue_redis = queue_redis_client(settings, credential)
         if queue_redis is not None:
             stack.push_async_callback(_quietly("queue's redis client", queue_redis.aclose))
@@ -139,7 +134,7 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
             settings.queue, redis=queue_redis, credential=credential
         )
         stack.push_async_callback(_quietly("receiver", receiver.close))
-        probe = httpx.AsyncClient(timeout=settings.downstream_health_timeout, trust_env=False)
+        probe = create_probe_client(settings.downstream_health_timeout)
         stack.push_async_callback(_quietly("health probe client", probe.aclose))
         task = asyncio.create_task(receiver.run(consumer.handle), name="workflow-receiver")
 

@@ -5,28 +5,23 @@ for routers or whole apps::
 
     app = FastAPI(dependencies=[Depends(auth_dependency(settings.auth))])
 
-With ``enabled`` false it returns an anonymous :class:`Caller` and never reads the header.
+With ``enabled`` false it returns an anonymous :class:`Caller` whatever the request sends.
 Otherwise it validates the ``Authorization: Bearer`` JWT:
 
 - signature against the issuer's JWKS (RS256 or ES256; each key verifies only with its own
-  algorithm, so a token cannot choose a weaker one), ``iss``, ``aud``, ``exp`` and ``nbf`` with
-  ``leeway_seconds``; ``exp``, ``iss`` and ``aud`` must be present;
-- the caller, when ``allowed_callers`` is non-empty: its application id (``azp`` in Entra v2 tokens,
-  ``appid`` in v1) or object id (``oid``) must be listed;
-- the roles, when ``required_roles`` is non-empty: the ``roles`` claim must hold one of them.
+  algorithm, so a token cannot choose a weaker one), ``iss``, ``aud`` and ``exp``/``nbf`` with
+  ``leeway_seconds``; ``exp``, ``iss`` and ``aud`` must be present. ``aud`` is this service's
+  own ``audience`` (a **service** token) or the ``public_audience`` (a **customer** token);
+- Microsoft Entra ID v1 tokens (``iss https://sts.windows.net/{tenant}/``, ``ver 1.0``) are
+  refused with a detail that says so: the APIs accept v2 tokens only (their app registrations
+  set ``requestedAccessTokenVersion: 2``, so ``aud`` is the application id);
+- a service caller, when ``allowed_callers`` is non-empty: its application id (``azp`` in v2
+  tokens, ``appid`` in v1) or object id (``oid``) must be listed.
 
-Answers follow RFC 6750: no token, or a token that fails validation, is 401 with
-``WWW-Authenticate: Bearer`` (plus ``error="invalid_token"`` and a description when a token was
-sent); a valid token from a caller that is not admitted is 403 with ``error="insufficient_scope"``.
-When the signing keys cannot be had at all the answer is 503 with ``Retry-After``: an identity
-provider outage is not the client's fault and must not look like a server bug.
+What a route then admits (app roles, customers) is its own policy: :mod:`.policy`.
 
-Signing keys (:class:`SigningKeys`) come from ``jwks_url`` (fetched with httpx, bounded by a total
-timeout, never blocking the event loop) or ``jwks_file`` (read in a worker thread). They are cached
-for ``jwks_cache_seconds``; a token naming an unknown ``kid`` triggers one refetch, at most once per
-``refetch_interval`` (key rotation without letting forged ``kid``\\s hammer the issuer). One fetch
-runs at a time and concurrent requests share its result. When a refresh of expired keys fails, the
-old keys stay in use (logged) rather than failing every request.
+Answers follow RFC 6750: 401, 403, or 503 when the signing keys cannot be had
+(:mod:`.errors`). The signing keys are fetched, cached and refreshed by :mod:`.jwks`.
 
 The validated :class:`Caller` is also stored on ``request.state.caller``; handlers read it with
 the :data:`CurrentCaller` alias.
@@ -34,29 +29,34 @@ the :data:`CurrentCaller` alias.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal
 
-import httpx
 import jwt
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from dronecommon.auth.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    SigningKeysUnavailableError,
+    http_error,
+)
+from dronecommon.auth.jwks import (
+    ALGORITHMS,
+    DEFAULT_JWKS_TIMEOUT,
+    DEFAULT_REFETCH_INTERVAL,
+    FileJwks,
+    HttpJwks,
+    JwksSource,
+    SigningKeys,
+)
 from dronecommon.settings import AuthSettings
 
 logger = logging.getLogger(__name__)
-
-ALGORITHMS = ("RS256", "ES256")
-DEFAULT_JWKS_TIMEOUT = 3.0
-DEFAULT_REFETCH_INTERVAL = 10.0
-MAX_JWKS_BYTES = 1024 * 1024
-RETRY_AFTER_SECONDS = 5
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -64,9 +64,17 @@ _bearer = HTTPBearer(
 )
 
 
+CallerKind = Literal["service", "customer", "anonymous"]
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated caller of a request."""
+    """The authenticated caller of a request.
+
+    ``kind`` says which audience its token was for: ``service`` (this service's own audience:
+    another service's identity), ``customer`` (the public API's audience: a customer, whose
+    ``account_id`` and ``user_id`` come from the configured claims) or ``anonymous`` (auth off).
+    """
 
     subject: str
     app_id: str | None = None
@@ -75,12 +83,25 @@ class Caller:
     roles: tuple[str, ...] = ()
     claims: Mapping[str, Any] = field(default_factory=dict)
     authenticated: bool = True
+    kind: CallerKind = "service"
+    account_id: str | None = None
+    user_id: str | None = None
+    operator: bool = False
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> Caller:
+    def from_claims(
+        cls,
+        claims: Mapping[str, Any],
+        *,
+        kind: CallerKind = "service",
+        account_claim: str = "tid",
+        user_claim: str = "oid",
+        operator_role: str = "Operator",
+    ) -> Caller:
         """The caller a validated token describes (Entra v1 and v2 claim names)."""
         roles = claims.get("roles")
         role_list = tuple(str(role) for role in roles) if isinstance(roles, list) else ()
+        customer = kind == "customer"
         return cls(
             subject=str(claims.get("sub", "")),
             app_id=_str_or_none(claims.get("azp") or claims.get("appid")),
@@ -88,237 +109,72 @@ class Caller:
             tenant_id=_str_or_none(claims.get("tid")),
             roles=role_list,
             claims=dict(claims),
+            kind=kind,
+            account_id=_str_or_none(claims.get(account_claim)) if customer else None,
+            user_id=_str_or_none(claims.get(user_claim)) if customer else None,
+            operator=customer and operator_role in role_list,
         )
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
+    @property
+    def sees_everything(self) -> bool:
+        """Every customer's data is this caller's business: a service (its route admitted it
+        by role), an operator, or anyone when tokens are not checked."""
+        return self.kind != "customer" or self.operator
 
-ANONYMOUS = Caller(subject="anonymous", authenticated=False)
+    def owns(self, user_id: str, account_id: str) -> bool:
+        """This customer is the owner ``(user_id, account_id)``."""
+        return self.kind == "customer" and self.user_id == user_id and self.account_id == account_id
+
+    def may_access(self, user_id: str, account_id: str) -> bool:
+        """The caller may read and change what the owner ``(user_id, account_id)`` owns."""
+        return self.sees_everything or self.owns(user_id, account_id)
+
+
+ANONYMOUS = Caller(subject="anonymous", authenticated=False, kind="anonymous")
 
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-# --- Failures ----------------------------------------------------------------------------------
-
-
-class AuthenticationError(Exception):
-    """The token is missing or not valid (401)."""
-
-
-class PermissionDeniedError(Exception):
-    """The token is valid but its caller is not admitted (403)."""
-
-
-class SigningKeysUnavailableError(Exception):
-    """The issuer's signing keys could not be had (503)."""
-
-
-def _quoted(text: str) -> str:
-    """``text`` made safe inside a quoted-string of an auth-param."""
-    return "".join(ch for ch in text if ch.isprintable() and ch not in '"\\')
-
-
-def _http_error(exc: Exception, *, token_sent: bool) -> HTTPException:
-    description = _quoted(str(exc))
-    if isinstance(exc, PermissionDeniedError):
-        challenge = f'Bearer error="insufficient_scope", error_description="{description}"'
-        return HTTPException(403, detail=str(exc), headers={"WWW-Authenticate": challenge})
-    if isinstance(exc, SigningKeysUnavailableError):
-        return HTTPException(
-            503,
-            detail=f"the token issuer's signing keys are unavailable: {exc}",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    if not token_sent:
-        return HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"})
-    challenge = f'Bearer error="invalid_token", error_description="{description}"'
-    return HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": challenge})
-
-
-# --- Signing keys ------------------------------------------------------------------------------
-
-
-class JwksSource(Protocol):
-    """Where a JWKS document comes from."""
-
-    description: str
-
-    async def fetch(self) -> Mapping[str, Any]:
-        """The JWKS document; raises :class:`SigningKeysUnavailableError` when it cannot."""
-        ...
-
-
-class HttpJwks:
-    """A JWKS served over HTTP (an OpenID provider's ``jwks_uri``)."""
-
-    def __init__(self, url: str, *, timeout: float = DEFAULT_JWKS_TIMEOUT) -> None:
-        self.url = url
-        self.timeout = timeout
-        self.description = url
-
-    async def fetch(self) -> Mapping[str, Any]:
-        # A client per fetch: fetches are rare (hourly) and nothing outlives the call.
-        try:
-            async with (
-                asyncio.timeout(self.timeout),
-                httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
-            ):
-                response = await client.get(self.url, headers={"Accept": "application/json"})
-                response.raise_for_status()
-                body = response.content
-        except TimeoutError as exc:
-            message = f"{self.url}: timed out after {self.timeout}s"
-            raise SigningKeysUnavailableError(message) from exc
-        except httpx.HTTPError as exc:
-            raise SigningKeysUnavailableError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
-        return _parse_document(body, self.url)
-
-
-class FileJwks:
-    """A JWKS in a local file (the development issuer's ``jwks.json``)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.description = str(self.path)
-
-    async def fetch(self) -> Mapping[str, Any]:
-        try:
-            body = await asyncio.to_thread(self.path.read_bytes)
-        except OSError as exc:
-            raise SigningKeysUnavailableError(f"{self.path}: {exc.strerror or exc}") from exc
-        return _parse_document(body, str(self.path))
-
-
-def _parse_document(body: bytes, origin: str) -> Mapping[str, Any]:
-    if len(body) > MAX_JWKS_BYTES:
-        raise SigningKeysUnavailableError(f"{origin}: JWKS larger than {MAX_JWKS_BYTES} bytes")
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise SigningKeysUnavailableError(f"{origin}: not JSON") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise SigningKeysUnavailableError(f"{origin}: not a JWKS (no 'keys' list)")
-    return document
-
-
-def _signing_keys(document: Mapping[str, Any], origin: str) -> dict[str | None, jwt.PyJWK]:
-    """The usable signature keys of a JWKS, by ``kid``."""
-    keys: dict[str | None, jwt.PyJWK] = {}
-    for entry in document["keys"]:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            key = jwt.PyJWK(entry)
-        except jwt.PyJWTError:
-            continue  # a key type or algorithm this service does not use
-        if key.algorithm_name in ALGORITHMS:
-            keys[key.key_id] = key
-    if not keys:
-        raise SigningKeysUnavailableError(f"{origin}: no RS256/ES256 signature keys")
-    return keys
-
-
-class SigningKeys:
-    """The issuer's signing keys, cached, refreshed on expiry and on an unknown ``kid``."""
-
-    def __init__(
-        self,
-        source: JwksSource,
-        *,
-        cache_seconds: float,
-        refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.source = source
-        self.cache_seconds = cache_seconds
-        self.refetch_interval = refetch_interval
-        self.fetches = 0  # attempts so far (observability and tests)
-        self._completed = 0
-        self._clock = clock
-        self._keys: dict[str | None, jwt.PyJWK] | None = None
-        self._fetched_at = 0.0
-        self._attempted_at: float | None = None
-        self._last_error = ""
-        self._lock: asyncio.Lock | None = None
-
-    def _may_attempt(self) -> bool:
-        """A fetch is running (join it) or the last one is at least ``refetch_interval`` old."""
-        if self._lock is not None and self._lock.locked():
-            return True
-        attempted = self._attempted_at
-        return attempted is None or self._clock() - attempted >= self.refetch_interval
-
-    async def _refresh(self) -> None:
-        """Fetch the JWKS once; concurrent callers wait for that one fetch and share its outcome."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        seen = self._completed
-        async with self._lock:
-            if self._completed != seen:  # another task fetched while this one waited
-                if self._keys is None:
-                    raise SigningKeysUnavailableError(self._last_error)
-                return
-            self.fetches += 1
-            self._attempted_at = self._clock()
-            try:
-                keys = _signing_keys(await self.source.fetch(), self.source.description)
-            except SigningKeysUnavailableError as exc:
-                self._last_error = str(exc)
-                raise
-            else:
-                self._keys = keys
-                self._fetched_at = self._clock()
-            finally:
-                self._completed += 1
-
-    async def _current(self) -> dict[str | None, jwt.PyJWK]:
-        keys = self._keys
-        if keys is None:
-            if not self._may_attempt():  # the last attempt failed moments ago: do not pile on
-                raise SigningKeysUnavailableError(self._last_error)
-            await self._refresh()
-        elif self._clock() - self._fetched_at >= self.cache_seconds and self._may_attempt():
-            try:
-                await self._refresh()
-            except SigningKeysUnavailableError as exc:
-                logger.warning("JWKS refresh failed, keeping the cached keys: %s", exc)
-        assert self._keys is not None
-        return self._keys
-
-    async def key_for(self, kid: str | None) -> jwt.PyJWK:
-        """The key that signed a token with this ``kid`` (one refetch when it is unknown)."""
-        keys = await self._current()
-        key = self._pick(keys, kid)
-        if key is None and self._may_attempt():
-            # A refetch that fails leaves the kid undecidable: 503, not a verdict on the token.
-            await self._refresh()
-            key = self._pick(self._keys or {}, kid)
-        if key is None:
-            raise AuthenticationError("the token's signing key is not one of the issuer's keys")
-        return key
-
-    @staticmethod
-    def _pick(keys: Mapping[str | None, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
-        if kid is None:
-            return next(iter(keys.values())) if len(keys) == 1 else None
-        return keys.get(kid)
-
-
 # --- Validation --------------------------------------------------------------------------------
 
 
-def _required(settings: AuthSettings) -> tuple[str, str]:
-    missing = [name for name in ("issuer", "audience") if not getattr(settings, name)]
+def _required(settings: AuthSettings) -> str:
+    missing = [] if settings.issuer else ["issuer"]
+    if not settings.audience and not settings.public_audience:
+        missing.append("audience or auth.public_audience")
     if not settings.jwks_url and not settings.jwks_file:
-        missing.append("jwks_url or jwks_file")
+        missing.append("jwks_url or auth.jwks_file")
     if missing:
-        raise ValueError(f"auth.enabled is true but auth.{', auth.'.join(missing)} not set")
+        raise ValueError(
+            f"auth.enabled is true but auth.{', auth.'.join(missing)} not set "
+            "(or switch tokens off explicitly with auth.enabled=false, never in production)"
+        )
     assert settings.issuer is not None
-    assert settings.audience is not None
-    return settings.issuer, settings.audience
+    return settings.issuer
+
+
+ENTRA_V1_ISSUER = "https://sts.windows.net/"
+
+
+def _v1_detail(token: str) -> str | None:
+    """What to say when a (signature-checked) token is a Microsoft Entra ID v1 token."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = str(claims.get("iss", ""))
+    if claims.get("ver") != "1.0" and not issuer.startswith(ENTRA_V1_ISSUER):
+        return None
+    return (
+        f"the token is a Microsoft Entra ID v1 token (iss {issuer or '?'}, "
+        f"ver {claims.get('ver', '?')}): this API accepts v2 tokens only "
+        "(set requestedAccessTokenVersion to 2 in the API's app registration)"
+    )
 
 
 class Authenticator:
@@ -332,7 +188,8 @@ class Authenticator:
         refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.issuer, self.audience = _required(settings)
+        self.issuer = _required(settings)
+        self.audiences = [a for a in (settings.audience, settings.public_audience) if a]
         self.settings = settings
         source: JwksSource = (
             HttpJwks(settings.jwks_url, timeout=jwks_timeout)
@@ -346,7 +203,6 @@ class Authenticator:
             clock=clock,
         )
         self._allowed_callers = frozenset(settings.allowed_callers)
-        self._required_roles = frozenset(settings.required_roles)
 
     async def authenticate(self, token: str) -> Caller:
         """The caller a token proves, or :class:`AuthenticationError`/
@@ -364,7 +220,7 @@ class Authenticator:
                 token,
                 key,
                 algorithms=list(ALGORITHMS),
-                audience=self.audience,
+                audience=self.audiences,
                 issuer=self.issuer,
                 leeway=self.settings.leeway_seconds,
                 options={"require": ["exp", "iss", "aud"]},
@@ -374,30 +230,40 @@ class Authenticator:
         except jwt.ImmatureSignatureError as exc:
             raise AuthenticationError("the token is not valid yet") from exc
         except jwt.InvalidAudienceError as exc:
-            raise AuthenticationError("the token is not meant for this service") from exc
+            detail = _v1_detail(token) or "the token is not meant for this service"
+            raise AuthenticationError(detail) from exc
         except jwt.InvalidIssuerError as exc:
-            raise AuthenticationError("the token comes from an untrusted issuer") from exc
+            detail = _v1_detail(token) or "the token comes from an untrusted issuer"
+            raise AuthenticationError(detail) from exc
         except jwt.InvalidSignatureError as exc:
             raise AuthenticationError("the token's signature is not valid") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise AuthenticationError(f"the token has no {exc.claim!r} claim") from exc
         except jwt.PyJWTError as exc:
             raise AuthenticationError("the token is not valid") from exc
-        caller = Caller.from_claims(claims)
+        caller = Caller.from_claims(
+            claims,
+            kind=self._kind(claims.get("aud")),
+            account_claim=self.settings.account_claim,
+            user_claim=self.settings.user_claim,
+            operator_role=self.settings.operator_role,
+        )
         self.authorize(caller)
         return caller
 
+    def _kind(self, audience: Any) -> CallerKind:
+        """``service`` for this service's own audience, ``customer`` for the public API's."""
+        audiences = {audience} if isinstance(audience, str) else set(audience or ())
+        if self.settings.audience and self.settings.audience in audiences:
+            return "service"
+        return "customer"
+
     def authorize(self, caller: Caller) -> None:
-        """Raise :class:`PermissionDeniedError` unless the caller and its roles are admitted."""
-        if self._allowed_callers:
+        """Raise :class:`PermissionDeniedError` unless a service caller is an allowed one."""
+        if caller.kind == "service" and self._allowed_callers:
             identities = {caller.app_id, caller.object_id} - {None}
             if not identities & self._allowed_callers:
                 raise PermissionDeniedError("this caller is not allowed to call this service")
-        if self._required_roles and not self._required_roles.intersection(caller.roles):
-            raise PermissionDeniedError(
-                "the token holds none of the roles this service requires: "
-                + ", ".join(sorted(self._required_roles))
-            )
 
     async def dependency(
         self,
@@ -406,17 +272,22 @@ class Authenticator:
     ) -> Caller:
         """The FastAPI dependency: a :class:`Caller` or an HTTPException (401/403/503)."""
         if credentials is None:
-            raise _http_error(AuthenticationError("a bearer token is required"), token_sent=False)
+            raise http_error(AuthenticationError("a bearer token is required"), token_sent=False)
         try:
             caller = await self.authenticate(credentials.credentials)
         except (AuthenticationError, PermissionDeniedError, SigningKeysUnavailableError) as exc:
             logger.info("request refused: %s", exc)
-            raise _http_error(exc, token_sent=True) from exc
+            raise http_error(exc, token_sent=True) from exc
         request.state.caller = caller
         return caller
 
 
-async def _anonymous(request: Request) -> Caller:
+async def _anonymous(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Tokens switched off: every request is the anonymous caller, whatever it sends. The bearer
+    scheme is still declared, so the API's document is the same as where tokens are checked."""
     request.state.caller = ANONYMOUS
     return ANONYMOUS
 

@@ -3,29 +3,35 @@
 Classification (what a caller such as the workflow should do):
 
 - :class:`TransientHTTPError` — *try again later*. Raised for timeouts, connection failures
-  (refused, reset, DNS), a connection dropped mid-response, any 5xx, 408 and 429 once the client's
-  own retries are used up (or when the call was not retryable), and — as the subclass
+  (refused, reset, DNS), a connection dropped mid-response, a malformed response or one over the
+  client's size limits, any 5xx, 408 and 429 once the client's own retries are used up (or when
+  the call was not retryable), and — as the subclass
   :class:`CircuitOpenError` — when the target's circuit breaker is open. ``retry_after`` holds the
   server's ``Retry-After`` (in seconds, uncapped) or the time left before the breaker lets a probe
   through, when known; ``response`` holds the last response for status failures.
-- A returned :class:`httpx.Response` — everything else: 2xx/3xx, and 4xx other than 408/429,
-  which are *permanent* for that request (the caller inspects ``status_code``: 404, 409, 400...).
+- A returned :class:`~dronecommon.httpclient.Response` — everything else: 2xx/3xx, and 4xx
+  other than 408/429, which are *permanent* for that request (the caller inspects
+  ``status_code``: 404, 409, 400...).
   The client never raises for them, never retries them, and they do not count against the
   circuit breaker.
-- Anything else (``httpx.InvalidURL``, ``httpx.UnsupportedProtocol``, an exception from the token
-  provider, cancellation) propagates unchanged: a configuration or programming error, not an outage.
+- Anything else (``aiohttp.InvalidURL``, also raised for a scheme other than http(s); an
+  exception from the token provider; a body that cannot be encoded; cancellation) propagates
+  unchanged: a configuration or programming error, not an outage.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
+if TYPE_CHECKING:
+    from dronecommon.httpclient.response import Response
 
-FailureKind = Literal["timeout", "connect", "network", "pool", "status", "circuit_open"]
-"""Why a call failed transiently: ``timeout`` (no answer in time), ``connect`` (could not open a
-connection), ``network`` (connection dropped or broken mid-exchange), ``pool`` (no free local
-connection in time), ``status`` (a transient status code), ``circuit_open`` (failed fast)."""
+FailureKind = Literal["timeout", "connect", "network", "protocol", "pool", "status", "circuit_open"]
+"""Why a call failed transiently: ``timeout`` (no answer in time, or the call's budget spent),
+``connect`` (could not open a connection), ``network`` (connection dropped or broken
+mid-exchange), ``protocol`` (a malformed response, or one over the client's size limits),
+``pool`` (no free local connection in time), ``status`` (a transient status code),
+``circuit_open`` (failed fast)."""
 
 
 class HTTPClientError(Exception):
@@ -49,7 +55,7 @@ class TransientHTTPError(HTTPClientError):
         kind: FailureKind,
         attempts: int,
         retry_after: float | None = None,
-        response: httpx.Response | None = None,
+        response: Response | None = None,
     ) -> None:
         super().__init__(message, method=method, url=url)
         self.kind: FailureKind = kind
@@ -65,3 +71,11 @@ class TransientHTTPError(HTTPClientError):
 
 class CircuitOpenError(TransientHTTPError):
     """The target's circuit breaker is open: the call failed fast without touching the network."""
+
+
+class ResponseTooLargeError(Exception):
+    """A response body over ``max_response_body``; the client raises it as ``protocol``."""
+
+
+class PoolTimeoutError(Exception):
+    """No local connection came free in time; the client raises it as ``pool``."""

@@ -4,6 +4,8 @@
   DNS failures, a connection dropped mid-response) and the statuses 408, 429 and 5xx. Only 408, 429,
   502, 503 and 504 are *retried* in-process: they say "not now"; a 500 says "I broke on this
   request" and is handed to the caller at once (still as a transient failure).
+- **What is not retried.** A malformed response or one over the client's size limits
+  (``protocol``): transient for the caller, but asking again would get the same answer.
 - **What may be retried.** Idempotent calls only: GET, HEAD, PUT, DELETE, OPTIONS, TRACE, or any
   call carrying an ``Idempotency-Key`` header; the caller can override with
   ``idempotent=True/False``.
@@ -19,14 +21,13 @@ from __future__ import annotations
 
 import email.utils
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
-import httpx
 
-from dronecommon.httpclient.errors import FailureKind
+from dronecommon.httpclient.errors import FailureKind, PoolTimeoutError, ResponseTooLargeError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
@@ -38,16 +39,14 @@ def is_transient_status(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
 
-def is_idempotent(request: httpx.Request, override: bool | None = None) -> bool:
-    """Whether sending ``request`` twice has the effect of sending it once."""
+def is_idempotent(method: str, headers: Mapping[str, str], override: bool | None = None) -> bool:
+    """Whether sending the request twice has the effect of sending it once.
+
+    ``headers`` must look names up case-insensitively (a ``CIMultiDict``).
+    """
     if override is not None:
         return override
-    return request.method in IDEMPOTENT_METHODS or IDEMPOTENCY_KEY in request.headers
-
-
-def is_replayable(request: httpx.Request) -> bool:
-    """Whether the request body can be sent again (bytes, not a one-shot stream)."""
-    return isinstance(request.stream, httpx.ByteStream)
+    return method in IDEMPOTENT_METHODS or IDEMPOTENCY_KEY in headers
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -68,31 +67,28 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def classify_transport_error(exc: BaseException) -> FailureKind | None:
-    """The failure kind of a transport exception, or None when it is not transient.
+    """The failure kind of an exception raised while exchanging, or None when not transient.
 
-    httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (a refused connection, a server
-    that hung up mid-response) to ``httpx.ConnectTimeout``, so for that transport the aiohttp
-    exception it chains (``__cause__``) is what tells the kinds apart.
+    aiohttp's exceptions, most specific first: a connection that could not be opened (refused,
+    DNS, TLS, or no connection in time) is ``connect``; no data in time, or the call's budget
+    running out, is ``timeout``; a connection dropped or reset mid-exchange, or a body cut short,
+    is ``network``; an answer that breaks HTTP or the client's size limits is ``protocol``. An
+    invalid URL, a scheme other than http(s) and anything else are not transient (None).
     """
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            return "connect"
-        if isinstance(cause, aiohttp.ServerTimeoutError):
-            return "timeout"
-        if isinstance(cause, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
-            return "network"
-        return None
-    if isinstance(exc, TimeoutError):
-        return "timeout"  # the call's overall budget ran out
-    if isinstance(exc, httpx.PoolTimeout):
-        return "pool"
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return "connect"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, ResponseTooLargeError):
+        return "protocol"
+    if isinstance(exc, PoolTimeoutError):
+        return "pool"
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
         return "timeout"
-    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return None
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
         return "network"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "protocol"  # raised by the request itself: the response could not be parsed
     return None
 
 

@@ -1,8 +1,11 @@
 """The delivery-request queue: one small interface, two transports.
 
-``create_sender`` / ``create_receiver`` / ``create_dead_letter_store`` pick Azure Service Bus or
-Redis Streams from :class:`~dronecommon.settings.QueueSettings`; see :mod:`.base` for the
-semantics both share, :mod:`.redis_streams` and :mod:`.servicebus` for how each provides them.
+``create_sender`` / ``create_receiver`` / ``create_dead_letter_store`` (:mod:`.factory`) pick
+Azure Service Bus or Redis Streams from :class:`~dronecommon.settings.QueueSettings`. The parts:
+
+- :mod:`.base` — the interface and the semantics both transports share;
+- :mod:`.engine` — the receive engine both receivers run on (concurrency, settlement, shutdown);
+- :mod:`.redis_streams` and :mod:`.servicebus` — one package per transport.
 """
 
 from dronecommon.messaging.base import (

@@ -1,7 +1,11 @@
 """The queue interface the services use, whatever the transport.
 
-Two transports implement it: Azure Service Bus (:mod:`.servicebus`) in Azure and Redis Streams
-(:mod:`.redis_streams`) as the embedded local default. Both give the same semantics:
+What a service sees of the queue: the messages (:class:`OutgoingMessage`,
+:class:`ReceivedMessage`, :class:`DeadLetter`), the contracts of :class:`MessageSender`,
+:class:`MessageReceiver` and :class:`DeadLetterStore`, and the errors. Two transports implement it:
+Azure Service Bus (:mod:`.servicebus`) in Azure and Redis Streams (:mod:`.redis_streams`) as the
+embedded local default; both receivers run on the receive engine in :mod:`.engine`. Both give the
+same semantics:
 
 * **At-least-once, peek-lock.** A received message is locked to one receiver until it is settled
   or its lock expires; an expired lock (a crashed or stalled consumer) makes it deliverable again.
@@ -34,35 +38,21 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import json
-import logging
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-
-from dronecommon.propagation import (
-    DIAGNOSTIC_ID,
-    TRACEPARENT,
-    extract_trace_context,
-    inject_trace_context,
-)
-
-logger = logging.getLogger("dronecommon.messaging")
+from dronecommon.propagation import DIAGNOSTIC_ID, TRACEPARENT, inject_trace_context
 
 Settlement = Literal["complete", "abandon", "dead_letter"]
 
 #: The reason given to messages dead-lettered because they were delivered too often.
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 
-_TRACER_NAME = "dronecommon.messaging"
 T = TypeVar("T")
 
 
@@ -324,243 +314,3 @@ async def bounded_check(check: Awaitable[T], limit: float, what: str) -> T:
         raise
     except Exception as exc:
         raise QueueNotReadyError(f"{what}: {type(exc).__name__}: {exc}") from exc
-
-
-class PullReceiver(MessageReceiver):
-    """The receive loop both transports share: bounded concurrency, tracing, shutdown.
-
-    Subclasses fetch locked messages (:meth:`_fetch`), keep their locks alive while handlers run
-    (:meth:`_track` / :meth:`_untrack`) and open/close the transport (:meth:`_start` /
-    :meth:`_finish`).
-    """
-
-    messaging_system: ClassVar[str] = "unknown"
-
-    def __init__(
-        self,
-        *,
-        queue_name: str,
-        max_concurrency: int,
-        settle_timeout: float = 10.0,
-        consumer_group: str | None = None,
-    ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
-        self.queue_name = queue_name
-        self.max_concurrency = max_concurrency
-        self.settle_timeout = settle_timeout
-        self.consumer_group = consumer_group
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._grace_deadline: float | None = None
-        self._started = False
-        self._running = False
-
-    @property
-    def in_flight(self) -> int:
-        """How many handlers are running now."""
-        return len(self._inflight)
-
-    # -- transport hooks ------------------------------------------------------------------------
-
-    async def _start(self) -> None:
-        """Open what receiving needs (called at the start of :meth:`run`)."""
-
-    async def _finish(self) -> None:
-        """Close what :meth:`_start` opened (called when :meth:`run` ends)."""
-
-    @abstractmethod
-    async def _fetch(self, max_count: int) -> Sequence[ReceivedMessage]:
-        """Up to ``max_count`` locked messages, waiting at most the receive wait for the first."""
-
-    def _track(self, message: ReceivedMessage) -> None:
-        """A handler starts on ``message``: keep its lock alive."""
-
-    def _untrack(self, message: ReceivedMessage) -> None:
-        """The handler of ``message`` is done."""
-
-    def _span_attributes(self, message: ReceivedMessage) -> dict[str, str | int]:
-        system = self.messaging_system
-        attributes: dict[str, str | int] = {
-            "messaging.system": system,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": self.queue_name,
-            "messaging.message.id": message.message_id,
-            "messaging.message.body.size": len(message.body),
-            f"messaging.{system}.message.delivery_count": message.delivery_count,
-        }
-        if self.consumer_group:
-            attributes["messaging.consumer.group.name"] = self.consumer_group
-        if message.enqueued_at is not None:
-            attributes[f"messaging.{system}.message.enqueued_time"] = int(
-                message.enqueued_at.timestamp()
-            )
-        return attributes
-
-    # -- the loop -------------------------------------------------------------------------------
-
-    async def run(self, handler: Handler) -> None:
-        if self._started:
-            raise RuntimeError("a receiver runs once; create a new one")
-        self._started = True
-        self._running = True
-        fetch: asyncio.Task[Sequence[ReceivedMessage]] | None = None
-        stop_waiter = asyncio.create_task(self._stopping.wait())
-        try:
-            await self._start()
-            failures = 0
-            while not self._stopping.is_set():
-                if len(self._inflight) >= self.max_concurrency:
-                    await asyncio.wait(
-                        {*self._inflight, stop_waiter}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    continue
-                fetch = asyncio.create_task(self._fetch(self.max_concurrency - len(self._inflight)))
-                await asyncio.wait({fetch, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if not fetch.done():
-                    break  # stopping while a receive is outstanding: shutdown deals with it
-                done, fetch = fetch, None
-                try:
-                    batch = done.result()
-                except Exception:
-                    failures += 1
-                    delay = min(5.0, 0.1 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
-                    logger.warning(
-                        "receiving from %s failed; retrying in %.2fs",
-                        self.queue_name,
-                        delay,
-                        exc_info=True,
-                    )
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await self._stopping.wait()
-                    continue
-                failures = 0
-                for message in batch:
-                    if self._stopping.is_set():
-                        await self._give_back(message)
-                    else:
-                        self._spawn(handler, message)
-        finally:
-            stop_waiter.cancel()
-            try:
-                await self._shutdown(fetch)
-            finally:
-                await asyncio.gather(stop_waiter, return_exceptions=True)
-                self._running = False
-                self._stopped.set()
-
-    async def stop(self, grace: float) -> None:
-        loop = asyncio.get_running_loop()
-        if self._grace_deadline is None:
-            self._grace_deadline = loop.time() + max(0.0, grace)
-        self._stopping.set()
-        if self._running:
-            await self._stopped.wait()
-
-    def _spawn(self, handler: Handler, message: ReceivedMessage) -> None:
-        task = asyncio.create_task(
-            self._dispatch(handler, message), name=f"{self.queue_name}:{message.message_id}"
-        )
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _dispatch(self, handler: Handler, message: ReceivedMessage) -> None:
-        tracer = trace.get_tracer(_TRACER_NAME)
-        self._track(message)
-        try:
-            with tracer.start_as_current_span(
-                f"{self.queue_name} process",
-                context=extract_trace_context(message.properties),
-                kind=SpanKind.CONSUMER,
-                attributes=self._span_attributes(message),
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                try:
-                    await handler(message)
-                except asyncio.CancelledError:
-                    span.set_status(Status(StatusCode.ERROR, "handler cancelled at shutdown"))
-                    await self._abandon_unsettled(message, "handler cancelled at shutdown")
-                    raise
-                except Exception as exc:
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                    logger.exception(
-                        "handler failed on message %s (delivery %d) from %s",
-                        message.message_id,
-                        message.delivery_count,
-                        self.queue_name,
-                    )
-                    await self._abandon_unsettled(message, "handler raised")
-                else:
-                    if not message.settled:
-                        logger.warning(
-                            "handler returned without settling message %s from %s; abandoning it",
-                            message.message_id,
-                            self.queue_name,
-                        )
-                        await self._abandon_unsettled(message, "handler did not settle")
-                finally:
-                    if message.settlement is not None:
-                        span.set_attribute(
-                            f"messaging.{self.messaging_system}.disposition_status",
-                            message.settlement,
-                        )
-        finally:
-            self._untrack(message)
-
-    async def _abandon_unsettled(self, message: ReceivedMessage, why: str) -> None:
-        if message.settled:
-            return
-        try:
-            async with asyncio.timeout(self.settle_timeout):
-                await message.abandon()
-        except MessageAlreadySettledError:
-            pass
-        except Exception:
-            logger.warning(
-                "could not abandon message %s (%s); it is redelivered when its lock expires",
-                message.message_id,
-                why,
-                exc_info=True,
-            )
-
-    async def _give_back(self, message: ReceivedMessage) -> None:
-        try:
-            async with asyncio.timeout(self.settle_timeout):
-                await message._release()
-        except Exception:
-            logger.warning(
-                "could not release message %s at shutdown; it is redelivered when its lock expires",
-                message.message_id,
-                exc_info=True,
-            )
-
-    async def _shutdown(self, fetch: asyncio.Task[Sequence[ReceivedMessage]] | None) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = self._grace_deadline if self._grace_deadline is not None else loop.time()
-        pending: set[asyncio.Task[Any]] = set(self._inflight)
-        if fetch is not None:
-            pending.add(fetch)
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
-            for task in late:
-                task.cancel()
-            if late:
-                # Cancelled handlers abandon their messages on the way out.
-                await asyncio.wait(late, timeout=self.settle_timeout + 1.0)
-        if (
-            fetch is not None
-            and fetch.done()
-            and not fetch.cancelled()
-            and fetch.exception() is None
-        ):
-            for message in fetch.result():
-                await self._give_back(message)
-        try:
-            await self._finish()
-        except Exception:
-            logger.warning("closing the receiver of %s failed", self.queue_name, exc_info=True)

@@ -3,8 +3,10 @@
 ``settings.transport`` picks the transport:
 
 * ``"redis"`` — Redis Streams at ``settings.redis_url``, else the ``redis_url`` argument (the
-  service's own Redis). Pass ``redis=`` to reuse a client built elsewhere (for example one
-  authenticated with Microsoft Entra ID); it is then not closed by the queue objects.
+  service's own Redis), through a client from
+  :func:`~dronecommon.messaging.redis_streams.queue_redis_client`. Pass ``redis=`` to reuse a
+  client built elsewhere (for example one authenticated with Microsoft Entra ID); it is then not
+  closed by the queue objects.
 * ``"servicebus"`` — ``settings.servicebus_connection_string`` (the emulator) or
   ``settings.servicebus_namespace`` with ``credential`` (an ``AsyncTokenCredential``, the
   workload identity). The queue's lock duration and maximum delivery count are properties of the
@@ -24,7 +26,7 @@ from dronecommon.messaging.redis_streams import (
     RedisDeadLetterStore,
     RedisStreamReceiver,
     RedisStreamSender,
-    redis_client,
+    queue_redis_client,
 )
 from dronecommon.messaging.servicebus import (
     ServiceBusDeadLetterStore,
@@ -36,18 +38,19 @@ from dronecommon.settings import QueueSettings
 
 
 def _redis_client(
-    settings: QueueSettings, redis_url: str | None, redis: Redis | None, *, blocking: bool
+    settings: QueueSettings, redis_url: str | None, redis: Redis | None, *, receiving: bool
 ) -> tuple[Redis, bool]:
     if redis is not None:
         return redis, False
     url = settings.redis_url or redis_url
     if not url:
         raise ValueError("the redis queue transport needs QueueSettings.redis_url or a redis_url")
-    # A blocking XREADGROUP waits up to receive_wait: the socket timeout must outlast it.
-    socket_timeout = max(5.0, settings.receive_wait + 5.0) if blocking else 5.0
-    # Every handler may settle at once, besides the receive loop and lock renewals.
-    pool = max(100, settings.max_concurrency + 16)
-    return redis_client(url, socket_timeout=socket_timeout, max_connections=pool), True
+    client = queue_redis_client(
+        url,
+        receive_wait=settings.receive_wait if receiving else None,
+        max_concurrency=settings.max_concurrency,
+    )
+    return client, True
 
 
 def _sb_clients(
@@ -77,7 +80,7 @@ def create_sender(
             readiness_timeout=settings.readiness_timeout,
             probe_client=probe,
         )
-    client_r, owns = _redis_client(settings, redis_url, redis, blocking=False)
+    client_r, owns = _redis_client(settings, redis_url, redis, receiving=False)
     return RedisStreamSender(
         client_r, settings.name, readiness_timeout=settings.readiness_timeout, owns_client=owns
     )
@@ -103,7 +106,7 @@ def create_receiver(
             readiness_timeout=settings.readiness_timeout,
             probe_client=probe,
         )
-    client_r, owns = _redis_client(settings, redis_url, redis, blocking=True)
+    client_r, owns = _redis_client(settings, redis_url, redis, receiving=True)
     return RedisStreamReceiver(
         client_r,
         settings.name,
@@ -136,7 +139,7 @@ def create_dead_letter_store(
             receive_wait=settings.receive_wait,
             probe_client=probe,
         )
-    client_r, owns = _redis_client(settings, redis_url, redis, blocking=False)
+    client_r, owns = _redis_client(settings, redis_url, redis, receiving=False)
     return RedisDeadLetterStore(
         client_r, settings.name, readiness_timeout=settings.readiness_timeout, owns_client=owns
     )

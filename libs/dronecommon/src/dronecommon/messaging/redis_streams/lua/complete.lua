@@ -1,0 +1,6 @@
+-- Complete: acknowledge and delete the entry, if this consumer still holds its lock.
+-- KEYS: stream. ARGV: group, entry id, consumer, token. Returns 1, or 0 when the lock is lost.
+if not owned(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1

@@ -1,1 +1,0 @@
-"""Test helpers: real servers, span capture and development tokens (a pytest plugin)."""

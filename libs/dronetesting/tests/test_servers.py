@@ -1,0 +1,61 @@
+"""The test servers themselves: real processes that answer their protocols."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from dronetesting.servers import FerretDBServer, RedisServer
+
+
+async def test_redis_answers_and_restarts_on_the_same_port(
+    redis_server_factory: Callable[[], RedisServer],
+) -> None:
+    server: RedisServer = redis_server_factory()
+    async with Redis.from_url(server.url) as client:
+        assert await client.ping()
+    server.stop()
+    server.start()
+    async with Redis.from_url(server.url) as client:
+        assert await client.ping()
+
+
+async def test_ferretdb_speaks_the_mongodb_wire_protocol(
+    mongo_url: str, mongo_database: str
+) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    try:
+        collection = client[mongo_database]["things"]
+        await collection.insert_one({"_id": "a", "n": 1})
+        found = await collection.find_one({"_id": "a"})
+        assert found == {"_id": "a", "n": 1}
+    finally:
+        await client.close()
+
+
+async def test_what_ferretdb_committed_survives_its_crash(tmp_path: Path) -> None:
+    """SQLite runs with synchronous=NORMAL (no fsync per commit): killing FerretDB loses nothing."""
+    server = FerretDBServer(tmp_path)
+    server.start()
+    try:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.url)
+        collection = client["crash"]["things"]
+        await collection.insert_many([{"_id": f"t-{n}", "n": n} for n in range(200)])
+        await collection.insert_one({"_id": "last", "n": -1})
+        await client.close()
+        assert server._process is not None
+        server._process.send_signal(signal.SIGKILL)  # no shutdown, no checkpoint
+        server._process.wait(timeout=10)
+        server.start()
+        client = AsyncMongoClient(server.url)
+        collection = client["crash"]["things"]
+        assert await collection.count_documents({}) == 201
+        assert await collection.find_one({"_id": "last"}) == {"_id": "last", "n": -1}
+        await client.close()
+    finally:
+        server.stop()

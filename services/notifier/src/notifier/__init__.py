@@ -1,0 +1,1 @@
+"""The notifier: delivery notifications by e-mail, SMS and webhooks, sent once each."""

@@ -1,0 +1,191 @@
+"""E-mail through a real Mailpit: one per (delivery, event, recipient), read back by its API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import httpx
+from redis.asyncio import Redis
+
+from dronecommon.events import (
+    DeliveryEvent,
+    EtaChangedData,
+    EventType,
+    PickedUpData,
+    append,
+    events_stream,
+    read_range,
+)
+from dronetesting.servers import MailpitServer
+from notifier.records import Channel, event_key, item_id, message_id, recipient_key
+
+from .conftest import BASE_URL, Deliveries, Inbox, eventually, notifications
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def mail_id(event: DeliveryEvent, address: str) -> str:
+    """The Message-ID (without brackets) the notifier gives this (delivery, event, recipient)."""
+    item = item_id(event.delivery_id, event_key(event), recipient_key(Channel.EMAIL, address))
+    return f"{message_id(item)}@dronedelivery.example"
+
+
+async def events_of(redis: Redis, delivery_id: str) -> list[DeliveryEvent]:
+    return [e for e in await read_range(redis) if e.delivery_id == delivery_id]
+
+
+async def test_one_event_is_one_email_per_recipient_with_the_delivery_its_etas_and_the_link(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox, redis: Redis
+) -> None:
+    delivery_id = _id()
+    await deliveries.create(
+        delivery_id,
+        {"emailAddress": "ann@example.com", "sms": "+14255550123"},
+        {"emailAddress": "josé@example.com"},
+        {"emailAddress": "ANN@example.com"},  # the same mailbox: told once
+    )
+    messages = await inbox.wait_for(2)
+    assert sorted(m["To"][0]["Address"] for m in messages) == [
+        "ann@example.com",
+        "josé@example.com",
+    ]
+    (assigned,) = await events_of(redis, delivery_id)
+    assert {m["MessageID"] for m in messages} == {
+        mail_id(assigned, "ann@example.com"),
+        mail_id(assigned, "josé@example.com"),
+    }
+    detail = await inbox.message(messages[0]["ID"])
+    assert detail["Subject"] == f"Delivery {delivery_id[:8]}: a drone is on its way"
+    text = detail["Text"]
+    link = f"{BASE_URL}/track/{delivery_id}"
+    for expected in (
+        delivery_id,
+        "drone-1",
+        "Pickup ETA: Wednesday 8 May 2030, 20:10 UTC (2030-05-08T20:10:00.000Z)",
+        "Delivery ETA: Wednesday 8 May 2030, 20:25 UTC (2030-05-08T20:25:00.000Z)",
+        f"Track it live: {link}",
+    ):
+        assert expected in text
+    assert f"href='{link}'" in detail["HTML"] or f'href="{link}"' in detail["HTML"]
+    assert "2030-05-08T20:25:00.000Z" in detail["HTML"]
+
+    async def all_sent() -> bool:
+        listed = await notifications(notifier, delivery_id)
+        return len(listed) == 3 and all(n["status"] == "sent" for n in listed)
+
+    await eventually(all_sent, what="three notifications sent (two e-mails, one SMS)")
+    listed = await notifications(notifier, delivery_id)
+    assert sorted(n["channel"] for n in listed) == ["email", "email", "sms"]
+    assert all(n["event"] == "Assigned" and n["attempts"] == 1 for n in listed)
+    assert all(n["reference"] for n in listed)
+
+
+async def test_the_same_event_twice_is_still_one_email(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox, redis: Redis
+) -> None:
+    delivery_id = _id()
+    await deliveries.create(delivery_id, {"emailAddress": "ann@example.com"})
+    await inbox.wait_for(1)
+    (assigned,) = await events_of(redis, delivery_id)
+    # The same event appended again (a second stream entry), and the whole stream read again by
+    # the group (as after a crash before the acknowledgement).
+    await append(redis, assigned)
+    await redis.xgroup_setid(events_stream(), "notifier", "0")
+    await deliveries.complete(delivery_id)  # a later event still gets through
+    messages = await inbox.wait_for(2)
+    await eventually(lambda: _all_read(redis), what="the group to have read the whole stream again")
+    messages = await inbox.messages()
+    assert sorted(m["Subject"] for m in messages) == [
+        f"Delivery {delivery_id[:8]}: a drone is on its way",
+        f"Delivery {delivery_id[:8]}: delivered",
+    ]
+    assert len(await notifications(notifier, delivery_id)) == 2
+
+
+async def _all_read(redis: Redis) -> bool:
+    (group,) = [g for g in await redis.xinfo_groups(events_stream()) if g["name"] == "notifier"]
+    pending: int = group["pending"]
+    lag: int = group["lag"]
+    return pending == 0 and lag == 0
+
+
+async def test_picked_up_and_eta_changed_look_the_recipients_up_and_quote_the_latest_eta(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox, redis: Redis
+) -> None:
+    delivery_id = _id()
+    await deliveries.create(delivery_id)  # nobody to tell yet
+    await deliveries.notify_me(delivery_id, {"emailAddress": "ann@example.com"})
+    at = dt.datetime(2030, 5, 8, 20, 12, tzinfo=dt.UTC)
+    later = dt.datetime(2030, 5, 8, 20, 40, tzinfo=dt.UTC)
+    before = dt.datetime(2030, 5, 8, 20, 25, tzinfo=dt.UTC)
+    # As the telemetry consumer appends them: no recipients in the data.
+    await append(
+        redis,
+        DeliveryEvent.of(
+            EventType.PICKED_UP, delivery_id, at, PickedUpData(drone_id="drone-1", at=at)
+        ),
+    )
+    await append(
+        redis,
+        DeliveryEvent.of(
+            EventType.ETA_CHANGED,
+            delivery_id,
+            at + dt.timedelta(minutes=1),
+            EtaChangedData(deliveryETA=later, previousETA=before),
+        ),
+    )
+    await deliveries.cancel(delivery_id)
+    messages = await inbox.wait_for(3)
+    subjects = {m["Subject"]: m["ID"] for m in messages}
+    short = delivery_id[:8]
+    assert set(subjects) == {
+        f"Delivery {short}: your package has been picked up",
+        f"Delivery {short}: now arriving Wednesday 8 May 2030, 20:40 UTC",
+        f"Delivery {short}: cancelled",
+    }
+    picked = await inbox.message(subjects[f"Delivery {short}: your package has been picked up"])
+    assert "Picked up: Wednesday 8 May 2030, 20:12 UTC" in picked["Text"]
+    # The delivery's ETA as its Assigned event gave it.
+    assert "Delivery ETA: Wednesday 8 May 2030, 20:25 UTC" in picked["Text"]
+    changed = await inbox.message(
+        subjects[f"Delivery {short}: now arriving Wednesday 8 May 2030, 20:40 UTC"]
+    )
+    assert (
+        "Previously: Wednesday 8 May 2030, 20:25 UTC (2030-05-08T20:25:00.000Z)" in changed["Text"]
+    )
+
+
+async def test_smtp_down_is_retried_with_backoff_and_sent_when_it_is_back(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox, mailpit: MailpitServer
+) -> None:
+    mailpit.stop()
+    try:
+        delivery_id = _id()
+        await deliveries.create(delivery_id, {"emailAddress": "ann@example.com"})
+
+        async def retried() -> bool:
+            listed = await notifications(notifier, delivery_id)
+            return bool(listed) and listed[0]["attempts"] >= 3
+
+        await eventually(retried, what="three failed attempts")
+        (pending,) = await notifications(notifier, delivery_id)
+        assert pending["status"] in ("pending", "sending")
+        assert "SMTP" in pending["lastError"]
+        ready = await notifier.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["email"]["status"] != "ok"
+    finally:
+        mailpit.start()
+    (message,) = await inbox.wait_for(1)
+    assert message["To"][0]["Address"] == "ann@example.com"
+
+    async def sent() -> bool:
+        (item,) = await notifications(notifier, delivery_id)
+        return bool(item["status"] == "sent")
+
+    await eventually(sent, what="the notification marked sent")
+    assert (await notifier.get("/readyz")).status_code == 200
+    assert len(await inbox.messages()) == 1
