@@ -18,7 +18,15 @@ from redis.asyncio import Redis
 
 from delivery.settings import FixStreamSettings, LiveSettings
 from dronecommon.domain import Location, distance_miles, format_utc
-from dronecommon.events import EtaChangedData, EventType, read_range
+from dronecommon.events import (
+    Contact,
+    EtaChangedData,
+    EventData,
+    EventType,
+    PickedUpData,
+    Recipients,
+    read_range,
+)
 from dronecommon.fixes import Phase
 from dronetesting.apps import app_client
 
@@ -139,6 +147,50 @@ async def test_a_batch_delivered_again_changes_nothing(
         await fleet.publish(*batch)
         await fleet.publish(batch[1])
         assert await everything() == before
+
+
+async def test_the_telemetry_events_carry_who_to_tell(
+    make_app: Callable[..., Any],
+    fast: Callable[..., JSON],
+    clock: Clock,
+    fleet: Any,
+    redis: Redis,
+    new_delivery: Callable[..., JSON],
+) -> None:
+    """``PickedUp`` and ``EtaChanged`` carry ``notify`` as the service's own events do: the
+    owner's account and the notify-me requests of the state they were written with (a request
+    added in flight included), so the notifier needs no lookup."""
+    live = LiveSettings(eta_change_threshold=60)
+    async with app_client(make_app(clock=clock, **fast(live=live))) as client:
+        ann = {"emailAddress": "ann@example.com"}
+        await create(client, new_delivery, "l-8", notifyMeRequests=[ann])
+        await fleet.publish(fleet.fix("l-8", t(5), Phase.TO_PICKUP, *HOME))
+        later = {"sms": "+14255550123"}
+        added = await client.post(f"{BASE}/l-8/notifymerequests", json=later)
+        assert added.status_code == 204
+        # Far later than planned, then off the pickup with the package.
+        await fleet.publish(
+            fleet.fix("l-8", t(1500), Phase.AT_PICKUP, 47.60, -122.33, speed_mph=0),
+            fleet.fix("l-8", t(1560), Phase.TO_DROPOFF, 47.60, -122.33, speed_mph=30),
+        )
+        events = [e for e in await read_range(redis) if e.delivery_id == "l-8"]
+        by_type = {e.type: e for e in events}
+        assert {EventType.ASSIGNED, EventType.PICKED_UP, EventType.ETA_CHANGED} <= set(by_type)
+        expected = Recipients(
+            account_id="account-1",
+            requests=[Contact(email_address="ann@example.com"), Contact(sms="+14255550123")],
+        )
+        for kind in (EventType.PICKED_UP, EventType.ETA_CHANGED):
+            data = by_type[kind].parsed()
+            assert isinstance(data, EventData)
+            assert data.notify == expected, kind
+        # On the wire as the service's own events carry it (camelCase, under data.notify).
+        wire = by_type[EventType.PICKED_UP].data["notify"]
+        assert wire["accountId"] == "account-1"
+        assert [r.get("emailAddress") for r in wire["requests"]] == ["ann@example.com", None]
+        assert wire == by_type[EventType.ETA_CHANGED].data["notify"]
+        picked = by_type[EventType.PICKED_UP].data_as(PickedUpData)
+        assert picked.at == t(1560)
 
 
 async def test_eta_changed_once_per_threshold_crossing(

@@ -305,7 +305,9 @@ def _phase_changed(
         folded.stage_changed = True
     if phase in _CARRYING_OR_DONE and not live.picked_up:
         live.picked_up = True
-        data = PickedUpData(drone_id=fix.drone_id, at=fix.at, location=fix.location)
+        data = PickedUpData(
+            drone_id=fix.drone_id, at=fix.at, location=fix.location, notify=record.recipients()
+        )
         folded.events.append(DeliveryEvent.of(EventType.PICKED_UP, record.id, fix.at, data))
 
 
@@ -324,6 +326,10 @@ def _eta_check(
     delivery_ms = round(delivery * 1000)
     if abs(delivery_ms - live.eta_base_ms) < rules.eta_change_threshold * 1000:
         return
-    data = EtaChangedData(deliveryETA=_moment(delivery_ms), previousETA=_moment(live.eta_base_ms))
+    data = EtaChangedData(
+        deliveryETA=_moment(delivery_ms),
+        previousETA=_moment(live.eta_base_ms),
+        notify=record.recipients(),
+    )
     folded.events.append(DeliveryEvent.of(EventType.ETA_CHANGED, record.id, fix.at, data))
     live.eta_base_ms = delivery_ms

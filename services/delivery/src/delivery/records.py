@@ -13,6 +13,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict
 
 from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
+from dronecommon.events import Contact, Recipients
 from dronecommon.fixes import Phase
 from dronecommon.notifyme import NotifyMeRequest
 
@@ -65,6 +66,14 @@ class DeliveryRecord(BaseModel):
 
     def dumps(self) -> str:
         return self.model_dump_json()
+
+    def recipients(self) -> Recipients:
+        """Who to tell about this delivery (every event it writes carries them): its owner's
+        account and its notify-me requests."""
+        return Recipients(
+            account_id=self.owner.account_id,
+            requests=[Contact.model_validate(r.wire()) for r in self.notify_me_requests],
+        )
 
 
 class StoredEvent(BaseModel):
