@@ -184,7 +184,8 @@ async def test_the_sample_delivery_is_tracked_live_to_completion(
     fast_fleet: System, http: httpx.AsyncClient, redis: Redis
 ) -> None:
     system = fast_fleet
-    delivery_id = await schedule(http, system, sample())
+    address = f"track-{uuid.uuid4().hex[:12]}@example.com"
+    delivery_id = await schedule(http, system, sample(notify={"emailAddress": address}))
     url = system.url("delivery") + f"/api/deliveries/public/{delivery_id}/tracking"
     async with Tracking(http, url) as tracking:
         await tracking.ended(90)
@@ -215,6 +216,26 @@ async def test_the_sample_delivery_is_tracked_live_to_completion(
     drone_id = (await http.get(base, headers=owner(system))).json()["droneId"]
     await wait_for(lambda: released(http, system, delivery_id), 60, "the drone released")
     await wait_for(lambda: home(http, system, drone_id), 30, "the drone home")
+
+    # The customer was told as the drone reported: picked up, the new arrival time, delivered.
+    short = delivery_id[:8]
+    told = {
+        f"Delivery {short}: a drone is on its way",
+        f"Delivery {short}: your package has been picked up",
+        f"Delivery {short}: delivered",
+    }
+
+    async def subjects() -> list[str]:
+        inbox = system.stack.config.inbox_url
+        found = await http.get(f"{inbox}/api/v1/search", params={"query": f"to:{address}"})
+        return [str(m["Subject"]) for m in found.json()["messages"]]
+
+    async def all_told() -> bool:
+        got = await subjects()
+        return told <= set(got) and any(" now arriving " in s for s in got)
+
+    await wait_for(all_told, 30, "the e-mails of the flight")
+    assert sorted(await subjects()).count(f"Delivery {short}: your package has been picked up") == 1
 
 
 async def test_a_cancel_reaches_the_drone_in_flight(
