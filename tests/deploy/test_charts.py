@@ -200,7 +200,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
     azure_ports = {p["port"] for rule in spec["egress"][1:] for p in rule["ports"]} - {8080}
     needs = {
         "ingestion": {443, 5671, 6380, 10000},
-        "delivery": {443, 6380, 10000},
+        "delivery": {443, 5671, 6380, 10000},
         "package": {443, 10255, 10260},
         "dronescheduler": {443, 10255, 10260},
         "workflow": {443, 5671, 6380, 10000},
@@ -219,6 +219,31 @@ def test_public_services_are_routed(rendered: Rendered, service: str, env: str) 
     methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
     # Only the public API's methods (tests/deploy/test_gateway.py checks every route).
     assert methods == ({"GET", "POST"} if service == "delivery" else {"POST", "PATCH", "DELETE"})
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_the_tracking_streams_have_no_route_timeout(rendered: Rendered, env: str) -> None:
+    """Application Gateway for Containers ends requests at its route timeout; the delivery
+    service's Server-Sent Events streams stay open, so its route has none (a RoutePolicy)."""
+    (route,) = of_kind(rendered["delivery", env], "HTTPRoute")
+    (policy,) = of_kind(rendered["delivery", env], "RoutePolicy")
+    assert policy["spec"]["targetRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "HTTPRoute",
+        "name": route["metadata"]["name"],
+        "namespace": route["metadata"]["namespace"],
+    }
+    assert policy["spec"]["default"]["timeouts"]["routeTimeout"] == "0s"
+    assert of_kind(rendered["ingestion", env], "RoutePolicy") == []
+    environment = env_of(rendered["delivery", env])
+    assert environment["DELIVERY_TELEMETRY_STREAM__TRANSPORT"] == "eventhubs"
+    assert environment["DELIVERY_TELEMETRY_STREAM__CONSUMER_GROUP"] == "delivery"
+    if env != "default":
+        simulator = env_of(rendered["simulator", env])
+        assert (
+            environment["DELIVERY_TELEMETRY_STREAM__EVENTHUBS_NAMESPACE"]
+            == simulator["SIMULATOR_TELEMETRY_STREAM__EVENTHUBS_NAMESPACE"]
+        )
 
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s not in PUBLIC])

@@ -70,3 +70,11 @@ class DeliveryContended(DomainError):
         super().__init__(
             f"Delivery {delivery_id} is being changed by other requests; retry.", retry_after=1
         )
+
+
+class TooManyWatchers(DomainError):
+    """This replica serves as many tracking streams as it may; the client retries (another
+    replica may take it)."""
+
+    status = 503
+    problem = "too-many-watchers"
