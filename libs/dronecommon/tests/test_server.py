@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import sys
@@ -14,6 +15,7 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from dronecommon import create_service_app
+from dronecommon.httpclient.session import KEEPALIVE_EXPIRY
 from dronecommon.server import GC_THRESHOLDS
 from dronecommon.settings import ServiceSettings
 from dronetesting.apps import app_client, start_service_process
@@ -130,3 +132,48 @@ def test_forwarded_allow_ips_must_be_addresses_or_networks() -> None:
     )
     with pytest.raises(ValidationError, match="gateway"):
         Settings(forwarded_allow_ips="10.0.0.0/8,gateway")
+
+
+def test_servers_outlast_the_idle_connections_of_their_clients() -> None:
+    # The client closes an idle connection first: the services' own HTTP client, and the local
+    # gateway's upstream pool (Caddy keeps idle connections 2 minutes).
+    assert ServiceSettings().keep_alive > KEEPALIVE_EXPIRY
+    assert ServiceSettings().keep_alive > 120
+
+
+async def _get_healthz(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """One GET /healthz on an open connection: the status line."""
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: probe\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    return head.split(b"\r\n")[0]
+
+
+async def test_a_served_app_keeps_an_idle_connection_as_long_as_configured(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "gcprobe.py").write_text(textwrap.dedent(PROBE))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+        "PROBE_PORT": str(port),
+        "PROBE_KEEP_ALIVE": "1",
+    }
+    process = await start_service_process("gcprobe", env, tmp_path / "probe.log", port=port)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            assert await _get_healthz(reader, writer) == b"HTTP/1.1 200 OK"
+            await asyncio.sleep(0.3)  # idle within the setting: served on the same connection
+            assert await _get_healthz(reader, writer) == b"HTTP/1.1 200 OK"
+            # Idle past the setting, the server closes it (EOF): well before uvicorn's default
+            # of 5 s would.
+            assert await asyncio.wait_for(reader.read(), timeout=3.5) == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        process.terminate()
+        assert await process.wait() == 0

@@ -58,6 +58,7 @@ def serve(factory: str, settings: ServiceSettings, *, workers: int = 1) -> None:
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=20,
         server_header=False,
     )

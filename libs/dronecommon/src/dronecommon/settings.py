@@ -221,6 +221,11 @@ class ServiceSettings(BaseSettings):
     # gateway's subnet. Headers from anyone else are ignored, so a client cannot pass for
     # another address or scheme.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # How long an idle keep-alive connection stays open (s). Longer than every client's idle
+    # expiry (Caddy's upstream pool keeps idle connections 2 minutes, the services' HTTP client
+    # less): the side that closes an idle connection must be the client, or a request sent just
+    # as the server closes it is reset on the wire, which the client cannot tell from a failure.
+    keep_alive: int = Field(default=150, ge=1, le=3600)
     environment: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
