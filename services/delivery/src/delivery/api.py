@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 
 from dronecommon import error_responses, from_state
+from dronecommon.auth.inbound import AnyCaller
 from dronecommon.notifyme import NotifyMeRequest
 
 from .records import DeliveryRecord
@@ -25,8 +26,10 @@ from .schemas import (
     Confirmation,
     Delivery,
     DeliveryIn,
+    DeliveryPage,
     DeliveryPatch,
     DeliveryStatus,
+    OwnedDelivery,
     Owner,
     PublicDelivery,
     Summary,
@@ -81,6 +84,32 @@ def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
 
 internal = APIRouter(prefix=PREFIX, tags=["deliveries"])
 public = APIRouter(prefix=PREFIX, tags=["tracking"])
+
+
+@internal.get(
+    "",
+    summary="The caller's deliveries, newest first",
+    description="The owner is the token's user (`oid`); an Operator may name another with "
+    "`ownerId` (anyone else: 403). Without a token (auth off) `ownerId` is required. A token "
+    "naming an account (`tid`) sees that account's deliveries only. `nextCursor` fetches the "
+    "next page (the last page may come back empty).",
+    responses=error_responses(400, 403, 503),
+)
+async def owned(
+    deliveries: Deliveries,
+    caller: AnyCaller,
+    owner_id: Annotated[
+        str | None, Query(alias="ownerId", min_length=1, max_length=MAX_TEXT)
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> DeliveryPage:
+    found, next_cursor = await deliveries.owned(caller, owner_id, limit, cursor)
+    items = [
+        OwnedDelivery(**delivery_view(record, status).model_dump(), status=status)
+        for record, status in found
+    ]
+    return DeliveryPage(items=items, next_cursor=next_cursor)
 
 
 # Declared before "/{id}" so that "summary" is never taken for an id.

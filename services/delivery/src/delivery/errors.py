@@ -60,3 +60,22 @@ class DeliveryContended(DomainError):
         super().__init__(
             f"Delivery {delivery_id} is being changed by other requests; retry.", retry_after=1
         )
+
+
+class OwnerRequired(DomainError):
+    """A list of deliveries without a token naming the user needs ``ownerId``."""
+
+    problem = "owner-required"
+
+
+class BadCursor(DomainError):
+    """The ``cursor`` of a list is not one this service gave."""
+
+    problem = "bad-cursor"
+
+
+class OthersDeliveries(DomainError):
+    """A caller asked for another owner's list without the Operator role."""
+
+    status = 403
+    problem = "not-your-deliveries"

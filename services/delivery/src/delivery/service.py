@@ -10,24 +10,30 @@ answers 409.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dronecommon.auth.inbound import Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
 from dronecommon.events import DeliveryEvent
 from dronecommon.notifyme import NotifyMeRequest
 
 from . import events, tracking
 from .errors import (
+    BadCursor,
     ConfirmationRejected,
     DeliveryClosed,
     DeliveryContended,
     DeliveryExists,
     DeliveryNotFound,
     NotifyLimitReached,
+    OthersDeliveries,
+    OwnerRequired,
 )
 from .records import DeliveryRecord, Plan, StoredEvent
 from .repository import DeliveryRepository, Snapshot, WriteOutcome
@@ -45,6 +51,24 @@ Clock = Callable[[], dt.datetime]
 # Conditional writes retried this many times before the request is answered 503 (only reached
 # under a storm of writes to one delivery).
 MAX_ATTEMPTS = 16
+
+# The user role that reads every owner's deliveries.
+OPERATOR = "Operator"
+
+
+def encode_cursor(created_ms: int, delivery_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_ms}.{delivery_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, delivery_id = text.partition(".")
+        if not delivery_id:
+            raise ValueError(text)
+        return int(created), delivery_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor("cursor is not one this service gave: start again without it") from None
 
 
 def canonical(body: DeliveryIn, delivery_id: str) -> str:
@@ -162,6 +186,47 @@ class DeliveryService:
 
     async def summary(self, owner_id: str, year: int, month: int) -> int:
         return await self.repository.count(owner_id, year, month)
+
+    async def owned(
+        self, caller: Caller, owner_id: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[DeliveryRecord, DeliveryStatus]], str | None]:
+        """A page of an owner's deliveries, newest first, and the cursor of the next page.
+
+        The owner is the caller's user (``oid``) unless ``owner_id`` names one: another owner's
+        list needs the Operator role. A caller whose token names an account (``tid``) sees only
+        that account's deliveries. Without a token (auth off) ``owner_id`` is required.
+        """
+        operator = caller.has_role(OPERATOR)
+        own = caller.object_id if caller.authenticated else None
+        owner = owner_id or own
+        if owner is None:
+            raise OwnerRequired("ownerId is required when the caller's token names no user")
+        if own is not None and owner != own and not operator:
+            raise OthersDeliveries("only an Operator may list another owner's deliveries")
+        account = caller.tenant_id if own is not None and not operator else None
+        before = decode_cursor(cursor) if cursor else None
+        found: list[tuple[DeliveryRecord, DeliveryStatus]] = []
+        now = self.clock()
+        last: tuple[int, str] | None = None
+        while len(found) < limit:
+            page = await self.repository.owned(owner, before=before, count=limit - len(found))
+            if not page:
+                last = None
+                break
+            records = await self.repository.records([delivery_id for delivery_id, _ in page])
+            gone = [
+                delivery_id
+                for (delivery_id, _), rec in zip(page, records, strict=True)
+                if rec is None
+            ]
+            await self.repository.forget_owned(owner, gone)
+            for (delivery_id, created), record in zip(page, records, strict=True):
+                last = before = (created, delivery_id)
+                if record is None or (account is not None and record.owner.account_id != account):
+                    continue
+                found.append((record, tracking.status(record, now, self.estimates)))
+        next_cursor = encode_cursor(*last) if last is not None and len(found) >= limit else None
+        return found, next_cursor
 
     # --- changes ---------------------------------------------------------------------------
 
