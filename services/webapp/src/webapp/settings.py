@@ -1,0 +1,188 @@
+"""The web app's settings: ``WEBAPP_*`` environment variables.
+
+Sign-in is the development issuer (``WEBAPP_SIGNIN__MODE=development``: pick an account and a
+user, the app mints the token with the issuer's key, never in production) or Microsoft Entra ID
+(``entra``: the authorization code flow with PKCE through MSAL, as a confidential client that
+proves itself with the workload identity's federated token, or a secret where there is none).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar, Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from dronecommon.settings import AuthSettings, RedisSettings, ServiceSettings
+
+OPERATOR = "Operator"
+# What the web app's own identity holds on the services it reads for operators and owners.
+FLEET_CONTROL = "Fleet.Control"
+NOTIFICATIONS_READ = "Notifications.Read"
+# The public API's audience locally (Entra: the public API's application id).
+DEV_PUBLIC_AUDIENCE = "dronedelivery-api"
+DEV_CLIENT = "dronedelivery-webapp"
+
+
+class WebappAuthSettings(AuthSettings):
+    """Tokens the web app sends: customers' (for the public API audience) and its own."""
+
+    # The audience of customer tokens: the public API (ingestion and the delivery owner routes).
+    public_audience: str | None = DEV_PUBLIC_AUDIENCE
+    # The web app's own tokens, per called service (``simulator``, ``notifier``): the scope to ask
+    # Entra for, and locally the roles the development issuer puts in them.
+    outbound_scopes: dict[str, str] = Field(default_factory=dict)
+    dev_roles: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class SessionSettings(BaseModel):
+    """The browser's session: a signed cookie naming a session kept in Redis."""
+
+    cookie_name: str = Field(default="dronedelivery_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Signs the cookie. Required in production (every replica the same); in development a random
+    # key per process (a restart signs everyone out).
+    secret_key: SecretStr | None = None
+    # A session ends after this long without a request, and in any case after max_age.
+    idle_seconds: int = Field(default=8 * 3600, ge=60)
+    max_age_seconds: int = Field(default=24 * 3600, ge=60)
+    # Secure cookies: None follows the request's scheme (https behind the gateway).
+    secure: bool | None = None
+    key_prefix: str = Field(default="webapp", min_length=1, pattern=r"^[^{}\s]+$")
+
+
+def _federated_token_file() -> str | None:
+    return os.environ.get("AZURE_FEDERATED_TOKEN_FILE") or None
+
+
+class EntraSettings(BaseModel):
+    """The web app's Microsoft Entra app registration (a confidential client)."""
+
+    tenant_id: str | None = Field(
+        default_factory=lambda: os.environ.get("AZURE_TENANT_ID") or None,
+        description="default: AZURE_TENANT_ID",
+    )
+    client_id: str | None = Field(
+        default_factory=lambda: os.environ.get("AZURE_CLIENT_ID") or None,
+        description="default: AZURE_CLIENT_ID",
+    )
+    authority_host: str = "https://login.microsoftonline.com"
+    # The delegated permission of the public API the app asks for (``api://<id>/Deliveries.Manage``).
+    api_scopes: list[str] = Field(default_factory=list)
+    # Keyless: a client assertion read from this file (the workload identity's federated token);
+    # a secret only where no federated token exists.
+    federated_token_file: str | None = Field(
+        default_factory=_federated_token_file, description="default: AZURE_FEDERATED_TOKEN_FILE"
+    )
+    client_secret: SecretStr | None = None
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
+
+
+class SignInSettings(BaseModel):
+    mode: Literal["development", "entra"] = "development"
+    # Development: the accounts offered on the sign-in page (any other may be typed).
+    accounts: list[str] = Field(default_factory=lambda: ["contoso", "fabrikam"])
+    token_lifetime: int = Field(default=3600, ge=60, le=24 * 3600)
+    entra: EntraSettings = Field(default_factory=EntraSettings)
+
+
+class Base(BaseModel):
+    """A drone base (the service area is the circles around the bases)."""
+
+    name: str
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+DEFAULT_BASES = [
+    Base(name="northgate", latitude=47.7063, longitude=-122.3250),
+    Base(name="ballard", latitude=47.6687, longitude=-122.3845),
+    Base(name="university", latitude=47.6615, longitude=-122.3131),
+    Base(name="downtown", latitude=47.6062, longitude=-122.3321),
+    Base(name="west-seattle", latitude=47.5613, longitude=-122.3864),
+    Base(name="rainier", latitude=47.5480, longitude=-122.2740),
+]
+
+
+class ServiceAreaSettings(BaseModel):
+    """The area drawn on the maps: the fleet's bases and the radius around each."""
+
+    bases: list[Base] = Field(default_factory=lambda: list(DEFAULT_BASES), min_length=1)
+    radius_miles: float = Field(default=10.0, gt=0, le=1000)
+
+
+class WebappSettings(ServiceSettings):
+    """``WEBAPP_PORT``, ``WEBAPP_SIGNIN__MODE``, ``WEBAPP_DELIVERY_URL``, ``WEBAPP_TILES_URL``..."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WEBAPP_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+
+    service_name: ClassVar[str] = "webapp"
+
+    port: int = Field(default=8000, ge=0, le=65535)
+    auth: WebappAuthSettings = Field(default_factory=WebappAuthSettings)
+    # Sessions (and nothing else) live in Redis.
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    signin: SignInSettings = Field(default_factory=SignInSettings)
+
+    # The services it calls for the browser.
+    ingestion_url: str = "http://127.0.0.1:8001"
+    delivery_url: str = "http://127.0.0.1:8002"
+    workflow_url: str = "http://127.0.0.1:8005"
+    simulator_url: str = "http://127.0.0.1:8006"
+    notifier_url: str = "http://127.0.0.1:8007"
+    # Readiness: how long a called service's /healthz may take.
+    downstream_health_timeout: float = Field(default=1.0, gt=0)
+
+    # Maps: the service area, and a tile layer only when a tiles URL is configured
+    # ("https://tile.example/{z}/{x}/{y}.png"); without it maps draw on a plain background.
+    service_area: ServiceAreaSettings = Field(default_factory=ServiceAreaSettings)
+    tiles_url: str | None = None
+    tiles_attribution: str = ""
+    # My deliveries refresh this often (seconds); the track page streams.
+    list_refresh_seconds: float = Field(default=5.0, ge=1, le=300)
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.signin.mode == "development":
+            if self.environment == "production":
+                raise ValueError(
+                    "WEBAPP_SIGNIN__MODE=development is refused in production: "
+                    "sign-in there is Microsoft Entra ID (WEBAPP_SIGNIN__MODE=entra)"
+                )
+            if not self.auth.dev_signing_key_file:
+                raise ValueError(
+                    "WEBAPP_SIGNIN__MODE=development needs WEBAPP_AUTH__DEV_SIGNING_KEY_FILE "
+                    "(the development issuer's key, made there on first use)"
+                )
+        else:
+            entra = self.signin.entra
+            missing = [
+                name
+                for name, value in (("TENANT_ID", entra.tenant_id), ("CLIENT_ID", entra.client_id))
+                if not value
+            ]
+            if not entra.api_scopes:
+                missing.append("API_SCOPES")
+            if not entra.federated_token_file and entra.client_secret is None:
+                missing.append("FEDERATED_TOKEN_FILE or WEBAPP_SIGNIN__ENTRA__CLIENT_SECRET")
+            if missing:
+                raise ValueError(
+                    "WEBAPP_SIGNIN__MODE=entra needs "
+                    + ", ".join(f"WEBAPP_SIGNIN__ENTRA__{name}" for name in missing)
+                )
+        if self.environment == "production" and self.session.secret_key is None:
+            raise ValueError(
+                "WEBAPP_SESSION__SECRET_KEY is required in production (every replica signs "
+                "cookies with it)"
+            )
+        return self
