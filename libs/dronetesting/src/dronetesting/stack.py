@@ -43,6 +43,7 @@ SERVICE_PORTS = {
     "workflow": 8005,
     "simulator": 8006,
     "notifier": 8007,
+    "webapp": 8000,
 }
 # Backends first, then the consumers (the notifier, the workflow, the fleet simulator), then the
 # public entry point.
@@ -54,6 +55,7 @@ START_ORDER = (
     "workflow",
     "simulator",
     "ingestion",
+    "webapp",
 )
 
 
@@ -123,6 +125,8 @@ class StackConfig:
         if service == "simulator":
             for target in ("dronescheduler", "delivery"):
                 env[f"SIMULATOR_{target.upper()}_URL"] = self.url(target)
+        if service == "webapp":
+            env.update(self.webapp_env())
         if service == "notifier":
             env["NOTIFIER_DELIVERY_URL"] = self.url("delivery")
             env["NOTIFIER_EMAIL__TRANSPORT"] = "smtp"
@@ -130,6 +134,24 @@ class StackConfig:
             env["NOTIFIER_EMAIL__SMTP__PORT"] = str(self.mailpit_smtp_port)
             env["NOTIFIER_SMS__TRANSPORT"] = "sink"
             env["NOTIFIER_SMS__SINK_FILE"] = str(self.data_dir / "sms.jsonl")
+        return env
+
+
+    def webapp_env(self) -> dict[str, str]:
+        """The web app: the services it calls, sign-in with the development issuer (its key in
+        ``<data>/dev-issuer``), and its own tokens for the fleet and the notifications."""
+        env = {
+            f"WEBAPP_{target.upper()}_URL": self.url(target)
+            for target in ("ingestion", "delivery", "workflow", "simulator", "notifier")
+            if target in self.ports
+        }
+        env["WEBAPP_SIGNIN__MODE"] = "development"
+        env["WEBAPP_AUTH__DEV_SIGNING_KEY_FILE"] = str(
+            self.data_dir / "dev-issuer" / "signing-key.pem"
+        )
+        for target, role in (("simulator", "Fleet.Control"), ("notifier", "Notifications.Read")):
+            env[f"WEBAPP_AUTH__OUTBOUND_SCOPES__{target.upper()}"] = f"api://{target}/.default"
+            env[f"WEBAPP_AUTH__DEV_ROLES__{target.upper()}"] = f'["{role}"]'
         return env
 
 
