@@ -7,7 +7,12 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 
-.PHONY: help setup run test lint typecheck fmt check openapi charts cluster-test images bench loadtest bench-http clean
+.PHONY: help setup run token test lint typecheck fmt check openapi charts cluster-test images bench loadtest bench-http clean
+
+# `make token`: a customer's bearer token from the development issuer (.data/dev-issuer).
+# USER is also the shell's login name: only a USER given on make's command line counts.
+ACCOUNT ?= contoso
+TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),myowner)
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -15,8 +20,11 @@ help: ## List the targets
 setup: ## Install uv, the workspace, redis-server, FerretDB, Helm and Mailpit (idempotent)
 	@bash scripts/setup.sh
 
-run: setup ## The whole system on this machine (Redis, FerretDB, five services); Ctrl-C stops it
-	$(UV) run --all-packages --locked python scripts/run_stack.py $(RUN_ARGS)
+run: setup ## The whole system on this machine, bearer tokens on (AUTH=off: without); Ctrl-C stops it
+	$(UV) run --all-packages --locked python scripts/run_stack.py $(if $(filter off,$(AUTH)),--auth off) $(RUN_ARGS)
+
+token: ## Print a customer's token (ACCOUNT=contoso USER=myowner; ROLE=Operator; SERVICE=, AUD=)
+	@$(UV) run --all-packages --locked --quiet python scripts/dev_issuer.py token --account '$(ACCOUNT)' --user '$(TOKEN_USER)' $(if $(ROLE),--role '$(ROLE)') $(if $(AUD),--aud '$(AUD)') $(if $(SERVICE),--service '$(SERVICE)')
 
 test: setup ## Run the whole test suite against real Redis and FerretDB
 	$(UV) run --all-packages --locked pytest $(PYTEST_ARGS)

@@ -212,19 +212,54 @@ def route() -> Schema:
                 "type": "array",
                 "items": {"type": "string", "pattern": r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
             },
-            "pathPrefixes": {
+            "matches": {
                 "type": "array",
                 "minItems": 1,
-                "items": {"type": "string", "pattern": r"^/[A-Za-z0-9/_.-]*$"},
+                "description": "Gateway API HTTPRouteMatches: the public routes, each path "
+                "(Exact or PathPrefix) with its method; nothing else reaches the service.",
+                "items": obj(
+                    {
+                        "path": obj(
+                            {
+                                "type": {"enum": ["Exact", "PathPrefix"]},
+                                "value": {"type": "string", "pattern": r"^/[A-Za-z0-9/_.-]*$"},
+                            }
+                        ),
+                        "method": {
+                            "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                        },
+                    }
+                ),
             },
-            "methods": {
-                "type": "array",
-                "description": "Only these methods are routed; empty: every method.",
-                "uniqueItems": True,
-                "items": {"enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]},
+            "edgeHeader": {
+                "type": "boolean",
+                "description": "Set Dronedelivery-Edge on every request routed (the service's "
+                "internal routes then answer 404 to it).",
             },
         }
     )
+
+
+# The APIs with an app registration of their own (service tokens), and who calls which.
+OWN_API = ("delivery", "package", "dronescheduler", "simulator", "notifier")
+CALLS = {
+    "workflow": ("package", "dronescheduler", "delivery"),
+    "simulator": ("dronescheduler", "delivery"),
+    "notifier": ("delivery",),
+}
+
+
+def entra(service: str) -> Schema:
+    """Application (client) ids of the Entra app registrations the service's tokens name."""
+    client_id: Schema = {"type": "string", "pattern": UUID}
+    properties: Schema = {}
+    if service != "workflow":
+        properties["publicApiClientId"] = client_id
+    if service in OWN_API:
+        properties["apiClientId"] = client_id
+    if service in CALLS:
+        properties["apis"] = obj(dict.fromkeys(CALLS[service], client_id))
+    return obj(properties)
 
 
 def network_policy(service: str) -> Schema:
@@ -300,6 +335,7 @@ def schema_for(service: str) -> Schema:
         "rollingUpdate": obj({"maxSurge": PERCENT_OR_INT, "maxUnavailable": PERCENT_OR_INT}),
         "resources": resources(),
         "azure": obj({"tenantId": {"type": "string", "pattern": UUID}}),
+        "entra": entra(service),
         "workloadIdentity": obj(
             {
                 "enabled": {"type": "boolean"},

@@ -23,7 +23,12 @@ Users (weights from the environment):
 - ``ChangingCustomer`` (``LOADTEST_WEIGHT_CHANGE``, 1): schedules, waits until scheduled, then
   reschedules (PATCH) and/or cancels (DELETE), and checks the stage the delivery service shows.
 
-Every request carries a fresh W3C ``traceparent`` and ``baggage: synthetic_request=true``.
+Every request carries a fresh W3C ``traceparent`` and ``baggage: synthetic_request=true``, and
+the bearer token ``LOADTEST_TOKEN`` (a customer's: ``LOADTEST_TOKEN=$(make -s token)``; the
+native runner mints one for the stack it starts). With a token the requests leave ``ownerId``
+out: every delivery is that customer's, so every user may read every delivery of the run. The
+target's per-account limits (``INGESTION_LIMITS__*``) must allow the load, or its 429s count as
+failures; the native runner raises them.
 
 Thresholds, checked when the run ends (the exit code is 1 when one fails):
 ``LOADTEST_MAX_P99_MS`` (1000; over every API request, polling and E2E excluded),
@@ -65,6 +70,7 @@ MAX_FAILURE_RATIO = _env_float("LOADTEST_MAX_FAILURE_RATIO", 0.01)
 MIN_RPS = _env_float("LOADTEST_MIN_RPS", 0.0)
 MAX_SCHEDULE_P99_MS = _env_float("LOADTEST_MAX_SCHEDULE_P99_MS", 10000.0)
 OWNERS = [f"loadtest-owner-{n}" for n in range(20)]
+TOKEN = os.environ.get("LOADTEST_TOKEN", "").strip()
 SIZES = ["Small", "Medium", "Large"]
 E2E = "E2E"  # request type of the derived "scheduled" measurement
 POLL_NAMES = {"poll status", "poll delivery", "poll history"}
@@ -85,17 +91,21 @@ def known_delivery() -> str | None:
 
 
 def trace_headers() -> dict[str, str]:
-    return {
+    """A fresh trace context, and the customer's token when there is one."""
+    headers = {
         "traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01",
         "baggage": "synthetic_request=true",
     }
+    if TOKEN:
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    return headers
 
 
 def delivery_request() -> dict[str, Any]:
     size = random.choice(SIZES)  # noqa: S311
     weight = {"Small": 4, "Medium": 12, "Large": 40}[size]
-    return {
-        "ownerId": random.choice(OWNERS),  # noqa: S311
+    request: dict[str, Any] = {} if TOKEN else {"ownerId": random.choice(OWNERS)}  # noqa: S311
+    return request | {
         "pickupLocation": f"loadtest pickup {random.randrange(10_000)}",  # noqa: S311
         "dropOffLocation": f"loadtest drop-off {random.randrange(10_000)}",  # noqa: S311
         "pickupTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),

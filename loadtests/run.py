@@ -113,11 +113,20 @@ def main() -> int:
         replica_ports=replica_ports,
         log_level=os.environ.get("LOADTEST_LOG_LEVEL", "WARNING"),
         log_json=True,
+        # One customer sends the whole load: beyond a customer's per-account limits.
+        extra_env={
+            "INGESTION_LIMITS__REQUESTS_PER_MINUTE": "100000000",
+            "INGESTION_LIMITS__BURST": "100000",
+            "INGESTION_LIMITS__MAX_IN_PROGRESS": "100000000",
+        },
     )
     REPORTS.mkdir(parents=True, exist_ok=True)
     log_path = REPORTS / "stack.log"
     env["INGESTION_URL"] = config.url("ingestion")
     env["DELIVERY_URL"] = config.url("delivery")
+    env["LOADTEST_TOKEN"] = config.dev_issuer().mint_customer(
+        account="loadtest", user="loadtest-customer", lifetime=6 * 3600
+    )
     with log_path.open("w") as log:
         stack = Stack(config, out=log)
         try:

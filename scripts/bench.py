@@ -104,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     needed = int(args.rate * args.seconds * 1.3 / 0.9) + 1000
     env.setdefault("DRONESCHEDULER_FLEET__COUNT", str(max(30000, needed)))
     env.setdefault("DRONESCHEDULER_STARTUP_WAIT", "60")
+    # Tokens are on, as in `make run`; one account sends the whole load, beyond the per-account
+    # limits a customer has (those are measured by the tests, not here).
+    env.setdefault("INGESTION_LIMITS__REQUESTS_PER_MINUTE", "100000000")
+    env.setdefault("INGESTION_LIMITS__BURST", "100000")
+    env.setdefault("INGESTION_LIMITS__MAX_IN_PROGRESS", "100000000")
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "stack.log"
     log.write_text("")

@@ -1,7 +1,12 @@
 """End-to-end checks of a running compose stack, through its TLS gateway (`make compose-test`).
 
-    python scripts/compose_checks.py --gateway https://127.0.0.1:8443 --services "redis mongo ..." \
+    COMPOSE_TEST_TOKEN=<a customer's token> python scripts/compose_checks.py \
+        --gateway https://127.0.0.1:8443 --services "redis mongo ..." \
         [--mailpit http://127.0.0.1:8025 --smtp 127.0.0.1:1025] [--jaeger http://127.0.0.1:16686]
+
+Tokens are on in the compose stack: the public calls carry ``COMPOSE_TEST_TOKEN`` (compose_test.sh
+mints the sample owner's, contoso/myowner, with the development issuer's key in the compose
+volume).
 
 The checks run in the order of ``CHECKS``. One that needs a component (``requires``) runs, and must
 pass, whenever that service is in the compose file, and is skipped with a loud message while it is
@@ -130,7 +135,12 @@ def internal_routes_hidden(stack: Stack) -> str:
         ("GET", "/api/packages/mypackage"),
         ("GET", "/api/dronedeliveries/x"),
         ("PUT", "/api/deliveries/x"),
+        ("PATCH", "/api/deliveries/x"),
+        ("DELETE", "/api/deliveries/x"),
+        ("GET", "/api/deliveries/x/owner"),
         ("POST", "/api/deliveries/x/confirmations"),
+        ("GET", "/api/fleet"),
+        ("GET", "/api/notifications"),
         ("GET", "/"),
     ]
     if "webapp" in stack.services:  # "/" is the web app's
@@ -145,6 +155,16 @@ def internal_routes_hidden(stack: Stack) -> str:
     return f"{len(probes)} internal routes answer the gateway's 404"
 
 
+def tokens_required(stack: Stack) -> str:
+    """Tokens are on, as in `make run`: a request without one is 401, with a Bearer challenge."""
+    with httpx.Client(base_url=stack.gateway, verify=stack.tls, timeout=10.0) as client:
+        response = client.post("/api/deliveryrequests", json=SAMPLE)
+    expect(response.status_code == 401, f"without a token: {describe(response)}")
+    challenge = response.headers.get("www-authenticate", "")
+    expect(challenge.startswith("Bearer"), f"WWW-Authenticate {challenge!r}")
+    return "a request without a bearer token is 401 (Bearer challenge)"
+
+
 def schedule_sample(stack: Stack) -> str:
     body = dict(SAMPLE)
     if "notifier" in stack.services:
@@ -154,7 +174,8 @@ def schedule_sample(stack: Stack) -> str:
         response = client.post("/api/deliveryrequests", json=body)
         if response.status_code == 401:
             raise CheckFailedError(
-                "the API wants a bearer token: set COMPOSE_TEST_TOKEN (" + describe(response) + ")"
+                "the API refused the token: COMPOSE_TEST_TOKEN must be a customer's token from "
+                "the stack's development issuer (" + describe(response) + ")"
             )
         expect(response.status_code == 202, describe(response))
         stack.delivery_id = str(response.json()["deliveryId"])
@@ -176,10 +197,15 @@ def schedule_sample(stack: Stack) -> str:
             raise CheckFailedError(
                 f"not scheduled in {SCHEDULE_TIMEOUT:.0f} s: {view or 'no view'}"
             )
-    took = time.monotonic() - started
+        took = time.monotonic() - started
+        # The owner (the token's customer) reads the full record through the gateway.
+        full = client.get(f"/api/deliveries/{stack.delivery_id}")
+        expect(full.status_code == 200, f"the owner's read: {describe(full)}")
+        owner = full.json().get("owner") or {}
     return (
         f"delivery {stack.delivery_id} scheduled in {took:.1f} s "
-        f"(drone {view.get('droneId', '-')}, stage {view.get('stage')})"
+        f"(drone {view.get('droneId', '-')}, stage {view.get('stage')}), "
+        f"owned by {owner.get('accountId')}/{owner.get('userId')}"
     )
 
 
@@ -277,6 +303,7 @@ def jaeger_traces(stack: Stack) -> str:
 CHECKS = [
     Check("gateway health over TLS", gateway_health, requires="gateway"),
     Check("internal routes hidden by the gateway", internal_routes_hidden, requires="gateway"),
+    Check("bearer tokens required", tokens_required, requires="gateway"),
     Check("sample request scheduled through the gateway", schedule_sample, requires="gateway"),
     Check("public tracking stream (SSE) through the gateway", tracking_stream, requires="gateway"),
     Check("web app pages through the gateway", webapp_page, requires="webapp"),

@@ -8,14 +8,16 @@
 #     stand-ins for the third-party images no registry can give us here (scripts/lib/standins.sh);
 #  3. in parallel, a mutation run: the same files with redis's healthcheck broken must make
 #     `up --wait` fail, so a green run proves the healthchecks are really waited for;
-#  4. `up --wait --no-build`, every container healthy, then scripts/compose_checks.py: the sample
-#     request through https://127.0.0.1:<port>, followed until scheduled, the tracking stream, the
-#     web app, Mailpit and Jaeger (checks of components not in the compose file yet are skipped
-#     loudly and become mandatory once they are);
+#  4. `up --wait --no-build`, every container healthy, a customer's token minted by the one-shot
+#     dev-issuer (the development issuer's key in the compose volume), then
+#     scripts/compose_checks.py: no token is 401, the sample request with the token through
+#     https://127.0.0.1:<port>, followed until scheduled, the tracking stream, the web app, Mailpit
+#     and Jaeger (checks of components not in the compose file yet are skipped loudly and become
+#     mandatory once they are);
 #  5. `down -v` of both projects and dockerd stopped, always (trap), also on failure.
 #
 # Environment: KEEP_UP=1 leaves the stack running at the end (Ctrl-C tears it down);
-# COMPOSE_TEST_TOKEN is passed to the checks as the bearer token of public calls.
+# COMPOSE_TEST_TOKEN, when set, is the checks' bearer token instead of the one minted here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -121,16 +123,42 @@ start=$SECONDS
   | grep --line-buffered -v "IPv4 forwarding is disabled" | sed 's/^/    /'
 [ "$(cat "$WORK/up.rc")" -eq 0 ] || die "compose up --wait failed"
 say "up and healthy in $((SECONDS - start)) s; every container:"
+# One-shots (services others wait for with service_completed_successfully: the dev-issuer) must
+# have exited 0; every other container must be healthy.
+python3 - "$WORK/config.json" >"$WORK/oneshots" <<'EOF'
+import json, sys
+services = json.load(open(sys.argv[1]))["services"]
+for spec in services.values():
+    for name, dep in (spec.get("depends_on") or {}).items():
+        if dep.get("condition") == "service_completed_successfully":
+            print(name)
+EOF
 unhealthy=""
 for name in $(docker ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}'); do
+  service="$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}}' "$name")"
+  if grep -qx "$service" "$WORK/oneshots"; then
+    state="$(docker inspect -f '{{.State.Status}} ({{.State.ExitCode}}), one-shot' "$name")"
+    printf '    %-50s %s\n' "$name" "$state"
+    [ "$state" = "exited (0), one-shot" ] || unhealthy="$unhealthy $name"
+    continue
+  fi
   state="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}, no healthcheck{{end}}' "$name")"
   printf '    %-50s %s\n' "$name" "$state"
   [ "$state" = "healthy" ] || unhealthy="$unhealthy $name"
 done
-[ -z "$unhealthy" ] || die "not healthy (every service must have a healthcheck):$unhealthy"
+[ -z "$unhealthy" ] || die "not healthy (every service must have a healthcheck; one-shots exit 0):$unhealthy"
 # Bridge networking: the services reach each other by name on this network (the checks below go
 # through the gateway to ingestion and delivery, and the workflow to the other three).
 say "compose network: $(docker network ls --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Name}} ({{.Driver}})')"
+
+# Tokens are on (docker/dev-issuer.env): the checks call as the sample's owner, contoso/myowner,
+# with a token from the development issuer's key in the compose volume (the services' user owns it).
+if [ -z "${COMPOSE_TEST_TOKEN:-}" ]; then
+  COMPOSE_TEST_TOKEN="$(compose run --rm --no-deps -T --user 10001 dev-issuer token 2>"$WORK/token.log" | tail -n 1)" \
+    || { cat "$WORK/token.log" >&2; die "the development issuer minted no token"; }
+  [ -n "$COMPOSE_TEST_TOKEN" ] || { cat "$WORK/token.log" >&2; die "the development issuer minted no token"; }
+fi
+export COMPOSE_TEST_TOKEN
 
 # The gateway's certificate is checked for real: the chain to Caddy's local CA and the name.
 docker cp "$(compose ps -q gateway)":/data/caddy/pki/authorities/local/root.crt "$WORK/gateway-ca.crt"

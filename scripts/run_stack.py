@@ -2,8 +2,11 @@
 
 Redis (queue + delivery store), FerretDB (MongoDB wire protocol) and Mailpit (SMTP and a web
 inbox) with data in .data/, then package, dronescheduler, delivery, the notifier, workflow, the
-fleet simulator, ingestion and the web app on their native ports. Once every service is ready it prints how
-to call the API, where the e-mail arrives and each service's docs URLs. Ctrl-C stops everything.
+fleet simulator, ingestion and the web app on their native ports, every one checking bearer
+tokens from the development issuer (its key in .data/dev-issuer; `make token` prints a customer's
+token; the web app's sign-in hands them out). `--auth off` (`make run AUTH=off`) runs without
+tokens. Once every service is ready it prints how to call the API, where the e-mail arrives and
+each service's docs URLs. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ BANNER = """
 """
 
 HOW_TO = """
-The drone delivery system is up. Schedule the sample delivery:
+The drone delivery system is up. Schedule the sample delivery as customer contoso/myowner
+(`make token ACCOUNT=<account> USER=<user>` for another customer; `ROLE=Operator` for an
+operator){auth_note}:
 
+  TOKEN=$(make -s token)
   curl -si -X POST http://127.0.0.1:{ingestion}/api/deliveryrequests \\
-    -H 'Content-Type: application/json' \\
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"ownerId": "myowner", "pickupLocation": "my pickup",
          "pickupTime": "2019-05-08T20:00:00.000Z", "deadline": "", "expedited": true,
          "confirmationRequired": "None",
@@ -41,14 +47,16 @@ The drone delivery system is up. Schedule the sample delivery:
 
 then read it back with the deliveryId from the answer:
 
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
   curl -s http://127.0.0.1:{delivery}/api/deliveries/public/<deliveryId>
-  curl -s http://127.0.0.1:{delivery}/api/deliveries/<deliveryId>/status
 
 The notifier e-mails you@example.com as the delivery moves: read it in Mailpit's inbox at
 {inbox} (SMS go to {sms}, or GET http://127.0.0.1:{notifier}/api/notifications/sms), and
-list what was sent for a delivery:
+list what was sent for a delivery (an internal route: a service token holding Notifications.Read):
 
-  curl -s 'http://127.0.0.1:{notifier}/api/notifications?deliveryId=<deliveryId>'
+  NTOKEN=$(make -s token SERVICE=ops AUD=notifier ROLE=Notifications.Read)
+  curl -s -H "Authorization: Bearer $NTOKEN" \\
+    'http://127.0.0.1:{notifier}/api/notifications?deliveryId=<deliveryId>'
 
 API docs, served by each service (Swagger UI, then ReDoc):
 
@@ -79,6 +87,7 @@ def docs_table(config: StackConfig) -> str:
 
 def how_to(config: StackConfig) -> str:
     """What ``make run`` prints once every service is ready."""
+    note = "" if config.auth else " (tokens are OFF in this run: the header is not needed)"
     return HOW_TO.format(
         ingestion=config.ports["ingestion"],
         delivery=config.ports["delivery"],
@@ -87,6 +96,7 @@ def how_to(config: StackConfig) -> str:
         sms=config.data_dir / "sms.jsonl",
         docs=docs_table(config),
         banner=BANNER.format(webapp=config.url("webapp")) if "webapp" in config.ports else "",
+        auth_note=note,
     )
 
 
@@ -103,6 +113,12 @@ def main() -> int:
         default=0,
         help="add this to every port (Redis 6379, FerretDB 27017, Mailpit 1025 and 8025, "
         "the web app 8000, services 8001-8007)",
+    )
+    parser.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="on",
+        help="bearer tokens from the development issuer (default on; off: no tokens anywhere)",
     )
     parser.add_argument(
         "--ready-timeout",
@@ -122,6 +138,7 @@ def main() -> int:
         mailpit_smtp_port=1025 + offset,
         mailpit_http_port=8025 + offset,
         ports={service: port + offset for service, port in SERVICE_PORTS.items()},
+        auth=args.auth == "on",
     )
     stop = threading.Event()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of everything the project needs on a Debian machine:
-# uv, the Python workspace, redis-server, FerretDB, Helm and Mailpit (the last three built into
-# .tools/bin).
+# uv, the Python workspace, redis-server, FerretDB, Helm, Caddy and Mailpit (the last four built
+# into .tools/bin).
 # A second run only checks what is there and takes a few seconds.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin"
 FERRETDB_VERSION="v1.24.2"
 HELM_VERSION="v4.3.1"
+CADDY_VERSION="v2.11.9"  # the gateway image's version (docker-compose.yml)
 MAILPIT_VERSION="v1.33.1"
 mkdir -p "$BIN"
 
@@ -46,7 +47,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 
-# --- Go tools: FerretDB, Helm and Mailpit -----------------------------------------------------------------
+# --- Go tools: FerretDB, Helm, Caddy and Mailpit ---------------------------------------------
 GO_MIN="1.24"
 need_go() {
   local hint="install Go >= $GO_MIN (https://go.dev/doc/install; Debian 12's golang-go is 1.19, too old) and put its bin folder on PATH"
@@ -80,6 +81,16 @@ if [ ! -x "$BIN/helm" ] || [ "$(cat "$TOOLS/helm.version" 2>/dev/null)" != "${HE
   echo "${HELM_VERSION}" > "$TOOLS/helm.version"
 fi
 
+# Caddy, the local gateway, run for real by the gateway's tests (tests/deploy/test_gateway.py):
+# the release build's tags, no database drivers nobody uses.
+if [ ! -x "$BIN/caddy" ] || [ "$(cat "$TOOLS/caddy.version" 2>/dev/null)" != "${CADDY_VERSION}" ]; then
+  need_go Caddy
+  say "building Caddy ${CADDY_VERSION} into $BIN (a few minutes, once)"
+  GOBIN="$BIN" CGO_ENABLED=0 go install -tags nobadger,nomysql,nopgx -ldflags "-s -w" \
+    "github.com/caddyserver/caddy/v2/cmd/caddy@${CADDY_VERSION}"
+  echo "${CADDY_VERSION}" > "$TOOLS/caddy.version"
+fi
+
 # Mailpit: the SMTP server with a web inbox and an API that `make run` and the tests send e-mail
 # to. Like Helm, a `go install` build says only "dev": keep our own version stamp.
 if [ ! -x "$BIN/mailpit" ] || [ "$(cat "$TOOLS/mailpit.version" 2>/dev/null)" != "${MAILPIT_VERSION}" ]; then
@@ -89,4 +100,4 @@ if [ ! -x "$BIN/mailpit" ] || [ "$(cat "$TOOLS/mailpit.version" 2>/dev/null)" !=
   echo "${MAILPIT_VERSION}" > "$TOOLS/mailpit.version"
 fi
 
-say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, mailpit ${MAILPIT_VERSION}"
+say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, caddy ${CADDY_VERSION}, mailpit ${MAILPIT_VERSION}"

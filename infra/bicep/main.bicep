@@ -31,6 +31,9 @@ param namePrefix string = 'dronedelivery'
 @description('Object id of the Entra ID group of platform administrators: AKS cluster admin (Azure RBAC), image push.')
 param adminGroupObjectId string
 
+@description('Application (client) ids of the API app registrations: public (the customers\' API), delivery, package, dronescheduler, simulator, notifier. Entra applications are not ARM resources: infra/README.md, "App registrations", makes them with az ad app; the services\' v2 tokens carry these ids as aud.')
+param apiAppIds object
+
 @description('Kubernetes namespace of the services (the charts\' release namespace).')
 param appNamespace string = 'dronedelivery'
 
@@ -675,6 +678,12 @@ output albControllerClientId string = identityByName.albcontroller.clientId
 
 @description('The data of the ConfigMap flux-system/cluster-settings (infra/gitops/clusters/<env>/cluster-settings.yaml).')
 output clusterSettings object = {
+  PUBLIC_API_APP_ID: apiAppIds.public
+  DELIVERY_API_APP_ID: apiAppIds.delivery
+  PACKAGE_API_APP_ID: apiAppIds.package
+  DRONESCHEDULER_API_APP_ID: apiAppIds.dronescheduler
+  SIMULATOR_API_APP_ID: apiAppIds.simulator
+  NOTIFIER_API_APP_ID: apiAppIds.notifier
   AZURE_TENANT_ID: tenant().tenantId
   INGESTION_CLIENT_ID: identityByName.ingestion.clientId
   DELIVERY_CLIENT_ID: identityByName.delivery.clientId

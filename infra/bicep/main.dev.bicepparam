@@ -7,6 +7,15 @@ param environment = 'dev'
 param location = 'eastus2'
 param namePrefix = 'dronedelivery'
 param adminGroupObjectId = readEnvironmentVariable('DRONEDELIVERY_ADMIN_GROUP_ID')
+// The API app registrations' application ids (infra/README.md, "App registrations").
+param apiAppIds = {
+  public: readEnvironmentVariable('DRONEDELIVERY_PUBLIC_API_APP_ID')
+  delivery: readEnvironmentVariable('DRONEDELIVERY_DELIVERY_API_APP_ID')
+  package: readEnvironmentVariable('DRONEDELIVERY_PACKAGE_API_APP_ID')
+  dronescheduler: readEnvironmentVariable('DRONEDELIVERY_DRONESCHEDULER_API_APP_ID')
+  simulator: readEnvironmentVariable('DRONEDELIVERY_SIMULATOR_API_APP_ID')
+  notifier: readEnvironmentVariable('DRONEDELIVERY_NOTIFIER_API_APP_ID')
+}
 param appNamespace = 'dronedelivery'
 
 // Hub 10.9.0.0/22; spoke 10.10.0.0/16 (charts/*/values-dev.yaml: snet-agc = 10.10.8.0/24).

@@ -117,11 +117,13 @@ def api_sample_check(bench: BenchStack, ids: list[str], sample: int) -> dict[str
         ids, min(sample, len(ids))
     )
     ok = 0
+    headers = {"Authorization": "Bearer " + bench.operator_token()}
     for delivery_id in chosen:
         url = f"{bench.url('delivery')}/api/deliveries/{delivery_id}"
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
         with (
             contextlib.suppress(Exception),
-            urllib.request.urlopen(url, timeout=5) as response,  # noqa: S310 - loopback
+            urllib.request.urlopen(request, timeout=5) as response,  # noqa: S310 - loopback
         ):
             if response.status == 200 and json.loads(response.read()).get("droneId"):
                 ok += 1

@@ -35,7 +35,7 @@ def delivery_body(i: int) -> bytes:
     # Free-text places resolve deterministically inside the service area: varied pickups.
     return json.dumps(
         {
-            "ownerId": f"bench-owner-{i % 50}",
+            "ownerId": owner_of(i),
             "pickupLocation": f"bench pickup {i}",
             "dropOffLocation": f"bench drop-off {i}",
             "pickupTime": "2019-05-08T20:00:00.000Z",
@@ -52,8 +52,19 @@ def delivery_body(i: int) -> bytes:
     ).encode()
 
 
-async def open_loop(url: str, rate: float, seconds: float, out: Path) -> None:
-    """POST at ``rate``/s for ``seconds`` whatever the answers; write every outcome as JSON."""
+OWNERS = 50
+
+
+def owner_of(i: int) -> str:
+    return f"bench-owner-{i % OWNERS}"
+
+
+async def open_loop(
+    url: str, rate: float, seconds: float, out: Path, tokens: list[str] | None = None
+) -> None:
+    """POST at ``rate``/s for ``seconds`` whatever the answers; write every outcome as JSON.
+
+    Request ``i`` is sent by its owner, ``owner_of(i)``, with ``tokens[i % OWNERS]``."""
     import aiohttp
 
     count = int(rate * seconds)
@@ -72,6 +83,8 @@ async def open_loop(url: str, rate: float, seconds: float, out: Path) -> None:
                 "traceparent": traceparent(),
                 "baggage": "synthetic_request=true",
             }
+            if tokens:
+                headers["Authorization"] = "Bearer " + tokens[i % OWNERS]
             status, delivery_id = -1, None
             try:
                 async with session.post(url, data=bodies[i], headers=headers) as response:
@@ -123,7 +136,12 @@ async def open_loop(url: str, rate: float, seconds: float, out: Path) -> None:
 
 
 async def closed_loop(
-    urls: list[str], concurrency: int, seconds: float, warmup: float, out: Path
+    urls: list[str],
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    out: Path,
+    token: str | None = None,
 ) -> None:
     """``concurrency`` callers GET the urls round robin back to back; requests/s and latency."""
     import aiohttp
@@ -140,6 +158,8 @@ async def closed_loop(
                 url = urls[n % len(urls)]
                 n += concurrency
                 headers = {"traceparent": traceparent(), "baggage": "synthetic_request=true"}
+                if token:
+                    headers["Authorization"] = "Bearer " + token
                 started = clock()
                 try:
                     async with session.get(url, headers=headers) as response:
@@ -195,14 +215,27 @@ def child_main(args: argparse.Namespace) -> int:
 
     spec = json.loads(args.spec)
     if args.child == "open":
-        uvloop.run(open_loop(spec["url"], spec["rate"], spec["seconds"], Path(spec["out"])))
+        uvloop.run(
+            open_loop(
+                spec["url"],
+                spec["rate"],
+                spec["seconds"],
+                Path(spec["out"]),
+                spec.get("tokens"),
+            )
+        )
     elif args.child == "closed":
         urls = spec["urls"]
         if "urls_file" in spec:
             urls = json.loads(Path(spec["urls_file"]).read_text())
         uvloop.run(
             closed_loop(
-                urls, spec["concurrency"], spec["seconds"], spec["warmup"], Path(spec["out"])
+                urls,
+                spec["concurrency"],
+                spec["seconds"],
+                spec["warmup"],
+                Path(spec["out"]),
+                spec.get("token"),
             )
         )
     elif args.child == "bare":

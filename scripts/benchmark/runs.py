@@ -13,7 +13,7 @@ from typing import Any
 
 from .checks import api_sample_check, check_assignments, parse_time, queue_state, wait_scheduled
 from .common import HTTP_BENCH, loadavg, percentile, r
-from .load import run_child, server_child
+from .load import OWNERS, run_child, server_child
 from .profiling import py_spy, start_profilers
 from .stack import BenchStack, cpu_share
 
@@ -27,7 +27,8 @@ def e2e(
     cpu_before = bench.cpu()
     window_start = time.monotonic()
     profilers = start_profilers(bench, seconds, profile) if profile else []
-    gen = run_child("open", {"url": url, "rate": rate, "seconds": seconds}, timeout=seconds + 120)
+    spec = {"url": url, "rate": rate, "seconds": seconds, "tokens": bench.customer_tokens(OWNERS)}
+    gen = run_child("open", spec, timeout=seconds + 120)
     window = time.monotonic() - window_start
     cpu_after = bench.cpu()
     load_during = loadavg()
@@ -130,6 +131,7 @@ def status_bench(
             "concurrency": concurrency,
             "seconds": seconds,
             "warmup": 2.0,
+            "token": bench.operator_token(),
         }
         rounds = []
         with server_child("bare") as port:

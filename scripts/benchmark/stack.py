@@ -90,6 +90,22 @@ class BenchStack:
     def url(self, service: str) -> str:
         return str(self.config.url(service))
 
+    def customer_tokens(self, owners: int) -> list[str]:
+        """Tokens of ``bench-owner-<n>`` of account ``bench`` (the load's customers), for hours."""
+        issuer = self.config.dev_issuer()
+        return [
+            issuer.mint_customer(account="bench", user=f"bench-owner-{n}", lifetime=6 * 3600)
+            for n in range(owners)
+        ]
+
+    def operator_token(self) -> str:
+        """An operator's token: reads every customer's deliveries."""
+        issuer = self.config.dev_issuer()
+        token: str = issuer.mint_customer(
+            account="bench", user="bench-operator", roles=["Operator"], lifetime=6 * 3600
+        )
+        return token
+
 
 def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, Any]:
     """CPU used by each process over a window, as a fraction of one core."""

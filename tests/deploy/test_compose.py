@@ -14,11 +14,22 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 FULL = (ROOT / "docker-compose.yml",)
 STREAMS = (ROOT / "docker-compose.yml", ROOT / "docker-compose.streams.yml")
-APP_SERVICES = ("ingestion", "delivery", "package", "dronescheduler", "workflow")
+APP_SERVICES = (
+    "ingestion",
+    "delivery",
+    "package",
+    "dronescheduler",
+    "workflow",
+    "simulator",
+    "notifier",
+)
 # The Service Bus emulator image has no shell or HTTP client, and Azure SQL Edge no SQL client:
 # neither can run a healthcheck. The servicebus-ready sidecar is healthy once the emulator is (and
 # the emulator waits for its SQL server itself); the services depend on the sidecar.
 NO_HEALTHCHECK = {"servicebus-sql", "servicebus-emulator"}
+# One-shot set-up: the development issuer's key, made before the services start. `up --wait` waits
+# for it to exit 0 because services depend on it with service_completed_successfully.
+ONE_SHOT = {"dev-issuer": "ingestion"}  # and the service whose image it runs
 
 
 def compose_binary() -> Path:
@@ -72,6 +83,9 @@ def test_full_compose_file_is_valid_and_complete() -> None:
         "package",
         "dronescheduler",
         "workflow",
+        "simulator",
+        "notifier",
+        "dev-issuer",
     } <= services.keys()
     for name in APP_SERVICES:
         service = services[name]
@@ -80,7 +94,17 @@ def test_full_compose_file_is_valid_and_complete() -> None:
         assert all(
             dep["condition"] == "service_healthy" or name_ == "jaeger"
             for name_, dep in service["depends_on"].items()
+            if name_ != "dev-issuer"
         ), name
+        # Tokens on: the development issuer's key made before the service starts.
+        assert service["depends_on"]["dev-issuer"]["condition"] == (
+            "service_completed_successfully"
+        ), name
+        prefix = name.upper() + "_AUTH__"
+        assert service["environment"][prefix + "ENABLED"] == "true", name
+        assert service["environment"][prefix + "JWKS_FILE"] == "/run/dev-issuer/jwks.json", name
+        [mount] = [v for v in service["volumes"] if v["target"] == "/run/dev-issuer"]
+        assert (mount["source"], mount["read_only"]) == ("dev-issuer", True), name
     assert services["ingestion"]["environment"]["INGESTION_QUEUE__TRANSPORT"] == "servicebus"
 
 
@@ -113,6 +137,23 @@ def test_env_example_names_only_variables_the_compose_file_uses() -> None:
         assert "${" + name in text, name
 
 
+def test_the_compose_stack_trusts_the_issuer_as_make_run_does() -> None:
+    from dronetesting.stack import SERVICE_PORTS, StackConfig
+
+    lines = (ROOT / "docker" / "dev-issuer.env").read_text().splitlines()
+    found = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    expected: dict[str, str] = {}
+    stack = StackConfig(data_dir=Path("/run"))  # the issuer's volume is /run/dev-issuer
+    for service in SERVICE_PORTS:
+        expected |= stack.auth_env(service)
+    assert found == expected
+    services = rendered(config(ROOT / "docker-compose.yml"))["services"]
+    assert isinstance(services, dict)
+    issuer = services["dev-issuer"]
+    assert issuer["command"] == ["init", "--owner", "10001"]
+    assert issuer["environment"]["DEV_ISSUER_DIR"] == "/run/dev-issuer"
+
+
 def services_of(*files: Path) -> dict[str, Any]:
     services = rendered(config(*files))["services"]
     assert isinstance(services, dict)
@@ -121,8 +162,19 @@ def services_of(*files: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("files", [FULL, STREAMS], ids=["servicebus", "streams"])
 def test_every_service_has_a_healthcheck_so_up_wait_waits_for_it(files: tuple[Path, ...]) -> None:
-    for name, service in services_of(*files).items():
+    services = services_of(*files)
+    for name, service in services.items():
         if name in NO_HEALTHCHECK:
+            continue
+        if name in ONE_SHOT:
+            assert service.get("restart", "no") == "no", name
+            adopters = [
+                other
+                for other, spec in services.items()
+                if (spec.get("depends_on") or {}).get(name, {}).get("condition")
+                == "service_completed_successfully"
+            ]
+            assert adopters, f"{name}: no service waits for it, so up --wait would fail on it"
             continue
         healthcheck = service.get("healthcheck") or {}
         assert healthcheck.get("test"), name
@@ -155,9 +207,13 @@ def test_mailpit_listens_where_the_notifications_expect_it() -> None:
 
 
 def test_every_built_service_names_its_image_so_up_no_build_finds_it() -> None:
-    for name, service in services_of(*FULL).items():
+    services = services_of(*FULL)
+    for name, service in services.items():
         if "build" in service:
-            assert service["image"] == f"dronedelivery/{name}:local", name
+            # A one-shot runs another service's image, built from the same Dockerfile.
+            owner = ONE_SHOT.get(name, name)
+            assert service["image"] == f"dronedelivery/{owner}:local", name
+            assert service["build"]["dockerfile"] == services[owner]["build"]["dockerfile"], name
             assert (ROOT / service["build"]["dockerfile"]).is_file(), name
 
 
@@ -185,7 +241,10 @@ def test_the_gateway_routes_to_healthy_services_and_answers_ip_clients() -> None
     assert all(dep["condition"] == "service_healthy" for dep in gateway["depends_on"].values())
     # Without SNI (a client on an IP literal) the certificate is chosen by default_sni.
     assert re.search(r"^\s*default_sni\s+127\.0\.0\.1\s*$", caddyfile, re.MULTILINE)
-    # Internal delivery routes (PUT, PATCH, DELETE, confirmations) are not exposed: GET only, as
-    # the delivery chart's HTTPRoute.
-    assert re.search(r"@deliveries\s*\{[^}]*method GET\s*\n", caddyfile)
+    # Only the public API is routed, each route by method and path (tests/deploy/test_gateway.py
+    # runs this file in a real Caddy against the table of public and internal requests), and
+    # everything forwarded carries the edge marker.
+    proxies = re.findall(r"reverse_proxy\s+[\w-]+:8080\s*\{([^}]*)\}", caddyfile)
+    assert len(proxies) == len(re.findall(r"reverse_proxy", caddyfile))
+    assert all("header_up Dronedelivery-Edge public" in proxy for proxy in proxies)
     assert "https://127.0.0.1:8443/healthz" in gateway["healthcheck"]["test"]

@@ -233,6 +233,26 @@ def secret_problems(file: BicepFile) -> list[str]:
     return problems
 
 
+# What reads a value from outside the file (the environment, a vault).
+OUTSIDE = ("readEnvironmentVariable", "az.getSecret", "getSecret")
+
+
+def _inside(value: Any) -> Any:
+    """The values written in the file: ``walk`` without what comes from outside."""
+    if isinstance(value, Call) and value.name in OUTSIDE:
+        return
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _inside(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _inside(v)
+    elif isinstance(value, Call):
+        for v in value.args:
+            yield from _inside(v)
+
+
 def param_file_problems(param_file: BicepFile, main: BicepFile) -> list[str]:
     problems: list[str] = []
     using = param_file.of("using")
@@ -253,18 +273,14 @@ def param_file_problems(param_file: BicepFile, main: BicepFile) -> list[str]:
     for name, value in given.items():
         secure = name in declared and declared[name].decorator("secure") is not None
         v = value.value
-        from_outside = isinstance(v, Call) and v.name in (
-            "readEnvironmentVariable",
-            "az.getSecret",
-            "getSecret",
-        )
+        from_outside = isinstance(v, Call) and v.name in OUTSIDE
         if secure and not from_outside:
             problems.append(
                 f"{param_file.rel}: secure parameter {name} must come from outside (env, vault)"
             )
         if from_outside:
             continue
-        for item in walk(v):
+        for item in _inside(v):
             if isinstance(item, str) and (
                 re.search(r"(AccountKey|SharedAccessKey|Password)=", item, re.I)
                 or (

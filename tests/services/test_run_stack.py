@@ -33,9 +33,17 @@ def test_the_ready_message_lists_every_services_docs_on_its_port(tmp_path: Path)
             f"http://127.0.0.1:{port}/redoc",
         ]
     assert f"http://127.0.0.1:{ports['ingestion']}/api/deliveryrequests" in text
+    # Tokens are on: the sample request carries one from `make token`.
+    assert "TOKEN=$(make -s token)" in text
+    assert "Authorization: Bearer $TOKEN" in text
+    assert "tokens are OFF" not in text
+    off = run_stack_script().how_to(StackConfig(data_dir=tmp_path, ports=ports, auth=False))
+    assert "tokens are OFF" in off
     assert "Mailpit's inbox" in text
     assert "http://127.0.0.1:8025 " in text
     assert f"http://127.0.0.1:{ports['notifier']}/api/notifications?deliveryId=" in text
+    # The notifier's list is internal: a service token holding Notifications.Read reads it.
+    assert "make -s token SERVICE=ops AUD=notifier ROLE=Notifications.Read" in text
 
 
 def test_the_ready_message_sends_the_contracts_sample_request(tmp_path: Path) -> None:

@@ -1,6 +1,10 @@
 """The whole system for end-to-end tests: Redis, FerretDB and the five services as real processes
 on loopback ports (``dronetesting.stack``), plus a tiny OTLP/HTTP collector that records spans.
 
+Bearer tokens are on, as in ``make run``: tests call as customers (``System.customer``) or, to
+read or arrange what no customer may, as a service identity holding the role
+(``System.service``), with tokens from the stack's development issuer.
+
 One stack serves the whole session (starting it costs most of the suite's time). Tests that stop
 or kill a process start it again before they end, so every test finds the full stack running.
 Process output goes to ``<tmp>/stack.log``; a failing test prints its tail.
@@ -21,6 +25,7 @@ from typing import IO, Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from dronecommon.auth.devissuer import SERVICE_AUDIENCES, DevIssuer
 from dronetesting.servers import free_port
 from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 
@@ -36,6 +41,10 @@ STACK_ENV = {
     # Spans reach the collector within about a second.
     "OTEL_BSP_SCHEDULE_DELAY": "300",
     "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+    # Hundreds of requests a second from one account: the limits are tested on their own.
+    "INGESTION_LIMITS__REQUESTS_PER_MINUTE": "1000000",
+    "INGESTION_LIMITS__BURST": "100000",
+    "INGESTION_LIMITS__MAX_IN_PROGRESS": "1000000",
 }
 
 
@@ -98,9 +107,28 @@ class System:
     stack: Stack
     collector: Collector
     log: Path
+    issuer: DevIssuer
 
     def url(self, service: str) -> str:
         return self.stack.config.url(service)
+
+    def customer(
+        self, user: str = "myowner", account: str = "contoso", *roles: str
+    ) -> dict[str, str]:
+        """Headers with a customer's token for the public API (what `make token` prints)."""
+        token = self.issuer.mint_customer(account=account, user=user, roles=roles)
+        return {"Authorization": f"Bearer {token}"}
+
+    def service(self, service: str, *roles: str, caller: str = "system-test") -> dict[str, str]:
+        """Headers with a service identity's token for ``service``, holding ``roles``."""
+        token = self.issuer.mint(
+            audience=SERVICE_AUDIENCES[service],
+            subject=caller,
+            azp=caller,
+            oid=caller,
+            roles=roles,
+        )
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def redis_url(self) -> str:
@@ -178,7 +206,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> It
             stack.stop(grace=10)
             raise
         log.write(f"stack ready in {time.monotonic() - started:.1f}s\n")
-        found = System(stack, collector, log_path)
+        found = System(stack, collector, log_path, config.dev_issuer())
         yield found
     finally:
         stack.stop(grace=15)

@@ -67,17 +67,33 @@ async def redis(system: System) -> AsyncIterator[Redis]:
 
 
 async def schedule(http: httpx.AsyncClient, system: System, body: dict[str, Any]) -> str:
-    response = await http.post(system.url("ingestion") + "/api/deliveryrequests", json=body)
+    """POST ``body`` as its owner (a customer token for its ownerId)."""
+    response = await http.post(
+        system.url("ingestion") + "/api/deliveryrequests",
+        json=body,
+        headers=system.customer(body["ownerId"]),
+    )
     assert response.status_code == 202, response.text
     delivery_id = response.json()["deliveryId"]
     assert isinstance(delivery_id, str)
     return delivery_id
 
 
+def reader(system: System) -> dict[str, str]:
+    """A service that may read every delivery (as the workflow does)."""
+    return system.service("delivery", "Deliveries.Write")
+
+
 async def delivery_of(
-    http: httpx.AsyncClient, system: System, delivery_id: str
+    http: httpx.AsyncClient,
+    system: System,
+    delivery_id: str,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
-    response = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}")
+    response = await http.get(
+        system.url("delivery") + f"/api/deliveries/{delivery_id}",
+        headers=headers or reader(system),
+    )
     if response.status_code == 404:
         return None
     assert response.status_code == 200, response.text
@@ -86,8 +102,16 @@ async def delivery_of(
     return body
 
 
-async def stage_of(http: httpx.AsyncClient, system: System, delivery_id: str) -> str | None:
-    response = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}/status")
+async def stage_of(
+    http: httpx.AsyncClient,
+    system: System,
+    delivery_id: str,
+    headers: dict[str, str] | None = None,
+) -> str | None:
+    response = await http.get(
+        system.url("delivery") + f"/api/deliveries/{delivery_id}/status",
+        headers=headers or reader(system),
+    )
     if response.status_code == 404:
         return None
     assert response.status_code == 200, response.text
@@ -118,6 +142,7 @@ async def owner_count(http: httpx.AsyncClient, system: System, owner: str) -> in
     response = await http.get(
         system.url("delivery") + "/api/deliveries/summary",
         params={"ownerId": owner, "year": now.year, "month": now.month},
+        headers=reader(system),
     )
     assert response.status_code == 200, response.text
     return int(response.json()["count"])
@@ -154,7 +179,10 @@ async def entries_added(redis: Redis) -> int:
 
 
 async def assignment_of(http: httpx.AsyncClient, system: System, delivery_id: str) -> Any:
-    response = await http.get(system.url("dronescheduler") + f"/api/dronedeliveries/{delivery_id}")
+    response = await http.get(
+        system.url("dronescheduler") + f"/api/dronedeliveries/{delivery_id}",
+        headers=system.service("dronescheduler", "Drones.Assign"),
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -166,43 +194,47 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
     system: System, http: httpx.AsyncClient
 ) -> None:
     ingestion = system.url("ingestion") + "/api/deliveryrequests"
-    response = await http.post(ingestion, json=SAMPLE_REQUEST)
+    owner = system.customer()  # what `make token` prints: contoso/myowner, the sample's owner
+    assert (await http.post(ingestion, json=SAMPLE_REQUEST)).status_code == 401
+    response = await http.post(ingestion, json=SAMPLE_REQUEST, headers=owner)
     assert response.status_code == 202, response.text
     delivery_id = response.json()["deliveryId"]
     assert str(uuid.UUID(delivery_id)) == delivery_id
     assert response.headers["Location"] == f"/api/deliveries/{delivery_id}"
 
     async def scheduled() -> bool:
-        delivery = await delivery_of(http, system, delivery_id)
+        delivery = await delivery_of(http, system, delivery_id, owner)
         return delivery is not None and bool(delivery.get("droneId"))
 
     started = time.monotonic()
     await wait_for(scheduled, 10, "the sample delivery with its drone")
     latency = time.monotonic() - started
-    delivery = await delivery_of(http, system, delivery_id)
+    delivery = await delivery_of(http, system, delivery_id, owner)
     assert delivery is not None
-    assert delivery["owner"] == {"userId": "myowner", "accountId": "myowner"}
+    assert delivery["owner"] == {"userId": "myowner", "accountId": "contoso"}
     assignment = await assignment_of(http, system, delivery_id)
     assert assignment["droneId"] == delivery["droneId"]
 
     patch = await http.patch(
-        f"{ingestion}/{delivery_id}", json={"dropOffLocation": "47.61,-122.33"}
+        f"{ingestion}/{delivery_id}", json={"dropOffLocation": "47.61,-122.33"}, headers=owner
     )
     assert patch.status_code == 202, patch.text
 
     async def rescheduled() -> bool:
-        delivery = await delivery_of(http, system, delivery_id)
+        delivery = await delivery_of(http, system, delivery_id, owner)
         return delivery is not None and delivery["dropoff"]["latitude"] == 47.61
 
     await wait_for(rescheduled, 10, "the reschedule")
-    history = await http.get(system.url("delivery") + f"/api/deliveries/{delivery_id}/history")
+    history = await http.get(
+        system.url("delivery") + f"/api/deliveries/{delivery_id}/history", headers=owner
+    )
     assert "Rescheduled" in [event["stage"] for event in history.json()]
 
-    cancel = await http.delete(f"{ingestion}/{delivery_id}")
+    cancel = await http.delete(f"{ingestion}/{delivery_id}", headers=owner)
     assert cancel.status_code == 202, cancel.text
 
     async def cancelled() -> bool:
-        return await stage_of(http, system, delivery_id) == "Cancelled"
+        return await stage_of(http, system, delivery_id, owner) == "Cancelled"
 
     await wait_for(cancelled, 10, "the cancel")
     print(f"sample request scheduled {latency:.2f}s after its 202")  # noqa: T201
@@ -227,7 +259,10 @@ async def test_the_requests_notify_is_told_by_e_mail_through_the_whole_stack(
         return len(await mails()) == 1
 
     await wait_for(assigned, 20, "the Assigned e-mail in Mailpit")
-    cancel = await http.delete(f"{system.url('ingestion')}/api/deliveryrequests/{delivery_id}")
+    cancel = await http.delete(
+        f"{system.url('ingestion')}/api/deliveryrequests/{delivery_id}",
+        headers=system.customer("notified"),
+    )
     assert cancel.status_code == 202
 
     async def both() -> bool:
@@ -239,8 +274,14 @@ async def test_the_requests_notify_is_told_by_e_mail_through_the_whole_stack(
         f"Delivery {delivery_id[:8]}: a drone is on its way",
         f"Delivery {delivery_id[:8]}: cancelled",
     ]
+    notifications = system.url("notifier") + "/api/notifications"
+    query = {"deliveryId": delivery_id}
+    # An internal route: a service holding Notifications.Read (the web app) reads it, the
+    # customer does not.
+    refused = await http.get(notifications, params=query, headers=system.customer("notified"))
+    assert refused.status_code == 403
     listed = await http.get(
-        system.url("notifier") + "/api/notifications", params={"deliveryId": delivery_id}
+        notifications, params=query, headers=system.service("notifier", "Notifications.Read")
     )
     assert [n["status"] for n in listed.json()["notifications"]] == ["sent", "sent"]
 
@@ -250,7 +291,7 @@ async def test_bad_requests_enqueue_nothing(
 ) -> None:
     url = system.url("ingestion") + "/api/deliveryrequests"
     before = await entries_added(redis)
-    missing = {k: v for k, v in SAMPLE_REQUEST.items() if k != "ownerId"}
+    missing = {k: v for k, v in SAMPLE_REQUEST.items() if k != "pickupLocation"}
     bad_enum = {**SAMPLE_REQUEST, "packageInfo": {**SAMPLE_REQUEST["packageInfo"], "size": "Huge"}}
     cases: list[tuple[int, dict[str, Any]]] = [
         (400, {"json": missing}),
@@ -269,24 +310,28 @@ async def test_bad_requests_enqueue_nothing(
         (415, {"content": json.dumps(SAMPLE_REQUEST), "headers": {"Content-Type": "text/plain"}}),
         (413, {"json": {**SAMPLE_REQUEST, "deadline": "x" * 70_000}}),
     ]
+    owner = system.customer()
     for status, kwargs in cases:
-        response = await http.post(url, **kwargs)
+        headers = {**owner, **kwargs.pop("headers", {})}
+        response = await http.post(url, headers=headers, **kwargs)
         assert response.status_code == status, (kwargs, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
-    bad_id = await http.delete(f"{url}/not-a-uuid")
+    bad_id = await http.delete(f"{url}/not-a-uuid", headers=owner)
     assert bad_id.status_code == 400
-    empty = await http.patch(f"{url}/{uuid.uuid4()}", json={})
+    empty = await http.patch(f"{url}/{uuid.uuid4()}", json={}, headers=owner)
     assert empty.status_code == 400
     assert await entries_added(redis) == before
 
 
 async def test_one_trace_spans_the_five_services(system: System, http: httpx.AsyncClient) -> None:
     trace_id = uuid.uuid4().hex
-    headers = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    owner = f"trace-{uuid.uuid4().hex[:8]}"
+    headers = {
+        "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+        **system.customer(owner),
+    }
     response = await http.post(
-        system.url("ingestion") + "/api/deliveryrequests",
-        json=request(f"trace-{uuid.uuid4().hex[:8]}"),
-        headers=headers,
+        system.url("ingestion") + "/api/deliveryrequests", json=request(owner), headers=headers
     )
     assert response.status_code == 202
     expected = {"ingestion", "workflow", "package", "dronescheduler", "delivery"}

@@ -1,9 +1,14 @@
 {{/*
 Gateway API HTTPRoute for Application Gateway for Containers: attaches to the Gateway named in
 `route.parentRefs` (in its own namespace; its listener must allow routes from this namespace) and
-sends each `route.pathPrefixes` entry (only for `route.methods` when listed, e.g. GET for the
-delivery service's public reads) to this service's Service. AGC probes the backends with the
-pods' readiness probe (`/readyz`) when no HealthCheckPolicy exists.
+sends exactly the `route.matches` (a path, Exact or PathPrefix, and a method each: the public API,
+nothing more) to this service's Service. With `route.edgeHeader`, every request routed carries
+`Dronedelivery-Edge: public` (set by the gateway, replacing any a client sent), to which the
+service's internal routes answer 404: a path under a routed prefix that is not public (the
+delivery service's `/{id}/owner`) still does not exist from outside. Exact and PathPrefix are the
+match types every Gateway API implementation supports (regular expressions are implementation-
+specific). AGC probes the backends with the pods' readiness probe (`/readyz`) when no
+HealthCheckPolicy exists.
 */}}
 {{- define "dronedelivery-lib.httproute" -}}
 {{- $r := .Values.route | default dict -}}
@@ -35,16 +40,20 @@ spec:
   {{- end }}
   rules:
     - matches:
-        {{- range $prefix := $r.pathPrefixes }}
-        {{- range $method := ($r.methods | default (list "")) }}
+        {{- range $r.matches }}
         - path:
-            type: PathPrefix
-            value: {{ $prefix }}
-          {{- with $method }}
-          method: {{ . }}
-          {{- end }}
+            type: {{ .path.type }}
+            value: {{ .path.value }}
+          method: {{ .method }}
         {{- end }}
-        {{- end }}
+      {{- if $r.edgeHeader }}
+      filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier:
+            set:
+              - name: Dronedelivery-Edge
+                value: public
+      {{- end }}
       backendRefs:
         - group: ""
           kind: Service

@@ -7,9 +7,11 @@ from typing import ClassVar
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from pydantic import Field
 
 from dronecommon import ServiceSettings, create_service_app
 from dronecommon.apidocs import REDOC_ASSETS, SWAGGER_ASSETS
+from dronecommon.settings import AuthSettings
 from dronetesting.apps import app_client
 from dronetesting.docs import assert_docs_page_offline, asset_urls
 from dronetesting.tokens import LocalIssuer
@@ -17,6 +19,8 @@ from dronetesting.tokens import LocalIssuer
 
 class DocsSettings(ServiceSettings):
     service_name: ClassVar[str] = "docs-example"
+    # Tokens are not this file's subject (see test_auth*.py): switched off explicitly.
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings(enabled=False))
 
 
 def make_app(settings: ServiceSettings | None = None) -> FastAPI:

@@ -30,7 +30,7 @@ from dronecommon import (
 )
 from dronecommon.logs import JsonFormatter
 from dronecommon.redis import create_redis_client
-from dronecommon.settings import RedisSettings
+from dronecommon.settings import AuthSettings, RedisSettings
 from dronecommon.telemetry import TraceContextMiddleware
 from dronetesting.apps import app_client
 from dronetesting.problems import assert_problem
@@ -42,6 +42,8 @@ class ExampleSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EXAMPLE_", env_nested_delimiter="__")
     service_name: ClassVar[str] = "example"
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    # Tokens are not this file's subject (see test_auth*.py): switched off explicitly.
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings(enabled=False))
 
 
 class PackageInfo(BaseModel):

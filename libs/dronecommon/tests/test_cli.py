@@ -48,7 +48,7 @@ def test_every_variable_is_listed_with_its_default() -> None:
     assert found["EXAMPLE_INNER__TAGS"].default == '["a"]'
     assert found["EXAMPLE_REDIS__URL"].default == "redis://127.0.0.1:6379/0"
     assert found["EXAMPLE_REDIS__USERNAME"].default == "(unset)"
-    assert found["EXAMPLE_AUTH__ENABLED"].default == "false"
+    assert found["EXAMPLE_AUTH__ENABLED"].default == "true"
     assert found["EXAMPLE_HTTP__RETRIES"].default == "3"
     # Long JSON defaults are summarised, secrets never shown.
     assert found["EXAMPLE_INNER__SPOTS"].default == f"(a JSON list of 8: see {__name__})"

@@ -23,9 +23,13 @@ def test_keyless_only_when_something_signs_in_with_the_identity() -> None:
     assert credential_needed(redis=RedisSettings(use_entra_id=True))
     assert credential_needed(queue=SERVICE_BUS)
     assert not credential_needed(queue=EMULATOR)
-    assert credential_needed(outbound=AuthSettings(outbound_scope="api://package/.default"))
+    assert credential_needed(
+        outbound=AuthSettings(outbound_scopes={"package": "api://package/.default"})
+    )
     assert not credential_needed(
-        outbound=AuthSettings(outbound_scope="api://package/.default", dev_signing_key_file="k")
+        outbound=AuthSettings(
+            outbound_scopes={"package": "api://package/.default"}, dev_signing_key_file="k"
+        )
     )
     assert not credential_needed(outbound=AuthSettings())
 

@@ -1,4 +1,4 @@
-"""Shared wire types: enums, date-times, locations and the place-resolution rule."""
+"""Shared wire types: enums, date-times, locations and distances."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from pydantic import ValidationError
 
 from dronecommon.domain import (
-    DEFAULT_AREA,
     ApiModel,
     ConfirmationType,
     Location,
@@ -16,7 +15,6 @@ from dronecommon.domain import (
     UtcDateTime,
     distance_miles,
     month_bounds,
-    resolve_location,
     travel_time,
 )
 
@@ -56,26 +54,6 @@ def test_date_times_out_of_range_in_utc_are_validation_errors() -> None:
     for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"):
         with pytest.raises(ValidationError, match="out of range"):
             Sample.model_validate({"packageSize": "Small", "confirmationType": "None", "at": value})
-
-
-def test_free_text_places_resolve_deterministically_inside_the_area() -> None:
-    first = resolve_location("my pickup")
-    assert first == resolve_location("  My   PICKUP ")
-    assert first != resolve_location("drop off")
-    assert DEFAULT_AREA.south <= first.latitude <= DEFAULT_AREA.north
-    assert DEFAULT_AREA.west <= first.longitude <= DEFAULT_AREA.east
-    # Pinned: the rule is documented, so the point for the sample's text must never drift.
-    assert (first.latitude, first.longitude) == (47.52568, -122.343237)
-
-
-def test_coordinates_are_parsed_and_checked() -> None:
-    assert resolve_location("47.6062, -122.3321") == Location(
-        latitude=47.6062, longitude=-122.3321, altitude=0
-    )
-    with pytest.raises(ValueError, match="out of range"):
-        resolve_location("91,0")
-    with pytest.raises(ValueError, match="empty"):
-        resolve_location("   ")
 
 
 def test_distance_and_travel_time() -> None:

@@ -21,11 +21,13 @@ import pymongo.errors
 import pytest
 import redis.exceptions
 from fastapi import APIRouter, Request
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
 
 from dronecommon import DomainError, ServiceApp, ServiceSettings, create_service_app
 from dronecommon.problems import StoreOutage, store_outage
+from dronecommon.settings import AuthSettings
 from dronetesting.apps import app_client
 from dronetesting.servers import RedisServer
 
@@ -35,6 +37,8 @@ UNAVAILABLE = "urn:dronedelivery:problem:dependency-unavailable"
 class ProblemSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PROBLEMS_TEST_")
     service_name: ClassVar[str] = "problems-test"
+    # Tokens are not this file's subject (see test_auth*.py): switched off explicitly.
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings(enabled=False))
 
 
 class ThingNotFound(DomainError):  # noqa: N818 - named like the services' domain errors

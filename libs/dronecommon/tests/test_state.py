@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, TypedDict
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from dronecommon import (
@@ -19,12 +20,15 @@ from dronecommon import (
     from_state,
     readiness,
 )
+from dronecommon.settings import AuthSettings
 from dronetesting.apps import app_client
 
 
 class StateSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="STATE_TEST_")
     service_name: ClassVar[str] = "state-test"
+    # Tokens are not this file's subject (see test_auth*.py): switched off explicitly.
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings(enabled=False))
 
 
 class Counter:

@@ -28,11 +28,15 @@ CHILD = textwrap.dedent(
     import os
     from typing import ClassVar
     from fastapi import APIRouter
+    from pydantic import Field
     from dronecommon import ServiceSettings, create_service_app
+    from dronecommon.settings import AuthSettings
     from dronetesting.apps import app_client
 
     class ChildSettings(ServiceSettings):
         service_name: ClassVar[str] = "exportcheck"
+        # Tokens are not this file's subject (see test_auth*.py): switched off explicitly.
+        auth: AuthSettings = Field(default_factory=lambda: AuthSettings(enabled=False))
 
     router = APIRouter()
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from dronecommon import create_service_app
 from dronecommon.problems import DomainError
-from dronecommon.settings import ServiceSettings
+from dronecommon.settings import AuthSettings, ServiceSettings
 from dronetesting.apps import app_client, wait_ready
 from dronetesting.contract import GenerationMode, document_cases
 from dronetesting.problems import assert_problem, field_errors
@@ -35,7 +35,10 @@ def example_app() -> FastAPI:
         return {"item": item}
 
     return create_service_app(
-        ServiceSettings(log_json=False), title="kit", routers=[router], configure_logs=False
+        ServiceSettings(log_json=False, auth=AuthSettings(enabled=False)),
+        title="kit",
+        routers=[router],
+        configure_logs=False,
     )
 
 

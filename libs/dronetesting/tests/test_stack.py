@@ -92,6 +92,52 @@ def test_every_process_has_its_port(tmp_path: Path) -> None:
     }
 
 
+def test_every_service_checks_tokens_from_the_development_issuer(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path)
+    stack = Stack(config)
+    issuer_dir = tmp_path / "dev-issuer"
+    for service in SERVICE_PORTS:
+        env = stack.service_env(service)
+        prefix = service.upper() + "_AUTH__"
+        assert env[prefix + "ENABLED"] == "true"
+        assert env[prefix + "ISSUER"] == "http://localhost/dev-issuer"
+        assert env[prefix + "JWKS_FILE"] == str(issuer_dir / "jwks.json")
+        assert env[prefix + "PUBLIC_AUDIENCE"] == "dronedelivery-api"
+    # One audience per internal API; ingestion serves customers only.
+    assert stack.service_env("delivery")["DELIVERY_AUTH__AUDIENCE"] == "delivery-internal"
+    assert stack.service_env("package")["PACKAGE_AUTH__AUDIENCE"] == "package"
+    assert "INGESTION_AUTH__AUDIENCE" not in stack.service_env("ingestion")
+    # The callers mint a token per called service with the development key.
+    workflow = stack.service_env("workflow")
+    assert workflow["WORKFLOW_AUTH__DEV_SIGNING_KEY_FILE"] == str(issuer_dir / "signing-key.pem")
+    assert (
+        workflow["WORKFLOW_AUTH__OUTBOUND_SCOPES__DELIVERY"] == "api://delivery-internal/.default"
+    )
+    assert workflow["WORKFLOW_AUTH__OUTBOUND_SCOPES__PACKAGE"] == "api://package/.default"
+    simulator = stack.service_env("simulator")
+    assert simulator["SIMULATOR_AUTH__OUTBOUND_SCOPES__DRONESCHEDULER"] == (
+        "api://dronescheduler/.default"
+    )
+    assert "INGESTION_AUTH__DEV_SIGNING_KEY_FILE" not in stack.service_env("ingestion")
+    notifier = stack.service_env("notifier")
+    assert notifier["NOTIFIER_AUTH__AUDIENCE"] == "notifier"
+    assert notifier["NOTIFIER_AUTH__OUTBOUND_SCOPES__DELIVERY"] == (
+        "api://delivery-internal/.default"
+    )
+    # The key is made once, in the data folder, and kept.
+    first = config.dev_issuer().kid
+    assert (issuer_dir / "signing-key.pem").stat().st_mode & 0o077 == 0
+    assert config.dev_issuer().kid == first
+
+
+def test_tokens_can_be_switched_off_for_the_whole_stack(tmp_path: Path) -> None:
+    stack = Stack(StackConfig(tmp_path, auth=False))
+    for service in SERVICE_PORTS:
+        env = stack.service_env(service)
+        assert env[service.upper() + "_AUTH__ENABLED"] == "false"
+        assert service.upper() + "_AUTH__ISSUER" not in env
+
+
 def test_the_notifier_sends_to_the_stacks_mailpit(tmp_path: Path) -> None:
     config = StackConfig(tmp_path, mailpit_smtp_port=2025, mailpit_http_port=9025)
     stack = Stack(config)

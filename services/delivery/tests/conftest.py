@@ -38,7 +38,7 @@ def make_app(redis_url: str) -> AppFactory:
     ) -> FastAPI:
         settings = DeliverySettings(
             redis=redis or RedisSettings(url=redis_url),
-            auth=auth or AuthSettings(),
+            auth=auth or AuthSettings(enabled=False),
             **values,
         )
         return create_app(settings, configure_logs=False, clock=clock)

@@ -1,4 +1,4 @@
-"""Health, outages, auth, telemetry, the committed OpenAPI document and a real process."""
+"""Health, outages, telemetry, the committed OpenAPI document and a real process."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
 from delivery.main import create_app
-from dronecommon.settings import RedisSettings
+from delivery.settings import DeliverySettings
+from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client
 from dronetesting.openapi import assert_openapi_current
 from dronetesting.servers import RedisServer, free_port
-from dronetesting.tokens import LocalIssuer
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -93,37 +93,6 @@ async def test_writes_to_a_read_only_replica_answer_503(
         assert (await client.get(f"{BASE}/d-5")).status_code == 404  # reads still answer
 
 
-async def test_auth_protects_internal_routes_only(
-    make_app: Callable[..., Any],
-    dev_issuer: LocalIssuer,
-    new_delivery: Callable[..., JSON],
-    problem: Callable[..., JSON],
-) -> None:
-    app = make_app(auth=dev_issuer.settings)
-    async with app_client(app) as client:
-        body = new_delivery("d-3")
-        refused = problem(await client.put(f"{BASE}/d-3", json=body), 401)
-        assert "token" in refused["detail"]
-        for path in ("/d-3", "/d-3/owner", "/summary?ownerId=o&year=2025&month=1"):
-            problem(await client.get(BASE + path), 401)
-        problem(await client.delete(f"{BASE}/d-3"), 401)
-        problem(await client.patch(f"{BASE}/d-3", json={"deadline": "x"}), 401)
-        forged = {"Authorization": "Bearer not-a-token"}
-        problem(await client.get(f"{BASE}/d-3", headers=forged), 401)
-
-        headers = dev_issuer.headers()
-        assert (await client.put(f"{BASE}/d-3", json=body, headers=headers)).status_code == 201
-        assert (await client.get(f"{BASE}/d-3", headers=headers)).status_code == 200
-        # Client-facing reads need no service token.
-        for path in ("/public/d-3", "/d-3/status", "/d-3/history"):
-            assert (await client.get(BASE + path)).status_code == 200, path
-        assert (await client.get("/readyz")).status_code == 200
-
-    document = app.openapi()
-    assert document["paths"]["/api/deliveries/{id}"]["get"]["security"]
-    assert "security" not in document["paths"]["/api/deliveries/{id}/status"]["get"]
-
-
 async def test_requests_are_traced_into_redis(
     # Before the client: Redis is instrumented only if spans are recorded when the app is built.
     span_exporter: InMemorySpanExporter,
@@ -146,18 +115,24 @@ async def test_requests_are_traced_into_redis(
     assert f"{reads[0].context.trace_id:032x}" == trace_id
 
 
+def _documented_app() -> Any:
+    """The app as documented: the document is the same whether or not it checks tokens."""
+    settings = DeliverySettings(auth=AuthSettings(enabled=False))
+    return create_app(settings, configure_logs=False)
+
+
 def test_openapi_document_is_current() -> None:
-    assert_openapi_current(create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
+    assert_openapi_current(_documented_app(), SERVICE_ROOT / "openapi.json")
 
 
 def test_openapi_documents_the_real_statuses() -> None:
-    document = create_app(configure_logs=False).openapi()
+    document = _documented_app().openapi()
     paths = document["paths"]
 
     def statuses(path: str, method: str) -> set[str]:
         return set(paths[path][method]["responses"])
 
-    auth = {"401", "403"}  # internal routes: documented whether or not auth is on
+    auth = {"401", "403"}  # every route but the public view: documented whether or not checked
     body = {"413", "415"}
     item = "/api/deliveries/{id}"
     assert statuses(item, "put") == {"201", "204", "400", "409", "503"} | auth | body
@@ -167,9 +142,10 @@ def test_openapi_documents_the_real_statuses() -> None:
     for action in ("/confirmations", "/notifymerequests"):
         assert statuses(item + action, "post") == {"204", "400", "404", "409", "503"} | auth | body
     assert statuses(item + "/owner", "get") == {"200", "400", "404", "503"} | auth
-    assert statuses("/api/deliveries/summary", "get") == {"200", "400", "503"} | auth
-    for public in (item + "/status", item + "/history", "/api/deliveries/public/{id}"):
-        assert statuses(public, "get") == {"200", "400", "404", "503"}
+    assert statuses("/api/deliveries/summary", "get") == {"200", "400", "404", "503"} | auth
+    for owned in (item + "/status", item + "/history"):
+        assert statuses(owned, "get") == {"200", "400", "404", "503"} | auth
+    assert statuses("/api/deliveries/public/{id}", "get") == {"200", "400", "404", "503"}
     assert "422" not in str(document)
 
 
@@ -183,6 +159,7 @@ async def test_python_m_delivery_serves_and_stops_on_sigterm(
         "DELIVERY_PORT": str(port),
         "DELIVERY_REDIS__URL": redis_url,
         "DELIVERY_LOG_LEVEL": "WARNING",
+        "DELIVERY_AUTH__ENABLED": "false",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -113,19 +113,21 @@ async def test_bad_parameters_are_400(
     problem(await client.get(f"{BASE}?ownerId=x&limit=101"), 400)
 
 
-async def test_with_tokens_the_owner_is_the_callers_user(
+async def test_with_tokens_the_owner_is_the_customer(
     make_app: Callable[..., Any],
     dev_issuer: LocalIssuer,
     new_delivery: Callable[..., JSON],
     problem: Callable[..., JSON],
 ) -> None:
-    service = dev_issuer.headers(oid="workflow")
-    alice = dev_issuer.headers(oid="alice", extra_claims={"tid": "contoso"})
-    operator = dev_issuer.headers(oid="olga", roles=["Operator"], extra_claims={"tid": "fabrikam"})
+    writer = dev_issuer.service("Deliveries.Write", caller="workflow")
+    reader = dev_issuer.service("Deliveries.Read", caller="notifier")
+    confirmer = dev_issuer.service("Deliveries.Confirm", caller="simulator")
+    alice = dev_issuer.customer("contoso", "alice")
+    operator = dev_issuer.customer("fabrikam", "olga", roles=("Operator",))
     async with app_client(make_app(auth=dev_issuer.settings, clock=ticking_clock())) as client:
-        await create(client, new_delivery, "c-1", "alice", "contoso", headers=service)
-        await create(client, new_delivery, "c-2", "alice", "other-account", headers=service)
-        await create(client, new_delivery, "c-3", "bob", "contoso", headers=service)
+        await create(client, new_delivery, "c-1", "alice", "contoso", headers=writer)
+        await create(client, new_delivery, "c-2", "alice", "other-account", headers=writer)
+        await create(client, new_delivery, "c-3", "bob", "contoso", headers=writer)
 
         problem(await client.get(BASE), 401)
         assert await ids(client, "", headers=alice) == ["c-1"]  # her account only
@@ -134,3 +136,9 @@ async def test_with_tokens_the_owner_is_the_callers_user(
         assert refused["type"].endswith("not-your-deliveries")
         assert await ids(client, "ownerId=alice", headers=operator) == ["c-2", "c-1"]
         assert await ids(client, "ownerId=bob", headers=operator) == ["c-3"]
+        assert await ids(client, "", headers=operator) == []  # her own: none
+        # Services name the owner; a service without a reading role is refused.
+        assert await ids(client, "ownerId=bob", headers=reader) == ["c-3"]
+        needs_owner = problem(await client.get(BASE, headers=writer), 400)
+        assert needs_owner["type"].endswith("owner-required")
+        problem(await client.get(f"{BASE}?ownerId=bob", headers=confirmer), 403)

@@ -156,6 +156,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "DRONESCHEDULER_MONGO__URL": mongo.url,
             "DRONESCHEDULER_MONGO__DATABASE": "bench",
             "DRONESCHEDULER_LOG_LEVEL": "INFO",
+            # The scheduling itself, without token checks (make bench measures the whole system
+            # with them).
+            "DRONESCHEDULER_AUTH__ENABLED": "false",
         }
         if args.drones:
             env["DRONESCHEDULER_FLEET__COUNT"] = str(args.drones)

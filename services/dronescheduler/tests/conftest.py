@@ -13,7 +13,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from dronecommon.area import ServiceArea
 from dronecommon.domain import PackageSize
+from dronecommon.settings import AuthSettings
 from dronescheduler.main import create_app
 from dronescheduler.settings import (
     BaseSpec,
@@ -35,23 +37,36 @@ LIGHT = DroneClassSpec(name="light", max_size=PackageSize.SMALL, max_weight=5, s
 
 def fleet(
     count: int = 20,
-    bases: list[BaseSpec] | None = None,
     classes: list[DroneClassSpec] | None = None,
     **overrides: Any,
 ) -> FleetSettings:
     # No self-release margin unless a test asks: busy times below are the planned ones.
     values: dict[str, Any] = {"self_release_factor": 0, "self_release_seconds": 0, **overrides}
-    return FleetSettings(
-        count=count, bases=bases or [DOWNTOWN], classes=classes or [STANDARD], **values
-    )
+    return FleetSettings(count=count, classes=classes or [STANDARD], **values)
+
+
+def area(bases: list[BaseSpec] | None = None, **overrides: Any) -> ServiceArea:
+    """The service area around ``bases`` (downtown alone by default)."""
+    return ServiceArea(bases=bases or [DOWNTOWN], **overrides)
 
 
 def scheduler_settings(
-    mongo_url: str, database: str, fleet_settings: FleetSettings | None = None, **overrides: Any
+    mongo_url: str,
+    database: str,
+    fleet_settings: FleetSettings | None = None,
+    *,
+    bases: list[BaseSpec] | None = None,
+    **overrides: Any,
 ) -> DroneSchedulerSettings:
     mongo = SchedulerMongoSettings(url=mongo_url, database=database, server_selection_timeout=1.0)
+    values: dict[str, Any] = {
+        "service_area": area(bases),
+        # Tokens are tested in test_access.py.
+        "auth": AuthSettings(enabled=False),
+        **overrides,
+    }
     return DroneSchedulerSettings(
-        mongo=mongo, fleet=fleet_settings or fleet(), log_json=False, **overrides
+        mongo=mongo, fleet=fleet_settings or fleet(), log_json=False, **values
     )
 
 

@@ -22,6 +22,7 @@ from .conftest import (
     NORTHGATE,
     PICKUP,
     STANDARD,
+    area,
     delivery,
     fleet,
     place,
@@ -135,7 +136,7 @@ async def test_retry_after_is_the_time_until_the_soonest_drone_is_back(
     settings = scheduler_settings(mongo_url, mongo_database, fleet(count=2, retry_after_max=3600))
     async with running(settings) as client:
         near = await put(client, delivery(pickup=PICKUP, dropoff=DROPOFF))
-        far = await put(client, delivery(pickup=place(47.74, -122.44), dropoff=DROPOFF))
+        far = await put(client, delivery(pickup=place(47.70, -122.40), dropoff=DROPOFF))
         assert {near.status_code, far.status_code} == {201}
         busy = await put(client, delivery())
         assert_problem(busy, 503)
@@ -145,7 +146,7 @@ async def test_retry_after_is_the_time_until_the_soonest_drone_is_back(
 
     capped = scheduler_settings(mongo_url, mongo_database + "c", fleet(count=1, retry_after_max=5))
     async with running(capped) as client:
-        assert (await put(client, delivery(pickup=place(47.74, -122.44)))).status_code == 201
+        assert (await put(client, delivery(pickup=place(47.70, -122.40)))).status_code == 201
         assert (await put(client, delivery())).headers["retry-after"] == "5"
 
 
@@ -173,7 +174,7 @@ async def test_nearest_base_first_then_the_next_nearest(
     mongo_url: str, mongo_database: str
 ) -> None:
     settings = scheduler_settings(
-        mongo_url, mongo_database, fleet(count=4, bases=[DOWNTOWN, NORTHGATE])
+        mongo_url, mongo_database, fleet(count=4), bases=[DOWNTOWN, NORTHGATE]
     )
     north = place(47.70, -122.33)
     south = place(47.60, -122.33)
@@ -217,12 +218,46 @@ async def test_the_sample_package_fits_the_default_fleet(
             "mongo": {"url": mongo_url, "database": mongo_database},
             "fleet": {"count": 60},
             "log_json": False,
+            "auth": {"enabled": False},
         }
     )
     async with running(settings) as client:
         response = await put(client, delivery(size="Small", weight=10))
         assert response.status_code == 201
         assert "-standard-" in response.json()["droneId"]
+
+
+# --- the service area ---------------------------------------------------------------------------
+
+
+async def test_places_outside_the_area_are_422(client: httpx.AsyncClient) -> None:
+    for body in (delivery(pickup=place(-47.6, 57.7)), delivery(dropoff=place(47.25, -122.44))):
+        problem = assert_problem(await put(client, body), 422)
+        assert problem["type"].endswith("outside-service-area")
+        assert "miles from the nearest drone base" in problem["detail"]
+
+
+async def test_no_drone_flies_beyond_the_longest_trip(mongo_url: str, mongo_database: str) -> None:
+    settings = scheduler_settings(
+        mongo_url,
+        mongo_database,
+        fleet(count=2),
+        bases=[DOWNTOWN, NORTHGATE],
+        service_area=area([DOWNTOWN, NORTHGATE], max_trip_miles=8),
+    )
+    north = place(47.70, -122.33)
+    async with running(settings) as client:
+        # No base could fly this one: refused at once, not queued behind busy drones.
+        far = await put(client, delivery(pickup=north, dropoff=place(47.56, -122.33)))
+        problem = assert_problem(far, 422)
+        assert problem["type"].endswith("trip-too-long")
+        assert "8 miles" in problem["detail"]
+        # Only northgate is near enough for a trip around the north: its one drone takes it...
+        near = delivery(pickup=north, dropoff=place(47.71, -122.32))
+        assert (await put(client, near)).json()["droneId"].startswith("northgate-")
+        # ... and with it busy, downtown's free drone may not fly so far: no drone available.
+        busy = await put(client, delivery(pickup=north, dropoff=place(47.71, -122.32)))
+        assert_problem(busy, 503)
 
 
 # --- invalid requests ---------------------------------------------------------------------------

@@ -15,18 +15,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dronecommon.domain import Location, PackageSize
 from dronescheduler.fleet import Fleet
 from dronescheduler.repository import SchedulerRepository
-from dronescheduler.settings import DroneClassSpec, FleetSettings
+from dronescheduler.settings import DroneClassSpec, DroneSchedulerSettings, FleetSettings
 from dronescheduler.state import FleetState
 
-from .conftest import DOWNTOWN, HEAVY, LIGHT, NORTHGATE, STANDARD, fleet
+from .conftest import DOWNTOWN, HEAVY, LIGHT, NORTHGATE, STANDARD, area, fleet
 
 Document = dict[str, Any]
 NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
 def test_drones_spread_over_bases_and_classes_deterministically() -> None:
-    settings = fleet(count=11, bases=[DOWNTOWN, NORTHGATE], classes=[LIGHT, STANDARD, HEAVY])
-    first, second = Fleet(settings), Fleet(settings)
+    settings = fleet(count=11, classes=[LIGHT, STANDARD, HEAVY])
+    bases = [DOWNTOWN, NORTHGATE]
+    first, second = Fleet(settings, bases), Fleet(settings, bases)
     assert [d.id for d in first.drones] == [d.id for d in second.drones]
     assert first.fingerprint == second.fingerprint
     assert len(first.drones) == 11
@@ -58,9 +59,9 @@ def test_default_fleet_lasts_a_minute_at_400_per_second() -> None:
 
 def test_invalid_fleet_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="unique"):
-        fleet(bases=[DOWNTOWN, DOWNTOWN])
+        area([DOWNTOWN, DOWNTOWN])
     with pytest.raises(ValueError, match="at least one drone"):
-        fleet(count=1, bases=[DOWNTOWN, NORTHGATE])
+        DroneSchedulerSettings(fleet=fleet(count=1), service_area=area([DOWNTOWN, NORTHGATE]))
     with pytest.raises(ValueError, match="pattern"):
         DroneClassSpec(name="Bad Name", max_size=PackageSize.SMALL, max_weight=1, speed_mph=1)
     with pytest.raises(ValueError, match="greater than 0"):
@@ -95,20 +96,22 @@ def test_pools_take_first_free_and_know_the_soonest_return() -> None:
 async def test_seeding_is_idempotent_even_when_replicas_start_together(
     mongo_url: str, mongo_database: str, database: AsyncDatabase[Document]
 ) -> None:
-    settings = fleet(count=500, bases=[DOWNTOWN, NORTHGATE], classes=[LIGHT, STANDARD])
+    settings = fleet(count=500, classes=[LIGHT, STANDARD])
+    bases = [DOWNTOWN, NORTHGATE]
     clients: list[AsyncMongoClient[Document]] = [
         AsyncMongoClient(mongo_url, tz_aware=True) for _ in range(2)
     ]
     try:
         repositories = [SchedulerRepository(c[mongo_database]) for c in clients]
-        results = await asyncio.gather(*(r.seed(Fleet(settings), NOW) for r in repositories))
+        results = await asyncio.gather(*(r.seed(Fleet(settings, bases), NOW) for r in repositories))
         assert sum(result.inserted for result in results) == 500
         assert await database["drones"].count_documents({}) == 500
-        again = await repositories[0].seed(Fleet(settings), NOW)
+        again = await repositories[0].seed(Fleet(settings, bases), NOW)
         assert again.already_seeded
         assert again.inserted == 0
         # A bigger fleet adds its new drones only.
-        grown = await repositories[1].seed(Fleet(settings.model_copy(update={"count": 520})), NOW)
+        bigger = settings.model_copy(update={"count": 520})
+        grown = await repositories[1].seed(Fleet(bigger, bases), NOW)
         assert grown.inserted == 20
         assert await database["drones"].count_documents({}) == 520
         drone = await database["drones"].find_one({"_id": "northgate-standard-00001"})

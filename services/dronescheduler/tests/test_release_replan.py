@@ -18,6 +18,7 @@ from .conftest import (
     DROPOFF,
     PICKUP,
     STANDARD,
+    area,
     delivery,
     fleet,
     place,
@@ -138,17 +139,17 @@ async def test_replan_recomputes_etas_with_the_same_drone(
 
 
 async def test_replan_extends_the_drones_busy_time(mongo_url: str, mongo_database: str) -> None:
-    quick = STANDARD.model_copy(update={"speed_mph": 1e7})
+    quick = STANDARD.model_copy(update={"speed_mph": 5e4})
     settings = scheduler_settings(
         mongo_url, mongo_database, fleet(count=1, classes=[quick], stop_seconds=0.4)
     )
     async with running(settings) as client:
         body = delivery()
         assert (await put(client, body)).status_code == 201
-        # A drop-off on the far side of the world: some 20,000 miles there and back, 7 s even at
+        # A drop-off at the edge of the area: some 15 miles there and back, about a second at
         # these drones' speed.
         path = f"/api/dronedeliveries/{body['deliveryId']}"
-        response = await client.patch(path, json={"dropoff": place(-47.6, 57.6)})
+        response = await client.patch(path, json={"dropoff": place(47.70, -122.40)})
         assert response.status_code == 200
         await asyncio.sleep(1.0)  # the original busy time (0.8 s) has passed
         busy = await put(client, delivery())
@@ -156,6 +157,26 @@ async def test_replan_extends_the_drones_busy_time(mongo_url: str, mongo_databas
         # Back to a short route: the drone is free again at once.
         await client.patch(path, json={"dropoff": PICKUP})
         assert (await put(client, delivery())).status_code == 201
+
+
+async def test_a_replan_keeps_to_the_area_and_the_longest_trip(
+    mongo_url: str, mongo_database: str
+) -> None:
+    settings = scheduler_settings(
+        mongo_url, mongo_database, fleet(count=1), service_area=area(max_trip_miles=12)
+    )
+    async with running(settings) as client:
+        body = delivery()
+        assert (await put(client, body)).status_code == 201
+        path = f"/api/dronedeliveries/{body['deliveryId']}"
+        outside = await client.patch(path, json={"dropoff": place(-47.6, 57.6)})
+        assert assert_problem(outside, 422)["type"].endswith("outside-service-area")
+        too_long = await client.patch(
+            path, json={"pickup": place(47.70, -122.40), "dropoff": place(47.55, -122.27)}
+        )
+        assert assert_problem(too_long, 422)["type"].endswith("trip-too-long")
+        # Nothing changed.
+        assert (await client.get(path)).json()["dropoff"] == body["dropoff"]
 
 
 async def test_replan_errors(client: httpx.AsyncClient) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dronecommon.settings import AuthSettings
 from dronescheduler.main import create_app
 from dronescheduler.settings import DroneSchedulerSettings, SchedulerMongoSettings
 from dronetesting.apps import app_client, wait_ready
@@ -21,12 +22,12 @@ from dronetesting.problems import assert_problem
 from dronetesting.servers import FerretDBServer, free_port
 from dronetesting.tokens import LocalIssuer
 
-from .conftest import delivery, fleet, put, scheduler_settings
+from .conftest import area, delivery, fleet, put, scheduler_settings
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 
 
-async def test_auth_on_requires_a_valid_token(
+async def test_auth_on_requires_a_service_token_with_the_route_s_role(
     mongo_url: str, mongo_database: str, dev_issuer: LocalIssuer
 ) -> None:
     settings = scheduler_settings(mongo_url, mongo_database, auth=dev_issuer.settings)
@@ -45,11 +46,24 @@ async def test_auth_on_requires_a_valid_token(
         forged = await client.get(path, headers={"Authorization": "Bearer x.y.z"})
         assert_problem(forged, 401)
 
-        headers = dev_issuer.headers()
-        assert (await client.put(path, json=body, headers=headers)).status_code == 201
-        read = await client.get(path, headers=headers)
+        # A customer token, even an operator's, never reaches the scheduler.
+        for customer in (dev_issuer.customer(), dev_issuer.customer(roles=("Operator",))):
+            refused = await client.put(path, json=body, headers=customer)
+            assert "customer token" in assert_problem(refused, 403)["detail"]
+        workflow = dev_issuer.service("Drones.Assign", caller="workflow")
+        simulator = dev_issuer.service("Drones.Fly", caller="simulator")
+        # The drones read and release; they do not assign.
+        assert_problem(await client.put(path, json=body, headers=simulator), 403)
+        assert (await client.put(path, json=body, headers=workflow)).status_code == 201
+        read = await client.get(path, headers=simulator)
         assert read.status_code == 200
         assert read.json()["deliveryId"] == body["deliveryId"]
+        drone = await client.get(f"/api/drones/{read.json()['droneId']}", headers=simulator)
+        assert drone.status_code == 200
+        assert_problem(
+            await client.patch(path, json={"pickup": body["dropoff"]}, headers=simulator), 403
+        )
+        assert (await client.delete(path, headers=simulator)).status_code == 204
         # Health stays public.
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
@@ -61,7 +75,13 @@ async def test_readiness_reports_a_store_that_is_down_then_recovers(tmp_path: Pa
         url=f"mongodb://127.0.0.1:{port}/", database="late", server_selection_timeout=0.3
     )
     settings = DroneSchedulerSettings(
-        mongo=mongo, fleet=fleet(count=5), log_json=False, query_timeout=0.5, startup_wait=0.5
+        mongo=mongo,
+        fleet=fleet(count=5),
+        service_area=area(),
+        log_json=False,
+        query_timeout=0.5,
+        startup_wait=0.5,
+        auth=AuthSettings(enabled=False),
     )
     async with app_client(create_app(settings, configure_logs=False)) as client:
         assert (await client.get("/healthz")).status_code == 200
@@ -90,19 +110,25 @@ async def test_readiness_reports_a_store_that_is_down_then_recovers(tmp_path: Pa
 
 
 def test_openapi_document_is_current() -> None:
-    assert_openapi_current(create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
+    settings = DroneSchedulerSettings(auth=AuthSettings(enabled=False))
+    assert_openapi_current(
+        create_app(settings, configure_logs=False), SERVICE_ROOT / "openapi.json"
+    )
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRONESCHEDULER_FLEET__COUNT", "12")
     monkeypatch.setenv(
-        "DRONESCHEDULER_FLEET__BASES", '[{"name": "pier", "latitude": 47.6, "longitude": -122.3}]'
+        "DRONESCHEDULER_SERVICE_AREA__BASES",
+        '[{"name": "pier", "latitude": 47.6, "longitude": -122.3}]',
     )
+    monkeypatch.setenv("DRONESCHEDULER_SERVICE_AREA__RADIUS_MILES", "15")
     monkeypatch.setenv("DRONESCHEDULER_MONGO__URL", "mongodb://db:27017")
     settings = DroneSchedulerSettings()
     assert settings.port == 8004
     assert settings.fleet.count == 12
-    assert [base.name for base in settings.fleet.bases] == ["pier"]
+    assert [base.name for base in settings.service_area.bases] == ["pier"]
+    assert settings.service_area.radius_miles == 15
     assert settings.mongo.url == "mongodb://db:27017"
     assert settings.mongo.database == "dronescheduler"
 
@@ -119,6 +145,7 @@ async def test_python_m_serves_and_stops_on_sigterm(
         "DRONESCHEDULER_MONGO__DATABASE": mongo_database,
         "DRONESCHEDULER_FLEET__COUNT": "50",
         "DRONESCHEDULER_LOG_LEVEL": "WARNING",
+        "DRONESCHEDULER_AUTH__ENABLED": "false",
     }
     log = tmp_path / "service.log"
     with log.open("wb") as out:

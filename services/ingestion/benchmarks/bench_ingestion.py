@@ -1,7 +1,8 @@
 """POST /api/deliveryrequests latency and throughput, over a real socket.
 
 Starts a private redis-server and ``python -m ingestion`` (uvicorn, uvloop, httptools: as in
-production) on free ports, then keeps ``--concurrency`` clients posting the contract's sample for
+production) on free ports, with customer tokens from a development issuer (and per-account limits
+set out of the way), then keeps ``--concurrency`` clients posting the contract's sample for
 ``--seconds`` seconds, without and with a fresh ``Idempotency-Key`` per request, and prints
 p50/p90/p99 latency as the clients saw it and as the server measured it (``duration_ms`` of its
 access-log lines: the time inside the app, without the client's own CPU), throughput and the
@@ -26,6 +27,7 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
+from dronecommon.auth.devissuer import PUBLIC_AUDIENCE, DevIssuer
 from dronecommon.messaging.redis_streams import stream_key
 from dronetesting.apps import wait_ready
 from dronetesting.samples import SAMPLE_REQUEST
@@ -91,13 +93,23 @@ async def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis_server:
         port = free_port()
+        issuer = DevIssuer.generate()
+        _, jwks_file = issuer.save(Path(tmp) / "dev-issuer")
         env = {
             **os.environ,
             "INGESTION_PORT": str(port),
             "INGESTION_REDIS__URL": redis_server.url,
             "INGESTION_LOG_LEVEL": "INFO",
             "INGESTION_LOG_JSON": "true",
+            "INGESTION_AUTH__ENABLED": "true",
+            "INGESTION_AUTH__ISSUER": issuer.issuer,
+            "INGESTION_AUTH__PUBLIC_AUDIENCE": PUBLIC_AUDIENCE,
+            "INGESTION_AUTH__JWKS_FILE": str(jwks_file),
+            "INGESTION_LIMITS__REQUESTS_PER_MINUTE": "100000000",
+            "INGESTION_LIMITS__BURST": "100000",
+            "INGESTION_LIMITS__MAX_IN_PROGRESS": "100000000",
         }
+        headers = {"Authorization": f"Bearer {issuer.mint_customer(lifetime=24 * 3600)}"}
         log_path = Path(tmp) / "ingestion.log"
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
@@ -106,7 +118,7 @@ async def main() -> int:
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=None)
         try:
             async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
+                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10, headers=headers
             ) as client:
                 await wait_ready(client, within=60, process=process)
                 warm, _, _ = await load(

@@ -7,6 +7,7 @@ reads what the workflow would receive (``XRANGE`` on the stream, decoded).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +17,11 @@ import pytest
 from redis.asyncio import Redis
 
 from dronecommon.messaging.redis_streams import stream_key
-from dronecommon.settings import QueueSettings, RedisSettings
+from dronecommon.settings import AuthSettings, QueueSettings, RedisSettings
 from dronetesting.apps import app_client
+from ingestion.accounts import AccountStore, Owner
 from ingestion.main import create_app
-from ingestion.settings import IngestionSettings
+from ingestion.settings import IngestionSettings, LimitSettings
 
 QUEUE = "deliveryrequests"
 
@@ -35,6 +37,8 @@ def make_settings(redis_url: str, **overrides: Any) -> IngestionSettings:
         "idempotency_wait": 2.5,
         "retry_after": 7,
         "log_json": False,
+        # Tokens are tested in test_access.py; here the owner is the body's ownerId.
+        "auth": AuthSettings(enabled=False),
     }
     values.update(overrides)
     return IngestionSettings(**values)
@@ -71,6 +75,21 @@ async def queued(redis_url: str, queue: str = QUEUE) -> list[Queued]:
             )
         )
     return messages
+
+
+async def owned(
+    redis_url: str, delivery_id: str | None = None, *, user: str = "myowner", account: str = ""
+) -> str:
+    """Record ``delivery_id`` (default: a new UUID) as accepted for this owner, as a POST does
+    (without tokens the account is the ownerId); return the id."""
+    delivery_id = delivery_id or str(uuid.uuid4())
+    client = Redis.from_url(redis_url)
+    try:
+        store = AccountStore(client, limits=LimitSettings(), ownership_ttl=3600)
+        await store.record_owner(delivery_id, Owner(user_id=user, account_id=account or user))
+    finally:
+        await client.aclose()
+    return delivery_id
 
 
 @pytest.fixture

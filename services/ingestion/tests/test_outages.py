@@ -20,7 +20,7 @@ from ingestion.main import create_app
 from ingestion.repository import IdempotencyStore, record_key
 from ingestion.service import IdempotencyKey
 
-from .conftest import QUEUE, make_settings, queued
+from .conftest import QUEUE, make_settings, owned, queued
 
 URL = "/api/deliveryrequests"
 
@@ -48,8 +48,8 @@ async def test_queue_down_is_503_and_nothing_is_recorded_then_it_recovers(
         for response in (
             await client.post(URL, json=SAMPLE_REQUEST),
             await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "retry-me"}),
-            await client.patch(f"{URL}/{uuid.uuid4()}", json={"deadline": "soon"}),
-            await client.delete(f"{URL}/{uuid.uuid4()}"),
+            await client.patch(f"{URL}/{await owned(redis_url)}", json={"deadline": "soon"}),
+            await client.delete(f"{URL}/{await owned(redis_url)}"),
         ):
             body = assert_problem(response, 503)
             assert body["type"] == "urn:dronedelivery:problem:queue-unavailable"
@@ -116,7 +116,7 @@ async def test_a_silent_queue_is_503_within_the_send_timeout(
         assert (await client.get("/readyz")).status_code == 503
 
 
-async def test_store_down_is_503_for_keyed_requests_only(
+async def test_its_redis_down_is_503_and_nothing_is_queued(
     redis_url: str, redis_server_factory: Callable[[], RedisServer]
 ) -> None:
     store = redis_server_factory()
@@ -130,11 +130,15 @@ async def test_store_down_is_503_for_keyed_requests_only(
         assert body["type"] == "urn:dronedelivery:problem:idempotency-store-unavailable"
         assert keyed.headers["retry-after"] == "7"
         assert await queued(redis_url) == []
-        # Without a key the store is not needed.
-        assert (await client.post(URL, json=SAMPLE_REQUEST)).status_code == 202
+        # Without a key too: the account's limits and the owner record live there.
+        plain = await client.post(URL, json=SAMPLE_REQUEST)
+        assert assert_problem(plain, 503)["type"].endswith("dependency-unavailable")
+        assert "retry-after" in plain.headers
         ready = await client.get("/readyz")
         assert_problem(ready, 503)
         assert ready.json()["checks"]["redis"]["status"] == "fail"
+        store.start()
+        assert (await client.post(URL, json=SAMPLE_REQUEST)).status_code == 202
     assert len(await queued(redis_url)) == 1
 
 

@@ -12,7 +12,7 @@ import pytest
 from dronetesting.problems import assert_problem, field_errors
 from ingestion.service import MESSAGE_NAMESPACE
 
-from .conftest import queued
+from .conftest import owned, queued
 
 URL = "/api/deliveryrequests"
 
@@ -20,7 +20,7 @@ URL = "/api/deliveryrequests"
 async def test_reschedule_queues_the_changed_fields(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.patch(
         f"{URL}/{delivery_id}",
         json={
@@ -53,7 +53,7 @@ async def test_reschedule_queues_the_changed_fields(
 async def test_reschedule_carries_only_what_changes(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.patch(f"{URL}/{delivery_id}", json={"deadline": "", "pickupTime": None})
     assert response.status_code == 202, response.text
     [message] = await queued(redis_url)
@@ -61,7 +61,7 @@ async def test_reschedule_carries_only_what_changes(
 
 
 async def test_cancel_queues_the_delivery_id(client: httpx.AsyncClient, redis_url: str) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.delete(f"{URL}/{delivery_id}")
 
     assert response.status_code == 202, response.text
@@ -77,7 +77,7 @@ async def test_cancel_queues_the_delivery_id(client: httpx.AsyncClient, redis_ur
 async def test_identical_retries_are_the_same_message(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     for _ in range(2):
         assert (await client.delete(f"{URL}/{delivery_id}")).status_code == 202
         patch = await client.patch(f"{URL}/{delivery_id}", json={"pickupLocation": "here"})
@@ -92,11 +92,35 @@ async def test_identical_retries_are_the_same_message(
 
 
 async def test_upper_case_ids_are_normalised(client: httpx.AsyncClient, redis_url: str) -> None:
-    delivery_id = str(uuid.uuid4())
+    delivery_id = await owned(redis_url)
     response = await client.delete(f"{URL}/{delivery_id.upper()}")
     assert response.json()["deliveryId"] == delivery_id
     [message] = await queued(redis_url)
     assert message.body == {"deliveryId": delivery_id}
+
+
+async def test_unknown_deliveries_are_404_and_enqueue_nothing(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    unknown = str(uuid.uuid4())
+    for response in (
+        await client.delete(f"{URL}/{unknown}"),
+        await client.patch(f"{URL}/{unknown}", json={"deadline": "today"}),
+    ):
+        body = assert_problem(response, 404)
+        assert body["type"] == "urn:dronedelivery:problem:delivery-not-found"
+    assert await queued(redis_url) == []
+
+
+async def test_reschedules_keep_to_the_service_area(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    delivery_id = await owned(redis_url)
+    response = await client.patch(f"{URL}/{delivery_id}", json={"pickupLocation": "-47.6,57.7"})
+    body = assert_problem(response, 400)
+    assert body["type"] == "urn:dronedelivery:problem:outside-service-area"
+    assert [error["field"] for error in body["errors"]] == ["pickupLocation"]
+    assert await queued(redis_url) == []
 
 
 NOT_UUIDS = [

@@ -101,6 +101,7 @@ async def test_the_sample_request_is_accepted_and_queued(
     assert body == {
         "deliveryId": delivery_id,
         "ownerId": "myowner",
+        "owner": {"userId": "myowner", "accountId": "myowner"},  # tokens off: account = ownerId
         "pickupLocation": "my pickup",
         "dropOffLocation": "drop off",
         "pickupTime": "2019-05-08T20:00:00.000Z",

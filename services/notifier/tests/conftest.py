@@ -9,6 +9,7 @@ consumer does (``dronecommon.events.append``, without recipients).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ from redis.asyncio import Redis
 
 from delivery.main import create_app as create_delivery
 from delivery.settings import DeliverySettings
-from dronecommon.settings import RedisSettings
+from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client, running_server
 from dronetesting.servers import MailpitServer
 from notifier.main import create_app as create_notifier
@@ -42,6 +43,7 @@ def notifier_settings(redis_url: str, mailpit: MailpitServer, **values: Any) -> 
         "events_claim_idle": 2.0,
         "public_base_url": BASE_URL,
         "log_json": False,
+        "auth": {"enabled": False},
         "email": {"smtp": {"port": mailpit.smtp_port}},
         "outbox": {
             "poll_interval": 0.05,
@@ -102,6 +104,25 @@ class Deliveries:
     client: httpx.AsyncClient
     url: str
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def serving(
+        cls, redis_url: str, auth: AuthSettings | None = None, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[Deliveries]:
+        """The delivery service on a loopback socket (``auth``: it checks tokens, and the
+        client sends ``headers``)."""
+        settings = DeliverySettings(
+            redis=RedisSettings(url=redis_url),
+            log_json=False,
+            auth=auth or AuthSettings(enabled=False),
+        )
+        app = create_delivery(settings, configure_logs=False)
+        async with (
+            running_server(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as client,
+        ):
+            yield cls(client, url)
+
     async def create(self, delivery_id: str, *notify: JSON, drone: str = "drone-1") -> None:
         body = {
             "id": delivery_id,
@@ -139,10 +160,8 @@ class Deliveries:
 
 @pytest.fixture
 async def deliveries(redis_url: str) -> AsyncIterator[Deliveries]:
-    settings = DeliverySettings(redis=RedisSettings(url=redis_url), log_json=False)
-    app = create_delivery(settings, configure_logs=False)
-    async with running_server(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        yield Deliveries(client, url)
+    async with Deliveries.serving(redis_url) as served:
+        yield served
 
 
 @pytest.fixture

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
+from dronecommon.auth.credentials import outbound_token_provider
+from dronecommon.auth.inbound import Authenticator
+from dronecommon.events import DeliveryEvent, EventType, PickedUpData, append
 from dronetesting.apps import app_client
+from dronetesting.problems import assert_problem
 from dronetesting.tokens import LocalIssuer
 from notifier.main import create_app
+from notifier.settings import NotifierAuthSettings, NotifierSettings
 
-from .conftest import BASE_URL, Deliveries, eventually, notifications
+from .conftest import BASE_URL, Deliveries, Inbox, eventually, notifications
 
 
 async def test_sms_go_to_a_readable_sink_once(
@@ -84,34 +91,80 @@ async def test_readiness_names_each_dependency(notifier: httpx.AsyncClient) -> N
 async def test_internal_routes_need_their_roles(
     make_settings: Any, dev_issuer: LocalIssuer
 ) -> None:
-    app = create_app(
-        make_settings(
-            auth=dev_issuer.settings_with(
-                required_roles=["Notifications.Read", "Webhooks.Secrets", "Operator"]
-            )
-        ),
-        configure_logs=False,
-    )
+    auth = NotifierAuthSettings(**dev_issuer.settings.model_dump(exclude={"dev_roles"}))
+    app = create_app(make_settings(auth=auth), configure_logs=False)
     list_url = "/api/notifications?deliveryId=d-1"
+    sms_url = "/api/notifications/sms"
     secret_url = "/api/accounts/acme/webhooksecret"
     async with app_client(app) as notifier:
-        assert (await notifier.get(list_url)).status_code == 401
-        customer = dev_issuer.headers(roles=[])
-        assert (await notifier.get(list_url, headers=customer)).status_code == 403
-        reader = dev_issuer.headers(roles=["Notifications.Read"])
+        assert_problem(await notifier.get(list_url), 401)
+        # Customers never reach the internal API, operators included.
+        for customer in (
+            dev_issuer.customer(),
+            dev_issuer.customer("fabrikam", "ops", roles=("Operator",)),
+        ):
+            for url in (list_url, sms_url, secret_url):
+                assert_problem(await notifier.get(url, headers=customer), 403)
+        reader = dev_issuer.service("Notifications.Read", caller="webapp")
         assert (await notifier.get(list_url, headers=reader)).status_code == 200
-        refused = await notifier.get(secret_url, headers=reader)
-        assert refused.status_code == 403
-        assert refused.json()["type"] == "urn:dronedelivery:problem:role-required"
-        keeper = dev_issuer.headers(roles=["Webhooks.Secrets"])
-        assert (await notifier.get(list_url, headers=keeper)).status_code == 403
+        assert (await notifier.get(sms_url, headers=reader)).status_code == 200
+        refused = assert_problem(await notifier.get(secret_url, headers=reader), 403)
+        assert "Webhooks.Secrets" in refused["detail"]
+        keeper = dev_issuer.service("Webhooks.Secrets", caller="webapp")
+        assert_problem(await notifier.get(list_url, headers=keeper), 403)
         first = await notifier.get(secret_url, headers=keeper)
         assert first.status_code == 200
-        operator = dev_issuer.headers(roles=["Operator"])
-        again = await notifier.get(secret_url, headers=operator)
+        again = await notifier.get(secret_url, headers=keeper)
         assert again.json() == first.json()  # made once, then the same
-        assert (await notifier.get(list_url, headers=operator)).status_code == 200
+        # A role of another API is not this one's.
+        assert_problem(
+            await notifier.get(list_url, headers=dev_issuer.service("Deliveries.Read")), 403
+        )
         assert (await notifier.get("/healthz")).status_code == 200  # health needs no token
+
+
+async def test_recipients_are_read_from_delivery_with_the_notifiers_own_token(
+    redis_url: str, make_settings: Any, inbox: Inbox, dev_issuer: LocalIssuer
+) -> None:
+    """An event without recipients: the notifier asks the delivery service, which checks tokens,
+    with a token of its own holding Deliveries.Read (what its identity is assigned in Azure)."""
+    workflow = dev_issuer.service("Deliveries.Write", caller="workflow")
+    async with Deliveries.serving(redis_url, dev_issuer.settings, workflow) as deliveries:
+        own = NotifierAuthSettings(
+            **dev_issuer.settings_with(
+                outbound_scopes={"delivery": f"api://{dev_issuer.audience}/.default"},
+                dev_signing_key_file=str(dev_issuer.key_file),
+            ).model_dump(exclude={"dev_roles"})
+        )
+        app = create_app(make_settings(delivery_url=deliveries.url, auth=own), configure_logs=False)
+        async with app_client(app):
+            delivery_id = str(uuid.uuid4())
+            await deliveries.create(delivery_id)
+            await deliveries.notify_me(delivery_id, {"emailAddress": "ann@example.com"})
+            at = dt.datetime(2030, 5, 8, 20, 12, tzinfo=dt.UTC)
+            picked_up = PickedUpData(drone_id="drone-1", at=at)
+            redis = Redis.from_url(redis_url)
+            try:
+                await append(
+                    redis, DeliveryEvent.of(EventType.PICKED_UP, delivery_id, at, picked_up)
+                )
+            finally:
+                await redis.aclose()
+            [message] = await inbox.wait_for(1)
+            assert message["Subject"] == (
+                f"Delivery {delivery_id[:8]}: your package has been picked up"
+            )
+        # The token it sent: the notifier's identity, for delivery's audience, reads only.
+        provider = outbound_token_provider(own, caller="notifier", target="delivery")
+        assert provider is not None
+        token = await provider.token()
+        caller = await Authenticator(dev_issuer.settings).authenticate(token)
+        assert (caller.app_id, caller.roles) == ("notifier", ("Deliveries.Read",))
+        reader = {"Authorization": f"Bearer {token}"}
+        read = await deliveries.client.get(f"/api/deliveries/{delivery_id}", headers=reader)
+        assert read.status_code == 200
+        cancel = await deliveries.client.delete(f"/api/deliveries/{delivery_id}", headers=reader)
+        assert_problem(cancel, 403)
 
 
 def test_openapi_document_is_current() -> None:
@@ -120,4 +173,5 @@ def test_openapi_document_is_current() -> None:
     from dronetesting.openapi import assert_openapi_current
 
     document = Path(__file__).resolve().parents[1] / "openapi.json"
-    assert_openapi_current(create_app(configure_logs=False), document)
+    settings = NotifierSettings(auth=NotifierAuthSettings(enabled=False))
+    assert_openapi_current(create_app(settings, configure_logs=False), document)

@@ -58,6 +58,7 @@ async def start_notifier(
         "NOTIFIER_OUTBOX__BACKOFF_BASE": "0.2",
         "NOTIFIER_OUTBOX__BACKOFF_MAX": "1",
         "NOTIFIER_LOG_JSON": "false",
+        "NOTIFIER_AUTH__ENABLED": "false",
         "NOTIFIER_LOG_LEVEL": "WARNING",
     }
     processes: list[asyncio.subprocess.Process] = []

@@ -137,7 +137,8 @@ async def test_private_targets_are_refused_outside_development(
 ) -> None:
     endpoint, base = receiver
     port = base.rsplit(":", 1)[1]
-    app = create_app(make_settings(environment="production"), configure_logs=False)
+    # Outside development (a production service would check tokens too; the refusal is the same).
+    app = create_app(make_settings(environment="test"), configure_logs=False)
     async with app_client(app) as notifier:
         delivery_id = str(uuid.uuid4())
         await deliveries.create(delivery_id, {"webhookUrl": url.format(port=port)})

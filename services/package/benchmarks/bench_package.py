@@ -223,6 +223,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "PACKAGE_MONGO__URL": db.url,
             "PACKAGE_MONGO__DATABASE": DATABASE,
             "PACKAGE_LOG_LEVEL": args.log_level,
+            # The store and the service, without token checks (make bench measures the whole
+            # system with them).
+            "PACKAGE_AUTH__ENABLED": "false",
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from dronecommon.settings import MongoSettings
+from dronecommon.settings import AuthSettings, MongoSettings
 from dronetesting.apps import app_client, wait_ready
 from package.main import create_app
 from package.repository import COLLECTION
@@ -21,7 +21,8 @@ Document = dict[str, Any]
 
 def package_settings(mongo_url: str, database: str, **overrides: Any) -> PackageSettings:
     mongo = MongoSettings(url=mongo_url, database=database, server_selection_timeout=1.0)
-    return PackageSettings(mongo=mongo, log_json=False, **overrides)
+    values: dict[str, Any] = {"auth": AuthSettings(enabled=False), **overrides}
+    return PackageSettings(mongo=mongo, log_json=False, **values)
 
 
 @pytest.fixture

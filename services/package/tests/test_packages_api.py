@@ -328,9 +328,13 @@ async def test_documents_follow_the_documented_layout(
 ) -> None:
     before = dt.datetime.now(UTC)
     await client.put("/api/packages/p1", json={**PACKAGE, "ownerId": "owner-1"})
-    created = await packages.find_one({"_id": "p1"})
+    created = await packages.find_one({"_id": "default/p1"})  # no account named: "default"
     assert created is not None
-    assert set(created) == {"_id", "size", "weight", "tag", "ownerId", "createdAt", "updatedAt"}
+    assert set(created) == {
+        "_id", "accountId", "packageId", "size", "weight", "tag", "ownerId", "createdAt",
+        "updatedAt",
+    }  # fmt: skip
+    assert (created["accountId"], created["packageId"]) == ("default", "p1")
     assert created["size"] == "Small"
     assert created["weight"] == 10.0
     assert isinstance(created["weight"], float)
@@ -341,14 +345,14 @@ async def test_documents_follow_the_documented_layout(
     await asyncio.sleep(0.01)
     await client.put("/api/packages/p1", json={**PACKAGE, "tag": "t2"})  # no ownerId: kept
     await client.patch("/api/packages/p1", json={"weight": 3})
-    updated = await packages.find_one({"_id": "p1"})
+    updated = await packages.find_one({"_id": "default/p1"})
     assert updated is not None
     assert updated["ownerId"] == "owner-1"
     assert updated["createdAt"] == created["createdAt"]
     assert updated["updatedAt"] > created["updatedAt"]
 
     await client.put("/api/packages/p1", json={**PACKAGE, "ownerId": "owner-2"})
-    assert (await packages.find_one({"_id": "p1"}) or {})["ownerId"] == "owner-2"
+    assert (await packages.find_one({"_id": "default/p1"}) or {})["ownerId"] == "owner-2"
 
 
 async def test_packages_without_owner_have_no_owner_field(
@@ -365,15 +369,19 @@ async def test_summary_index_exists_once_ready(
     client: httpx.AsyncClient, packages: AsyncCollection[Document]
 ) -> None:
     indexes = await packages.index_information()
-    assert indexes[SUMMARY_INDEX]["key"] == [("ownerId", 1), ("createdAt", 1)]
+    assert indexes[SUMMARY_INDEX]["key"] == [("accountId", 1), ("ownerId", 1), ("createdAt", 1)]
 
 
 # --- GET /api/packages/summary/{ownerId} ----------------------------------------------------------
 
 
-def _doc(package_id: str, owner: str | None, weight: float, at: dt.datetime) -> Document:
+def _doc(
+    package_id: str, owner: str | None, weight: float, at: dt.datetime, account: str = "default"
+) -> Document:
     return {
-        "_id": package_id,
+        "_id": f"{account}/{package_id}",
+        "accountId": account,
+        "packageId": package_id,
         "size": "Small",
         "weight": weight,
         "tag": None,

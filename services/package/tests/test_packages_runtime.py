@@ -1,4 +1,5 @@
-"""The service as it runs: auth, readiness, store outages, the committed OpenAPI, ``python -m``."""
+"""The service as it runs: tokens and accounts, readiness, store outages, the committed OpenAPI,
+``python -m``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dronecommon.settings import MongoSettings
+from dronecommon.settings import AuthSettings, MongoSettings
 from dronetesting.apps import app_client, start_service_process, wait_ready
 from dronetesting.openapi import assert_openapi_current
 from dronetesting.problems import assert_problem
@@ -28,13 +29,14 @@ PACKAGE = {"size": "Small", "weight": 10, "tag": "mytag"}
 
 def settings_for(url: str, database: str = "packages_test", **overrides: Any) -> PackageSettings:
     mongo = MongoSettings(url=url, database=database, server_selection_timeout=0.5)
-    return PackageSettings(mongo=mongo, log_json=False, query_timeout=0.5, **overrides)
+    values: dict[str, Any] = {"auth": AuthSettings(enabled=False), **overrides}
+    return PackageSettings(mongo=mongo, log_json=False, query_timeout=0.5, **values)
 
 
 # --- auth ---------------------------------------------------------------------------------------
 
 
-async def test_auth_on_requires_a_valid_token(
+async def test_auth_on_requires_a_valid_token_with_the_role(
     mongo_url: str, mongo_database: str, dev_issuer: LocalIssuer
 ) -> None:
     settings = settings_for(mongo_url, mongo_database, auth=dev_issuer.settings)
@@ -47,8 +49,11 @@ async def test_auth_on_requires_a_valid_token(
         assert_problem(await client.get("/api/packages/summary/o?year=2024&month=1"), 401)
         forged = await client.get("/api/packages/p1", headers={"Authorization": "Bearer x.y.z"})
         assert_problem(forged, 401)
+        # A customer, or a service without Packages.Write, is 403.
+        for refused in (dev_issuer.customer(), dev_issuer.service("Drones.Fly")):
+            assert_problem(await client.put("/api/packages/p1", json=PACKAGE, headers=refused), 403)
 
-        headers = dev_issuer.headers()
+        headers = dev_issuer.service("Packages.Write", caller="workflow")
         created = await client.put("/api/packages/p1", json=PACKAGE, headers=headers)
         assert created.status_code == 201
         read = await client.get("/api/packages/p1", headers=headers)
@@ -57,6 +62,37 @@ async def test_auth_on_requires_a_valid_token(
         # Health stays public.
         assert (await client.get("/healthz")).status_code == 200
         assert (await wait_ready(client)).status_code == 200
+
+
+async def test_one_account_never_reads_or_changes_another_s_package(
+    mongo_url: str, mongo_database: str, dev_issuer: LocalIssuer
+) -> None:
+    settings = settings_for(mongo_url, mongo_database, auth=dev_issuer.settings)
+    workflow = dev_issuer.service("Packages.Write", caller="workflow")
+    contoso = workflow | {"Dronedelivery-Account-Id": "contoso"}
+    fabrikam = workflow | {"Dronedelivery-Account-Id": "fabrikam"}
+    async with app_client(create_app(settings, configure_logs=False)) as client:
+        await wait_ready(client)
+        mine = {**PACKAGE, "tag": "contoso's", "ownerId": "alice"}
+        assert (await client.put("/api/packages/p1", json=mine, headers=contoso)).status_code == 201
+        # The same id in another account is another package: created, not an update.
+        theirs = {**PACKAGE, "weight": 99, "tag": "fabrikam's", "ownerId": "alice"}
+        put = await client.put("/api/packages/p1", json=theirs, headers=fabrikam)
+        assert put.status_code == 201
+        patch = await client.patch("/api/packages/p2", json={"weight": 1}, headers=fabrikam)
+        assert_problem(patch, 404)
+        await client.put("/api/packages/p2", json=mine, headers=contoso)
+        assert_problem(
+            await client.patch("/api/packages/p2", json={"weight": 1}, headers=fabrikam), 404
+        )
+        assert_problem(await client.get("/api/packages/p2", headers=fabrikam), 404)
+        read = await client.get("/api/packages/p1", headers=contoso)
+        assert read.json()["tag"] == "contoso's"
+        assert read.json()["weight"] == PACKAGE["weight"]
+        now = time.gmtime()
+        params = {"year": now.tm_year, "month": now.tm_mon}
+        summary = await client.get("/api/packages/summary/alice", params=params, headers=fabrikam)
+        assert summary.json() == {"totalWeight": 99}
 
 
 # --- readiness and outages ----------------------------------------------------------------------
@@ -132,7 +168,8 @@ async def test_indexes_are_created_once_the_store_comes_up(tmp_path: Path) -> No
 
 
 def test_committed_openapi_is_current() -> None:
-    assert_openapi_current(create_app(configure_logs=False), SERVICE_ROOT / "openapi.json")
+    app = create_app(PackageSettings(auth=AuthSettings(enabled=False)), configure_logs=False)
+    assert_openapi_current(app, SERVICE_ROOT / "openapi.json")
 
 
 def test_openapi_documents_the_real_statuses() -> None:
@@ -168,6 +205,7 @@ async def test_python_m_package_serves_and_stops_on_sigterm(
         "PACKAGE_PORT": str(port),
         "PACKAGE_MONGO__URL": mongo_url,
         "PACKAGE_MONGO__DATABASE": mongo_database,
+        "PACKAGE_AUTH__ENABLED": "false",
     }
     log = tmp_path / "package.log"
     process = await start_service_process("package", env, log, port=port, ready_within=20)

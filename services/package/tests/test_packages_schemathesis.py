@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dronecommon.settings import MongoSettings
+from dronecommon.settings import AuthSettings, MongoSettings
 from dronetesting.contract import (
     GenerationMode,
     OpenApiSchema,
@@ -28,7 +28,9 @@ CASES = document_cases(Path(__file__).resolve().parents[1] / "openapi.json")
 @pytest.fixture
 def api_schema(mongo_url: str, mongo_database: str) -> Iterator[OpenApiSchema]:
     settings = PackageSettings(
-        mongo=MongoSettings(url=mongo_url, database=mongo_database), log_json=False
+        mongo=MongoSettings(url=mongo_url, database=mongo_database),
+        log_json=False,
+        auth=AuthSettings(enabled=False),
     )
     with asgi_schema(create_app(settings, configure_logs=False)) as schema:
         yield schema

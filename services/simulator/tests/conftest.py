@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from delivery.main import create_app as create_delivery
 from delivery.settings import DeliverySettings
+from dronecommon.area import ServiceArea
 from dronecommon.domain import PackageSize
 from dronecommon.fixes import Fix
 from dronecommon.fixes.redis_streams import decode_entry
@@ -65,6 +66,7 @@ def simulator_settings(
         "leader_ttl": 2.0,
         "events_start_at_latest": False,
         "log_json": False,
+        "auth": {"enabled": False},
     }
     return SimulatorSettings(**{**base, **values})
 
@@ -170,14 +172,16 @@ async def world(redis_url: str, mongo_url: str, mongo_database: str) -> AsyncIte
 def backend_apps(
     redis_url: str, mongo_url: str, mongo_database: str, auth: AuthSettings | None = None
 ) -> tuple[FastAPI, FastAPI]:
-    """The real delivery service and drone scheduler the simulator calls (a small fleet)."""
-    auth = auth or AuthSettings()
+    """The real delivery service and drone scheduler the simulator calls (a small fleet;
+    ``auth``: both check bearer tokens, none by default)."""
+    auth = auth or AuthSettings(enabled=False)
     delivery_settings = DeliverySettings(
         redis=RedisSettings(url=redis_url), log_json=False, auth=auth
     )
     scheduler_settings = DroneSchedulerSettings(
         mongo=SchedulerMongoSettings(url=mongo_url, database=mongo_database),
-        fleet=FleetSettings(count=4, bases=[BASE], classes=[STANDARD]),
+        fleet=FleetSettings(count=4, classes=[STANDARD]),
+        service_area=ServiceArea(bases=[BASE]),
         log_json=False,
         auth=auth,
     )
@@ -193,7 +197,7 @@ async def make_world(
 ) -> AsyncIterator[World]:
     """The delivery service and the drone scheduler on loopback sockets (``auth``: both check
     bearer tokens; the test clients then send ``auth_headers``)."""
-    auth = auth or AuthSettings()
+    auth = auth or AuthSettings(enabled=False)
     delivery_app, scheduler_app = backend_apps(redis_url, mongo_url, mongo_database, auth)
     redis = Redis.from_url(redis_url)
     async with contextlib.AsyncExitStack() as stack:

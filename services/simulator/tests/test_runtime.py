@@ -13,14 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dronecommon.settings import AuthSettings
 from dronetesting.apps import app_client, start_service_process
 from dronetesting.openapi import assert_openapi_current
 from dronetesting.servers import free_port
 from dronetesting.tokens import LocalIssuer
 from simulator.flight import Point, miles_between
 from simulator.main import create_app
-from simulator.settings import SimulatorSettings
+from simulator.settings import SimulatorAuthSettings, SimulatorSettings
 
 from .conftest import (
     AUTH_HEADERS,
@@ -35,7 +34,8 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 
 def test_openapi_document_is_current() -> None:
-    assert_openapi_current(create_app(configure_logs=False), SERVICE_DIR / "openapi.json")
+    settings = SimulatorSettings(auth=SimulatorAuthSettings(enabled=False))
+    assert_openapi_current(create_app(settings, configure_logs=False), SERVICE_DIR / "openapi.json")
 
 
 def test_settings_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,7 +46,10 @@ def test_settings_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loaded.telemetry_stream.transport == "eventhubs"
     assert loaded.speed_factor == 100
     assert (loaded.telemetry_interval, loaded.handling_seconds) == (1.0, 60.0)
-    assert loaded.auth.required_roles == ["Fleet.Control"]
+    assert loaded.auth.dev_roles == {
+        "delivery": ["Deliveries.Confirm"],
+        "dronescheduler": ["Drones.Fly"],
+    }
     assert loaded.events_group == "simulator"
 
 
@@ -99,26 +102,26 @@ async def test_with_auth_the_control_api_needs_the_role_and_calls_carry_tokens(
     redis_url: str, mongo_url: str, mongo_database: str, dev_issuer: LocalIssuer
 ) -> None:
     services = dev_issuer.settings
-    AUTH_HEADERS[id(services)] = dev_issuer.headers()
+    # The test stands in for the workflow: it assigns drones and writes deliveries.
+    AUTH_HEADERS[id(services)] = dev_issuer.service("Drones.Assign", "Deliveries.Write")
     async with make_world(redis_url, mongo_url, mongo_database, services) as world:
-        outbound = AuthSettings(
-            outbound_scope=f"{dev_issuer.audience}/.default",
-            dev_signing_key_file=str(dev_issuer.key_file),
-            issuer=services.issuer,
-        )
-        own = dev_issuer.settings_with(
-            required_roles=["Fleet.Control"],
-            outbound_scope=outbound.outbound_scope,
-            dev_signing_key_file=outbound.dev_signing_key_file,
+        scope = f"api://{dev_issuer.audience}/.default"
+        own = SimulatorAuthSettings(
+            **dev_issuer.settings_with(
+                outbound_scopes={"delivery": scope, "dronescheduler": scope},
+                dev_signing_key_file=str(dev_issuer.key_file),
+            ).model_dump(exclude={"dev_roles"})
         )
         settings = simulator_settings(
             world.redis_url, world.delivery_url, world.scheduler_url, auth=own
         )
         async with app_client(create_app(settings, configure_logs=False)) as client:
             assert (await client.get("/api/fleet")).status_code == 401
-            no_role = await client.get("/api/fleet", headers=dev_issuer.headers())
+            no_role = await client.get("/api/fleet", headers=dev_issuer.service())
             assert no_role.status_code == 403
-            operator = dev_issuer.headers(roles=["Fleet.Control"])
+            customer = dev_issuer.customer(roles=("Fleet.Control",))
+            assert (await client.get("/api/fleet", headers=customer)).status_code == 403
+            operator = dev_issuer.service("Fleet.Control", caller="ops")
             assert (await client.get("/api/fleet", headers=operator)).status_code == 200
             assert (await client.get("/readyz")).status_code == 200
             plan = await world.schedule(confirmation="None")
@@ -155,6 +158,7 @@ async def test_python_m_simulator_killed_and_restarted_resumes_each_flight(
         "SIMULATOR_LEADER_TTL": "1.5",
         "SIMULATOR_EVENTS_START_AT_LATEST": "false",
         "SIMULATOR_LOG_JSON": "false",
+        "SIMULATOR_AUTH__ENABLED": "false",
     }
     process = await start_service_process("simulator", env, tmp_path / "first.log", port=port)
     base = f"http://127.0.0.1:{port}"

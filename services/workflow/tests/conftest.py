@@ -82,6 +82,7 @@ class FakeBackends:
         self.calls: Counter[str] = Counter()
         self.statuses: defaultdict[str, Counter[int]] = defaultdict(Counter)
         self.headers: list[dict[str, str]] = []
+        self.headers_by_collection: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
         self.max_weight = 100.0
         self.next_drone = 0
         self.delay = 0.0
@@ -122,6 +123,7 @@ class FakeBackends:
             key = f"{request.method} /api/{collection}"
             fake.calls[key] += 1
             fake.headers.append(dict(request.headers))
+            fake.headers_by_collection[collection].append(dict(request.headers))
             if fake.delay:
                 await asyncio.sleep(fake.delay)
             scripted = fake._scripted.get(key)

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from dronecommon.domain import resolve_location
+from dronecommon.area import resolve_location
 from workflow.repository import Pending, PendingStore, pending_key
 
 from .conftest import FakeBackends, Harness, delivery_body, message, wait_until

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from dronecommon.area import resolve_location
 from workflow.consumer import Consumer
 from workflow.runtime import needs_credential
 from workflow.schemas import DeliveryMessage, DroneAssignment, RescheduleMessage
@@ -16,7 +17,9 @@ from .conftest import delivery_body
 def test_delivery_message_accepts_the_sample_and_resolves_places() -> None:
     message = DeliveryMessage.model_validate(delivery_body("d-1"))
     assert message.package_info.size.value == "Small"
-    assert message.pickup.latitude != message.dropoff.latitude
+    assert message.owner_of.account_id == message.owner_id  # no owner: a message from before
+    pickup = resolve_location(message.pickup_location)
+    assert pickup.latitude != resolve_location(message.drop_off_location).latitude
     alias = {**delivery_body("d-1"), "dropoffLocation": "x"}
     del alias["dropOffLocation"]
     assert DeliveryMessage.model_validate(alias).drop_off_location == "x"
@@ -81,10 +84,17 @@ def test_credential_only_when_something_needs_it() -> None:
         )
     )
     assert needs_credential(
-        WorkflowSettings.model_validate({"auth": {"outbound_scope": "api://x/.default"}})
+        WorkflowSettings.model_validate(
+            {"auth": {"outbound_scopes": {"package": "api://x/.default"}}}
+        )
     )
     assert not needs_credential(
         WorkflowSettings.model_validate(
-            {"auth": {"outbound_scope": "api://x/.default", "dev_signing_key_file": "key.pem"}}
+            {
+                "auth": {
+                    "outbound_scopes": {"package": "api://x/.default"},
+                    "dev_signing_key_file": "key.pem",
+                }
+            }
         )
     )

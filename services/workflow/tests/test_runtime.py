@@ -20,7 +20,7 @@ from dronecommon.auth.inbound import Authenticator
 from dronetesting.apps import wait_ready
 from dronetesting.openapi import assert_openapi_current
 from dronetesting.servers import free_port
-from dronetesting.tokens import TEST_AUDIENCE, LocalIssuer
+from dronetesting.tokens import LocalIssuer
 from workflow.main import create_app
 from workflow.settings import WorkflowSettings
 
@@ -112,22 +112,41 @@ async def test_health_is_public_with_auth_on(
         assert token.status_code == 200
 
 
-async def test_outbound_calls_carry_a_service_token(
+async def test_outbound_calls_carry_a_token_per_service_with_its_roles(
     redis_url: str, fake: FakeBackends, dev_issuer: LocalIssuer
 ) -> None:
     auth = {
-        "outbound_scope": f"{TEST_AUDIENCE}/.default",
+        "outbound_scopes": {
+            "package": "api://package/.default",
+            "dronescheduler": "api://dronescheduler/.default",
+            "delivery": "api://delivery-internal/.default",
+        },
         "dev_signing_key_file": str(dev_issuer.key_file),
         "issuer": dev_issuer.issuer.issuer,
     }
     settings = workflow_settings(redis_url, fake.url, auth=auth)
+    body = delivery_body(str(uuid.uuid4()))
+    body["owner"] = {"userId": "myowner", "accountId": "contoso"}
     async with run_workflow(settings) as workflow:
-        await workflow.send(message("delivery", delivery_body(str(uuid.uuid4()))))
+        await workflow.send(message("delivery", body))
         await workflow.drained()
-    tokens = {h["authorization"].removeprefix("Bearer ") for h in fake.headers}
-    assert len(tokens) == 1
-    caller = await Authenticator(dev_issuer.settings).authenticate(tokens.pop())
-    assert caller.app_id == "workflow"
+    expected = {
+        "packages": ("package", ["Packages.Write"]),
+        "dronedeliveries": ("dronescheduler", ["Drones.Assign"]),
+        "deliveries": ("delivery-internal", ["Deliveries.Write"]),
+    }
+    for collection, (audience, roles) in expected.items():
+        seen = fake.headers_by_collection[collection]
+        tokens = {h["authorization"].removeprefix("Bearer ") for h in seen}
+        assert len(tokens) == 1, collection
+        accepting = dev_issuer.settings_with(audience=audience)
+        caller = await Authenticator(accepting).authenticate(tokens.pop())
+        assert caller.app_id == "workflow"
+        assert list(caller.roles) == roles
+    # The package service is told whose package it is: the request's account.
+    [package_call] = fake.headers_by_collection["packages"]
+    assert package_call["dronedelivery-account-id"] == "contoso"
+    assert fake.deliveries[body["deliveryId"]]["owner"] == body["owner"]
 
 
 async def test_one_trace_crosses_the_queue_and_the_calls(

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.params import Depends as DependsParam
 
 from dronecommon.apidocs import install_docs
+from dronecommon.edge import NOT_AT_EDGE
 from dronecommon.health import HEALTH_PATHS, ReadinessChecks, health_router
 from dronecommon.logs import configure_logging
 from dronecommon.middleware import DEFAULT_MAX_BODY, AccessLogMiddleware, RequestGuardMiddleware
@@ -99,6 +100,7 @@ def create_service_app(
     description: str = "",
     routers: Sequence[APIRouter] = (),
     public_routers: Sequence[APIRouter] = (),
+    internal_routers: Sequence[APIRouter] = (),
     lifespan: ServiceLifespan | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     configure_logs: bool = True,
@@ -106,7 +108,10 @@ def create_service_app(
 ) -> ServiceApp:
     """Build a service app.
 
-    ``routers`` require a valid caller token when auth is on; ``public_routers`` never do.
+    ``routers`` require a valid caller token when auth is on (their routes add their policies,
+    :mod:`dronecommon.auth.policy`); ``public_routers`` never do. ``internal_routers`` are
+    protected like ``routers`` and, first of all, answer 404 to requests that came through the
+    public gateway (:mod:`dronecommon.edge`).
     ``json_bodies=False`` lets request bodies of other media types through the request guard (a
     web app's forms); their size is still limited.
     """
@@ -146,7 +151,7 @@ def create_service_app(
     install_problem_handlers(app)
     install_docs(app)
     app.include_router(health_router(checks))
-    dependencies = _auth_dependencies(settings)
+    dependencies = _auth_dependencies(settings) if routers or internal_routers else []
     # Public routers first: their fixed paths (``/things/public/{id}``) must win over a protected
     # router's templates (``/things/{id}/owner``). Protected routes document 401/403 whether or
     # not this instance enforces auth, so the committed document is the production one.
@@ -154,6 +159,12 @@ def create_service_app(
         app.include_router(router)
     for router in routers:
         app.include_router(router, dependencies=dependencies, responses=error_responses(401, 403))
+    for router in internal_routers:
+        app.include_router(
+            router,
+            dependencies=[NOT_AT_EDGE, *dependencies],
+            responses=error_responses(401, 403),
+        )
     _add_problem_schema(app)
 
     # Middleware: the last added runs first. Telemetry wraps everything, then the access log,
@@ -168,8 +179,8 @@ def create_service_app(
 
 
 def _auth_dependencies(settings: ServiceSettings) -> list[DependsParam]:
-    if not settings.auth.enabled:
-        return []
+    """Authentication for the protected routers: the validated caller, or the anonymous one when
+    tokens are switched off (so route policies always find a caller, and fail closed without)."""
     from dronecommon.auth.inbound import auth_dependency
 
     return [Depends(auth_dependency(settings.auth))]

@@ -3,21 +3,14 @@
 - JSON is camelCase (:class:`ApiModel`); enum values travel as their canonical strings and match
   case-insensitively on input.
 - Date-times are timezone-aware; naive input is taken as UTC; output is RFC 3339 in UTC.
-- Pickup and drop-off arrive at ingestion as text: ``"47.6,-122.3"`` is parsed, any other text is
-  resolved to a point inside the service area by :func:`resolve_location`: the text is normalised
-  (Unicode NFKC, case-folded, runs of white space made one space, trimmed), hashed with SHA-256, and
-  the first two 64-bit words of the digest place the point within the area's latitude and longitude
-  bounds. The same text always gives the same point; nothing is random.
+- Pickup and drop-off arrive at ingestion as text, resolved to points by the service area
+  (:mod:`dronecommon.area`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
-import re
-import unicodedata
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -89,6 +82,10 @@ MAX_TAG_LENGTH = 64
 
 TERMINAL_STAGES = frozenset({DeliveryStage.COMPLETED, DeliveryStage.CANCELLED})
 
+# The account a service acts for, on calls to services that keep data per account (the
+# package service): set by the caller from the request's owner, never by a customer.
+ACCOUNT_HEADER = "Dronedelivery-Account-Id"
+
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
@@ -119,48 +116,6 @@ class Location(ApiModel):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     altitude: float = Field(default=0.0, allow_inf_nan=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceArea:
-    """The rectangle that free-text places are resolved into (default: around Seattle)."""
-
-    south: float = 47.50
-    north: float = 47.75
-    west: float = -122.45
-    east: float = -122.20
-
-
-DEFAULT_AREA = ServiceArea()
-_LAT_LON = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*$")
-
-
-def normalise_place(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def resolve_location(text: str, area: ServiceArea = DEFAULT_AREA) -> Location:
-    """A ``"lat,lon"`` string as that point; any other text as its deterministic point in ``area``.
-
-    Raises ``ValueError`` for empty text or coordinates out of range.
-    """
-    match = _LAT_LON.match(text)
-    if match:
-        latitude, longitude = float(match.group(1)), float(match.group(2))
-        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
-            raise ValueError(f"coordinates out of range: {text!r}")
-        return Location(latitude=latitude, longitude=longitude, altitude=0.0)
-    normalised = normalise_place(text)
-    if not normalised:
-        raise ValueError("a place must not be empty")
-    digest = hashlib.sha256(normalised.encode()).digest()
-    x = int.from_bytes(digest[0:8], "big") / 2**64
-    y = int.from_bytes(digest[8:16], "big") / 2**64
-    return Location(
-        latitude=round(area.south + x * (area.north - area.south), 6),
-        longitude=round(area.west + y * (area.east - area.west), 6),
-        altitude=0.0,
-    )
 
 
 EARTH_RADIUS_MILES = 3958.7613

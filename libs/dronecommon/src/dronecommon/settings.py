@@ -12,9 +12,9 @@ variable to set, so a misconfigured container fails fast with an actionable mess
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -123,25 +123,56 @@ class TelemetrySettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    """Inbound bearer-token validation and the outbound workload identity."""
+    """Inbound bearer-token validation, the caller's identity, and outbound service tokens.
 
-    enabled: bool = False
+    Two kinds of tokens come in (both v2-shaped, from one issuer):
+
+    - **service** tokens, for this service's own ``audience``: app-only tokens of the other
+      services' identities, admitted on internal routes by their app roles (``roles`` claim);
+    - **customer** tokens, for the public API's ``public_audience``: a signed-in user (or a
+      business's own client), whose account and user are the ``account_claim`` and
+      ``user_claim`` claims. Every service knows the public audience, so a customer token on an
+      internal route is refused as such (403), never mistaken for a stranger's token.
+
+    Auth is on unless switched off explicitly (``<PREFIX>AUTH__ENABLED=false``), which a
+    service configured for production refuses (see :class:`ServiceSettings`).
+    """
+
+    enabled: bool = True
     issuer: str | None = None
+    # This service's own audience (its application id in Entra: v2 tokens carry it as ``aud``).
     audience: str | None = None
+    # The public API's audience (customer tokens), where this service serves or refuses them.
+    public_audience: str | None = None
     # Where the signing keys come from: an OpenID ``jwks_uri`` or a local JWKS file (development).
     jwks_url: str | None = None
     jwks_file: str | None = None
     jwks_cache_seconds: float = Field(default=3600.0, gt=0)
-    # Callers allowed in: application ids (``azp``/``appid``) or object ids (``oid``); empty = any
-    # caller holding a valid token for the audience.
+    # Service callers allowed in: application ids (``azp``/``appid``) or object ids (``oid``);
+    # empty = any service identity holding a role the route asks for.
     allowed_callers: list[str] = Field(default_factory=list)
-    # App roles, any of which admits the caller; empty = no role required.
-    required_roles: list[str] = Field(default_factory=list)
+    # The claims that name a customer's account and user (Entra v2: tenant id and object id).
+    account_claim: str = Field(default="tid", min_length=1)
+    user_claim: str = Field(default="oid", min_length=1)
+    # The user role that reads and changes every customer's deliveries.
+    operator_role: str = Field(default="Operator", min_length=1)
     leeway_seconds: float = Field(default=60.0, ge=0)
-    # Outbound: the scope requested for service-to-service calls (``api://<app-id>/.default``).
-    outbound_scope: str | None = None
-    # Development issuer: a local signing key that mints tokens (never in production).
+    # Outbound: the scope requested per called service (``api://<app-id>/.default``), by the
+    # name the caller gives it (``package``, ``dronescheduler``, ``delivery``); none: no token.
+    outbound_scopes: dict[str, str] = Field(default_factory=dict)
+    # Development issuer: a local signing key that mints outbound tokens (never in production),
+    # and the app roles those tokens carry per called service (Entra's app role assignments).
     dev_signing_key_file: str | None = None
+    dev_roles: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _two_audiences(self) -> Self:
+        if self.audience and self.audience == self.public_audience:
+            raise ValueError(
+                "auth.audience and auth.public_audience must differ: service tokens and "
+                "customer tokens are told apart by their audience"
+            )
+        return self
 
 
 class HttpClientSettings(BaseModel):
@@ -184,6 +215,24 @@ class ServiceSettings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpClientSettings = Field(default_factory=HttpClientSettings)
 
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Self:
+        """Production never runs without tokens, nor with the development issuer's key."""
+        if self.environment != "production":
+            return self
+        prefix = str(type(self).model_config.get("env_prefix", "")).upper()
+        if not self.auth.enabled:
+            raise ValueError(
+                f"{prefix}AUTH__ENABLED is false but {prefix}ENVIRONMENT is production: "
+                "a production service always checks bearer tokens"
+            )
+        if self.auth.dev_signing_key_file:
+            raise ValueError(
+                f"{prefix}AUTH__DEV_SIGNING_KEY_FILE is set but {prefix}ENVIRONMENT is "
+                "production: the development issuer is never used in production"
+            )
+        return self
+
 
 def _s(value: str | None) -> SecretStr | None:
     return SecretStr(value) if value else None
@@ -210,6 +259,8 @@ def load_settings(settings_cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         problems = [
             f"{env_name(settings_cls, tuple(error['loc']))}: {error['msg']}"
+            if error["loc"]
+            else str(error["msg"]).removeprefix("Value error, ")
             for error in exc.errors()
         ]
         raise SettingsError(

@@ -4,6 +4,13 @@ Everything listens on 127.0.0.1 with data under one folder (default ``.data/``).
 until every ``/readyz`` answers 200, prints how to call the API, streams each process's output
 with its name in front, and stops everything on Ctrl-C (SIGINT/SIGTERM), services first.
 
+Bearer tokens are on (``StackConfig.auth``): the development issuer's key is created once in
+``<data>/dev-issuer`` (:mod:`dronecommon.auth.devissuer`) and every service is configured to
+trust it, each with its own audience; the services that call others (the workflow, the
+simulator, the notifier) mint their outbound tokens with it, holding the app roles their
+identities hold in Azure. ``auth=False`` switches tokens off in every service
+(``make run AUTH=off``).
+
 The same runner serves tests and benchmarks (:class:`Stack` as a context manager). It is a
 development tool, so it lives in the test kit beside the server runners it starts: a deployed
 service runs alone in its container (``python -m <service>``) and never needs it.
@@ -26,6 +33,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from dronecommon.auth.devissuer import (
+    DEFAULT_DEV_ISSUER,
+    JWKS_FILE_NAME,
+    KEY_FILE_NAME,
+    PUBLIC_AUDIENCE,
+    SERVICE_AUDIENCES,
+    DevIssuer,
+)
 from dronetesting.servers import (
     FerretDBServer,
     MailpitServer,
@@ -68,6 +83,13 @@ START_ORDER = (
 #   (make bench, 3 runs each); 8 fall behind in bursts (end-to-end p99 0.76 s).
 NATIVE_DEFAULTS = {"WORKFLOW_QUEUE__MAX_CONCURRENCY": "16"}
 
+# Who calls whom, by the name the caller gives each service it calls.
+CALLS = {
+    "workflow": ("package", "dronescheduler", "delivery"),
+    "simulator": ("dronescheduler", "delivery"),
+    "notifier": ("delivery",),
+}
+
 
 @dataclass
 class StackConfig:
@@ -85,6 +107,16 @@ class StackConfig:
     replica_ports: dict[str, int] = field(default_factory=dict)
     log_level: str = "INFO"
     log_json: bool = False
+    # Bearer tokens from the development issuer (its key in ``<data_dir>/dev-issuer``).
+    auth: bool = True
+
+    @property
+    def issuer_dir(self) -> Path:
+        return self.data_dir / "dev-issuer"
+
+    def dev_issuer(self) -> DevIssuer:
+        """The development issuer the services trust (created on first use)."""
+        return DevIssuer.load_or_create(self.issuer_dir)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -134,6 +166,28 @@ class StackConfig:
             env["NOTIFIER_EMAIL__SMTP__PORT"] = str(self.mailpit_smtp_port)
             env["NOTIFIER_SMS__TRANSPORT"] = "sink"
             env["NOTIFIER_SMS__SINK_FILE"] = str(self.data_dir / "sms.jsonl")
+        env.update(self.auth_env(service))
+        return env
+
+    def auth_env(self, service: str) -> dict[str, str]:
+        """The service's token settings: trust the development issuer, for its own audience and
+        the public API's; mint outbound tokens for the services it calls."""
+        prefix = service.upper() + "_AUTH__"
+        if not self.auth:
+            return {prefix + "ENABLED": "false"}
+        env = {
+            prefix + "ENABLED": "true",
+            prefix + "ISSUER": DEFAULT_DEV_ISSUER,
+            prefix + "JWKS_FILE": str(self.issuer_dir / JWKS_FILE_NAME),
+            prefix + "PUBLIC_AUDIENCE": PUBLIC_AUDIENCE,
+        }
+        if service in SERVICE_AUDIENCES:
+            env[prefix + "AUDIENCE"] = SERVICE_AUDIENCES[service]
+        if service in CALLS:
+            env[prefix + "DEV_SIGNING_KEY_FILE"] = str(self.issuer_dir / KEY_FILE_NAME)
+            for target in CALLS[service]:
+                scope = f"api://{SERVICE_AUDIENCES[target]}/.default"
+                env[f"{prefix}OUTBOUND_SCOPES__{target.upper()}"] = scope
         return env
 
 
@@ -348,6 +402,9 @@ class Stack:
     def start(self, timeout: float = 90.0) -> None:
         self.check_ports()
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.auth:
+            issuer = self.config.dev_issuer()
+            self._say(f"development token issuer in {self.config.issuer_dir} (kid {issuer.kid})")
         self.start_servers()
         for service in self.config.services:
             replicas = self.config.workflow_replicas if service == "workflow" else 1

@@ -16,7 +16,8 @@ import pytest
 from dronecommon.auth.devissuer import DEFAULT_DEV_ISSUER, DevIssuer
 from dronecommon.settings import AuthSettings
 
-TEST_AUDIENCE = "api://dronedelivery-test"
+TEST_AUDIENCE = "dronedelivery-test"
+TEST_PUBLIC_AUDIENCE = "dronedelivery-api-test"
 TEST_CALLER = "test-client"
 
 
@@ -37,7 +38,11 @@ class LocalIssuer:
 
     def settings_with(self, **overrides: Any) -> AuthSettings:
         """:attr:`settings` with some fields changed (``allowed_callers=[...]`` and so on)."""
-        values: dict[str, Any] = {"audience": self.audience, "jwks_file": self.jwks_file}
+        values: dict[str, Any] = {
+            "audience": self.audience,
+            "public_audience": TEST_PUBLIC_AUDIENCE,
+            "jwks_file": self.jwks_file,
+        }
         values.update(overrides)
         return self.issuer.auth_settings(**values)
 
@@ -54,6 +59,24 @@ class LocalIssuer:
     def headers(self, **claims: Any) -> dict[str, str]:
         """``{"Authorization": "Bearer <token>"}`` for :meth:`mint`."""
         return {"Authorization": f"Bearer {self.mint(**claims)}"}
+
+    def service(self, *roles: str, caller: str = TEST_CALLER, **claims: Any) -> dict[str, str]:
+        """Headers with a service token for the test audience holding ``roles``."""
+        return self.headers(roles=roles, azp=caller, oid=caller, subject=caller, **claims)
+
+    def customer(
+        self,
+        account: str = "contoso",
+        user: str = "myowner",
+        *,
+        roles: tuple[str, ...] = (),
+        **claims: Any,
+    ) -> dict[str, str]:
+        """Headers with a customer's token for the public test audience (``tid``, ``oid``)."""
+        values: dict[str, Any] = {"audience": TEST_PUBLIC_AUDIENCE, "roles": roles}
+        values.update(claims)
+        token = self.issuer.mint_customer(account=account, user=user, **values)
+        return {"Authorization": f"Bearer {token}"}
 
     def rotate(self, *, keep_previous: bool = True) -> None:
         """A new signing key, saved with the JWKS (the old key stays trusted if asked)."""

@@ -1,9 +1,22 @@
 """The delivery routes: thin HTTP over :class:`~delivery.service.DeliveryService`.
 
-``internal`` routes are for the other services (bearer token required when auth is on): every
-write, the full delivery with its owner, the owner and the summaries. ``public`` routes are what
-clients reach through the gateway without a service token: the public view of a delivery (no
-owner, contacts or proof of delivery), its status and its tracking history.
+Who may call what (``dronecommon.auth.policy``; a token is required on every route but the
+public ones):
+
+- **writes** (create, reschedule, cancel): services holding ``Deliveries.Write`` (the workflow);
+- **confirmations**: services holding ``Deliveries.Confirm`` (the drones: the simulator);
+- **owner routes** (the full delivery, its owner, status, history, tracking, notify-me requests,
+  summaries): the delivery's owner (a customer token naming its account and user), an
+  ``Operator``, or a service holding ``Deliveries.Write``; the full delivery, its status and
+  history also a service holding ``Deliveries.Read`` (the notifier). For anyone else a
+  delivery does not exist (404): :data:`Viewer` (or :data:`Reader`) is the dependency every owner
+  route takes, and the service checks it against the delivery's owner;
+- **public** routes (no token): the public view of a delivery (no owner, contacts or proof of
+  delivery).
+
+The public gateway reaches the owner routes (``owned``) but its owner lookup, and the public
+ones; the ``internal`` router (writes, confirmations, ``/owner``) answers 404 to anything that
+came through the gateway (``dronecommon.edge``).
 """
 
 from __future__ import annotations
@@ -15,7 +28,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 
 from dronecommon import error_responses, from_state
-from dronecommon.auth.inbound import AnyCaller
+from dronecommon.auth.inbound import Caller
+from dronecommon.auth.policy import requires
+from dronecommon.auth.roles import DELIVERIES_CONFIRM, DELIVERIES_READ, DELIVERIES_WRITE
 from dronecommon.notifyme import NotifyMeRequest
 
 from .records import DeliveryRecord
@@ -41,6 +56,12 @@ from .service import DeliveryService
 PREFIX = "/api/deliveries"
 
 Deliveries = Annotated[DeliveryService, from_state(State, "deliveries")]
+# The workflow's writes; the drones' confirmations; who may see a delivery (owner routes) and who
+# may read it (the owner routes' reads: the notifier's role too).
+Writer = Annotated[Caller, requires(DELIVERIES_WRITE)]
+Confirmer = Annotated[Caller, requires(DELIVERIES_CONFIRM)]
+Viewer = Annotated[Caller, requires(DELIVERIES_WRITE, customers=True)]
+Reader = Annotated[Caller, requires(DELIVERIES_READ, DELIVERIES_WRITE, customers=True)]
 DeliveryId = Annotated[
     str,
     Path(
@@ -82,22 +103,25 @@ def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
     )
 
 
-internal = APIRouter(prefix=PREFIX, tags=["deliveries"])
+# The public gateway exposes the owner routes and the public ones; internal routes answer 404 to
+# anything that came through it (dronecommon.edge), whatever its token.
+owned = APIRouter(prefix=PREFIX, tags=["deliveries"])
+internal = APIRouter(prefix=PREFIX, tags=["internal"])
 public = APIRouter(prefix=PREFIX, tags=["tracking"])
 
 
-@internal.get(
+@owned.get(
     "",
     summary="The caller's deliveries, newest first",
-    description="The owner is the token's user (`oid`); an Operator may name another with "
-    "`ownerId` (anyone else: 403). Without a token (auth off) `ownerId` is required. A token "
-    "naming an account (`tid`) sees that account's deliveries only. `nextCursor` fetches the "
-    "next page (the last page may come back empty).",
+    description="A customer's own deliveries (the token's user, within its account); an Operator "
+    "may name another owner with `ownerId` (any other customer: 403). A service holding "
+    "`Deliveries.Read` or `Deliveries.Write`, or any caller when tokens are off, names the owner "
+    "(`ownerId` required). `nextCursor` fetches the next page (the last page may come back empty).",
     responses=error_responses(400, 403, 503),
 )
-async def owned(
+async def mine(
     deliveries: Deliveries,
-    caller: AnyCaller,
+    caller: Reader,
     owner_id: Annotated[
         str | None, Query(alias="ownerId", min_length=1, max_length=MAX_TEXT)
     ] = None,
@@ -113,18 +137,21 @@ async def owned(
 
 
 # Declared before "/{id}" so that "summary" is never taken for an id.
-@internal.get(
+@owned.get(
     "/summary",
     summary="How many deliveries an owner created in a UTC month",
-    responses=error_responses(400, 503),
+    description="A customer may ask for its own ownerId only (another is 404); an Operator or a "
+    "service for any.",
+    responses=error_responses(400, 404, 503),
 )
 async def summary(
     deliveries: Deliveries,
+    viewer: Viewer,
     owner_id: Annotated[str, Query(alias="ownerId", min_length=1, max_length=MAX_TEXT)],
     year: Annotated[int, Query(ge=1, le=9999)],
     month: Annotated[int, Query(ge=1, le=12)],
 ) -> Summary:
-    return Summary(count=await deliveries.summary(owner_id, year, month))
+    return Summary(count=await deliveries.summary(owner_id, year, month, viewer))
 
 
 @internal.put(
@@ -139,7 +166,7 @@ async def summary(
     },
 )
 async def create(
-    id: DeliveryId, body: DeliveryIn, deliveries: Deliveries, response: Response
+    id: DeliveryId, body: DeliveryIn, deliveries: Deliveries, response: Response, _: Writer
 ) -> Delivery | Response:
     if body.id is not None and body.id != id:
         raise RequestValidationError(
@@ -159,13 +186,13 @@ async def create(
     return delivery_view(*created)
 
 
-@internal.get(
+@owned.get(
     "/{id}",
     summary="A delivery, with its owner",
     responses=error_responses(400, 404, 503),
 )
-async def get(id: DeliveryId, deliveries: Deliveries) -> Delivery:
-    return delivery_view(*await deliveries.get(id))
+async def get(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> Delivery:
+    return delivery_view(*await deliveries.get(id, viewer))
 
 
 @internal.get(
@@ -173,8 +200,8 @@ async def get(id: DeliveryId, deliveries: Deliveries) -> Delivery:
     summary="Who owns a delivery",
     responses=error_responses(400, 404, 503),
 )
-async def owner(id: DeliveryId, deliveries: Deliveries) -> Owner:
-    record, _ = await deliveries.get(id)
+async def owner(id: DeliveryId, deliveries: Deliveries, viewer: Viewer) -> Owner:
+    record, _ = await deliveries.get(id, viewer)
     return record.owner
 
 
@@ -184,7 +211,9 @@ async def owner(id: DeliveryId, deliveries: Deliveries) -> Owner:
     summary="Reschedule a delivery (optionally with the drone's new timing)",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
 )
-async def reschedule(id: DeliveryId, patch: DeliveryPatch, deliveries: Deliveries) -> None:
+async def reschedule(
+    id: DeliveryId, patch: DeliveryPatch, deliveries: Deliveries, _: Writer
+) -> None:
     await deliveries.reschedule(id, patch)
 
 
@@ -194,18 +223,20 @@ async def reschedule(id: DeliveryId, patch: DeliveryPatch, deliveries: Deliverie
     summary="Cancel a delivery (idempotent)",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 503)},
 )
-async def cancel(id: DeliveryId, deliveries: Deliveries) -> None:
+async def cancel(id: DeliveryId, deliveries: Deliveries, _: Writer) -> None:
     await deliveries.cancel(id)
 
 
-@internal.post(
+@owned.post(
     "/{id}/notifymerequests",
     status_code=204,
     summary="Ask to be notified about a delivery",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
 )
-async def notify_me(id: DeliveryId, body: NotifyMeRequest, deliveries: Deliveries) -> None:
-    await deliveries.notify_me(id, body)
+async def notify_me(
+    id: DeliveryId, body: NotifyMeRequest, deliveries: Deliveries, viewer: Viewer
+) -> None:
+    await deliveries.notify_me(id, body, viewer)
 
 
 @internal.post(
@@ -214,7 +245,7 @@ async def notify_me(id: DeliveryId, body: NotifyMeRequest, deliveries: Deliverie
     summary="Confirm a delivery (completes it; idempotent for the same confirmation)",
     responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
 )
-async def confirm(id: DeliveryId, body: Confirmation, deliveries: Deliveries) -> None:
+async def confirm(id: DeliveryId, body: Confirmation, deliveries: Deliveries, _: Confirmer) -> None:
     await deliveries.confirm(id, body)
 
 
@@ -230,19 +261,19 @@ async def get_public(id: DeliveryId, deliveries: Deliveries) -> PublicDelivery:
     return PublicDelivery(**_public_view(record, status))
 
 
-@public.get(
+@owned.get(
     "/{id}/status",
     summary="Where a delivery is and when it will arrive",
     responses=error_responses(400, 404, 503),
 )
-async def status(id: DeliveryId, deliveries: Deliveries) -> DeliveryStatus:
-    return await deliveries.status(id)
+async def status(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> DeliveryStatus:
+    return await deliveries.status(id, viewer)
 
 
-@public.get(
+@owned.get(
     "/{id}/history",
     summary="A delivery's tracking events, oldest first",
     responses=error_responses(400, 404, 503),
 )
-async def history(id: DeliveryId, deliveries: Deliveries) -> list[TrackingEvent]:
-    return await deliveries.history(id)
+async def history(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> list[TrackingEvent]:
+    return await deliveries.history(id, viewer)

@@ -16,6 +16,16 @@ class DeliveryNotFound(DomainError):
         self.delivery_id = delivery_id
 
 
+class SummaryNotFound(DomainError):
+    """A customer asked for another owner's summary (whose existence is not revealed)."""
+
+    status = 404
+    problem = "summary-not-found"
+
+    def __init__(self, owner_id: str) -> None:
+        super().__init__(f"No summary for owner {owner_id} is available to this caller.")
+
+
 class DeliveryConflict(DomainError):
     """The change does not fit the delivery as it is."""
 

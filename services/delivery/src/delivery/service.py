@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dronecommon.auth.inbound import Caller
+from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
 from dronecommon.events import DeliveryEvent
 from dronecommon.notifyme import NotifyMeRequest
@@ -34,6 +34,7 @@ from .errors import (
     NotifyLimitReached,
     OthersDeliveries,
     OwnerRequired,
+    SummaryNotFound,
 )
 from .records import DeliveryRecord, Plan, StoredEvent
 from .repository import DeliveryRepository, Snapshot, WriteOutcome
@@ -51,9 +52,6 @@ Clock = Callable[[], dt.datetime]
 # Conditional writes retried this many times before the request is answered 503 (only reached
 # under a storm of writes to one delivery).
 MAX_ATTEMPTS = 16
-
-# The user role that reads every owner's deliveries.
-OPERATOR = "Operator"
 
 
 def encode_cursor(created_ms: int, delivery_id: str) -> str:
@@ -168,23 +166,33 @@ class DeliveryService:
 
     # --- reads -----------------------------------------------------------------------------
 
-    async def get(self, delivery_id: str) -> tuple[DeliveryRecord, DeliveryStatus]:
-        """The delivery and its status now."""
+    async def get(
+        self, delivery_id: str, viewer: Caller = ANONYMOUS
+    ) -> tuple[DeliveryRecord, DeliveryStatus]:
+        """The delivery and its status now; not found unless ``viewer`` may see it (its owner,
+        an operator, a service), so that a stranger learns nothing, not even that it exists."""
         snapshot = await self.repository.get(delivery_id)
-        if snapshot is None:
+        if snapshot is None or not _visible(snapshot.record, viewer):
             raise DeliveryNotFound(delivery_id)
         return snapshot.record, tracking.status(snapshot.record, self.clock(), self.estimates)
 
-    async def status(self, delivery_id: str) -> DeliveryStatus:
-        return (await self.get(delivery_id))[1]
+    async def status(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> DeliveryStatus:
+        return (await self.get(delivery_id, viewer))[1]
 
-    async def history(self, delivery_id: str) -> list[TrackingEvent]:
+    async def history(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> list[TrackingEvent]:
+        if not viewer.sees_everything:
+            await self.get(delivery_id, viewer)
         events = await self.repository.events(delivery_id)
         if not events:
             raise DeliveryNotFound(delivery_id)
         return tracking.history(events, self.clock())
 
-    async def summary(self, owner_id: str, year: int, month: int) -> int:
+    async def summary(
+        self, owner_id: str, year: int, month: int, viewer: Caller = ANONYMOUS
+    ) -> int:
+        """How many deliveries ``owner_id`` created that month; a customer's own only."""
+        if not viewer.sees_everything and viewer.user_id != owner_id:
+            raise SummaryNotFound(owner_id)
         return await self.repository.count(owner_id, year, month)
 
     async def owned(
@@ -192,18 +200,17 @@ class DeliveryService:
     ) -> tuple[list[tuple[DeliveryRecord, DeliveryStatus]], str | None]:
         """A page of an owner's deliveries, newest first, and the cursor of the next page.
 
-        The owner is the caller's user (``oid``) unless ``owner_id`` names one: another owner's
-        list needs the Operator role. A caller whose token names an account (``tid``) sees only
-        that account's deliveries. Without a token (auth off) ``owner_id`` is required.
+        A customer's list is its own (the token's user, within the token's account); naming
+        another owner (``owner_id``) needs the Operator role. A service or an anonymous caller
+        (tokens off) names the owner.
         """
-        operator = caller.has_role(OPERATOR)
-        own = caller.object_id if caller.authenticated else None
+        own = caller.user_id if caller.kind == "customer" else None
         owner = owner_id or own
         if owner is None:
-            raise OwnerRequired("ownerId is required when the caller's token names no user")
-        if own is not None and owner != own and not operator:
+            raise OwnerRequired("ownerId is required when the caller is not a customer")
+        if own is not None and owner != own and not caller.operator:
             raise OthersDeliveries("only an Operator may list another owner's deliveries")
-        account = caller.tenant_id if own is not None and not operator else None
+        account = caller.account_id if owner == own else None
         before = decode_cursor(cursor) if cursor else None
         found: list[tuple[DeliveryRecord, DeliveryStatus]] = []
         now = self.clock()
@@ -365,11 +372,15 @@ class DeliveryService:
 
         await self._change(delivery_id, decide)
 
-    async def notify_me(self, delivery_id: str, request: NotifyMeRequest) -> None:
+    async def notify_me(
+        self, delivery_id: str, request: NotifyMeRequest, viewer: Caller = ANONYMOUS
+    ) -> None:
         """Keep a notify-me request with the delivery (a repeated request is kept once)."""
 
         def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
             current = snapshot.record
+            if not _visible(current, viewer):
+                raise DeliveryNotFound(delivery_id)
             if request in current.notify_me_requests:
                 return None
             if len(current.notify_me_requests) >= self.settings.max_notify_requests:
@@ -386,3 +397,7 @@ class DeliveryService:
             return _Write(record)
 
         await self._change(delivery_id, decide)
+
+
+def _visible(record: DeliveryRecord, viewer: Caller) -> bool:
+    return viewer.may_access(record.owner.user_id, record.owner.account_id)

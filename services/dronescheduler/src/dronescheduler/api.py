@@ -1,4 +1,10 @@
-"""The drone scheduler routes (thin: validation is in the schemas, rules in the service)."""
+"""The drone scheduler routes (thin: validation is in the schemas, rules in the service).
+
+Every route is internal and needs a service token holding the app role named below (a customer
+token is 403): ``Drones.Assign`` (the workflow) assigns, re-plans and releases; ``Drones.Fly``
+(the drones: the simulator) reads drones and releases them when they are back at base;
+``Fleet.Control`` (operations) may read the utilization report.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from dronecommon import error_responses, from_state
+from dronecommon.auth.policy import requires
+from dronecommon.auth.roles import DRONES_ASSIGN, DRONES_FLY, FLEET_CONTROL
 
 from .records import AssignmentRecord
 from .runtime import State
@@ -46,6 +54,10 @@ Month = Annotated[int, Query(ge=1, le=12, description="UTC calendar month, 1..12
 router = APIRouter(prefix="/api/dronedeliveries", tags=["dronedeliveries"])
 drones = APIRouter(prefix="/api/drones", tags=["drones"])
 
+ASSIGNER = requires(DRONES_ASSIGN)
+FLYER_OR_ASSIGNER = requires(DRONES_ASSIGN, DRONES_FLY)
+REPORTER = requires(DRONES_ASSIGN, FLEET_CONTROL)
+
 _REPLAY: dict[int | str, dict[str, Any]] = {
     200: {
         "model": DroneAssignmentOut,
@@ -69,6 +81,7 @@ def _assignment(record: AssignmentRecord) -> DroneAssignmentOut:
     "/utilization",
     summary="Miles flown and hours assigned for an owner's deliveries in one UTC month",
     responses=error_responses(400, 404, 503),
+    dependencies=[REPORTER],
 )
 async def utilization(
     owner_id: OwnerId, year: Year, month: Month, drones: Drones
@@ -81,7 +94,10 @@ async def utilization(
     "/{deliveryId}",
     status_code=status.HTTP_201_CREATED,
     summary="Assign the nearest free drone that can carry the package",
+    description="422: no drone can carry the package (no-capable-drone), a place outside the "
+    "service area (outside-service-area), or no base within the longest trip (trip-too-long).",
     responses={**_REPLAY, **error_responses(400, 409, 422, 503)},
+    dependencies=[ASSIGNER],
 )
 async def assign_drone(
     delivery_id: DeliveryId, body: DroneDeliveryIn, drones: Drones, response: Response
@@ -107,6 +123,7 @@ async def assign_drone(
     "/{deliveryId}",
     summary="Read a delivery's drone assignment",
     responses=error_responses(400, 404, 503),
+    dependencies=[FLYER_OR_ASSIGNER],
 )
 async def get_assignment(delivery_id: DeliveryId, drones: Drones) -> AssignmentOut:
     record = await drones.get(delivery_id)
@@ -136,7 +153,10 @@ async def get_assignment(delivery_id: DeliveryId, drones: Drones) -> AssignmentO
 @router.patch(
     "/{deliveryId}",
     summary="Re-plan a delivery's route with the same drone (new ETAs and busy time)",
-    responses=error_responses(400, 404, 409, 503),
+    description="422: a place outside the service area, or a trip longer than the longest "
+    "allowed for the assigned drone.",
+    responses=error_responses(400, 404, 409, 422, 503),
+    dependencies=[ASSIGNER],
 )
 async def replan(delivery_id: DeliveryId, body: ReplanIn, drones: Drones) -> DroneAssignmentOut:
     record = await drones.replan(delivery_id, body.pickup, body.dropoff)
@@ -148,6 +168,7 @@ async def replan(delivery_id: DeliveryId, body: ReplanIn, drones: Drones) -> Dro
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Release the delivery's drone (idempotent; unknown deliveries too)",
     responses=error_responses(400, 503),
+    dependencies=[FLYER_OR_ASSIGNER],
 )
 async def release(delivery_id: DeliveryId, drones: Drones) -> Response:
     await drones.release(delivery_id)
@@ -158,6 +179,7 @@ async def release(delivery_id: DeliveryId, drones: Drones) -> Response:
     "/{droneId}",
     summary="A drone of the fleet: base, class, speeds and cruise altitude (for its flight)",
     responses=error_responses(400, 404),
+    dependencies=[FLYER_OR_ASSIGNER],
 )
 async def get_drone(
     drone_id: Annotated[

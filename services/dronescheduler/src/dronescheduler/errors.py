@@ -26,6 +26,32 @@ class NoCapableDrone(DomainError):
         super().__init__(f"No drone of the fleet can carry a {size.value} package of {weight:g}.")
 
 
+class OutsideServiceArea(DomainError):
+    """A pickup or drop-off lies outside the service area."""
+
+    status = 422
+    problem = "outside-service-area"
+
+    def __init__(self, which: str, miles: float, radius: float) -> None:
+        super().__init__(
+            f"The {which} is {miles:,.1f} miles from the nearest drone base; the service area "
+            f"reaches {radius:g} miles."
+        )
+
+
+class TripTooLong(DomainError):
+    """No drone may fly a trip this long."""
+
+    status = 422
+    problem = "trip-too-long"
+
+    def __init__(self, miles: float, max_miles: float) -> None:
+        super().__init__(
+            f"The trip (a drone's base, the pickup, the drop-off and back) would be at least "
+            f"{miles:,.1f} miles; no trip may be longer than {max_miles:g} miles."
+        )
+
+
 class NoDroneAvailable(DomainError):
     """Every drone that could carry the package is busy (or other replicas won them)."""
 

@@ -1,4 +1,5 @@
-"""The fleet as configured (bases, drone classes, drones with deterministic ids) and trip planning.
+"""The fleet as configured (the service area's bases, drone classes, drones with deterministic ids)
+and trip planning.
 
 Drones are spread evenly over the bases (the first bases take the remainder) and, at each base,
 over the classes in proportion to their ``share`` (largest remainder). A drone's id names its
@@ -12,10 +13,13 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from dronecommon.area import DEFAULT_BASES
+from dronecommon.area import Base as BaseSpec
 from dronecommon.domain import Location, PackageSize, distance_miles
 
 from .settings import FleetSettings
@@ -81,15 +85,10 @@ def _split(total: int, weights: list[float]) -> list[int]:
 class Fleet:
     """Every drone of the configured fleet, and the rules that depend only on configuration."""
 
-    def __init__(self, settings: FleetSettings) -> None:
+    def __init__(self, settings: FleetSettings, bases: Sequence[BaseSpec] = DEFAULT_BASES) -> None:
         self.settings = settings
-        self.bases = tuple(
-            Base(
-                spec.name,
-                Location(latitude=spec.latitude, longitude=spec.longitude, altitude=spec.altitude),
-            )
-            for spec in settings.bases
-        )
+        self.base_specs = tuple(bases)
+        self.bases = tuple(Base(spec.name, spec.location) for spec in self.base_specs)
         self.classes = tuple(
             DroneClass(
                 spec.name, spec.max_size, spec.max_weight, spec.speed_mph, spec.cruise_altitude
@@ -163,7 +162,7 @@ class Fleet:
         """Bases and classes as stored with the fleet (the drones are documents of their own)."""
         return {
             "count": len(self.drones),
-            "bases": [spec.model_dump(mode="json") for spec in self.settings.bases],
+            "bases": [spec.model_dump(mode="json") for spec in self.base_specs],
             "classes": [spec.model_dump(mode="json") for spec in self.settings.classes],
         }
 

@@ -37,7 +37,10 @@ async def running(app: ServiceApp, settings: DroneSchedulerSettings) -> AsyncIte
         repository = SchedulerRepository(
             client[settings.mongo.database], cache_size=settings.assignment_cache
         )
-        scheduler = Scheduler(Fleet(settings.fleet), repository, settings.fleet)
+        area = settings.service_area
+        scheduler = Scheduler(
+            Fleet(settings.fleet, area.bases), repository, settings.fleet, area=area
+        )
         startup = Startup(scheduler, repository, timeout=settings.bootstrap_timeout)
         app.readiness.add("mongo", mongo_check(client))
         app.readiness.add("fleet", startup.check)

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 
 from pymongo.errors import DuplicateKeyError
 
+from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea
 from dronecommon.domain import Location, month_bounds, utcnow
 
 from .errors import (
@@ -38,6 +39,8 @@ from .errors import (
     NoAssignmentsInMonth,
     NoCapableDrone,
     NoDroneAvailable,
+    OutsideServiceArea,
+    TripTooLong,
 )
 from .fleet import Drone, DroneClass, Fleet, Plan, to_millis
 from .leases import MAX_ADVANCES, Holder, LeaseLog, Outcome
@@ -78,10 +81,12 @@ class Scheduler:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         state: FleetState | None = None,
+        area: ServiceArea = DEFAULT_SERVICE_AREA,
     ) -> None:
         self.fleet = fleet
         self.repository = repository
         self.settings = settings
+        self.area = area
         self.clock = clock
         self.state = state or FleetState(fleet)
         self.leases = LeaseLog(fleet, repository, self.state, clock)
@@ -127,7 +132,32 @@ class Scheduler:
                 existing = await self.repository.assignment(request.delivery_id)
                 if existing is not None:
                     return self._replay(existing), False
-            return await self._claim(request, classes)
+            bases = self._bases_for(request.pickup, request.dropoff)
+            return await self._claim(request, classes, bases)
+
+    # --- the service area -----------------------------------------------------------------------
+
+    def _check_area(self, pickup: Location, dropoff: Location) -> None:
+        for which, place in (("pickup", pickup), ("drop-off", dropoff)):
+            _, miles = self.area.nearest_base(place)
+            if miles > self.area.radius_miles:
+                raise OutsideServiceArea(which, miles, self.area.radius_miles)
+
+    def _bases_for(self, pickup: Location, dropoff: Location) -> frozenset[str]:
+        """The bases whose drones may fly this trip (within the longest trip allowed)."""
+        self._check_area(pickup, dropoff)
+        trips = {
+            base.name: self.area.trip_miles(base.location, pickup, dropoff)
+            for base in self.fleet.bases
+        }
+        allowed = frozenset(name for name, miles in trips.items() if miles <= self._max_trip)
+        if not allowed:
+            raise TripTooLong(min(trips.values()), self._max_trip)
+        return allowed
+
+    @property
+    def _max_trip(self) -> float:
+        return self.area.max_trip_miles
 
     def _replay(self, existing: AssignmentRecord) -> AssignmentRecord:
         if existing.released:
@@ -135,11 +165,11 @@ class Scheduler:
         return existing
 
     async def _claim(
-        self, request: DroneDeliveryIn, classes: list[DroneClass]
+        self, request: DroneDeliveryIn, classes: list[DroneClass], bases: frozenset[str]
     ) -> tuple[AssignmentRecord, bool]:
         for _ in range(self.settings.max_claim_attempts):
             now = self.clock()
-            state = self.state.take(request.pickup, classes, now)
+            state = self.state.take(request.pickup, classes, now, within=bases)
             if state is None:
                 raise self._no_drone(classes, now)
             won = await self.leases.claim(state, request, now)
@@ -237,6 +267,10 @@ class Scheduler:
         drone = self.fleet.by_id.get(record.drone_id)
         if drone is None:
             raise DroneRetired(record.drone_id)
+        self._check_area(pickup, dropoff)
+        trip = self.area.trip_miles(drone.base.location, pickup, dropoff)
+        if trip > self._max_trip:
+            raise TripTooLong(trip, self._max_trip)
         plan = self.fleet.plan(
             drone, pickup, dropoff, record.assigned_at, expedited=record.expedited
         )

@@ -1,36 +1,30 @@
 """The drone scheduler's settings: ``DRONESCHEDULER_*`` environment variables.
 
 The fleet is configuration: ``DRONESCHEDULER_FLEET__COUNT`` drones spread evenly over the bases
-(``DRONESCHEDULER_FLEET__BASES``, a JSON list) and, at each base, over the drone classes
+of the service area (``DRONESCHEDULER_SERVICE_AREA__BASES``, a JSON list: the area every service
+reads, :mod:`dronecommon.area`) and, at each base, over the drone classes
 (``DRONESCHEDULER_FLEET__CLASSES``, a JSON list) in proportion to each class's ``share``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.area import NAME_PATTERN, ServiceArea
+from dronecommon.area import Base as BaseSpec
 from dronecommon.domain import PackageSize
 from dronecommon.settings import MongoSettings, ServiceSettings
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+__all__ = ["BaseSpec", "DroneClassSpec", "DroneSchedulerSettings", "FleetSettings"]
 
 
 class SchedulerMongoSettings(MongoSettings):
     """MongoDB, with a database of the scheduler's own by default."""
 
     database: str = "dronescheduler"
-
-
-class BaseSpec(BaseModel):
-    """A drone base: where its drones wait and return to."""
-
-    name: str = Field(pattern=NAME_PATTERN)
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    altitude: float = Field(default=0.0, allow_inf_nan=False)
 
 
 class DroneClassSpec(BaseModel):
@@ -45,15 +39,6 @@ class DroneClassSpec(BaseModel):
     cruise_altitude: float = Field(default=120.0, ge=0, le=10_000)
 
 
-# Around the default service area (Seattle, see dronecommon.domain.ServiceArea).
-DEFAULT_BASES = [
-    BaseSpec(name="northgate", latitude=47.7063, longitude=-122.3250),
-    BaseSpec(name="ballard", latitude=47.6687, longitude=-122.3845),
-    BaseSpec(name="university", latitude=47.6615, longitude=-122.3131),
-    BaseSpec(name="downtown", latitude=47.6062, longitude=-122.3321),
-    BaseSpec(name="west-seattle", latitude=47.5613, longitude=-122.3864),
-    BaseSpec(name="rainier", latitude=47.5480, longitude=-122.2740),
-]
 DEFAULT_CLASSES = [
     DroneClassSpec(name="light", max_size=PackageSize.SMALL, max_weight=5, speed_mph=45, share=0.1),
     DroneClassSpec(
@@ -69,7 +54,6 @@ class FleetSettings(BaseModel):
     """The fleet, its flying rules and how busy answers are given."""
 
     count: int = Field(default=40_000, ge=1, le=1_000_000)
-    bases: list[BaseSpec] = Field(default_factory=lambda: list(DEFAULT_BASES), min_length=1)
     classes: list[DroneClassSpec] = Field(
         default_factory=lambda: list(DEFAULT_CLASSES), min_length=1
     )
@@ -87,19 +71,13 @@ class FleetSettings(BaseModel):
     # Drones tried per request before answering 503 when other replicas keep winning them.
     max_claim_attempts: int = Field(default=8, ge=1)
 
-    @field_validator("bases", "classes")
+    @field_validator("classes")
     @classmethod
-    def _unique_names(cls, items: list[BaseSpec] | list[DroneClassSpec]) -> object:
+    def _unique_names(cls, items: list[DroneClassSpec]) -> object:
         names = [item.name for item in items]
         if len(set(names)) != len(names):
             raise ValueError(f"names must be unique: {names}")
         return items
-
-    @model_validator(mode="after")
-    def _enough_drones(self) -> FleetSettings:
-        if self.count < len(self.bases):
-            raise ValueError("count must give every base at least one drone")
-        return self
 
 
 class DroneSchedulerSettings(ServiceSettings):
@@ -117,6 +95,8 @@ class DroneSchedulerSettings(ServiceSettings):
     port: int = Field(default=8004, ge=0, le=65535)
     mongo: SchedulerMongoSettings = Field(default_factory=SchedulerMongoSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    # The bases the fleet flies from, how far around them it delivers, and the longest trip.
+    service_area: ServiceArea = Field(default_factory=ServiceArea)
     # Assignment documents kept in memory per process (they never change; see repository.py).
     assignment_cache: int = Field(default=20_000, ge=0)
     # Seconds one MongoDB operation may take before the request is answered 503.
@@ -126,3 +106,9 @@ class DroneSchedulerSettings(ServiceSettings):
     bootstrap_timeout: float = Field(default=120.0, gt=0)
     # How long the lifespan waits for the first start-up attempt before serving anyway.
     startup_wait: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _enough_drones(self) -> Self:
+        if self.fleet.count < len(self.service_area.bases):
+            raise ValueError("fleet.count must give every base at least one drone")
+        return self

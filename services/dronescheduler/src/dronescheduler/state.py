@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from dronecommon.domain import Location
@@ -125,11 +125,21 @@ class FleetState:
                     yield pool
 
     def take(
-        self, pickup: Location, classes: Sequence[DroneClass], now: dt.datetime
+        self,
+        pickup: Location,
+        classes: Sequence[DroneClass],
+        now: dt.datetime,
+        *,
+        within: Collection[str] | None = None,
     ) -> DroneState | None:
-        """Reserve a free capable drone: the nearest base that has one, the least capable class
-        there, then the first drone in this replica's order."""
-        bases = (base.name for base in self.fleet.bases_by_distance(pickup))
+        """Reserve a free capable drone: the nearest base that has one (among the bases named in
+        ``within``, when given), the least capable class there, then the first drone in this
+        replica's order."""
+        bases = (
+            base.name
+            for base in self.fleet.bases_by_distance(pickup)
+            if within is None or base.name in within
+        )
         for pool in self._pools(bases, classes):
             state = pool.take(now)
             if state is not None:

@@ -1,4 +1,8 @@
-"""The public routes (thin: validation is in the schemas, rules in the service)."""
+"""The public routes (thin: validation is in the schemas, rules in the service).
+
+Every route is for customers (a token for the public API naming an account and a user; a service
+token is 403): the caller is the owner of what it schedules, and of nothing else.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
 from dronecommon import error_responses, from_state
-from dronecommon.auth.inbound import AnyCaller
+from dronecommon.auth.inbound import Caller
+from dronecommon.auth.policy import requires
 
 from .runtime import State
 from .schemas import (
@@ -22,10 +27,15 @@ from .service import IdempotencyKey, IngestionService
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 
 
-async def _caller_scope(caller: AnyCaller) -> str:
+Customer = Annotated[Caller, requires(customers=True)]
+
+
+async def _caller_scope(caller: Customer) -> str:
     """Whose Idempotency-Key it is: keys of different callers never meet."""
     if not caller.authenticated:
         return "anonymous"
+    if caller.kind == "customer":  # many customers sign in through one client application
+        return f"customer:{caller.account_id}/{caller.user_id}"
     for kind, value in (
         ("app_id", caller.app_id),
         ("object_id", caller.object_id),
@@ -88,20 +98,33 @@ _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
             },
         },
     },
-    400: _INVALID,
+    400: _problem(
+        400,
+        "Invalid request (per-field errors), a place outside the service area "
+        "(outside-service-area) or a trip longer than the maximum (trip-too-long)",
+    ),
+    403: _problem(403, "ownerId is not the caller the token names (or not a customer token)"),
     413: _problem(413, "Request body larger than 64 KiB"),
     415: _problem(415, "Request body is not JSON"),
     409: _problem(409, "A request with this Idempotency-Key is being sent; retry", retry=True),
     422: _problem(422, "The Idempotency-Key was used with a different body"),
+    429: _problem(
+        429,
+        "The account's rate of new requests (rate-limited) or its deliveries in progress "
+        "(too-many-deliveries-in-progress) is at its limit; nothing was queued",
+        retry=True,
+    ),
     503: _UNAVAILABLE,
 }
 _ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
     202: {"description": "On the queue", "headers": {"Location": _LOCATION}},
     400: _INVALID,
+    404: _problem(404, "No delivery of the caller's has this id (nothing was queued)"),
     503: _UNAVAILABLE,
 }
 _ACCEPTED_RESCHEDULE: dict[int | str, dict[str, Any]] = {
     **_ACCEPTED_OPERATION,
+    400: _problem(400, "Invalid request (per-field errors) or a place outside the service area"),
     413: _ACCEPTED_DELIVERY[413],
     415: _ACCEPTED_DELIVERY[415],
 }
@@ -120,13 +143,14 @@ async def schedule_delivery(
     body: DeliveryRequestIn,
     request: Request,
     ingestion: Ingestion,
-    caller: CallerScope,
+    caller: Customer,
+    scope: CallerScope,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = None
     if idempotency_key is not None:
-        key = IdempotencyKey(caller=caller, key=idempotency_key, body=await request.json())
-    accepted = await ingestion.schedule(body, key)
+        key = IdempotencyKey(caller=scope, key=idempotency_key, body=await request.json())
+    accepted = await ingestion.schedule(body, caller, key)
     headers = {"Location": f"/api/deliveries/{accepted.delivery_id}"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -140,10 +164,14 @@ async def schedule_delivery(
     responses=_ACCEPTED_RESCHEDULE,
 )
 async def reschedule_delivery(
-    delivery_id: DeliveryId, body: RescheduleIn, ingestion: Ingestion, response: Response
+    delivery_id: DeliveryId,
+    body: RescheduleIn,
+    ingestion: Ingestion,
+    caller: Customer,
+    response: Response,
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    await ingestion.reschedule(delivery_id, body)
+    await ingestion.reschedule(delivery_id, body, caller)
     response.headers["Location"] = f"/api/deliveries/{delivery_id}"
     return OperationAccepted(delivery_id=delivery_id, operation="reschedule")
 
@@ -155,10 +183,10 @@ async def reschedule_delivery(
     responses=_ACCEPTED_OPERATION,
 )
 async def cancel_delivery(
-    delivery_id: DeliveryId, ingestion: Ingestion, response: Response
+    delivery_id: DeliveryId, ingestion: Ingestion, caller: Customer, response: Response
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    await ingestion.cancel(delivery_id)
+    await ingestion.cancel(delivery_id, caller)
     response.headers["Location"] = f"/api/deliveries/{delivery_id}"
     return OperationAccepted(delivery_id=delivery_id, operation="cancel")
 

@@ -55,3 +55,105 @@ class RequestInProgress(DomainError):
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             retry_after=1,
         )
+
+
+class OwnerMismatch(DomainError):
+    """The body's ownerId is not the caller the token names."""
+
+    status = 403
+    problem = "owner-mismatch"
+
+    def __init__(self, owner_id: str, user_id: str) -> None:
+        super().__init__(
+            f"ownerId {owner_id!r} is not the caller: the token names user {user_id!r}. "
+            "Leave ownerId out (it is taken from the token) or send your own.",
+            extensions={"errors": [{"field": "ownerId", "message": "must be the token's user"}]},
+        )
+
+
+class OwnerRequired(DomainError):
+    """No token names the owner (tokens are off) and the body names none."""
+
+    status = 400
+    problem = "validation-error"
+    title = "Invalid request"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ownerId is required when the request carries no token that names the owner.",
+            extensions={"errors": [{"field": "ownerId", "message": "Field required"}]},
+        )
+
+
+class OutsideServiceArea(DomainError):
+    """A pickup or drop-off lies outside the service area."""
+
+    status = 400
+    problem = "outside-service-area"
+
+    def __init__(self, places: list[tuple[str, str]], radius_miles: float) -> None:
+        names = " and ".join(field for field, _ in places)
+        super().__init__(
+            f"{names} {'is' if len(places) == 1 else 'are'} outside the service area "
+            f"(within {radius_miles:g} miles of a drone base); nothing was scheduled.",
+            extensions={
+                "errors": [{"field": field, "message": message} for field, message in places]
+            },
+        )
+
+
+class TripTooLong(DomainError):
+    """No drone could fly base -> pickup -> drop-off -> base within the longest trip allowed."""
+
+    status = 400
+    problem = "trip-too-long"
+
+    def __init__(self, miles: float, max_miles: float) -> None:
+        super().__init__(
+            f"The shortest trip for this pickup and drop-off (from a drone base, to both, and "
+            f"back) is {miles:,.1f} miles; no trip may be longer than {max_miles:g} miles. "
+            "Nothing was scheduled.",
+            extensions={
+                "errors": [
+                    {"field": "dropOffLocation", "message": "too far from the pickup"},
+                ]
+            },
+        )
+
+
+class DeliveryNotFound(DomainError):
+    """No delivery of the caller's has this id (or it is someone else's: not revealed)."""
+
+    status = 404
+    problem = "delivery-not-found"
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"No delivery {delivery_id}.")
+
+
+class RateLimited(DomainError):
+    """The account sent new delivery requests faster than its rate."""
+
+    status = 429
+    problem = "rate-limited"
+
+    def __init__(self, retry_after: int, per_minute: float, burst: int) -> None:
+        super().__init__(
+            f"This account may send {per_minute:g} new delivery requests a minute (up to "
+            f"{burst} at once); nothing was scheduled. Retry in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+
+class TooManyInProgress(DomainError):
+    """The account has as many deliveries in progress as it may."""
+
+    status = 429
+    problem = "too-many-deliveries-in-progress"
+
+    def __init__(self, count: int, retry_after: int) -> None:
+        super().__init__(
+            f"This account has {count} deliveries in progress, its limit; nothing was "
+            "scheduled. Retry once one of them is completed or cancelled.",
+            retry_after=retry_after,
+        )

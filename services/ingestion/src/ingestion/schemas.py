@@ -5,8 +5,10 @@ Input rules where the contract is silent:
 - Unknown fields are ignored (a client's ``deliveryId`` included); ``dropoffLocation`` is accepted
   for ``dropOffLocation`` (``dropOffLocation`` wins when both are sent).
 - An optional field sent as ``null`` is the same as leaving it out.
-- Strings are trimmed. Places must resolve with :func:`dronecommon.domain.resolve_location`
-  (``"lat,lon"`` in range, or any other non-empty text).
+- Strings are trimmed. Places must resolve (:mod:`dronecommon.area`: ``"lat,lon"`` in range, or
+  any other non-empty text); whether they lie in the service area is the service's rule.
+- ``ownerId`` is optional: the owner is the caller the token names (a different ``ownerId`` is
+  refused by the service); without tokens it is required.
 - ``pickupTime`` is an RFC 3339 date-time string with seconds and an offset (``Z`` or ``+hh:mm``);
   it is answered in UTC with millisecond precision.
 - ``expedited`` is a JSON boolean, ``weight`` a JSON number: no strings standing in for either.
@@ -35,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from dronecommon.area import resolve_location
 from dronecommon.domain import (
     MAX_PACKAGE_WEIGHT,
     MAX_TAG_LENGTH,
@@ -42,7 +45,6 @@ from dronecommon.domain import (
     ConfirmationType,
     PackageSize,
     format_utc,
-    resolve_location,
 )
 from dronecommon.notifyme import NotifyMeRequest
 
@@ -127,7 +129,11 @@ class PackageInfoIn(RequestModel):
 class DeliveryRequestIn(RequestModel):
     """A delivery request as a business sends it."""
 
-    owner_id: OwnerId = Field(examples=["myowner"])
+    owner_id: OwnerId | None = Field(
+        default=None,
+        description="The caller's user (the token's oid) when absent; another user is 403",
+        examples=["myowner"],
+    )
     pickup_location: Place = Field(
         description='A "lat,lon" string or any place text', examples=["my pickup"]
     )
@@ -151,11 +157,19 @@ class PackageInfo(ApiModel):
     tag: str | None
 
 
+class Owner(ApiModel):
+    """Who owns the delivery: the token's user and account."""
+
+    user_id: str
+    account_id: str
+
+
 class DeliveryRequest(ApiModel):
     """The normalised request: the 202 body and the ``delivery`` message body."""
 
     delivery_id: str = Field(description="Made by the server (UUID4)")
-    owner_id: str
+    owner_id: str = Field(description="The owner's user id (owner.userId)")
+    owner: Owner = Field(description="From the token: its user (oid) and account (tid)")
     pickup_location: str
     drop_off_location: str
     pickup_time: Annotated[

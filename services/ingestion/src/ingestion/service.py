@@ -1,12 +1,19 @@
-"""The rules: normalise a request, put it on the queue, answer only once the queue has it.
+"""The rules: who owns a request, whether it fits the service area and the account's limits,
+then onto the queue, answered only once the queue has it.
 
-- ``schedule`` (POST): a new ``deliveryId`` (UUID4) and, when absent, ``packageId`` (UUID4) and
-  ``pickupTime`` (now); with an ``Idempotency-Key`` the answer comes from, or is recorded in, the
-  :class:`~ingestion.repository.IdempotencyStore`.
-- ``reschedule`` (PATCH) and ``cancel`` (DELETE): the message is ``{deliveryId, ...changes}``; both
+- ``schedule`` (POST): the owner is the caller the token names (account and user; a different
+  ``ownerId`` is 403); pickup and drop-off must lie in the service area and make a trip no
+  longer than the maximum (400); the account's rate and cap must allow it (429, nothing sent).
+  Then a new ``deliveryId`` (UUID4) and, when absent, ``packageId`` (UUID4) and ``pickupTime``
+  (now); the owner is recorded (for reschedules and cancels) before the message is sent. With an
+  ``Idempotency-Key`` the answer comes from, or is recorded in, the
+  :class:`~ingestion.repository.IdempotencyStore` (a replay counts against no limit).
+- ``reschedule`` (PATCH) and ``cancel`` (DELETE): only for the delivery's owner or an operator
+  (anyone else: 404, as for an unknown id); the message is ``{deliveryId, ...changes}``; both
   are naturally idempotent (an identical retry is the identical message, with the same id).
 - Every send is bounded by ``send_timeout``; a failed or late send is
-  :class:`~ingestion.errors.QueueUnavailable` (a 503) and leaves nothing that claims success.
+  :class:`~ingestion.errors.QueueUnavailable` (a 503) and leaves nothing that claims success
+  (the delivery stops counting against the account's cap).
 """
 
 from __future__ import annotations
@@ -25,14 +32,24 @@ import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from dronecommon.area import ServiceArea
+from dronecommon.auth.inbound import Caller
 from dronecommon.domain import utcnow
 from dronecommon.messaging import MessageSender, OutgoingMessage
 
+from .accounts import AccountStore, Owner
 from .errors import (
+    DeliveryNotFound,
     IdempotencyKeyReused,
     IdempotencyStoreUnavailable,
+    OutsideServiceArea,
+    OwnerMismatch,
+    OwnerRequired,
     QueueUnavailable,
+    RateLimited,
     RequestInProgress,
+    TooManyInProgress,
+    TripTooLong,
 )
 from .repository import IdempotencyStore, record_key
 from .schemas import (
@@ -42,6 +59,8 @@ from .schemas import (
     PackageInfo,
     RescheduleIn,
 )
+from .schemas import Owner as OwnerOut
+from .settings import LimitSettings
 
 logger = logging.getLogger("ingestion")
 tracer = trace.get_tracer("ingestion")
@@ -81,12 +100,25 @@ def message_id(delivery_id: str, operation: Operation, body: bytes) -> str:
     return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{delivery_id}|{operation}|{body.decode()}"))
 
 
-def normalise(request: DeliveryRequestIn) -> DeliveryRequest:
+def owner_of(request: DeliveryRequestIn, caller: Caller) -> Owner:
+    """The request's owner: the customer the token names, or (tokens off) the body's ownerId,
+    whose account is then the ownerId itself."""
+    if caller.kind == "customer" and caller.user_id and caller.account_id:
+        if request.owner_id is not None and request.owner_id != caller.user_id:
+            raise OwnerMismatch(request.owner_id, caller.user_id)
+        return Owner(user_id=caller.user_id, account_id=caller.account_id)
+    if request.owner_id is None:
+        raise OwnerRequired()
+    return Owner(user_id=request.owner_id, account_id=request.owner_id)
+
+
+def normalise(request: DeliveryRequestIn, owner: Owner) -> DeliveryRequest:
     """The request with canonical values and every server-made field filled in."""
     package = request.package_info
     return DeliveryRequest(
         delivery_id=str(uuid.uuid4()),
-        owner_id=request.owner_id,
+        owner_id=owner.user_id,
+        owner=OwnerOut(user_id=owner.user_id, account_id=owner.account_id),
         pickup_location=request.pickup_location,
         drop_off_location=request.drop_off_location,
         pickup_time=request.pickup_time or utcnow(),
@@ -108,15 +140,21 @@ class IngestionService:
         self,
         sender: MessageSender,
         store: IdempotencyStore,
+        accounts: AccountStore,
         *,
         queue_name: str,
         send_timeout: float,
         store_timeout: float,
         wait_for_owner: float,
         retry_after: int,
+        area: ServiceArea,
+        limits: LimitSettings,
     ) -> None:
         self._sender = sender
         self._store = store
+        self._accounts = accounts
+        self._area = area
+        self._limits = limits
         self._queue_name = queue_name
         self._send_timeout = send_timeout
         self._store_timeout = store_timeout
@@ -126,26 +164,101 @@ class IngestionService:
     # -- the three operations -------------------------------------------------------------------
 
     async def schedule(
-        self, request: DeliveryRequestIn, idempotency: IdempotencyKey | None = None
+        self,
+        request: DeliveryRequestIn,
+        caller: Caller,
+        idempotency: IdempotencyKey | None = None,
     ) -> Accepted:
-        candidate = normalise(request)
+        owner = owner_of(request, caller)
+        self._check_places(
+            [("pickupLocation", request.pickup_location)],
+            [("dropOffLocation", request.drop_off_location)],
+        )
+        candidate = normalise(request, owner)
         body = candidate.model_dump_json(by_alias=True).encode()
         if idempotency is None:
-            await self._send("delivery", candidate.delivery_id, body)
+            await self._admit(owner, candidate.delivery_id)
+            await self._deliver(owner, candidate.delivery_id, body)
             return Accepted(body, candidate.delivery_id)
-        return await self._schedule_once(body, idempotency)
+        return await self._schedule_once(body, owner, idempotency)
 
-    async def reschedule(self, delivery_id: str, changes: RescheduleIn) -> None:
+    async def reschedule(self, delivery_id: str, changes: RescheduleIn, caller: Caller) -> None:
+        await self._check_owner(delivery_id, caller)
+        places = [
+            (name, text)
+            for name, text in (
+                ("pickupLocation", changes.pickup_location),
+                ("dropOffLocation", changes.drop_off_location),
+            )
+            if text is not None
+        ]
+        self._check_places(places)
         fields = changes.model_dump(mode="json", by_alias=True, exclude_none=True)
         body = orjson.dumps({"deliveryId": delivery_id, **fields})
         await self._send("reschedule", delivery_id, body)
 
-    async def cancel(self, delivery_id: str) -> None:
+    async def cancel(self, delivery_id: str, caller: Caller) -> None:
+        await self._check_owner(delivery_id, caller)
         await self._send("cancel", delivery_id, orjson.dumps({"deliveryId": delivery_id}))
+
+    # -- ownership, the service area, the account's limits -------------------------------------
+
+    async def _check_owner(self, delivery_id: str, caller: Caller) -> None:
+        """Only the owner (or an operator) learns that the delivery exists."""
+        owner = await self._accounts.owner_of(delivery_id)
+        if owner is None or not caller.may_access(owner.user_id, owner.account_id):
+            raise DeliveryNotFound(delivery_id)
+
+    def _check_places(self, *groups: list[tuple[str, str]]) -> None:
+        """Every place in the service area; a pickup and drop-off given together make a trip
+        no longer than the maximum."""
+        area = self._area
+        outside: list[tuple[str, str]] = []
+        points = {}
+        for name, text in (place for group in groups for place in group):
+            point = area.resolve(text)
+            points[name] = point
+            if not area.contains(point):
+                base, miles = area.nearest_base(point)
+                message = (
+                    f"{text!r} is {miles:,.1f} miles from the nearest drone base "
+                    f"({base.name}); the service area reaches {area.radius_miles:g} miles"
+                )
+                outside.append((name, message))
+        if outside:
+            raise OutsideServiceArea(outside, area.radius_miles)
+        if {"pickupLocation", "dropOffLocation"} <= points.keys():
+            trip = area.shortest_trip(points["pickupLocation"], points["dropOffLocation"])
+            if trip > area.max_trip_miles:
+                raise TripTooLong(trip, area.max_trip_miles)
+
+    async def _admit(self, owner: Owner, delivery_id: str) -> None:
+        verdict = await self._accounts.admit(owner, delivery_id)
+        if verdict.state == "rate":
+            limits = self._limits
+            raise RateLimited(verdict.wait_seconds, limits.requests_per_minute, limits.burst)
+        if verdict.state == "busy":
+            raise TooManyInProgress(verdict.count, self._limits.in_progress_retry_after)
+
+    async def _deliver(self, owner: Owner, delivery_id: str, body: bytes) -> None:
+        """Record the owner, then send; a failed send stops the delivery counting."""
+        await self._accounts.record_owner(delivery_id, owner)
+        try:
+            await self._send("delivery", delivery_id, body)
+        except QueueUnavailable:
+            try:
+                await self._accounts.ended(owner.account_id, delivery_id)
+            except Exception:
+                logger.exception(
+                    "%s: could not stop counting it after the failed send", delivery_id
+                )
+            raise
 
     # -- Idempotency-Key ------------------------------------------------------------------------
 
-    async def _schedule_once(self, body: bytes, idempotency: IdempotencyKey) -> Accepted:
+    async def _schedule_once(
+        self, body: bytes, owner: Owner, idempotency: IdempotencyKey
+    ) -> Accepted:
         key = record_key(idempotency.caller, idempotency.key)
         fingerprint = idempotency.fingerprint
         token = secrets.token_hex(16)
@@ -168,8 +281,9 @@ class IngestionService:
         body = claim.response  # a failed earlier attempt's body is sent again, unchanged
         delivery_id = _delivery_id(body)
         try:
-            await self._send("delivery", delivery_id, body)
-        except QueueUnavailable:
+            await self._admit(owner, delivery_id)
+            await self._deliver(owner, delivery_id, body)
+        except Exception:
             await self._settle_quietly(self._store.fail(key, token), "its release", delivery_id)
             raise
         await self._settle_quietly(self._store.complete(key, token), "its completion", delivery_id)

@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from typing import ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.area import ServiceArea
 from dronecommon.settings import QueueSettings, RedisSettings, ServiceSettings
+
+
+class LimitSettings(BaseModel):
+    """Per-account limits on new delivery requests (``INGESTION_LIMITS__*``).
+
+    - a **rate**: ``requests_per_minute`` on average, ``burst`` of them at once (GCRA, in Redis,
+      so it holds across replicas);
+    - a **cap** of ``max_in_progress`` deliveries in progress at once. A delivery counts from its
+      acceptance until the delivery service reports it Completed or Cancelled, or at the latest
+      ``in_progress_seconds`` after acceptance (so nothing is counted forever).
+    """
+
+    requests_per_minute: float = Field(default=60.0, gt=0)
+    burst: int = Field(default=20, ge=1)
+    max_in_progress: int = Field(default=50, ge=1)
+    in_progress_seconds: float = Field(default=4 * 3600.0, gt=0)
+    # The Retry-After of a 429 for the cap (the rate's own is exact).
+    in_progress_retry_after: int = Field(default=60, ge=1)
 
 
 class IngestionSettings(ServiceSettings):
@@ -35,6 +54,17 @@ class IngestionSettings(ServiceSettings):
     idempotency_lease: float = Field(default=10.0, gt=0)
     # How long a request with a key that another request is sending waits for its answer.
     idempotency_wait: float = Field(default=5.0, ge=0)
+    # Pickups and drop-offs must lie in it (the same definition as the drone scheduler's).
+    service_area: ServiceArea = Field(default_factory=ServiceArea)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    # How long a delivery's owner is remembered (for reschedules and cancels): at least the
+    # delivery service's retention of deliveries (7 days) plus the longest delivery.
+    ownership_ttl: float = Field(default=8 * 86_400.0, gt=0)
+    # The delivery events (Completed, Cancelled end a delivery in progress): the delivery
+    # service's Redis (empty: this service's), its key prefix, and this service's group.
+    events_redis_url: str | None = None
+    delivery_key_prefix: str = Field(default="delivery", min_length=1)
+    events_group: str = Field(default="ingestion", min_length=1)
 
     @model_validator(mode="after")
     def _lease_outlasts_the_send(self) -> Self:

@@ -1,44 +1,27 @@
 """The internal API: what was sent for a delivery, the local SMS sink, webhook secrets.
 
-With auth on, every route needs a token (the library checks ``NOTIFIER_AUTH__REQUIRED_ROLES``:
-any of ``Notifications.Read``, ``Webhooks.Secrets``, ``Operator``), and each route its own role:
-the lists need ``Notifications.Read`` or ``Operator``; a webhook secret needs
-``Webhooks.Secrets`` or ``Operator``.
+Every route needs a service token holding its app role (:mod:`dronecommon.auth.policy`): the
+lists ``Notifications.Read``, a webhook secret ``Webhooks.Secrets``. A customer's token is 403
+(internal routes serve the system's services, such as the web app, never customers directly).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.params import Depends
+from fastapi import APIRouter, Path, Query
 
-from dronecommon import ServiceApp, error_responses, from_state
-from dronecommon.auth.inbound import caller_or_anonymous
+from dronecommon import error_responses, from_state
+from dronecommon.auth.policy import requires
+from dronecommon.auth.roles import NOTIFICATIONS_READ, WEBHOOKS_SECRETS
 
-from .errors import RoleRequired
 from .runtime import State
 from .schemas import NotificationList, SmsMessage, WebhookSecretView
 from .service import Notifications
-from .settings import NOTIFICATIONS_READ, OPERATOR, WEBHOOK_SECRETS
 
 Service = Annotated[Notifications, from_state(State, "notifications")]
 
 DELIVERY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
-
-
-def require(*roles: str) -> Depends:
-    """A route dependency: with auth on, the caller must hold one of ``roles``."""
-
-    async def check(request: Request) -> None:
-        app = request.app
-        if not isinstance(app, ServiceApp) or not app.settings.auth.enabled:
-            return
-        caller = await caller_or_anonymous(request)
-        if not any(caller.has_role(role) for role in roles):
-            raise RoleRequired(list(roles))
-
-    return Depends(dependency=check)
 
 
 router = APIRouter(prefix="/api", tags=["notifications"])
@@ -47,7 +30,7 @@ router = APIRouter(prefix="/api", tags=["notifications"])
 @router.get(
     "/notifications",
     summary="A delivery's notifications: sent, pending and failed",
-    dependencies=[require(NOTIFICATIONS_READ, OPERATOR)],
+    dependencies=[requires(NOTIFICATIONS_READ)],
     responses=error_responses(400, 503),
 )
 async def notifications(
@@ -62,7 +45,7 @@ async def notifications(
 @router.get(
     "/notifications/sms",
     summary="The local SMS sink, newest first (development: no carrier)",
-    dependencies=[require(NOTIFICATIONS_READ, OPERATOR)],
+    dependencies=[requires(NOTIFICATIONS_READ)],
     responses=error_responses(400, 404, 503),
 )
 async def sms(
@@ -76,7 +59,7 @@ async def sms(
 @router.get(
     "/accounts/{accountId}/webhooksecret",
     summary="The account's webhook signing secret (made on first use)",
-    dependencies=[require(WEBHOOK_SECRETS, OPERATOR)],
+    dependencies=[requires(WEBHOOKS_SECRETS)],
     responses=error_responses(400, 503),
 )
 async def webhook_secret(

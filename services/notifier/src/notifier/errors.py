@@ -13,14 +13,3 @@ class SmsSinkOff(DomainError):
 
     def __init__(self, transport: str) -> None:
         super().__init__(f"SMS transport is {transport!r}; the local sink is not in use.")
-
-
-class RoleRequired(DomainError):
-    """The caller holds none of the roles this route needs."""
-
-    status = 403
-    problem = "role-required"
-    title = "Forbidden"
-
-    def __init__(self, roles: list[str]) -> None:
-        super().__init__("This route needs one of the roles: " + ", ".join(roles))

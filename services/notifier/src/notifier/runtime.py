@@ -127,7 +127,9 @@ async def running(
         for channel in channels.values():
             stack.push_async_callback(channel.close)
 
-        tokens = outbound_token_provider(settings.auth, credential, caller="notifier")
+        tokens = outbound_token_provider(
+            settings.auth, credential, caller="notifier", target="delivery"
+        )
         if tokens is not None:
             stack.push_async_callback(tokens.close)
         directory = Directory(

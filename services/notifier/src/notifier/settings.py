@@ -13,13 +13,9 @@ from typing import ClassVar, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.auth.roles import DELIVERIES_READ
 from dronecommon.events import EventType
 from dronecommon.settings import AuthSettings, RedisSettings, ServiceSettings
-
-# App roles (and the Operator user role) this service knows; see the README.
-NOTIFICATIONS_READ = "Notifications.Read"
-WEBHOOK_SECRETS = "Webhooks.Secrets"
-OPERATOR = "Operator"
 
 DEFAULT_EVENTS = [
     EventType.ASSIGNED,
@@ -30,8 +26,15 @@ DEFAULT_EVENTS = [
 ]
 
 
-def _auth() -> AuthSettings:
-    return AuthSettings(required_roles=[NOTIFICATIONS_READ, WEBHOOK_SECRETS, OPERATOR])
+class NotifierAuthSettings(AuthSettings):
+    """The notifier's identity: the app role it holds on the delivery service (reads).
+
+    In Azure that is an app role assignment of the notifier's identity (see infra/README.md);
+    locally, the development issuer puts the same role in the tokens it mints. The outbound scope
+    (``NOTIFIER_AUTH__OUTBOUND_SCOPES__DELIVERY``) is set per environment.
+    """
+
+    dev_roles: dict[str, list[str]] = Field(default_factory=lambda: {"delivery": [DELIVERIES_READ]})
 
 
 class SmtpSettings(BaseModel):
@@ -110,8 +113,8 @@ class NotifierSettings(ServiceSettings):
     service_name: ClassVar[str] = "notifier"
 
     port: int = Field(default=8007, ge=0, le=65535)
-    # Internal routes need Notifications.Read, Webhooks.Secrets or Operator when auth is on.
-    auth: AuthSettings = Field(default_factory=_auth)
+    # The internal API needs a service token holding Notifications.Read or Webhooks.Secrets.
+    auth: NotifierAuthSettings = Field(default_factory=NotifierAuthSettings)
     # The outbox, the delivery events (read) and the webhook secrets.
     redis: RedisSettings = Field(default_factory=RedisSettings)
     key_prefix: str = Field(default="notifier", min_length=1, max_length=64, pattern=r"^[^{}\s]+$")

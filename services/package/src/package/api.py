@@ -1,14 +1,22 @@
-"""The package routes (thin: validation is in the schemas, rules in the service)."""
+"""The package routes (thin: validation is in the schemas, rules in the service).
+
+Every route is internal: callers hold ``Packages.Write`` (the workflow; a customer token is 403)
+and name the account they act for in ``Dronedelivery-Account-Id``: packages are kept per
+account, so another account's package does not exist (404) and cannot be changed.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from pydantic import StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
 from dronecommon import error_responses, from_state
+from dronecommon.auth.policy import requires
+from dronecommon.auth.roles import PACKAGES_WRITE
+from dronecommon.domain import ACCOUNT_HEADER
 
 from .runtime import State
 from .schemas import (
@@ -22,6 +30,8 @@ from .schemas import (
 from .service import PackageService
 
 Packages = Annotated[PackageService, from_state(State, "packages")]
+# The account of calls that name none (tokens off, or an older caller).
+DEFAULT_ACCOUNT = "default"
 PackageId = Annotated[
     str,
     Path(
@@ -38,6 +48,16 @@ OwnerIdPath = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
     Path(alias="ownerId", description="Any owner id, percent-encoded", examples=["myowner"]),
 ]
+Account = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
+    Header(
+        alias=ACCOUNT_HEADER,
+        description="The account the caller acts for (the workflow: the request's account); "
+        f"absent: the account {DEFAULT_ACCOUNT!r}",
+        examples=["contoso"],
+    ),
+]
 Year = Annotated[int, Query(ge=1, le=9999, description="UTC calendar year")]
 Month = Annotated[int, Query(ge=1, le=12, description="UTC calendar month, 1..12")]
 
@@ -50,7 +70,9 @@ _CREATED: dict[int | str, dict[str, Any]] = {
     }
 }
 
-router = APIRouter(prefix="/api/packages", tags=["packages"])
+router = APIRouter(
+    prefix="/api/packages", tags=["packages"], dependencies=[requires(PACKAGES_WRITE)]
+)
 
 
 class _AnyTextConvertor(Convertor[str]):
@@ -75,9 +97,13 @@ register_url_convertor("anytext", _AnyTextConvertor())
     responses=error_responses(400, 503),
 )
 async def package_summary(
-    owner_id: OwnerIdPath, year: Year, month: Month, packages: Packages
+    owner_id: OwnerIdPath,
+    year: Year,
+    month: Month,
+    packages: Packages,
+    account: Account = DEFAULT_ACCOUNT,
 ) -> PackageSummary:
-    return await packages.summary(owner_id, year, month)
+    return await packages.summary(account, owner_id, year, month)
 
 
 @router.put(
@@ -86,8 +112,10 @@ async def package_summary(
     summary="Create a package under a new id",
     responses={**_CREATED, **error_responses(400, 503)},
 )
-async def create_package(body: PackageIn, packages: Packages, response: Response) -> PackageOut:
-    package = await packages.create(body)
+async def create_package(
+    body: PackageIn, packages: Packages, response: Response, account: Account = DEFAULT_ACCOUNT
+) -> PackageOut:
+    package = await packages.create(account, body)
     response.headers["Location"] = f"{router.prefix}/{package.id}"
     return package
 
@@ -104,9 +132,13 @@ async def create_package(body: PackageIn, packages: Packages, response: Response
     },
 )
 async def put_package(
-    package_id: PackageId, body: PackageIn, packages: Packages, response: Response
+    package_id: PackageId,
+    body: PackageIn,
+    packages: Packages,
+    response: Response,
+    account: Account = DEFAULT_ACCOUNT,
 ) -> PackageOut | Response:
-    result = await packages.put(package_id, body)
+    result = await packages.put(account, package_id, body)
     if not result.created:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     response.headers["Location"] = f"{router.prefix}/{package_id}"
@@ -118,8 +150,10 @@ async def put_package(
     summary="Read a package",
     responses=error_responses(400, 404, 503),
 )
-async def get_package(package_id: PackageId, packages: Packages) -> PackageOut:
-    return await packages.get(package_id)
+async def get_package(
+    package_id: PackageId, packages: Packages, account: Account = DEFAULT_ACCOUNT
+) -> PackageOut:
+    return await packages.get(account, package_id)
 
 
 @router.patch(
@@ -128,5 +162,10 @@ async def get_package(package_id: PackageId, packages: Packages) -> PackageOut:
     summary="Change some of a package's size, weight and tag",
     responses=error_responses(400, 404, 503),
 )
-async def patch_package(package_id: PackageId, body: PackagePatch, packages: Packages) -> None:
-    await packages.patch(package_id, body)
+async def patch_package(
+    package_id: PackageId,
+    body: PackagePatch,
+    packages: Packages,
+    account: Account = DEFAULT_ACCOUNT,
+) -> None:
+    await packages.patch(account, package_id, body)

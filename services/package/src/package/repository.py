@@ -1,15 +1,21 @@
 """Every MongoDB query of the package service.
 
-Layout: one collection, ``packages``, one document per package::
+Layout: one collection, ``packages``, one document per package of an account::
 
-    {"_id": "<package id>", "size": "Small", "weight": 10.0, "tag": "mytag" | null,
+    {"_id": "<account id>/<package id>", "accountId": "<account id>", "packageId": "<package id>",
+     "size": "Small", "weight": 10.0, "tag": "mytag" | null,
      "ownerId": "<owner id>", "createdAt": <date>, "updatedAt": <date>}
+
+Packages are kept per account: the same package id in two accounts is two packages, and every
+query names the account, so one account never reads or changes another's. The ``_id`` joins the
+two with ``/``, which package ids never contain (and is split at the last one).
 
 ``ownerId`` is absent until a ``PUT`` names an owner (FerretDB drops ``null`` values set with
 ``$setOnInsert``, so "no owner" is spelled by absence on every store).
 
-Indexes: ``_id`` (MongoDB's own, unique) and ``ownerId_1_createdAt_1`` on ``(ownerId, createdAt)``,
-which serves the monthly summary. Indexes are created idempotently at start-up.
+Indexes: ``_id`` (MongoDB's own, unique) and ``accountId_1_ownerId_1_createdAt_1`` on
+``(accountId, ownerId, createdAt)``, which serves the monthly summary. Indexes are created
+idempotently at start-up.
 
 The queries are the subset that MongoDB, Azure Cosmos DB for MongoDB and FerretDB (SQLite) all
 answer: ``insertOne``, single-document ``updateOne`` (with ``upsert``, ``$set`` and
@@ -37,9 +43,14 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 logger = logging.getLogger(__name__)
 
 COLLECTION = "packages"
-SUMMARY_INDEX = "ownerId_1_createdAt_1"
+SUMMARY_INDEX = "accountId_1_ownerId_1_createdAt_1"
 
 Document = dict[str, Any]
+
+
+def document_id(account_id: str, package_id: str) -> str:
+    """The ``_id`` of an account's package."""
+    return f"{account_id}/{package_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +63,20 @@ class PackageRecord:
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> PackageRecord:
         return cls(
-            id=str(document["_id"]),
+            id=str(document["_id"]).rpartition("/")[2],
             size=str(document["size"]),
             weight=float(document["weight"]),
             tag=document.get("tag"),
         )
 
 
-def _new_document(record: PackageRecord, owner_id: str | None, now: dt.datetime) -> Document:
+def _new_document(
+    record: PackageRecord, account_id: str, owner_id: str | None, now: dt.datetime
+) -> Document:
     document: Document = {
-        "_id": record.id,
+        "_id": document_id(account_id, record.id),
+        "accountId": account_id,
+        "packageId": record.id,
         "size": record.size,
         "weight": record.weight,
         "tag": record.tag,
@@ -82,11 +97,12 @@ class PackageRepository:
     async def ensure_indexes(self) -> None:
         """Create the summary index (a no-op when it exists)."""
         await self.collection.create_index(
-            [("ownerId", ASCENDING), ("createdAt", ASCENDING)], name=SUMMARY_INDEX
+            [("accountId", ASCENDING), ("ownerId", ASCENDING), ("createdAt", ASCENDING)],
+            name=SUMMARY_INDEX,
         )
 
     async def upsert(
-        self, record: PackageRecord, *, owner_id: str | None, now: dt.datetime
+        self, record: PackageRecord, *, account_id: str, owner_id: str | None, now: dt.datetime
     ) -> bool:
         """Store ``record`` whole, atomically; True when this call created the package.
 
@@ -98,7 +114,7 @@ class PackageRepository:
         upserts (see the README), and an update pays one extra round trip, the refused insert.
         """
         try:
-            await self.collection.insert_one(_new_document(record, owner_id, now))
+            await self.collection.insert_one(_new_document(record, account_id, owner_id, now))
         except DuplicateKeyError:
             pass
         else:
@@ -112,37 +128,50 @@ class PackageRepository:
         if owner_id is not None:
             changes["ownerId"] = owner_id
         result = await self.collection.update_one(
-            {"_id": record.id},
-            {"$set": changes, "$setOnInsert": {"createdAt": now}},
+            {"_id": document_id(account_id, record.id)},
+            {
+                "$set": changes,
+                "$setOnInsert": {
+                    "createdAt": now,
+                    "accountId": account_id,
+                    "packageId": record.id,
+                },
+            },
             upsert=True,
         )
         return result.upserted_id is not None
 
     async def insert(
-        self, record: PackageRecord, *, owner_id: str | None, now: dt.datetime
+        self, record: PackageRecord, *, account_id: str, owner_id: str | None, now: dt.datetime
     ) -> None:
         """Store a new package; ``DuplicateKeyError`` when the id is taken."""
-        await self.collection.insert_one(_new_document(record, owner_id, now))
+        await self.collection.insert_one(_new_document(record, account_id, owner_id, now))
 
-    async def get(self, package_id: str) -> PackageRecord | None:
+    async def get(self, account_id: str, package_id: str) -> PackageRecord | None:
         document = await self.collection.find_one(
-            {"_id": package_id}, projection={"size": 1, "weight": 1, "tag": 1}
+            {"_id": document_id(account_id, package_id)},
+            projection={"size": 1, "weight": 1, "tag": 1},
         )
         return None if document is None else PackageRecord.from_document(document)
 
     async def update(
-        self, package_id: str, changes: Mapping[str, Any], *, now: dt.datetime
+        self, account_id: str, package_id: str, changes: Mapping[str, Any], *, now: dt.datetime
     ) -> bool:
         """Change some fields of an existing package; False when there is no such package."""
         result = await self.collection.update_one(
-            {"_id": package_id}, {"$set": {**changes, "updatedAt": now}}
+            {"_id": document_id(account_id, package_id)},
+            {"$set": {**changes, "updatedAt": now}},
         )
         return result.matched_count > 0
 
-    async def total_weight(self, owner_id: str, start: dt.datetime, end: dt.datetime) -> float:
-        """The summed weight of ``owner_id``'s packages created in ``[start, end)``."""
+    async def total_weight(
+        self, account_id: str, owner_id: str, start: dt.datetime, end: dt.datetime
+    ) -> float:
+        """The summed weight of ``owner_id``'s packages in the account created in
+        ``[start, end)``."""
+        match = {"accountId": account_id, "ownerId": owner_id}
         pipeline: list[Document] = [
-            {"$match": {"ownerId": owner_id, "createdAt": {"$gte": start, "$lt": end}}},
+            {"$match": {**match, "createdAt": {"$gte": start, "$lt": end}}},
             {"$group": {"_id": None, "totalWeight": {"$sum": "$weight"}}},
         ]
         cursor = await self.collection.aggregate(pipeline)

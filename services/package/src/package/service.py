@@ -1,4 +1,5 @@
-"""The package rules: create-or-replace, partial update, read and the monthly weight summary."""
+"""The package rules: create-or-replace, partial update, read and the monthly weight summary,
+each within one account (packages of other accounts are not there)."""
 
 from __future__ import annotations
 
@@ -46,31 +47,37 @@ class PackageService:
         self.clock = clock
         self.new_id = new_id
 
-    async def put(self, package_id: str, body: PackageIn) -> PutResult:
+    async def put(self, account_id: str, package_id: str, body: PackageIn) -> PutResult:
         """Create the package or replace its size, weight and tag (atomic upsert)."""
         record = _record(package_id, body)
-        created = await self.repository.upsert(record, owner_id=body.owner_id, now=self.clock())
+        created = await self.repository.upsert(
+            record, account_id=account_id, owner_id=body.owner_id, now=self.clock()
+        )
         return PutResult(package=_out(record), created=created)
 
-    async def create(self, body: PackageIn) -> PackageOut:
+    async def create(self, account_id: str, body: PackageIn) -> PackageOut:
         """Store a new package under a new id (a random UUID)."""
         record = _record(self.new_id(), body)
-        await self.repository.insert(record, owner_id=body.owner_id, now=self.clock())
+        await self.repository.insert(
+            record, account_id=account_id, owner_id=body.owner_id, now=self.clock()
+        )
         return _out(record)
 
-    async def get(self, package_id: str) -> PackageOut:
-        record = await self.repository.get(package_id)
+    async def get(self, account_id: str, package_id: str) -> PackageOut:
+        record = await self.repository.get(account_id, package_id)
         if record is None:
             raise PackageNotFound(package_id)
         return _out(record)
 
-    async def patch(self, package_id: str, patch: PackagePatch) -> None:
+    async def patch(self, account_id: str, package_id: str, patch: PackagePatch) -> None:
         # Only the fields the client sent (MISSING ones are left out); enums as their values.
         changes = patch.model_dump(mode="json", exclude_unset=True)
-        if not await self.repository.update(package_id, changes, now=self.clock()):
+        if not await self.repository.update(account_id, package_id, changes, now=self.clock()):
             raise PackageNotFound(package_id)
 
-    async def summary(self, owner_id: str, year: int, month: int) -> PackageSummary:
+    async def summary(
+        self, account_id: str, owner_id: str, year: int, month: int
+    ) -> PackageSummary:
         start, end = month_bounds(year, month)
-        total = await self.repository.total_weight(owner_id, start, end)
+        total = await self.repository.total_weight(account_id, owner_id, start, end)
         return PackageSummary(total_weight=round(total, SUMMARY_DECIMALS))

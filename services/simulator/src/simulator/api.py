@@ -1,4 +1,4 @@
-"""The control API (``Fleet.Control`` role when auth is on): what the fleet is doing now."""
+"""The control API (a service token holding ``Fleet.Control``): what the fleet is doing now."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from dronecommon import error_responses
+from dronecommon.auth.policy import requires
+from dronecommon.auth.roles import FLEET_CONTROL
 from dronecommon.domain import Location
 from dronecommon.fixes import Fix, Phase
 from dronecommon.state import from_state
@@ -26,7 +28,7 @@ Fleet = Annotated[Engine, from_state(State, "engine")]
 Lead = Annotated[Pilot, from_state(State, "pilot")]
 
 
-router = APIRouter(prefix="/api/fleet", tags=["fleet"])
+router = APIRouter(prefix="/api/fleet", tags=["fleet"], dependencies=[requires(FLEET_CONTROL)])
 
 
 def _location(point: Point) -> Location:

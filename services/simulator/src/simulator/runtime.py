@@ -74,20 +74,26 @@ async def running(app: ServiceApp, settings: SimulatorSettings) -> AsyncIterator
             settings.redis, credential, socket_timeout=max(5.0, settings.redis.socket_timeout)
         )
         stack.push_async_callback(events_redis.aclose)
-        tokens = outbound_token_provider(settings.auth, credential, caller="simulator")
-        if tokens is not None:
-            stack.push_async_callback(tokens.close)
-        token = tokens.token if tokens is not None else None
-        backends = Backends(
-            delivery=create_http_client(
-                settings.http, base_url=settings.delivery_url, name="delivery", token_provider=token
-            ),
-            dronescheduler=create_http_client(
+        clients = {}
+        for name, url in (
+            ("delivery", settings.delivery_url),
+            ("dronescheduler", settings.dronescheduler_url),
+        ):
+            # One audience per service: a token for each, with the role the drones hold on it.
+            tokens = outbound_token_provider(
+                settings.auth, credential, caller="simulator", target=name
+            )
+            if tokens is not None:
+                stack.push_async_callback(tokens.close)
+            clients[name] = create_http_client(
                 settings.http,
-                base_url=settings.dronescheduler_url,
-                name="dronescheduler",
-                token_provider=token,
-            ),
+                base_url=url,
+                name=name,
+                token_provider=tokens.token if tokens is not None else None,
+            )
+        backends = Backends(
+            delivery=clients["delivery"],
+            dronescheduler=clients["dronescheduler"],
             cache_seconds=settings.drone_cache_seconds,
         )
         stack.push_async_callback(backends.aclose)

@@ -12,6 +12,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.auth.roles import DELIVERIES_CONFIRM, DRONES_FLY
 from dronecommon.settings import (
     AuthSettings,
     RedisSettings,
@@ -19,11 +20,21 @@ from dronecommon.settings import (
     TelemetryStreamSettings,
 )
 
-FLEET_CONTROL = "Fleet.Control"
 
+class SimulatorAuthSettings(AuthSettings):
+    """The simulator's identity: the app roles the drones hold on the services they call.
 
-def _auth() -> AuthSettings:
-    return AuthSettings(required_roles=[FLEET_CONTROL])
+    In Azure those are app role assignments of the simulator's identity (see infra/README.md);
+    locally, the development issuer puts the same roles in the tokens it mints. Outbound scopes
+    (``SIMULATOR_AUTH__OUTBOUND_SCOPES__DELIVERY``, ``__DRONESCHEDULER``) are set per environment.
+    """
+
+    dev_roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "delivery": [DELIVERIES_CONFIRM],
+            "dronescheduler": [DRONES_FLY],
+        }
+    )
 
 
 class SimulatorSettings(ServiceSettings):
@@ -36,8 +47,8 @@ class SimulatorSettings(ServiceSettings):
     service_name: ClassVar[str] = "simulator"
 
     port: int = Field(default=8006, ge=0, le=65535)
-    # The control API needs the Fleet.Control role when auth is on.
-    auth: AuthSettings = Field(default_factory=_auth)
+    # The control API needs a service token holding Fleet.Control.
+    auth: SimulatorAuthSettings = Field(default_factory=SimulatorAuthSettings)
     # Flight state, the delivery events (read) and, by default, the telemetry stream.
     redis: RedisSettings = Field(default_factory=RedisSettings)
     telemetry_stream: TelemetryStreamSettings = Field(default_factory=TelemetryStreamSettings)

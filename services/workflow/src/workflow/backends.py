@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dronecommon.domain import Location
+from dronecommon.domain import ACCOUNT_HEADER, Location
 from dronecommon.httpclient import ResilientClient, Response
 
 from .errors import PermanentError, TransientError
@@ -111,7 +111,11 @@ class Backends:
             "tag": info.tag,
             "ownerId": request.owner_id,
         }
-        response = await self.package.put(f"api/packages/{info.package_id}", json=body)
+        # Packages are kept per account: the request's account, not the workflow's identity.
+        headers = {ACCOUNT_HEADER: request.owner_of.account_id}
+        response = await self.package.put(
+            f"api/packages/{info.package_id}", json=body, headers=headers
+        )
         if response.status_code not in (200, 201, 204):
             raise _unexpected("package", f"PUT package {info.package_id}", response)
 
@@ -185,8 +189,10 @@ class Backends:
         delivery_id = request.delivery_id
         body: dict[str, Any] = {
             "id": delivery_id,
-            # The request names one owner; the sample's account is the owner's own account.
-            "owner": {"userId": request.owner_id, "accountId": request.owner_id},
+            "owner": {
+                "userId": request.owner_of.user_id,
+                "accountId": request.owner_of.account_id,
+            },
             "pickup": _location(pickup),
             "dropoff": _location(dropoff),
             "deadline": request.deadline,

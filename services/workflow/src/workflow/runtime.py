@@ -108,23 +108,25 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
         )
         redis = create_redis_client(settings.redis, credential)
         stack.push_async_callback(_quietly("redis client", redis.aclose))
-        tokens = outbound_token_provider(settings.auth, credential, caller="workflow")
-        if tokens is not None:
-            stack.push_async_callback(tokens.close)
-        token: TokenProvider | None = tokens.token if tokens is not None else None
-        clients: dict[str, ResilientClient] = {
-            name: create_http_client(
+        clients: dict[str, ResilientClient] = {}
+        for name in DOWNSTREAM:
+            # One audience per service: a token for each, with the roles held on it.
+            tokens = outbound_token_provider(
+                settings.auth, credential, caller="workflow", target=name
+            )
+            if tokens is not None:
+                stack.push_async_callback(tokens.close)
+            token: TokenProvider | None = tokens.token if tokens is not None else None
+            clients[name] = create_http_client(
                 settings.http,
                 base_url=downstream_url(settings, name),
                 name=name,
                 token_provider=token,
             )
-            for name in DOWNSTREAM
-        }
         backends = Backends(**clients)
         stack.push_async_callback(_quietly("downstream clients", backends.aclose))
         pending = PendingStore(redis, ttl=settings.pending_ttl)
-        consumer = Consumer(Workflow(backends, pending), settings)
+        consumer = Consumer(Workflow(backends, pending, area=settings.service_area), settings)
         queue_redis = queue_redis_client(settings, credential)
         if queue_redis is not None:
             stack.push_async_callback(_quietly("queue's redis client", queue_redis.aclose))

@@ -12,13 +12,12 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
 
+from dronecommon.area import resolve_location
 from dronecommon.domain import (
     ApiModel,
     ConfirmationType,
-    Location,
     PackageSize,
     UtcDateTime,
-    resolve_location,
 )
 from dronecommon.notifyme import NotifyMeRequest
 
@@ -41,11 +40,21 @@ class PackageInfo(ApiModel):
     tag: str | None = Field(default=None, max_length=1024)
 
 
+class Owner(ApiModel):
+    """Who owns the delivery (from the customer's token, at ingestion)."""
+
+    user_id: str = Field(min_length=1, max_length=128)
+    account_id: str = Field(min_length=1, max_length=128)
+
+
 class DeliveryMessage(ApiModel):
     """``operation=delivery``: schedule a new delivery."""
 
     delivery_id: SafeId
     owner_id: str = Field(min_length=1, max_length=128)
+    # Absent only in messages queued before owners came from tokens: the account is then the
+    # ownerId (see :attr:`owner_of`).
+    owner: Owner | None = None
     pickup_location: Place
     drop_off_location: Place = Field(
         validation_alias=AliasChoices("dropOffLocation", "dropoffLocation", "drop_off_location")
@@ -66,12 +75,8 @@ class DeliveryMessage(ApiModel):
         return "" if value is None else value
 
     @property
-    def pickup(self) -> Location:
-        return resolve_location(self.pickup_location)
-
-    @property
-    def dropoff(self) -> Location:
-        return resolve_location(self.drop_off_location)
+    def owner_of(self) -> Owner:
+        return self.owner or Owner(user_id=self.owner_id, account_id=self.owner_id)
 
 
 class RescheduleMessage(ApiModel):

@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from dronecommon.domain import resolve_location
+from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea
 
 from .backends import Backends, Outcome
 from .errors import PermanentError, TransientError
@@ -56,14 +56,23 @@ class Progress:
 class Workflow:
     """Runs each operation; raises PermanentError / TransientError (see :mod:`workflow.errors`)."""
 
-    def __init__(self, backends: Backends, pending: PendingStore, *, apply_rounds: int = 5) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        pending: PendingStore,
+        *,
+        apply_rounds: int = 5,
+        area: ServiceArea = DEFAULT_SERVICE_AREA,
+    ) -> None:
         self.backends = backends
         self.pending = pending
         self.apply_rounds = apply_rounds
+        self.area = area
 
     async def deliver(self, message: DeliveryMessage, progress: Progress) -> str:
         delivery_id = message.delivery_id
-        pickup, dropoff = message.pickup, message.dropoff
+        pickup = self.area.resolve(message.pickup_location)
+        dropoff = self.area.resolve(message.drop_off_location)
         if (await self.pending.read(delivery_id)).cancelled:
             # Book nothing (no package, no drone), but keep the request's record, Cancelled.
             await self.backends.create_delivery(message, pickup, dropoff, None)
@@ -132,8 +141,8 @@ class Workflow:
                 Outcome.FINAL: "not cancelled: the delivery is already completed",
             }[outcome]
         recorded = state.reschedule
-        pickup = _place(recorded, "pickupLocation")
-        dropoff = _place(recorded, "dropOffLocation")
+        pickup = _place(self.area, recorded, "pickupLocation")
+        dropoff = _place(self.area, recorded, "dropOffLocation")
         changes: dict[str, Any] = {}
         if pickup is not None:
             changes["pickup"] = pickup.model_dump()
@@ -160,11 +169,11 @@ class Workflow:
         }[outcome]
 
 
-def _place(recorded: dict[str, str], name: str) -> Any:
+def _place(area: ServiceArea, recorded: dict[str, str], name: str) -> Any:
     text = recorded.get(name)
     if text is None:
         return None
     try:
-        return resolve_location(text)
+        return area.resolve(text)
     except ValueError as exc:
         raise PermanentError("InvalidMessage", f"{name} {text!r}: {exc}") from exc

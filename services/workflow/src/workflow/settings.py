@@ -12,7 +12,10 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.area import ServiceArea
+from dronecommon.auth.roles import DELIVERIES_WRITE, DRONES_ASSIGN, PACKAGES_WRITE
 from dronecommon.settings import (
+    AuthSettings,
     HttpClientSettings,
     QueueSettings,
     RedisSettings,
@@ -39,6 +42,23 @@ class WorkflowHttpSettings(HttpClientSettings):
     retry_after_max: float = Field(default=5.0, ge=0)
 
 
+class WorkflowAuthSettings(AuthSettings):
+    """The workflow's identity: the app roles it holds on each service it calls.
+
+    In Azure those are app role assignments of the workflow's identity (see infra/README.md);
+    locally, the development issuer puts the same roles in the tokens it mints. Outbound scopes
+    (``WORKFLOW_AUTH__OUTBOUND_SCOPES__PACKAGE`` and so on) are set per environment.
+    """
+
+    dev_roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "package": [PACKAGES_WRITE],
+            "dronescheduler": [DRONES_ASSIGN],
+            "delivery": [DELIVERIES_WRITE],
+        }
+    )
+
+
 class WorkflowSettings(ServiceSettings):
     """``WORKFLOW_PORT``, ``WORKFLOW_REDIS__URL``, ``WORKFLOW_QUEUE__*``, ``WORKFLOW_*_URL``..."""
 
@@ -53,6 +73,9 @@ class WorkflowSettings(ServiceSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     queue: WorkflowQueueSettings = Field(default_factory=WorkflowQueueSettings)
     http: WorkflowHttpSettings = Field(default_factory=WorkflowHttpSettings)
+    auth: WorkflowAuthSettings = Field(default_factory=WorkflowAuthSettings)
+    # Where free-text places resolve (the same definition as ingestion's and the scheduler's).
+    service_area: ServiceArea = Field(default_factory=ServiceArea)
 
     # The three services the workflow calls.
     package_url: str = "http://127.0.0.1:8003"

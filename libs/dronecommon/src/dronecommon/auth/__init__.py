@@ -4,6 +4,7 @@
   elsewhere) and cached bearer tokens from it, for outbound calls;
 - :mod:`.clients`: keyless Service Bus, Redis, MongoDB and Key Vault clients;
 - :mod:`.inbound`: the FastAPI dependency that validates incoming bearer tokens;
+- :mod:`.policy`: what each route admits (app roles, customers);
 - :mod:`.devissuer`: a local token issuer so everything above runs with auth on, without Azure.
 """
 
@@ -29,7 +30,13 @@ from dronecommon.auth.credentials import (
     outbound_token_provider,
     workload_identity_configured,
 )
-from dronecommon.auth.devissuer import DEFAULT_DEV_ISSUER, DevIssuer, DevTokenProvider
+from dronecommon.auth.devissuer import (
+    DEFAULT_DEV_ISSUER,
+    PUBLIC_AUDIENCE,
+    SERVICE_AUDIENCES,
+    DevIssuer,
+    DevTokenProvider,
+)
 from dronecommon.auth.inbound import (
     ANONYMOUS,
     Authenticator,
@@ -38,11 +45,14 @@ from dronecommon.auth.inbound import (
     auth_dependency,
     current_caller,
 )
+from dronecommon.auth.policy import requires
 
 __all__ = [
     "ANONYMOUS",
     "DEFAULT_DEV_ISSUER",
+    "PUBLIC_AUDIENCE",
     "REDIS_SCOPE",
+    "SERVICE_AUDIENCES",
     "Authenticator",
     "AzureIdentityOIDCCallback",
     "BearerTokenProvider",
@@ -66,5 +76,6 @@ __all__ = [
     "current_caller",
     "mongo_client_kwargs",
     "outbound_token_provider",
+    "requires",
     "workload_identity_configured",
 ]

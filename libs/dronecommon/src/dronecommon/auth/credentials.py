@@ -24,9 +24,10 @@ configuration error, reported by name. Construction does no I/O; tokens are fetc
 :class:`BearerTokenProvider` keeps one token per scope and refreshes it five minutes before it
 expires (one refresh at a time; if a refresh fails while the old token is still valid, the old
 token is used and the refresh is retried on the next call). It backs outbound service-to-service
-calls and the Redis Entra credential provider. :func:`outbound_token_provider` picks the outbound
-token source from :class:`~dronecommon.settings.AuthSettings`: the development issuer when a dev
-signing key is configured, Entra otherwise.
+calls and the Redis Entra credential provider. :func:`outbound_token_provider` picks the token
+source for each called service from :class:`~dronecommon.settings.AuthSettings` (one scope per
+service, ``outbound_scopes``): the development issuer when a dev signing key is configured, Entra
+otherwise.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def credential_needed(
         or (telemetry_stream is not None and keyless_telemetry_stream(telemetry_stream))
         or (
             outbound is not None
-            and bool(outbound.outbound_scope)
+            and any(outbound.outbound_scopes.values())
             and not outbound.dev_signing_key_file
         )
     )
@@ -279,23 +280,30 @@ def outbound_token_provider(
     credential: AsyncTokenSource | None = None,
     *,
     caller: str = "service",
+    target: str,
 ) -> TokenProvider | None:
-    """Where outbound service-to-service calls get their bearer token, or None for no token.
+    """Where outbound calls to the service ``target`` get their bearer token, or None for none.
 
-    - no ``outbound_scope``: None (calls go out without ``Authorization``);
+    - no ``outbound_scopes[target]``: None (calls go out without ``Authorization``);
     - ``dev_signing_key_file`` set: tokens minted locally by the development issuer, with
-      ``azp``/``oid``/``sub`` = ``caller`` and the audience taken from the scope;
+      ``azp``/``oid``/``sub`` = ``caller``, the audience a v2 token for the scope carries and
+      the app roles ``dev_roles[target]`` (what Entra's app role assignments would give);
     - otherwise: Entra tokens for the scope from ``credential`` (required then).
     """
-    if not settings.outbound_scope:
+    scope = settings.outbound_scopes.get(target)
+    if not scope:
         return None
-    audience = audience_from_scope(settings.outbound_scope)
     if settings.dev_signing_key_file:
         key_file = settings.dev_signing_key_file
         issuer = DevIssuer.load(key_file, settings.issuer or DEFAULT_DEV_ISSUER)
-        return DevTokenProvider(issuer, audience=audience, caller=caller)
+        return DevTokenProvider(
+            issuer,
+            audience=audience_from_scope(scope),
+            caller=caller,
+            roles=settings.dev_roles.get(target, ()),
+        )
     if credential is None:
         raise CredentialConfigurationError(
-            "auth.outbound_scope is set but no credential was given for it"
+            f"auth.outbound_scopes.{target} is set but no credential was given for it"
         )
-    return BearerTokenProvider(credential, settings.outbound_scope)
+    return BearerTokenProvider(credential, scope)

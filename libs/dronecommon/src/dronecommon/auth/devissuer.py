@@ -10,10 +10,14 @@ authentication switched on, exactly as in Azure. The development issuer stands i
   serving it (``AUTH__JWKS_URL``);
 - :meth:`DevIssuer.mint` signs tokens shaped like Entra v2 access tokens (``sub``, ``azp``,
   ``oid``, ``roles``, ``iss``, ``aud``, ``iat``/``nbf``/``exp``), with every field choosable so
-  tests can mint wrong audiences, expired tokens and the like.
+  tests can mint wrong audiences, expired tokens and the like; :meth:`DevIssuer.mint_customer`
+  mints a customer's token for the public API (account ``tid``, user ``oid``).
 
 :class:`DevTokenProvider` mints outbound tokens for a service when ``AUTH__DEV_SIGNING_KEY_FILE`` is
-set, so service-to-service calls carry a bearer token locally too. Nothing here is for production.
+set, with the app roles ``AUTH__DEV_ROLES`` gives per called service, so service-to-service calls
+carry a bearer token locally too. :data:`PUBLIC_AUDIENCE` and :data:`SERVICE_AUDIENCES` name the
+local system's APIs. ``python -m dronecommon.auth.devcli`` is the command line (``make token``).
+Nothing here is for production.
 """
 
 from __future__ import annotations
@@ -39,6 +43,22 @@ from dronecommon.settings import AuthSettings
 DEFAULT_DEV_ISSUER = "http://localhost/dev-issuer"
 KEY_FILE_NAME = "signing-key.pem"
 JWKS_FILE_NAME = "jwks.json"
+
+# The audiences of the local system, one per API (Entra: each API's application id). Customers
+# call the public API; each internal API is called by the services holding its app roles.
+PUBLIC_AUDIENCE = "dronedelivery-api"
+SERVICE_AUDIENCES = {
+    "delivery": "delivery-internal",
+    "package": "package",
+    "dronescheduler": "dronescheduler",
+    "simulator": "simulator",
+    "notifier": "notifier",
+}
+# The account and user a development customer token names by default (the sample's owner).
+DEFAULT_ACCOUNT = "contoso"
+DEFAULT_USER = "myowner"
+# The client application customers' tokens are issued to locally (Entra: ``azp``).
+DEV_CLIENT = "dronedelivery-dev-client"
 
 Algorithm = Literal["RS256", "ES256"]
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -197,6 +217,32 @@ class DevIssuer:
         headers = {"kid": self.kid if kid is None else kid, "typ": "JWT"}
         return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
 
+    def mint_customer(
+        self,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        user: str = DEFAULT_USER,
+        audience: str = PUBLIC_AUDIENCE,
+        roles: Iterable[str] = (),
+        client: str = DEV_CLIENT,
+        **options: Any,
+    ) -> str:
+        """A customer's token for the public API: account ``tid``, user ``oid`` (and ``sub``),
+        issued to the client application ``client`` (``azp``), as Entra issues user tokens.
+
+        ``options`` are the other keywords of :meth:`mint` (``lifetime``, ``extra_claims``...).
+        """
+        extra = {"tid": account, "scp": "Deliveries.Manage", **options.pop("extra_claims", {})}
+        return self.mint(
+            audience=audience,
+            subject=user,
+            azp=client,
+            oid=user,
+            roles=roles,
+            extra_claims=extra,
+            **options,
+        )
+
     def auth_settings(
         self, *, audience: str, jwks_file: str | Path | None = None, **overrides: Any
     ) -> AuthSettings:
@@ -212,8 +258,13 @@ class DevIssuer:
 
 
 def audience_from_scope(scope: str) -> str:
-    """``api://delivery/.default`` -> ``api://delivery`` (the audience a scope's token carries)."""
-    return scope.removesuffix("/.default")
+    """The audience a v2 token for ``scope`` carries: the application id.
+
+    ``api://<app-id>/.default`` -> ``<app-id>`` (Entra puts the application id, not the
+    application id URI, in ``aud`` of v2 tokens); any other scope loses only ``/.default``.
+    """
+    resource = scope.removesuffix("/.default")
+    return resource.removeprefix("api://") if resource.startswith("api://") else resource
 
 
 class DevTokenProvider:

@@ -5,15 +5,20 @@ for routers or whole apps::
 
     app = FastAPI(dependencies=[Depends(auth_dependency(settings.auth))])
 
-With ``enabled`` false it returns an anonymous :class:`Caller` and never reads the header.
+With ``enabled`` false it returns an anonymous :class:`Caller` whatever the request sends.
 Otherwise it validates the ``Authorization: Bearer`` JWT:
 
 - signature against the issuer's JWKS (RS256 or ES256; each key verifies only with its own
-  algorithm, so a token cannot choose a weaker one), ``iss``, ``aud``, ``exp`` and ``nbf`` with
-  ``leeway_seconds``; ``exp``, ``iss`` and ``aud`` must be present;
-- the caller, when ``allowed_callers`` is non-empty: its application id (``azp`` in Entra v2 tokens,
-  ``appid`` in v1) or object id (``oid``) must be listed;
-- the roles, when ``required_roles`` is non-empty: the ``roles`` claim must hold one of them.
+  algorithm, so a token cannot choose a weaker one), ``iss``, ``aud`` and ``exp``/``nbf`` with
+  ``leeway_seconds``; ``exp``, ``iss`` and ``aud`` must be present. ``aud`` is this service's
+  own ``audience`` (a **service** token) or the ``public_audience`` (a **customer** token);
+- Microsoft Entra ID v1 tokens (``iss https://sts.windows.net/{tenant}/``, ``ver 1.0``) are
+  refused with a detail that says so: the APIs accept v2 tokens only (their app registrations
+  set ``requestedAccessTokenVersion: 2``, so ``aud`` is the application id);
+- a service caller, when ``allowed_callers`` is non-empty: its application id (``azp`` in v2
+  tokens, ``appid`` in v1) or object id (``oid``) must be listed.
+
+What a route then admits (app roles, customers) is its own policy: :mod:`.policy`.
 
 Answers follow RFC 6750: 401, 403, or 503 when the signing keys cannot be had
 (:mod:`.errors`). The signing keys are fetched, cached and refreshed by :mod:`.jwks`.
@@ -28,7 +33,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import Depends, Request
@@ -59,9 +64,17 @@ _bearer = HTTPBearer(
 )
 
 
+CallerKind = Literal["service", "customer", "anonymous"]
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated caller of a request."""
+    """The authenticated caller of a request.
+
+    ``kind`` says which audience its token was for: ``service`` (this service's own audience:
+    another service's identity), ``customer`` (the public API's audience: a customer, whose
+    ``account_id`` and ``user_id`` come from the configured claims) or ``anonymous`` (auth off).
+    """
 
     subject: str
     app_id: str | None = None
@@ -70,12 +83,25 @@ class Caller:
     roles: tuple[str, ...] = ()
     claims: Mapping[str, Any] = field(default_factory=dict)
     authenticated: bool = True
+    kind: CallerKind = "service"
+    account_id: str | None = None
+    user_id: str | None = None
+    operator: bool = False
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> Caller:
+    def from_claims(
+        cls,
+        claims: Mapping[str, Any],
+        *,
+        kind: CallerKind = "service",
+        account_claim: str = "tid",
+        user_claim: str = "oid",
+        operator_role: str = "Operator",
+    ) -> Caller:
         """The caller a validated token describes (Entra v1 and v2 claim names)."""
         roles = claims.get("roles")
         role_list = tuple(str(role) for role in roles) if isinstance(roles, list) else ()
+        customer = kind == "customer"
         return cls(
             subject=str(claims.get("sub", "")),
             app_id=_str_or_none(claims.get("azp") or claims.get("appid")),
@@ -83,13 +109,31 @@ class Caller:
             tenant_id=_str_or_none(claims.get("tid")),
             roles=role_list,
             claims=dict(claims),
+            kind=kind,
+            account_id=_str_or_none(claims.get(account_claim)) if customer else None,
+            user_id=_str_or_none(claims.get(user_claim)) if customer else None,
+            operator=customer and operator_role in role_list,
         )
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
+    @property
+    def sees_everything(self) -> bool:
+        """Every customer's data is this caller's business: a service (its route admitted it
+        by role), an operator, or anyone when tokens are not checked."""
+        return self.kind != "customer" or self.operator
 
-ANONYMOUS = Caller(subject="anonymous", authenticated=False)
+    def owns(self, user_id: str, account_id: str) -> bool:
+        """This customer is the owner ``(user_id, account_id)``."""
+        return self.kind == "customer" and self.user_id == user_id and self.account_id == account_id
+
+    def may_access(self, user_id: str, account_id: str) -> bool:
+        """The caller may read and change what the owner ``(user_id, account_id)`` owns."""
+        return self.sees_everything or self.owns(user_id, account_id)
+
+
+ANONYMOUS = Caller(subject="anonymous", authenticated=False, kind="anonymous")
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -99,15 +143,38 @@ def _str_or_none(value: Any) -> str | None:
 # --- Validation --------------------------------------------------------------------------------
 
 
-def _required(settings: AuthSettings) -> tuple[str, str]:
-    missing = [name for name in ("issuer", "audience") if not getattr(settings, name)]
+def _required(settings: AuthSettings) -> str:
+    missing = [] if settings.issuer else ["issuer"]
+    if not settings.audience and not settings.public_audience:
+        missing.append("audience or auth.public_audience")
     if not settings.jwks_url and not settings.jwks_file:
-        missing.append("jwks_url or jwks_file")
+        missing.append("jwks_url or auth.jwks_file")
     if missing:
-        raise ValueError(f"auth.enabled is true but auth.{', auth.'.join(missing)} not set")
+        raise ValueError(
+            f"auth.enabled is true but auth.{', auth.'.join(missing)} not set "
+            "(or switch tokens off explicitly with auth.enabled=false, never in production)"
+        )
     assert settings.issuer is not None
-    assert settings.audience is not None
-    return settings.issuer, settings.audience
+    return settings.issuer
+
+
+ENTRA_V1_ISSUER = "https://sts.windows.net/"
+
+
+def _v1_detail(token: str) -> str | None:
+    """What to say when a (signature-checked) token is a Microsoft Entra ID v1 token."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = str(claims.get("iss", ""))
+    if claims.get("ver") != "1.0" and not issuer.startswith(ENTRA_V1_ISSUER):
+        return None
+    return (
+        f"the token is a Microsoft Entra ID v1 token (iss {issuer or '?'}, "
+        f"ver {claims.get('ver', '?')}): this API accepts v2 tokens only "
+        "(set requestedAccessTokenVersion to 2 in the API's app registration)"
+    )
 
 
 class Authenticator:
@@ -121,7 +188,8 @@ class Authenticator:
         refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.issuer, self.audience = _required(settings)
+        self.issuer = _required(settings)
+        self.audiences = [a for a in (settings.audience, settings.public_audience) if a]
         self.settings = settings
         source: JwksSource = (
             HttpJwks(settings.jwks_url, timeout=jwks_timeout)
@@ -135,7 +203,6 @@ class Authenticator:
             clock=clock,
         )
         self._allowed_callers = frozenset(settings.allowed_callers)
-        self._required_roles = frozenset(settings.required_roles)
 
     async def authenticate(self, token: str) -> Caller:
         """The caller a token proves, or :class:`AuthenticationError`/
@@ -153,7 +220,7 @@ class Authenticator:
                 token,
                 key,
                 algorithms=list(ALGORITHMS),
-                audience=self.audience,
+                audience=self.audiences,
                 issuer=self.issuer,
                 leeway=self.settings.leeway_seconds,
                 options={"require": ["exp", "iss", "aud"]},
@@ -163,30 +230,40 @@ class Authenticator:
         except jwt.ImmatureSignatureError as exc:
             raise AuthenticationError("the token is not valid yet") from exc
         except jwt.InvalidAudienceError as exc:
-            raise AuthenticationError("the token is not meant for this service") from exc
+            detail = _v1_detail(token) or "the token is not meant for this service"
+            raise AuthenticationError(detail) from exc
         except jwt.InvalidIssuerError as exc:
-            raise AuthenticationError("the token comes from an untrusted issuer") from exc
+            detail = _v1_detail(token) or "the token comes from an untrusted issuer"
+            raise AuthenticationError(detail) from exc
         except jwt.InvalidSignatureError as exc:
             raise AuthenticationError("the token's signature is not valid") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise AuthenticationError(f"the token has no {exc.claim!r} claim") from exc
         except jwt.PyJWTError as exc:
             raise AuthenticationError("the token is not valid") from exc
-        caller = Caller.from_claims(claims)
+        caller = Caller.from_claims(
+            claims,
+            kind=self._kind(claims.get("aud")),
+            account_claim=self.settings.account_claim,
+            user_claim=self.settings.user_claim,
+            operator_role=self.settings.operator_role,
+        )
         self.authorize(caller)
         return caller
 
+    def _kind(self, audience: Any) -> CallerKind:
+        """``service`` for this service's own audience, ``customer`` for the public API's."""
+        audiences = {audience} if isinstance(audience, str) else set(audience or ())
+        if self.settings.audience and self.settings.audience in audiences:
+            return "service"
+        return "customer"
+
     def authorize(self, caller: Caller) -> None:
-        """Raise :class:`PermissionDeniedError` unless the caller and its roles are admitted."""
-        if self._allowed_callers:
+        """Raise :class:`PermissionDeniedError` unless a service caller is an allowed one."""
+        if caller.kind == "service" and self._allowed_callers:
             identities = {caller.app_id, caller.object_id} - {None}
             if not identities & self._allowed_callers:
                 raise PermissionDeniedError("this caller is not allowed to call this service")
-        if self._required_roles and not self._required_roles.intersection(caller.roles):
-            raise PermissionDeniedError(
-                "the token holds none of the roles this service requires: "
-                + ", ".join(sorted(self._required_roles))
-            )
 
     async def dependency(
         self,
@@ -205,7 +282,12 @@ class Authenticator:
         return caller
 
 
-async def _anonymous(request: Request) -> Caller:
+async def _anonymous(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Tokens switched off: every request is the anonymous caller, whatever it sends. The bearer
+    scheme is still declared, so the API's document is the same as where tokens are checked."""
     request.state.caller = ANONYMOUS
     return ANONYMOUS
 

@@ -1,0 +1,39 @@
+"""Deliveries that end stop counting against their account's cap.
+
+Each replica reads the delivery events (the delivery service's outbox, ``dronecommon.events``)
+as one consumer of the ``ingestion`` group: a ``Completed`` or ``Cancelled`` event takes the
+delivery out of its account's set of deliveries in progress (the account is the one recorded as
+the delivery's owner at acceptance). Removing is idempotent, so an event handled twice (after a
+crash before its acknowledgement) changes nothing. If this consumer stops, nothing is counted
+forever: each delivery also stops counting ``in_progress_seconds`` after its acceptance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from dronecommon.events import DeliveryEvent, EventType
+
+from .accounts import AccountStore
+
+logger = logging.getLogger("ingestion.ended")
+
+ENDINGS = frozenset({EventType.COMPLETED, EventType.CANCELLED})
+
+
+class EndedDeliveries:
+    """The events handler: ended deliveries leave their account's count."""
+
+    def __init__(self, accounts: AccountStore) -> None:
+        self.accounts = accounts
+
+    async def handle(self, events: Sequence[DeliveryEvent]) -> None:
+        for event in events:
+            if event.type not in ENDINGS:
+                continue
+            owner = await self.accounts.owner_of(event.delivery_id)
+            if owner is None:
+                continue  # not accepted here (or its owner record expired): nothing counted
+            if await self.accounts.ended(owner.account_id, event.delivery_id):
+                logger.debug("%s %s: no longer in progress", event.delivery_id, event.type.value)

@@ -1,0 +1,292 @@
+"""The gateways expose the public API and nothing else: the compose Caddyfile run in a real Caddy,
+and the AKS HTTPRoutes as rendered, each checked against one table of requests.
+
+Caddy (``.tools/bin/caddy``, built by ``make setup``) runs the committed Caddyfile, its upstreams
+pointed at two recording servers on loopback, over real TLS; a request the table calls internal
+must come back 404 without reaching either. For the HTTPRoutes, the Gateway API's matching rules
+(Exact and PathPrefix, element-wise; the method) are applied to the rendered routes: a request
+they let through by prefix that the table calls internal must be one the service itself answers
+404 at the edge (its internal routers, ``dronecommon.edge``), which the real delivery app shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from delivery.main import create_app as create_delivery
+from delivery.settings import DeliverySettings
+from dronecommon.edge import EDGE_HEADER
+from dronecommon.settings import AuthSettings, RedisSettings
+from dronetesting.apps import app_client, running_server
+from dronetesting.servers import free_port
+from dronetesting.tokens import TEST_AUDIENCE
+
+from .conftest import ROOT, Manifest
+from .policy import of_kind
+
+CADDYFILE = ROOT / "docker" / "gateway" / "Caddyfile"
+CADDY = ROOT / ".tools" / "bin" / "caddy"
+ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+# (method, path, the service that must get it, or None: 404 at the gateway).
+PUBLIC = [
+    ("POST", "/api/deliveryrequests", "ingestion"),
+    ("PATCH", f"/api/deliveryrequests/{ID}", "ingestion"),
+    ("DELETE", f"/api/deliveryrequests/{ID}", "ingestion"),
+    ("GET", f"/api/deliveries/public/{ID}", "delivery"),
+    ("GET", f"/api/deliveries/public/{ID}/tracking", "delivery"),
+    ("GET", f"/api/deliveries/{ID}", "delivery"),
+    ("GET", f"/api/deliveries/{ID}/status", "delivery"),
+    ("GET", f"/api/deliveries/{ID}/history", "delivery"),
+    ("GET", f"/api/deliveries/{ID}/tracking", "delivery"),
+    ("GET", "/api/deliveries/summary?ownerId=myowner&year=2026&month=1", "delivery"),
+    ("POST", f"/api/deliveries/{ID}/notifymerequests", "delivery"),
+]
+INTERNAL = [
+    ("GET", "/api/deliveryrequests"),
+    ("PUT", f"/api/deliveryrequests/{ID}"),
+    ("GET", f"/api/deliveries/{ID}/owner"),
+    ("PUT", f"/api/deliveries/{ID}"),
+    ("PATCH", f"/api/deliveries/{ID}"),
+    ("DELETE", f"/api/deliveries/{ID}"),
+    ("POST", f"/api/deliveries/{ID}/confirmations"),
+    ("PUT", f"/api/dronedeliveries/{ID}"),
+    ("GET", f"/api/dronedeliveries/{ID}"),
+    ("DELETE", f"/api/dronedeliveries/{ID}"),
+    ("GET", "/api/drones/downtown-standard-00001"),
+    ("PUT", "/api/packages/mypackage"),
+    ("GET", "/api/packages/mypackage"),
+    ("GET", "/api/fleet"),
+    ("GET", "/api/notifications"),
+    ("GET", "/api/notifications/sms"),
+    ("GET", "/api/accounts/contoso/webhooksecret"),
+    ("GET", "/docs"),
+    ("GET", "/readyz"),
+    ("GET", "/"),
+]
+
+
+# --- Caddy ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    """A recording server standing in for a service behind the gateway."""
+
+    name: str
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def record(request: Request) -> JSONResponse:
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            self.seen.append((request.method, path, request.headers.get(EDGE_HEADER)))
+            return JSONResponse({"service": self.name})
+
+        methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        return Starlette(routes=[Route("/{path:path}", record, methods=methods)])
+
+
+@dataclass
+class Gateway:
+    url: str
+    upstreams: dict[str, Upstream]
+
+
+def caddy_config(ports: dict[str, int], listen: int) -> str:
+    """The committed Caddyfile with its upstreams and port moved to loopback test ports."""
+    text = CADDYFILE.read_text(encoding="utf-8")
+    for name, port in ports.items():
+        text = text.replace(f"{name}:8080", f"127.0.0.1:{port}")
+    assert ":8443" in text
+    return text.replace(":8443", f":{listen}")
+
+
+@contextlib.contextmanager
+def caddy(config: Path, home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    log = (home / "caddy.log").open("wb")
+    process = subprocess.Popen(
+        [str(CADDY), "run", "--config", str(config), "--adapter", "caddyfile"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def require_caddy() -> None:
+    if not (CADDY.is_file() and os.access(CADDY, os.X_OK)):
+        pytest.fail(f"{CADDY} is missing: `make setup` builds it")
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    require_caddy()
+    upstreams = {name: Upstream(name) for name in ("ingestion", "delivery")}
+    async with contextlib.AsyncExitStack() as stack:
+        ports = {}
+        for name, upstream in upstreams.items():
+            url = await stack.enter_async_context(running_server(upstream.app()))
+            ports[name] = int(url.rsplit(":", 1)[1])
+        listen = free_port()
+        config = tmp_path / "Caddyfile"
+        config.write_text(caddy_config(ports, listen), encoding="utf-8")
+        process = stack.enter_context(caddy(config, tmp_path))
+        url = f"https://127.0.0.1:{listen}"
+        async with httpx.AsyncClient(verify=False, timeout=5) as client:  # noqa: S501 - Caddy's internal CA
+            deadline = time.monotonic() + 20
+            while True:
+                assert process.poll() is None, (tmp_path / "caddy.log").read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(url + "/healthz")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, (tmp_path / "caddy.log").read_text()
+                await asyncio.sleep(0.1)
+        yield Gateway(url, upstreams)
+
+
+def test_the_caddyfile_adapts(tmp_path: Path) -> None:
+    require_caddy()
+    result = subprocess.run(
+        [str(CADDY), "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_caddy_routes_the_public_api_to_its_services(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(verify=False, timeout=5) as client:  # noqa: S501
+        for method, path, service in PUBLIC:
+            headers = {EDGE_HEADER: "forged-by-a-client"}
+            response = await client.request(method, gateway.url + path, headers=headers, json={})
+            assert response.status_code == 200, (method, path, response.text)
+            assert response.json() == {"service": service}, (method, path)
+            # What reached the service is marked as having come through the gateway: the
+            # client's own value replaced.
+            assert gateway.upstreams[service].seen[-1] == (method, path, "public")
+
+
+async def test_caddy_answers_404_to_everything_internal(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(verify=False, timeout=5) as client:  # noqa: S501
+        for method, path in INTERNAL:
+            response = await client.request(method, gateway.url + path)
+            assert response.status_code == 404, (method, path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+    assert all(not upstream.seen for upstream in gateway.upstreams.values())
+
+
+# --- the AKS HTTPRoutes ---------------------------------------------------------------------------
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    """Gateway API PathPrefix: element-wise, a trailing slash ignored."""
+    want = [part for part in prefix.split("/") if part]
+    have = [part for part in path.split("/") if part]
+    return have[: len(want)] == want
+
+
+def routed_to(routes: dict[str, Manifest], method: str, target: str) -> str | None:
+    """The service whose HTTPRoute takes ``method target``, by the Gateway API's rules."""
+    path = target.split("?", 1)[0]
+    for service, route in routes.items():
+        for rule in route["spec"]["rules"]:
+            for match in rule["matches"]:
+                if match.get("method", method) != method:
+                    continue
+                kind, value = match["path"]["type"], match["path"]["value"]
+                if (kind == "Exact" and path == value) or (
+                    kind == "PathPrefix" and _prefix_matches(value, path)
+                ):
+                    return service
+    return None
+
+
+def edge_filter(route: Manifest) -> list[Any]:
+    return [
+        header
+        for rule in route["spec"]["rules"]
+        for f in rule.get("filters", [])
+        if f["type"] == "RequestHeaderModifier"
+        for header in f["requestHeaderModifier"]["set"]
+    ]
+
+
+@pytest.mark.parametrize("env", ["default", "dev", "prod"])
+async def test_the_httproutes_expose_the_public_api_and_hide_the_rest(
+    rendered: dict[tuple[str, str], list[Manifest]], env: str
+) -> None:
+    routes = {
+        service: of_kind(rendered[service, env], "HTTPRoute")[0]
+        for service in ("ingestion", "delivery")
+    }
+    for route in routes.values():
+        assert edge_filter(route) == [{"name": EDGE_HEADER, "value": "public"}]
+        for rule in route["spec"]["rules"]:
+            for match in rule["matches"]:
+                assert match["path"]["type"] in {"Exact", "PathPrefix"}
+                assert match.get("method"), "every match names its method"
+    for method, path, service in PUBLIC:
+        assert routed_to(routes, method, path) == service, (method, path)
+    # What the routes let through by prefix but is internal must be hidden by the service.
+    let_through = [(m, p) for m, p in INTERNAL if routed_to(routes, m, p) is not None]
+    assert let_through, "the delivery prefix lets /owner and confirmations through"
+    assert {routed_to(routes, m, p) for m, p in let_through} == {"delivery"}
+    await assert_hidden_at_the_edge(let_through)
+
+
+async def assert_hidden_at_the_edge(requests: list[tuple[str, str]]) -> None:
+    """The real delivery app answers 404 to these at the edge, and not to the public ones."""
+    settings = DeliverySettings(
+        redis=RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"),  # never reached
+        auth=AuthSettings(
+            issuer="http://localhost/dev-issuer",
+            audience=TEST_AUDIENCE,
+            jwks_file="/nonexistent/jwks.json",
+        ),
+        log_json=False,
+    )
+    edge = {EDGE_HEADER: "public"}
+    async with app_client(create_delivery(settings, configure_logs=False)) as client:
+        for method, path in requests:
+            response = await client.request(method, path, headers=edge, json={})
+            assert response.status_code == 404, (method, path, response.text)
+            assert response.json()["detail"] == "No such route.", (method, path)
+        for method, path, service in PUBLIC:
+            # The owner routes (the streams' own tests check theirs): through the gateway they
+            # ask for a token; they do not deny the route.
+            if service != "delivery" or "/public/" in path or path.endswith("/tracking"):
+                continue
+            response = await client.request(method, path, headers=edge, json={})
+            assert response.status_code == 401, (method, path, response.text)
