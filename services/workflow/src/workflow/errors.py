@@ -2,12 +2,15 @@
 
 - :class:`PermanentError` — the message can never succeed as it is (malformed, unknown operation,
   a downstream 4xx other than 408/409/429): dead-letter it at once with ``reason``.
+- :class:`OperatorRequired` — the queue view refuses a caller without the Operator role.
 - :class:`TransientError` — it may succeed later (a downstream outage after the HTTP client's own
   retries, an unexpected answer, the pending store unreachable): hold, then abandon it for
   redelivery. :class:`dronecommon.httpclient.TransientHTTPError` is transient too.
 """
 
 from __future__ import annotations
+
+from dronecommon import DomainError
 
 
 class PermanentError(Exception):
@@ -25,3 +28,11 @@ class TransientError(Exception):
     def __init__(self, description: str, *, retry_after: float | None = None) -> None:
         super().__init__(description)
         self.retry_after = retry_after
+
+
+class OperatorRequired(DomainError):
+    """The caller does not hold the Operator role."""
+
+    status = 403
+    problem = "operator-required"
+    title = "Forbidden"
