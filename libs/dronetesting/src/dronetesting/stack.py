@@ -88,6 +88,8 @@ CALLS = {
     "workflow": ("package", "dronescheduler", "delivery"),
     "simulator": ("dronescheduler", "delivery"),
     "notifier": ("delivery",),
+    # The web app's own token (its customers' calls carry the signed-in user's token).
+    "webapp": ("simulator", "notifier"),
 }
 
 
@@ -190,22 +192,17 @@ class StackConfig:
                 env[f"{prefix}OUTBOUND_SCOPES__{target.upper()}"] = scope
         return env
 
-
     def webapp_env(self) -> dict[str, str]:
-        """The web app: the services it calls, sign-in with the development issuer (its key in
-        ``<data>/dev-issuer``), and its own tokens for the fleet and the notifications."""
+        """The web app: the services it calls and sign-in with the development issuer (its key
+        in ``<data>/dev-issuer``, which mints the customers' tokens even with tokens off); its
+        own tokens for the fleet and the notifications come with :meth:`auth_env`."""
         env = {
             f"WEBAPP_{target.upper()}_URL": self.url(target)
             for target in ("ingestion", "delivery", "workflow", "simulator", "notifier")
             if target in self.ports
         }
         env["WEBAPP_SIGNIN__MODE"] = "development"
-        env["WEBAPP_AUTH__DEV_SIGNING_KEY_FILE"] = str(
-            self.data_dir / "dev-issuer" / "signing-key.pem"
-        )
-        for target, role in (("simulator", "Fleet.Control"), ("notifier", "Notifications.Read")):
-            env[f"WEBAPP_AUTH__OUTBOUND_SCOPES__{target.upper()}"] = f"api://{target}/.default"
-            env[f"WEBAPP_AUTH__DEV_ROLES__{target.upper()}"] = f'["{role}"]'
+        env["WEBAPP_AUTH__DEV_SIGNING_KEY_FILE"] = str(self.issuer_dir / KEY_FILE_NAME)
         return env
 
 

@@ -24,13 +24,15 @@ from azure.core.credentials_async import AsyncTokenCredential
 from dronecommon.auth.credentials import BearerTokenProvider, TokenProvider
 from dronecommon.auth.devissuer import (
     DEFAULT_DEV_ISSUER,
+    PUBLIC_AUDIENCE,
     DevIssuer,
     DevTokenProvider,
     audience_from_scope,
 )
+from dronecommon.auth.roles import OPERATOR
 
 from .sessions import User
-from .settings import DEV_CLIENT, DEV_PUBLIC_AUDIENCE, WebappAuthSettings, WebappSettings
+from .settings import DEV_CLIENT, WebappAuthSettings, WebappSettings
 
 logger = logging.getLogger("webapp.identity")
 
@@ -73,19 +75,19 @@ class DevSignIn:
             logger.info("made the development issuer's key in %s", key_file.parent)
         return cls(
             issuer,
-            audience=settings.auth.public_audience or DEV_PUBLIC_AUDIENCE,
+            audience=settings.auth.public_audience or PUBLIC_AUDIENCE,
             lifetime=settings.signin.token_lifetime,
         )
 
     def mint(self, *, account: str, user: str, operator: bool) -> str:
-        return self.issuer.mint(
+        return self.issuer.mint_customer(
+            account=account,
+            user=user,
             audience=self.audience,
-            subject=user,
-            azp=DEV_CLIENT,
-            oid=user,
-            roles=["Operator"] if operator else [],
+            roles=[OPERATOR] if operator else [],
+            client=DEV_CLIENT,
             lifetime=self.lifetime,
-            extra_claims={"tid": account, "name": user, "scp": "Deliveries.Manage"},
+            extra_claims={"name": user},
         )
 
 

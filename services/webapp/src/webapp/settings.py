@@ -14,26 +14,34 @@ from typing import ClassVar, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.auth.devissuer import PUBLIC_AUDIENCE
+from dronecommon.auth.roles import FLEET_CONTROL, NOTIFICATIONS_READ
 from dronecommon.settings import AuthSettings, RedisSettings, ServiceSettings
 
-OPERATOR = "Operator"
-# What the web app's own identity holds on the services it reads for operators and owners.
-FLEET_CONTROL = "Fleet.Control"
-NOTIFICATIONS_READ = "Notifications.Read"
-# The public API's audience locally (Entra: the public API's application id).
-DEV_PUBLIC_AUDIENCE = "dronedelivery-api"
+# The client application the development sign-in issues customer tokens to (Entra: ``azp``, the
+# web app's own app registration).
 DEV_CLIENT = "dronedelivery-webapp"
 
 
 class WebappAuthSettings(AuthSettings):
-    """Tokens the web app sends: customers' (for the public API audience) and its own."""
+    """Tokens the web app sends: customers' (for the public API audience) and its own.
 
-    # The audience of customer tokens: the public API (ingestion and the delivery owner routes).
-    public_audience: str | None = DEV_PUBLIC_AUDIENCE
-    # The web app's own tokens, per called service (``simulator``, ``notifier``): the scope to ask
-    # Entra for, and locally the roles the development issuer puts in them.
-    outbound_scopes: dict[str, str] = Field(default_factory=dict)
-    dev_roles: dict[str, list[str]] = Field(default_factory=dict)
+    The web app checks no bearer tokens itself (its pages are for browsers with a session); it
+    sends the signed-in user's token (customer: the public API's audience, ``public_audience``)
+    and, to the services whose data no customer may read, its own token: ``Fleet.Control`` on
+    the simulator (the fleet, for ``/ops``) and ``Notifications.Read`` on the notifier (a
+    delivery's notifications, once the delivery service has shown the user owns it). In Azure
+    those are app role assignments of the web app's identity; locally the development issuer
+    puts the same roles in the tokens it mints (``dev_roles``).
+    """
+
+    public_audience: str | None = PUBLIC_AUDIENCE
+    dev_roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "simulator": [FLEET_CONTROL],
+            "notifier": [NOTIFICATIONS_READ],
+        }
+    )
 
 
 class SessionSettings(BaseModel):

@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
+from dronecommon.auth.roles import OPERATOR
 from dronecommon.state import from_state
 
 from .backends import Backends
@@ -30,7 +31,7 @@ from .identity import DevSignIn, user_from_token
 from .ops import Throughput
 from .runtime import State
 from .sessions import Session, SessionStore, User, current_session, set_session
-from .settings import OPERATOR, WebappSettings
+from .settings import WebappSettings
 from .streams import StreamProxy
 
 PACKAGE = files("webapp")
