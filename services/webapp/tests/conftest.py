@@ -159,7 +159,8 @@ class Browser:
         assert page.status_code == 200, page.text
         csrf = CSRF.search(page.text)
         key = REQUEST_KEY.search(page.text)
-        assert csrf and key
+        assert csrf
+        assert key
         form = {
             "csrf_token": html.unescape(csrf.group(1)),
             "request_key": html.unescape(key.group(1)),
