@@ -11,21 +11,12 @@ id (the drone scheduler names its drones ``<base>-<class>-<n>``), else the base 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from .settings import Base, WebappSettings
+from dronecommon.area import Base
+from dronecommon.domain import Location
 
-EARTH_RADIUS_MILES = 3958.7613
-
-
-def miles_between(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_MILES * math.asin(math.sqrt(h))
+from .settings import WebappSettings
 
 
 def base_of(settings: WebappSettings, drone_id: str | None, near: tuple[float, float]) -> Base:
@@ -34,7 +25,8 @@ def base_of(settings: WebappSettings, drone_id: str | None, near: tuple[float, f
         named = [base for base in bases if drone_id.startswith(base.name + "-")]
         if named:
             return max(named, key=lambda base: len(base.name))
-    return min(bases, key=lambda base: miles_between((base.latitude, base.longitude), near))
+    nearest, _ = settings.service_area.nearest_base(Location(latitude=near[0], longitude=near[1]))
+    return nearest
 
 
 def point(location: dict[str, Any] | None) -> list[float] | None:

@@ -14,6 +14,7 @@ from typing import ClassVar, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from dronecommon.area import ServiceArea
 from dronecommon.auth.devissuer import PUBLIC_AUDIENCE
 from dronecommon.auth.roles import FLEET_CONTROL, NOTIFICATIONS_READ
 from dronecommon.settings import AuthSettings, RedisSettings, ServiceSettings
@@ -97,31 +98,6 @@ class SignInSettings(BaseModel):
     entra: EntraSettings = Field(default_factory=EntraSettings)
 
 
-class Base(BaseModel):
-    """A drone base (the service area is the circles around the bases)."""
-
-    name: str
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-
-
-DEFAULT_BASES = [
-    Base(name="northgate", latitude=47.7063, longitude=-122.3250),
-    Base(name="ballard", latitude=47.6687, longitude=-122.3845),
-    Base(name="university", latitude=47.6615, longitude=-122.3131),
-    Base(name="downtown", latitude=47.6062, longitude=-122.3321),
-    Base(name="west-seattle", latitude=47.5613, longitude=-122.3864),
-    Base(name="rainier", latitude=47.5480, longitude=-122.2740),
-]
-
-
-class ServiceAreaSettings(BaseModel):
-    """The area drawn on the maps: the fleet's bases and the radius around each."""
-
-    bases: list[Base] = Field(default_factory=lambda: list(DEFAULT_BASES), min_length=1)
-    radius_miles: float = Field(default=10.0, gt=0, le=1000)
-
-
 class WebappSettings(ServiceSettings):
     """``WEBAPP_PORT``, ``WEBAPP_SIGNIN__MODE``, ``WEBAPP_DELIVERY_URL``, ``WEBAPP_TILES_URL``..."""
 
@@ -147,9 +123,10 @@ class WebappSettings(ServiceSettings):
     # Readiness: how long a called service's /healthz may take.
     downstream_health_timeout: float = Field(default=1.0, gt=0)
 
-    # Maps: the service area, and a tile layer only when a tiles URL is configured
-    # ("https://tile.example/{z}/{x}/{y}.png"); without it maps draw on a plain background.
-    service_area: ServiceAreaSettings = Field(default_factory=ServiceAreaSettings)
+    # Maps: the service area (the same settings as every service's, WEBAPP_SERVICE_AREA__*), and
+    # a tile layer only when a tiles URL is configured ("https://tile.example/{z}/{x}/{y}.png");
+    # without it maps draw on a plain background.
+    service_area: ServiceArea = Field(default_factory=ServiceArea)
     tiles_url: str | None = None
     tiles_attribution: str = ""
     # My deliveries refresh this often (seconds); the track page streams.
