@@ -251,7 +251,7 @@ class DeliveryRepository:
                 found.append((delivery_id, created))
         return found[:count]
 
-    async def records(self, delivery_ids: list[str]) -> list[DeliveryRecord | None]:
+    async def records_of(self, delivery_ids: list[str]) -> list[DeliveryRecord | None]:
         """The records of ``delivery_ids`` in one round trip (None: expired)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for delivery_id in delivery_ids:

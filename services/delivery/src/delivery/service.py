@@ -220,7 +220,7 @@ class DeliveryService:
             if not page:
                 last = None
                 break
-            records = await self.repository.records([delivery_id for delivery_id, _ in page])
+            records = await self.repository.records_of([delivery_id for delivery_id, _ in page])
             gone = [
                 delivery_id
                 for (delivery_id, _), rec in zip(page, records, strict=True)
