@@ -25,13 +25,17 @@ from dronetesting.servers import free_port
 from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 from webapp.settings import WebappSettings
 
-# A fast fleet: a flight of a few miles takes seconds (see the simulator's settings).
+# A fast fleet: ten times the drones' speed, a second at each stop, a fix every quarter second,
+# so a flight of a few miles takes under a minute, slow enough to watch the drone move on a map.
+# A drone silent for three seconds is stale (the web app and the delivery service agree).
 FAST_FLEET = {
-    "SIMULATOR_SPEED_FACTOR": "100",
-    "SIMULATOR_HANDLING_SECONDS": "0.5",
-    "SIMULATOR_TELEMETRY_INTERVAL": "0.2",
+    "SIMULATOR_SPEED_FACTOR": "10",
+    "SIMULATOR_HANDLING_SECONDS": "1",
+    "SIMULATOR_TELEMETRY_INTERVAL": "0.25",
     "SIMULATOR_TICKS_PER_INTERVAL": "2",
-    "DELIVERY_LIVE__HANDLING_SECONDS": "0.5",
+    "DELIVERY_LIVE__HANDLING_SECONDS": "1",
+    "DELIVERY_LIVE__STALE_AFTER": "3",
+    "WEBAPP_TRACKING_STALE_SECONDS": "3",
 }
 STACK_ENV = {
     **FAST_FLEET,
@@ -43,11 +47,13 @@ STACK_ENV = {
     "INGESTION_LIMITS__BURST": "10000",
     "INGESTION_LIMITS__MAX_IN_PROGRESS": "10000",
     "WEBAPP_LIST_REFRESH_SECONDS": "1",
+    # One signing key across restarts of the web app: sessions survive them.
+    "WEBAPP_SESSION__SECRET_KEY": "web-app-tests-only-" + "0" * 24,
 }
 
-# Places inside the default service area (near the downtown and university bases).
+# Places inside the default service area: a pickup downtown, a drop-off some four miles north.
 PICKUP = "47.6097,-122.3331"
-DROPOFF = "47.6205,-122.3493"
+DROPOFF = "47.6690,-122.3000"
 OUTSIDE = "40.7128,-74.0060"  # New York: far outside
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

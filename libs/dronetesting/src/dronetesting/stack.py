@@ -168,6 +168,8 @@ class StackConfig:
             env["NOTIFIER_EMAIL__SMTP__PORT"] = str(self.mailpit_smtp_port)
             env["NOTIFIER_SMS__TRANSPORT"] = "sink"
             env["NOTIFIER_SMS__SINK_FILE"] = str(self.data_dir / "sms.jsonl")
+            if "webapp" in self.ports:  # the e-mails link to this stack's tracking page
+                env["NOTIFIER_PUBLIC_BASE_URL"] = self.url("webapp")
         env.update(self.auth_env(service))
         return env
 

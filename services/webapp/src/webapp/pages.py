@@ -248,6 +248,7 @@ async def track(
         "streamUrl": f"/deliveries/{delivery_id}/events",
         "statusUrl": f"/deliveries/{delivery_id}/details.json",
         "public": False,
+        "staleSeconds": settings.tracking_stale_seconds,
     }
     response = render(
         request,

@@ -68,6 +68,7 @@ async def public_track(
         "streamUrl": f"/track/{delivery_id}/events",
         "statusUrl": f"/track/{delivery_id}/status.json",
         "public": True,
+        "staleSeconds": settings.tracking_stale_seconds,
     }
     return render(
         request,

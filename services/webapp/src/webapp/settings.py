@@ -129,6 +129,9 @@ class WebappSettings(ServiceSettings):
     service_area: ServiceArea = Field(default_factory=ServiceArea)
     tiles_url: str | None = None
     tiles_attribution: str = ""
+    # The track pages say "tracking lost" when the drone's latest fix is older than this
+    # (seconds; the delivery service's DELIVERY_LIVE__STALE_AFTER, so both agree).
+    tracking_stale_seconds: float = Field(default=30.0, gt=0, le=3600)
     # My deliveries refresh this often (seconds); the track page streams.
     list_refresh_seconds: float = Field(default=5.0, ge=1, le=300)
 

@@ -32,27 +32,36 @@ export function createMap(element, config) {
     }
     return null;
   }
+  const bases = config.area?.bases ?? [];
+  const radius = config.area?.radiusMeters ?? 0;
+  // The area's extent from the circles' own geometry (a circle measures itself only once the
+  // map has a view): the map starts there.
+  let bounds = null;
+  for (const base of bases) {
+    const extent = L.latLng(base.at).toBounds(2 * radius);
+    bounds = bounds ? bounds.extend(extent) : extent;
+  }
   const map = L.map(element, {
     zoomSnap: 0.25,
     attributionControl: Boolean(config.tiles),
     keyboard: true,
     worldCopyJump: false,
   });
+  if (bounds) map.fitBounds(bounds, { padding: [10, 10] });
+  else map.setView([0, 0], 2);
   if (config.tiles) {
     L.tileLayer(config.tiles.url, { attribution: config.tiles.attribution || "", maxZoom: 19 }).addTo(map);
   }
   L.control.scale({ imperial: true, metric: true }).addTo(map);
   const area = L.featureGroup().addTo(map);
-  for (const base of config.area?.bases ?? []) {
+  for (const base of bases) {
     L.circle(base.at, {
-      radius: config.area.radiusMeters,
-      color: COLOURS.area, weight: 1, fillColor: "#cfe0f2", fillOpacity: 0.35, interactive: false,
+      radius, color: COLOURS.area, weight: 1, fillColor: "#cfe0f2", fillOpacity: 0.35, interactive: false,
     }).addTo(area);
     L.circleMarker(base.at, { radius: 5, color: "#222", weight: 1, fillColor: COLOURS.base, fillOpacity: 1 })
       .bindTooltip(`base ${base.name}`)
       .addTo(area);
   }
-  map.fitBounds(area.getBounds(), { padding: [10, 10] });
   return map;
 }
 

@@ -12,6 +12,7 @@ const POLL_MS = 3000;
 const STREAM_RETRY_MS = 60000;
 
 const data = pageData();
+const staleSeconds = data.staleSeconds || 30;
 setServerNow(data.now);
 const mapElement = document.getElementById("map");
 const banner = document.getElementById("tracking-banner");
@@ -73,15 +74,31 @@ function setEta(id, iso) {
   element.textContent = formatWhen(iso);
 }
 
+// Seconds since the drone's latest fix (null: no fix, or the delivery is over).
+function fixAge() {
+  const at = Date.parse(current.drone?.at || "");
+  if (Number.isNaN(at) || TERMINAL.has(current.stage)) return null;
+  return Math.max(0, (now() - at) / 1000);
+}
+
+// The banner says why the page may be out of date: the stream dropped (the browser is
+// reconnecting), or the drone's position is stale (the service says so, or no fix has come for
+// longer than the staleness limit: the stream is up but the drone is silent).
 function updateBanner() {
   if (!banner) return;
   let message = "";
-  if (streamLost) message = "Tracking lost — reconnecting…";
-  else if (current.telemetry === "stale") {
-    message = "Tracking lost — the drone has not reported for a while; showing its last known position.";
+  let reason = "";
+  const age = fixAge();
+  if (streamLost) {
+    message = "Tracking lost — the connection dropped; reconnecting…";
+    reason = "stream";
+  } else if (current.telemetry === "stale" || (age !== null && age > staleSeconds)) {
+    message = `Tracking lost — no report from the drone for over ${staleSeconds} s; showing its last known position.`;
+    reason = "stale";
   }
-  banner.textContent = message;
+  if (banner.textContent !== message) banner.textContent = message;
   banner.hidden = !message;
+  banner.dataset.reason = reason;
 }
 
 function addTimelineEntry(stage, phase) {
@@ -190,15 +207,20 @@ function apply(status) {
   if (TERMINAL.has(status.stage)) finish();
 }
 
+const PICKED_UP = new Set(["ToDropoff", "AtDropoff", "Returning"]);
+
 function tick() {
+  updateBanner();
+  const pickupLeft = document.getElementById("pickup-eta-left");
   if (TERMINAL.has(current.stage)) {
     const left = document.getElementById("delivery-eta-left");
     if (left) left.textContent = current.stage === "Completed" ? "delivered" : "cancelled";
-    const pickupLeft = document.getElementById("pickup-eta-left");
     if (pickupLeft) pickupLeft.textContent = "";
     return;
   }
   tickCountdowns();
+  const pickedUp = current.stage === "HeadedToDropoff" || PICKED_UP.has(current.drone?.phase);
+  if (pickupLeft && pickedUp) pickupLeft.textContent = "picked up";
 }
 
 // --- the stream, and polling while there is none ----------------------------------------------
