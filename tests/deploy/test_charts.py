@@ -42,7 +42,16 @@ from .policy import (
 QUEUE_CONSUMERS = {"workflow"}
 # One replica works at a time (a lease in Redis): a fixed replica count, no HPA.
 SINGLETONS = {"simulator"}
-PUBLIC = {"ingestion": ["/api/deliveryrequests"], "delivery": ["/api/deliveries"]}
+PUBLIC = {
+    "ingestion": ["/api/deliveryrequests"],
+    "delivery": ["/api/deliveries"],
+    "webapp": ["/"],  # the catch-all: what the public API's routes do not take
+}
+PUBLIC_METHODS = {
+    "ingestion": {"POST", "PATCH", "DELETE"},
+    "delivery": {"GET", "POST"},
+    "webapp": {"GET", "POST"},
+}
 # Seconds uvicorn gives open requests after SIGTERM (dronecommon.server.serve).
 UVICORN_GRACEFUL_SHUTDOWN = 20
 MARGIN = 5
@@ -177,19 +186,24 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         if "podSelector" in peer and "namespaceSelector" not in peer
     }
     expected_in = {
-        "delivery": {"workflow", "simulator", "notifier"},
+        "ingestion": {"webapp"},
+        "delivery": {"workflow", "simulator", "notifier", "webapp"},
         "package": {"workflow"},
         "dronescheduler": {"workflow", "simulator"},
+        "workflow": {"webapp"},  # the queue view (/ops)
+        "simulator": {"webapp"},  # the fleet (/ops)
+        "notifier": {"webapp"},  # a delivery's notifications
     }
     assert ingress_services == expected_in.get(service, set())
     assert bool(gateway_peers) == (service in PUBLIC)
     if service == "workflow":
-        assert spec["ingress"] == []
         assert egress_services == {"package", "dronescheduler", "delivery"}
     elif service == "simulator":
         assert egress_services == {"dronescheduler", "delivery"}
     elif service == "notifier":
         assert egress_services == {"delivery"}
+    elif service == "webapp":
+        assert egress_services == {"ingestion", "delivery", "workflow", "simulator", "notifier"}
     else:
         assert egress_services == set()
     dns = spec["egress"][0]
@@ -204,6 +218,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         "workflow": {443, 5671, 6380, 10000},
         "simulator": {443, 5671, 6380, 10000},
         "notifier": {443, 6380, 10000},
+        "webapp": {443, 6380, 10000},
     }
     assert azure_ports == needs[service]
 
@@ -216,7 +231,7 @@ def test_public_services_are_routed(rendered: Rendered, service: str, env: str) 
     assert paths == PUBLIC[service]
     methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
     # Only the public API's methods (tests/deploy/test_gateway.py checks every route).
-    assert methods == ({"GET", "POST"} if service == "delivery" else {"POST", "PATCH", "DELETE"})
+    assert methods == PUBLIC_METHODS[service]
 
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s not in PUBLIC])

@@ -21,7 +21,7 @@ from dronecommon.problems import problem_response
 from . import operators, pages, public, signin
 from .errors import SignInRequired
 from .runtime import running
-from .security import SecurityHeadersMiddleware, content_security_policy
+from .security import EdgeGuardMiddleware, SecurityHeadersMiddleware, content_security_policy
 from .sessions import SessionMiddleware
 from .settings import WebappSettings
 from .web import STATIC_DIR, render, signin_redirect
@@ -84,6 +84,7 @@ def create_app(
         SessionMiddleware, cookie_name=settings.session.cookie_name, secure=settings.session.secure
     )
     app.add_middleware(SecurityHeadersMiddleware, policy=content_security_policy(settings))
+    app.add_middleware(EdgeGuardMiddleware)
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:

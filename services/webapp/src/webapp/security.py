@@ -1,4 +1,5 @@
-"""Security headers on every answer (pure ASGI): a Content Security Policy without inline scripts.
+"""Security headers on every answer (pure ASGI): a Content Security Policy without inline scripts;
+and what the public gateway may not reach.
 
 The pages load scripts and stylesheets from the app only (``'self'``), never inline; images from
 the app (and the tile server when one is configured); scripts connect to the app only (its JSON
@@ -11,11 +12,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dronecommon.edge import EDGE_HEADER
+from dronecommon.problems import problem_response
 
 from .settings import WebappSettings
 
 DOCS_PREFIXES = ("/docs", "/redoc")
+# Behind the public gateway the web app is its pages and their assets only: its health routes
+# and API docs are for the cluster, and no API path is its (the gateways route the public API
+# to the services before the web app's catch-all).
+HIDDEN_AT_EDGE = ("/api/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json")
 
 
 def _origin(url: str) -> str | None:
@@ -78,3 +87,20 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class EdgeGuardMiddleware:
+    """404 to what came through the public gateway (``Dronedelivery-Edge``, as
+    :mod:`dronecommon.edge`) for :data:`HIDDEN_AT_EDGE`; the kubelet's probes carry no marker."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and EDGE_HEADER in Headers(scope=scope):
+            path = str(scope.get("path", ""))
+            if path == "/api" or path.startswith(HIDDEN_AT_EDGE):
+                response = problem_response(scope, 404, "No such route.")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
