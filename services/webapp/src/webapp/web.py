@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
 
+import jinja2
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
@@ -100,7 +101,10 @@ def until(value: Any, now: Any = None) -> str:
     return f"in {text}" if seconds >= 0 else f"{text} ago"
 
 
-templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+# Autoescaping on for every template, whatever its name.
+templates = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+)
 templates.env.globals.update(static_url=static_url, has_asset=has_asset)
 templates.env.filters.update(when=when, until=until)
 
