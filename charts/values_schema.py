@@ -238,6 +238,12 @@ def route() -> Schema:
                 "description": "Set Dronedelivery-Edge on every request routed (the service's "
                 "internal routes then answer 404 to it).",
             },
+            "timeout": {
+                "type": "string",
+                "description": "The route's request timeout at Application Gateway for "
+                "Containers (a RoutePolicy); 0s: none (long-lived streams); empty: AGC's default.",
+                "pattern": r"^([0-9]+(ms|s|m|h))?$",
+            },
         }
     )
 

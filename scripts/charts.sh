@@ -30,6 +30,7 @@ CRD_KINDS=(
   "keda.sh/v1alpha1 ScaledObject"
   "keda.sh/v1alpha1 TriggerAuthentication"
   "gateway.networking.k8s.io/v1 HTTPRoute"
+  "alb.networking.azure.io/v1 RoutePolicy"
   "gateway.networking.k8s.io/v1 Gateway"
   "secrets-store.csi.x-k8s.io/v1 SecretProviderClass"
 )

@@ -70,18 +70,23 @@ def queue_state(bench: BenchStack) -> dict[str, Any]:
 
 
 def check_assignments(bench: BenchStack, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The drone scheduler's view: one assignment per delivery, no drone double-booked."""
+    """The drone scheduler's view: one assignment per delivery, the drone the delivery names,
+    and no drone busy with two deliveries at once. A drone is busy from its assignment until
+    its release (the simulator's, when it is home) or, unreleased, its planned return."""
     from pymongo import MongoClient
 
     client: MongoClient[dict[str, Any]] = MongoClient(
         bench.config.mongo_url, serverSelectionTimeoutMS=5000
     )
     try:
+        database = client["dronescheduler"]
         docs = list(
-            client["dronescheduler"]["assignments"].find(
-                {}, {"droneId": 1, "assignedAt": 1, "busyUntil": 1, "releasedAt": 1}
-            )
+            database["assignments"].find({}, {"droneId": 1, "assignedAt": 1, "busyUntil": 1})
         )
+        released = {
+            doc["_id"]: doc["releasedAt"]
+            for doc in database["releases"].find({}, {"releasedAt": 1})
+        }
     finally:
         client.close()
     by_id = {doc["_id"]: doc for doc in docs}
@@ -93,8 +98,8 @@ def check_assignments(bench: BenchStack, records: dict[str, dict[str, Any]]) -> 
             mismatched += 1
     intervals: dict[str, list[tuple[Any, Any]]] = {}
     for doc in docs:
-        if doc.get("releasedAt") is None:
-            intervals.setdefault(doc["droneId"], []).append((doc["assignedAt"], doc["busyUntil"]))
+        end = released.get(doc["_id"], doc["busyUntil"])
+        intervals.setdefault(doc["droneId"], []).append((doc["assignedAt"], end))
     overlaps = 0
     for spans in intervals.values():
         spans.sort()
@@ -103,7 +108,8 @@ def check_assignments(bench: BenchStack, records: dict[str, dict[str, Any]]) -> 
                 overlaps += 1
     return {
         "assignments": len(docs),
-        "distinct_drones": len({doc["droneId"] for doc in docs}),
+        "releases": len(released),
+        "distinct_drones": len(intervals),
         "assignment_mismatches": mismatched,
         "drone_overlaps": overlaps,
     }
@@ -128,3 +134,30 @@ def api_sample_check(bench: BenchStack, ids: list[str], sample: int) -> dict[str
             if response.status == 200 and json.loads(response.read()).get("droneId"):
                 ok += 1
     return {"api_checked": len(chosen), "api_ok": ok}
+
+
+def verify(bench: BenchStack, ids: list[str], timeout: float) -> dict[str, Any]:
+    """After the runs on a stack: every accepted request scheduled exactly once, one assignment
+    each, no drone double-booked, nothing dead-lettered, a sample readable through the API."""
+    records, _ = wait_scheduled(bench, ids, timeout)
+    scheduled = {k: v for k, v in records.items() if v.get("drone_id", v.get("droneId"))}
+    queue = queue_state(bench)
+    checks = check_assignments(bench, scheduled)
+    checks.update(api_sample_check(bench, ids, 300))
+    result = {
+        "accepted": len(ids),
+        "scheduled": len(scheduled),
+        "lost": len(ids) - len(scheduled),
+        "duplicate_ids": len(ids) - len(set(ids)),
+        **queue,
+        **checks,
+    }
+    result["all_scheduled_exactly_once"] = (
+        result["lost"] == 0
+        and result["duplicate_ids"] == 0
+        and checks["assignment_mismatches"] == 0
+        and checks["drone_overlaps"] == 0
+        and queue["dead_letters"] == 0
+        and checks["api_ok"] == checks["api_checked"]
+    )
+    return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -13,10 +12,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "scripts" / "bench.py"  # the command; load generators run as its children
 REPORTS = ROOT / "reports" / "bench"
 HTTP_BENCH = ROOT / "libs" / "dronecommon" / "benchmarks" / "bench_http_client.py"
-
-
-def traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:

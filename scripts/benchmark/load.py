@@ -2,8 +2,12 @@
 
 ``open_loop`` POSTs delivery requests at a constant rate whatever the answers (latency measured
 from the *intended* send time); ``closed_loop`` has a fixed number of callers GET back to back;
-``bare`` is a bare uvicorn JSON endpoint (the baseline of the status reads); ``sink`` an OTLP/HTTP
-endpoint that discards what it gets. All run on uvloop with aiohttp.
+``bare`` is a bare uvicorn JSON endpoint (the baseline of the status reads); ``sink`` an endpoint
+that discards the telemetry it gets (OTLP/HTTP, and Application Insights' ``/v2.1/track``). All
+run on uvloop with aiohttp.
+
+The requests carry no ``traceparent``, like a customer's client: whether a trace is recorded is
+the services' own sampling decision (parent-based: ingestion decides, the rest follow).
 """
 
 from __future__ import annotations
@@ -26,33 +30,43 @@ from typing import Any
 
 from dronetesting.servers import free_port
 
-from .common import ENTRY, percentile, r, traceparent
+from .common import ENTRY, percentile, r
 
 SMALL_JSON = b'{"stage":"HeadedToPickup","pickupETA":"2026-01-01T00:00:00.000Z"}'
 
 
+#: One request in this many asks to be told by e-mail (the notifier sends to Mailpit).
+NOTIFY_EVERY = 10
+
+
 def delivery_body(i: int) -> bytes:
     # Free-text places resolve deterministically inside the service area: varied pickups.
-    return json.dumps(
-        {
-            "ownerId": owner_of(i),
-            "pickupLocation": f"bench pickup {i}",
-            "dropOffLocation": f"bench drop-off {i}",
-            "pickupTime": "2019-05-08T20:00:00.000Z",
-            "deadline": "",
-            "expedited": i % 4 == 0,
-            "confirmationRequired": "None",
-            "packageInfo": {
-                "packageId": f"bench-{uuid.uuid4().hex}",
-                "size": "Small",
-                "weight": 10,
-            },
+    body: dict[str, Any] = {
+        "ownerId": owner_of(i),
+        "pickupLocation": f"bench pickup {i}",
+        "dropOffLocation": f"bench drop-off {i}",
+        "pickupTime": "2019-05-08T20:00:00.000Z",
+        "deadline": "",
+        "expedited": i % 4 == 0,
+        "confirmationRequired": "None",
+        "packageInfo": {
+            "packageId": f"bench-{uuid.uuid4().hex}",
+            "size": "Small",
+            "weight": 10,
         },
-        separators=(",", ":"),
-    ).encode()
+    }
+    if i % NOTIFY_EVERY == 0:
+        body["notify"] = {"emailAddress": f"{owner_of(i)}@example.com"}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 OWNERS = 50
+
+
+def problem_type(body: bytes) -> str | None:
+    with contextlib.suppress(ValueError, AttributeError):
+        return str(json.loads(body).get("type"))
+    return None
 
 
 def owner_of(i: int) -> str:
@@ -78,25 +92,25 @@ async def open_loop(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one(i: int, intended: float) -> None:
-            headers = {
-                "Content-Type": "application/json",
-                "traceparent": traceparent(),
-                "baggage": "synthetic_request=true",
-            }
+            headers = {"Content-Type": "application/json", "baggage": "synthetic_request=true"}
             if tokens:
                 headers["Authorization"] = "Bearer " + tokens[i % OWNERS]
             status, delivery_id = -1, None
             try:
                 async with session.post(url, data=bodies[i], headers=headers) as response:
-                    await response.read()
+                    answer = await response.read()
                     status = response.status
-                    location = response.headers.get("Location", "")
-                    delivery_id = location.rsplit("/", 1)[-1] or None
+                    if status == 202:
+                        location = response.headers.get("Location", "")
+                        delivery_id = location.rsplit("/", 1)[-1] or None
+                    else:  # the problem's type says why
+                        delivery_id = problem_type(answer)
             except Exception as exc:
                 status = -1
                 delivery_id = type(exc).__name__
             done = loop.time()
-            # [latency from the intended send (s), wall time of the answer, status, id]
+            # [latency from the intended send (s), wall time of the answer, status,
+            #  the deliveryId of a 202, else the problem type or the exception's name]
             results[i] = [done - intended, time.time(), status, delivery_id]
 
         # Warm the connection pool a little (not measured).
@@ -157,7 +171,7 @@ async def closed_loop(
             while clock() < until:
                 url = urls[n % len(urls)]
                 n += concurrency
-                headers = {"traceparent": traceparent(), "baggage": "synthetic_request=true"}
+                headers = {"baggage": "synthetic_request=true"}
                 if token:
                     headers["Authorization"] = "Bearer " + token
                 started = clock()
@@ -195,13 +209,20 @@ async def closed_loop(
     )
 
 
+TRACK_ACCEPTED = b'{"itemsReceived": 0, "itemsAccepted": 0, "errors": []}'
+
+
 def serve_sink(port: int) -> None:
-    """An OTLP/HTTP sink: 200 with an empty body to every POST (traces, metrics, logs)."""
+    """A telemetry sink: 200 to every POST, read and discarded. OTLP/HTTP (traces, metrics)
+    gets an empty protobuf answer; Application Insights' ``.../track`` a success with no
+    errors."""
     import uvloop
     from aiohttp import web
 
     async def discard(request: web.Request) -> web.Response:
         await request.read()
+        if request.path.endswith("/track"):
+            return web.Response(body=TRACK_ACCEPTED, content_type="application/json")
         return web.Response(body=b"", content_type="application/x-protobuf")
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -16,7 +16,7 @@ def py_spy(pid: int, duration: int, output: Path) -> subprocess.Popen[bytes] | N
     if not Path(binary).exists():
         return None
     output.parent.mkdir(parents=True, exist_ok=True)
-    command = [binary, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "50"]
+    command = [binary, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "200"]
     command += ["--format", "raw", "--nonblocking", "--output", str(output)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -58,12 +58,27 @@ def _frame(frame: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0].rstrip(')')})"
 
 
+#: Leaf frames of a thread waiting (the event loop in its poll, worker threads on their
+#: condition): py-spy samples them too; they are not where the CPU goes.
+IDLE_LEAVES = frozenset(
+    {
+        "Runner.run (asyncio/runners.py)",
+        "Condition.wait (threading.py)",
+        "Event.wait (threading.py)",
+        "_worker (concurrent/futures/thread.py)",
+        "Server.main_loop (uvicorn/server.py)",
+        "sleep (asyncio/tasks.py)",
+        "select (selectors.py)",
+    }
+)
+
+
 def summarize_profile(path: Path, top: int = 10) -> dict[str, list[tuple[str, float]]]:
-    """From a py-spy raw (collapsed) file: the hottest leaf frames (self time) and, by module,
-    where the samples are spent (inclusive, first frame of each library seen from the bottom)."""
+    """From a py-spy raw (collapsed) file: the hottest leaf frames (self time) and the library
+    of the leaf frames, as shares of the busy samples (waiting threads left out)."""
     leaves: dict[str, int] = {}
     libraries: dict[str, int] = {}
-    total = 0
+    total = busy = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         try:
@@ -71,14 +86,20 @@ def summarize_profile(path: Path, top: int = 10) -> dict[str, list[tuple[str, fl
         except ValueError:
             continue
         total += count
-        frames = [_frame(f) for f in stack.split(";")]
-        leaves[frames[-1]] = leaves.get(frames[-1], 0) + count
-        # The library of the leaf frame: where the CPU goes (idle = the event loop's select).
-        where = frames[-1].rsplit(" (", 1)[-1].rstrip(")").split("/")[0]
+        leaf = _frame(stack.split(";")[-1])
+        if leaf in IDLE_LEAVES:
+            continue
+        busy += count
+        leaves[leaf] = leaves.get(leaf, 0) + count
+        where = leaf.rsplit(" (", 1)[-1].rstrip(")").split("/")[0]
         libraries[where] = libraries.get(where, 0) + count
 
     def rank(table: dict[str, int]) -> list[tuple[str, float]]:
         ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
-        return [(name, round(100 * count / max(1, total), 1)) for name, count in ranked]
+        return [(name, round(100 * count / max(1, busy), 1)) for name, count in ranked]
 
-    return {"self": rank(leaves), "by_library": rank(libraries)}
+    return {
+        "self": rank(leaves),
+        "by_library": rank(libraries),
+        "busy_share": [("busy", round(100 * busy / max(1, total), 1))],
+    }

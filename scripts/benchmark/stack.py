@@ -78,7 +78,7 @@ class BenchStack:
         pids = {
             name: p.popen.pid for name, p in self.stack.processes.items() if p.popen is not None
         }
-        for server in (self.stack.redis, self.stack.mongo):
+        for server in (self.stack.redis, self.stack.mongo, self.stack.mailpit):
             process = getattr(server, "_process", None)
             if process is not None:
                 pids[server.name] = process.pid

@@ -6,7 +6,8 @@
 # zones (kwok fakes the kubelet: pods are scheduled, admitted and marked Ready, no image is pulled,
 # no container runs). On it:
 #
-#   1. the CRDs the charts use (Gateway API, KEDA, Secrets Store CSI) and infra/k8s;
+#   1. the CRDs the charts use (Gateway API, KEDA, Secrets Store CSI; a stand-in for Application
+#      Gateway for Containers' RoutePolicy, scripts/cluster/crds) and infra/k8s;
 #   2. a mutation run per chart: the chart with `runAsNonRoot: false` (a post-renderer) must be
 #      refused by Pod Security admission, and the refusal must be reported as the cause;
 #   3. helm install --wait (values-dev), helm upgrade --wait (values-prod), helm rollback --wait of
@@ -209,6 +210,8 @@ say "control plane up in $(( $(date +%s) - BUILT ))s: $(kubectl get nodes --no-h
 # --- cluster manifests -------------------------------------------------------------------------
 say "CRDs: $(ls "$CRD_DIR"/*.yaml | wc -l) files from Gateway API $GATEWAY_API_VERSION, KEDA $KEDA_VERSION, Secrets Store CSI $SECRETS_STORE_CSI_VERSION"
 kubectl apply --server-side -f "$CRD_DIR" >/dev/null
+say "CRD stand-ins: $(cd "$HERE/crds" && ls -- *.yaml | tr '\n' ' ')(scripts/cluster/crds)"
+kubectl apply --server-side -f "$HERE/crds" >/dev/null
 kubectl wait --for condition=Established crd --all --timeout 60s >/dev/null
 say "infra/k8s (kubectl apply -k)"
 kubectl apply -k "$ROOT/infra/k8s"

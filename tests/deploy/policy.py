@@ -45,6 +45,7 @@ CUSTOM_RESOURCES = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "Gateway"),
+    ("alb.networking.azure.io/v1", "RoutePolicy"),
     ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
 }
 WORKLOAD_IDENTITY_ANNOTATION = "azure.workload.identity/client-id"
@@ -436,6 +437,15 @@ def custom_resource_problems(docs: list[Manifest]) -> list[str]:
                     problems.append(
                         f"{name_of(route)}: backend {backend} is not a rendered Service port"
                     )
+    routes = {r["metadata"]["name"] for r in of_kind(docs, "HTTPRoute")}
+    for policy in of_kind(docs, "RoutePolicy"):
+        spec = policy.get("spec") or {}
+        target = spec.get("targetRef") or {}
+        if target.get("kind") != "HTTPRoute" or target.get("name") not in routes:
+            problems.append(f"{name_of(policy)}: targetRef {target} is not a rendered HTTPRoute")
+        timeout = ((spec.get("default") or {}).get("timeouts") or {}).get("routeTimeout")
+        if not re.match(r"^[0-9]+(ms|s|m|h)$", str(timeout)):
+            problems.append(f"{name_of(policy)}: routeTimeout {timeout!r} is not a duration")
     for spc in of_kind(docs, "SecretProviderClass"):
         problems += secret_provider_problems(spc, list(deployments.values()))
     return problems

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -212,7 +214,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
     azure_ports = {p["port"] for rule in spec["egress"][1:] for p in rule["ports"]} - {8080}
     needs = {
         "ingestion": {443, 5671, 6380, 10000},
-        "delivery": {443, 6380, 10000},
+        "delivery": {443, 5671, 6380, 10000},
         "package": {443, 10255, 10260},
         "dronescheduler": {443, 10255, 10260},
         "workflow": {443, 5671, 6380, 10000},
@@ -232,6 +234,31 @@ def test_public_services_are_routed(rendered: Rendered, service: str, env: str) 
     methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
     # Only the public API's methods (tests/deploy/test_gateway.py checks every route).
     assert methods == PUBLIC_METHODS[service]
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_the_tracking_streams_have_no_route_timeout(rendered: Rendered, env: str) -> None:
+    """Application Gateway for Containers ends requests at its route timeout; the delivery
+    service's Server-Sent Events streams stay open, so its route has none (a RoutePolicy)."""
+    (route,) = of_kind(rendered["delivery", env], "HTTPRoute")
+    (policy,) = of_kind(rendered["delivery", env], "RoutePolicy")
+    assert policy["spec"]["targetRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "HTTPRoute",
+        "name": route["metadata"]["name"],
+        "namespace": route["metadata"]["namespace"],
+    }
+    assert policy["spec"]["default"]["timeouts"]["routeTimeout"] == "0s"
+    assert of_kind(rendered["ingestion", env], "RoutePolicy") == []
+    environment = env_of(rendered["delivery", env])
+    assert environment["DELIVERY_TELEMETRY_STREAM__TRANSPORT"] == "eventhubs"
+    assert environment["DELIVERY_TELEMETRY_STREAM__CONSUMER_GROUP"] == "delivery"
+    if env != "default":
+        simulator = env_of(rendered["simulator", env])
+        assert (
+            environment["DELIVERY_TELEMETRY_STREAM__EVENTHUBS_NAMESPACE"]
+            == simulator["SIMULATOR_TELEMETRY_STREAM__EVENTHUBS_NAMESPACE"]
+        )
 
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s not in PUBLIC])
@@ -564,3 +591,95 @@ def test_env_names_are_settings_of_the_service(rendered: Rendered, service: str)
                 continue
             parts = name[len(prefix) :].lower().split("__")
             assert resolves(model, parts), f"{name} is not a {model.__name__} setting"
+
+
+PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
+
+PRIVATE_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+)
+
+
+def _bicep_param(name: str, environment: str) -> str:
+    text = (CHARTS.parent / "infra" / "bicep" / f"main.{environment}.bicepparam").read_text()
+    match = re.search(rf"^param {name} = '([^']+)'", text, re.MULTILINE)
+    assert match is not None, f"{name} is not set in main.{environment}.bicepparam"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_production_azure_egress_is_the_private_endpoints_and_the_public_internet_only(
+    rendered: Rendered, service: str
+) -> None:
+    """In production the data plane is behind private endpoints (Bicep's snet-private-endpoints);
+    what has none (Entra ID, Application Insights, Event Hubs) is public. No other private
+    address — the VNet, the hub, peered or on-premises networks, link-local — is reachable on
+    the Azure ports."""
+    endpoints = ipaddress.ip_network(_bicep_param("privateEndpointsSubnetPrefix", "prod"))
+    (policy,) = of_kind(rendered[service, "prod"], "NetworkPolicy")
+    blocks = [
+        peer["ipBlock"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+    networks = {ipaddress.ip_network(block["cidr"]) for block in blocks}
+    assert endpoints in networks
+    for block in blocks:
+        network = ipaddress.ip_network(block["cidr"])
+        if network == endpoints:
+            continue
+        excepted = [ipaddress.ip_network(cidr) for cidr in block.get("except", [])]
+        for private in map(ipaddress.ip_network, PRIVATE_RANGES):
+            if network.overlaps(private):
+                assert any(private.subnet_of(e) for e in excepted), (  # type: ignore[arg-type]
+                    f"{service}: {network} reaches {private} on the Azure ports"
+                )
+
+
+@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
+def test_the_rendered_settings_pass_the_production_rules(
+    rendered: Rendered, service: str, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every chart deploys with ENVIRONMENT=production: its plain settings must be ones a
+    production service starts with (tokens on and checkable, no development issuer; the
+    workflow's outbound scopes), or the pods would crash at start-up. What the pod gets from
+    elsewhere is set as it would get it: the secrets the chart maps from Key Vault (a stand-in
+    value: the test checks they are mapped, not what they are) and, with workload identity, the
+    federated token file the webhook injects."""
+    model = settings_class(service)
+    if model is None:
+        pytest.skip(f"{service}.settings is not importable here")
+    from dronecommon.settings import load_settings
+
+    prefix = f"{service.upper()}_"
+    for name in [key for key in os.environ if key.startswith(prefix)]:
+        monkeypatch.delenv(name)
+    plain = {
+        name: value
+        for name, value in env_of(rendered[service, env]).items()
+        if name.startswith(prefix) and isinstance(value, str)
+    }
+    assert plain[f"{prefix}ENVIRONMENT"] == "production"
+    # The charts' application ids are one placeholder GUID; Flux's cluster-settings give each
+    # API its own (infra/README.md), which is what a service and the public API need.
+    own = f"{prefix}AUTH__AUDIENCE"
+    if plain.get(own) == PLACEHOLDER_ID:
+        plain[own] = f"{service}-application-id"
+    docs = rendered[service, env]
+    # The secrets the chart lists for Key Vault (values.yaml alone renders with Key Vault off;
+    # every environment turns it on).
+    listed = yaml.safe_load((CHARTS / service / "values.yaml").read_text(encoding="utf-8"))
+    for secret in listed["keyVault"]["secrets"]:
+        if secret["env"].startswith(prefix):
+            plain.setdefault(secret["env"], f"stand-in for the {secret['objectName']} secret")
+    labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    if labels.get("azure.workload.identity/use") == "true":
+        monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/token")
+    for name, value in plain.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings(model).environment == "production"

@@ -28,7 +28,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from delivery.main import create_app as create_delivery
@@ -104,15 +104,25 @@ INTERNAL = [
 
 @dataclass
 class Upstream:
-    """A recording server standing in for a service behind the gateway."""
+    """A recording server standing in for a service behind the gateway. Asked for
+    ``text/event-stream``, it answers as a tracking stream does: one event at once, the next
+    only once :attr:`release` is set."""
 
     name: str
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        yield b'id: 1\nevent: status\ndata: {"stage":"HeadedToPickup"}\n\n'
+        await self.release.wait()
+        yield b'id: 2\nevent: end\ndata: {"stage":"Completed"}\n\n'
 
     def app(self) -> Starlette:
-        async def record(request: Request) -> JSONResponse:
+        async def record(request: Request) -> Response:
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             self.seen.append((request.method, path, request.headers.get(EDGE_HEADER)))
+            if request.headers.get("accept") == "text/event-stream":
+                return StreamingResponse(self._events(), media_type="text/event-stream")
             return JSONResponse({"service": self.name})
 
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -214,6 +224,32 @@ async def test_caddy_routes_the_public_api_to_its_services(gateway: Gateway) -> 
             # What reached the service is marked as having come through the gateway: the
             # client's own value replaced.
             assert gateway.upstreams[service].seen[-1] == (method, path, "public")
+
+
+async def test_caddy_forwards_each_tracking_event_as_it_comes(gateway: Gateway) -> None:
+    """The tracking streams through the gateway: an event reaches the client while the service
+    still holds the stream open (no buffering until the response ends, no timeout cutting it)."""
+    delivery = gateway.upstreams["delivery"]
+    paths = [p for m, p, s in PUBLIC if s == "delivery" and m == "GET" and p.endswith("/tracking")]
+    assert len(paths) == 2  # the public stream and the owner's
+    for path in paths:
+        delivery.release.clear()
+        timeout = httpx.Timeout(5, read=3)
+        async with (
+            httpx.AsyncClient(verify=False, timeout=timeout) as client,  # noqa: S501
+            client.stream(
+                "GET", gateway.url + path, headers={"Accept": "text/event-stream"}
+            ) as response,
+        ):
+            assert response.status_code == 200, path
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            first = [await anext(lines) for _ in range(3)]
+            assert first == ["id: 1", "event: status", 'data: {"stage":"HeadedToPickup"}'], path
+            assert not delivery.release.is_set()  # the service has not ended the stream
+            delivery.release.set()
+            rest = [line async for line in lines]
+        assert 'data: {"stage":"Completed"}' in rest, path
 
 
 async def test_caddy_answers_404_to_everything_internal(gateway: Gateway) -> None:
@@ -342,9 +378,9 @@ async def assert_hidden_at_the_edge(requests: list[tuple[str, str]]) -> None:
             assert response.status_code == 404, (method, path, response.text)
             assert response.json()["detail"] == "No such route.", (method, path)
         for method, path, service in PUBLIC:
-            # The owner routes (the streams' own tests check theirs): through the gateway they
-            # ask for a token; they do not deny the route.
-            if service != "delivery" or "/public/" in path or path.endswith("/tracking"):
+            # The owner routes (the owner's tracking stream among them): through the gateway
+            # they ask for a token; they do not deny the route.
+            if service != "delivery" or "/public/" in path:
                 continue
             response = await client.request(method, path, headers=edge, json={})
             assert response.status_code == 401, (method, path, response.text)

@@ -281,6 +281,16 @@ def test_route_to_a_missing_service_port_is_reported(rendered: Rendered) -> None
     assert any("not a rendered Service port" in p for p in custom_resource_problems(docs))
 
 
+def test_route_policy_of_a_missing_route_is_reported(rendered: Rendered) -> None:
+    docs = copy.deepcopy(rendered["delivery", "prod"])
+    assert custom_resource_problems(docs) == []
+    the(docs, "RoutePolicy")["spec"]["targetRef"]["name"] = "elsewhere"
+    the(docs, "RoutePolicy")["spec"]["default"]["timeouts"]["routeTimeout"] = "forever"
+    problems = custom_resource_problems(docs)
+    assert any("is not a rendered HTTPRoute" in p for p in problems), problems
+    assert any("is not a duration" in p for p in problems), problems
+
+
 def test_kubernetes_schema_rejects_a_misspelt_field(rendered: Rendered) -> None:
     deployment = copy.deepcopy(the(rendered["delivery", "prod"], "Deployment"))
     kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)

@@ -16,14 +16,16 @@ import gzip
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from redis.asyncio import Redis
 
 from dronecommon.auth.devissuer import SERVICE_AUDIENCES, DevIssuer
 from dronetesting.servers import free_port
@@ -211,6 +213,22 @@ def system(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> It
     finally:
         stack.stop(grace=15)
         log.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis(system: System) -> AsyncIterator[Redis]:
+    client = Redis.from_url(system.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -48,22 +48,6 @@ def request(owner: str, **changes: Any) -> dict[str, Any]:
     body["packageInfo"]["packageId"] = f"p-{uuid.uuid4().hex}"
     body.update(changes)
     return body
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as client:
-        yield client
-
-
-@pytest.fixture
-async def redis(system: System) -> AsyncIterator[Redis]:
-    client = Redis.from_url(system.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def schedule(http: httpx.AsyncClient, system: System, body: dict[str, Any]) -> str:
@@ -238,6 +222,36 @@ async def test_sample_request_is_scheduled_rescheduled_and_cancelled(
 
     await wait_for(cancelled, 10, "the cancel")
     print(f"sample request scheduled {latency:.2f}s after its 202")  # noqa: T201
+
+
+async def test_a_reschedule_back_to_an_earlier_place_is_applied(
+    system: System, http: httpx.AsyncClient, redis: Redis
+) -> None:
+    # X -> Y -> X: three requests, three messages (ids name requests, not bodies), and the last
+    # one wins downstream.
+    ingestion = system.url("ingestion") + "/api/deliveryrequests"
+    delivery_id = await schedule(http, system, request("back-and-forth"))
+    await all_scheduled(http, system, [delivery_id], 10)
+    added = await entries_added(redis)
+    owner = system.customer("back-and-forth")
+    for place in ("47.61,-122.33", "47.65,-122.30", "47.61,-122.33"):
+        patch = await http.patch(
+            f"{ingestion}/{delivery_id}", json={"dropOffLocation": place}, headers=owner
+        )
+        assert patch.status_code == 202, patch.text
+
+    async def settled() -> bool:
+        if await entries_added(redis) < added + 3 or await redis.xlen(QUEUE_STREAM) > 0:
+            return False
+        delivery = await delivery_of(http, system, delivery_id)
+        return delivery is not None and delivery["dropoff"]["latitude"] == 47.61
+
+    await wait_for(settled, 15, "the three reschedules, the last one in force")
+    assignment = await assignment_of(http, system, delivery_id)
+    assert (assignment["dropoff"]["latitude"], assignment["dropoff"]["longitude"]) == (
+        47.61,
+        -122.33,
+    )
 
 
 async def test_the_requests_notify_is_told_by_e_mail_through_the_whole_stack(

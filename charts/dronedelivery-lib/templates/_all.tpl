@@ -13,6 +13,7 @@ Everything a service renders, in apply order. A service chart's only template is
   (include "dronedelivery-lib.pdb" .)
   (include "dronedelivery-lib.networkpolicy" .)
   (include "dronedelivery-lib.httproute" .)
+  (include "dronedelivery-lib.routepolicy" .)
 -}}
 {{- range $docs }}
 {{- if trim . }}

@@ -1,5 +1,5 @@
-"""Who gets in where: customer and service tokens, route policies, Entra v1 and v2 tokens, and
-the rule that production never runs without tokens.
+"""Who gets in where: customer and service tokens, route policies, Entra v1 and v2 tokens (the
+rule that production never runs without tokens is in test_settings.py).
 
 A real app (``create_service_app``) in process, with real JWTs signed by the development issuer.
 Entra's own tokens cannot be had here: tokens shaped exactly like Entra's v2 and v1 access tokens
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from dronecommon import create_service_app
 from dronecommon.auth import Caller, DevIssuer, requires
-from dronecommon.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
+from dronecommon.settings import AuthSettings, ServiceSettings
 from dronetesting.apps import app_client
 from dronetesting.tokens import TEST_PUBLIC_AUDIENCE, LocalIssuer
 
@@ -262,22 +262,6 @@ async def test_a_v2_issuer_with_an_application_id_uri_audience_never_matches(
 
 def test_tokens_are_on_unless_switched_off() -> None:
     assert AuthSettings().enabled is True
-
-
-def test_production_refuses_to_start_without_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("AUTH__ENABLED", "false")
-    with pytest.raises(SettingsError, match="AUTH__ENABLED is false but ENVIRONMENT is production"):
-        load_settings(PolicySettings)
-    monkeypatch.setenv("AUTH__ENABLED", "true")
-    monkeypatch.setenv("AUTH__DEV_SIGNING_KEY_FILE", "/keys/signing-key.pem")
-    with pytest.raises(SettingsError, match="development issuer is never used in production"):
-        load_settings(PolicySettings)
-    monkeypatch.delenv("AUTH__DEV_SIGNING_KEY_FILE")
-    assert load_settings(PolicySettings).environment == "production"
-    monkeypatch.setenv("ENVIRONMENT", "development")
-    monkeypatch.setenv("AUTH__ENABLED", "false")
-    assert load_settings(PolicySettings).auth.enabled is False
 
 
 def test_service_and_public_audiences_must_differ() -> None:

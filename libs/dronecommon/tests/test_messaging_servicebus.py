@@ -357,9 +357,10 @@ async def test_the_receiver_uses_peek_lock_and_completes_what_the_handler_comple
 
     assert sdk.options == {
         "receive_mode": ServiceBusReceiveMode.PEEK_LOCK,
-        "prefetch_count": 7,
+        "prefetch_count": 0,  # the SDK buffers nothing: prefetch bounds each receive call
         "max_wait_time": 0.05,
     }
+    assert set(sdk.receive_requests) == {7}
     [msg] = seen
     assert msg.message_id == "m-1"
     assert msg.body == b'{"n": 1}'

@@ -9,7 +9,9 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import APIRouter
+from pydantic import ValidationError
 
 from dronecommon import create_service_app
 from dronecommon.server import GC_THRESHOLDS
@@ -21,7 +23,7 @@ PROBE = """
 import gc
 from typing import ClassVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic_settings import SettingsConfigDict
 
 from dronecommon import create_service_app
@@ -40,6 +42,11 @@ def create_app():
     @router.get("/gc")
     async def state() -> dict[str, object]:
         return {"frozen": gc.get_freeze_count(), "thresholds": list(gc.get_threshold())}
+
+    @router.get("/whoami")
+    async def whoami(request: Request) -> dict[str, object]:
+        return {"client": request.client.host if request.client else None,
+                "scheme": request.url.scheme}
 
     return create_service_app(ProbeSettings(), title="probe", public_routers=[router])
 
@@ -79,3 +86,47 @@ async def test_an_app_run_in_process_leaves_the_collector_alone() -> None:
     async with app_client(app) as client:
         assert (await client.get("/healthz")).status_code == 200
     assert (gc.get_freeze_count(), gc.get_threshold()) == before
+
+
+async def _whoami(tmp_path: Path, **env_overrides: str) -> dict[str, object]:
+    """What a served app sees of a request from 127.0.0.1 claiming to be forwarded."""
+    (tmp_path / "gcprobe.py").write_text(textwrap.dedent(PROBE))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+        "PROBE_PORT": str(port),
+        **env_overrides,
+    }
+    process = await start_service_process("gcprobe", env, tmp_path / "probe.log", port=port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+            seen: dict[str, object] = (await client.get("/whoami", headers=headers)).json()
+    finally:
+        process.terminate()
+        assert await process.wait() == 0
+    return seen
+
+
+async def test_forwarded_headers_are_trusted_only_from_the_configured_proxies(
+    tmp_path: Path,
+) -> None:
+    # The default trusts loopback only (a local proxy); elsewhere the gateway's addresses.
+    assert await _whoami(tmp_path) == {"client": "203.0.113.7", "scheme": "https"}
+    untrusted = await _whoami(tmp_path, PROBE_FORWARDED_ALLOW_IPS="10.20.8.0/24")
+    assert untrusted == {"client": "127.0.0.1", "scheme": "http"}
+    trusted = await _whoami(tmp_path, PROBE_FORWARDED_ALLOW_IPS="10.20.8.0/24,127.0.0.0/8")
+    assert trusted == {"client": "203.0.113.7", "scheme": "https"}
+
+
+def test_forwarded_allow_ips_must_be_addresses_or_networks() -> None:
+    class Settings(ServiceSettings):
+        pass
+
+    assert Settings().forwarded_allow_ips == "127.0.0.1,::1"
+    assert Settings(forwarded_allow_ips=" 10.0.0.0/8 , fd00::/8 ").forwarded_allow_ips == (
+        "10.0.0.0/8,fd00::/8"
+    )
+    with pytest.raises(ValidationError, match="gateway"):
+        Settings(forwarded_allow_ips="10.0.0.0/8,gateway")

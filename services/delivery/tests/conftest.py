@@ -6,8 +6,11 @@ kit's :func:`~dronetesting.problems.assert_problem`).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,7 +19,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from delivery.main import create_app
-from delivery.settings import DeliverySettings
+from delivery.settings import DeliverySettings, FixStreamSettings
+from dronecommon.fixes import Fix, Phase
+from dronecommon.fixes.redis_streams import RedisFixPublisher
 from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client
 from dronetesting.problems import assert_problem
@@ -87,3 +92,82 @@ def new_delivery() -> Callable[..., JSON]:
 def problem() -> Callable[..., JSON]:
     """``problem(response, status, fields={...})``: assert an RFC 9457 answer, return its body."""
     return assert_problem
+
+
+FIXES_STREAM = "telemetry:fixes"
+
+
+@dataclass
+class Fleet:
+    """Publishes fixes on the real telemetry stream, as the simulator does, and waits until the
+    delivery service's consumer group has read and acknowledged all of them."""
+
+    redis: Redis
+    publisher: RedisFixPublisher
+    drone_id: str = "drone-7"
+    seq: int = 0
+
+    def fix(
+        self,
+        delivery_id: str | None,
+        at: dt.datetime,
+        phase: Phase,
+        latitude: float,
+        longitude: float,
+        *,
+        speed_mph: float = 40.0,
+        altitude: float = 100.0,
+        seq: int | None = None,
+        drone_id: str | None = None,
+    ) -> Fix:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        return Fix(
+            drone_id=drone_id or self.drone_id,
+            delivery_id=delivery_id,
+            at=at,
+            seq=seq,
+            latitude=latitude,
+            longitude=longitude,
+            altitude=altitude,
+            speed_mph=speed_mph,
+            heading_deg=10.0,
+            battery_pct=90.0,
+            phase=phase,
+        )
+
+    async def publish(self, *fixes: Fix) -> None:
+        """Publish (once the consumer group exists: it starts at the newest entry) and wait
+        until every fix is consumed."""
+        await self.drained()
+        await self.publisher.publish(list(fixes))
+        await self.drained()
+
+    async def drained(self, group: str = "delivery", within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            found: list[Any] = []
+            if await self.redis.exists(FIXES_STREAM):
+                groups: Any = await self.redis.xinfo_groups(FIXES_STREAM)
+                found = [g for g in groups if g["name"] == group]
+            if found and found[0]["lag"] == 0 and found[0]["pending"] == 0:
+                return
+            assert time.monotonic() < deadline, f"the {group} group did not catch up: {found}"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def fleet(redis: Redis) -> Fleet:
+    return Fleet(redis, RedisFixPublisher(redis, stream=FIXES_STREAM))
+
+
+def fast_settings(**values: Any) -> dict[str, Any]:
+    """Settings for apps whose consumer should react within milliseconds."""
+    return {"telemetry_stream": FixStreamSettings(receive_wait=0.05), **values}
+
+
+@pytest.fixture
+def fast() -> Callable[..., dict[str, Any]]:
+    """``make_app(**fast(live=...))``: a consumer that reads every 50 ms."""
+    return fast_settings

@@ -195,15 +195,15 @@ async def test_terminal_deliveries_get_a_ttl_on_every_key_and_not_before(
 
         async def ttls(delivery_id: str) -> list[int]:
             keys = await redis.keys(f"delivery:{{{delivery_id}}}*")
-            assert len(keys) == 2, keys  # the hash and the history
+            assert len(keys) == 3, keys  # the hash, the history and the stage entries
             return [await redis.ttl(key) for key in sorted(keys)]
 
         for name in ("to-cancel", "to-confirm"):
             await client.put(f"{BASE}/{name}", json=new_delivery(name))
-            assert await ttls(name) == [-1, -1]
+            assert await ttls(name) == [-1, -1, -1]
             await client.patch(f"{BASE}/{name}", json={"deadline": "later"})
             await client.post(f"{BASE}/{name}/notifymerequests", json={"sms": "+14255550100"})
-            assert await ttls(name) == [-1, -1]
+            assert await ttls(name) == [-1, -1, -1]
 
         await client.delete(f"{BASE}/to-cancel")
         await client.post(f"{BASE}/to-confirm/confirmations", json=CONFIRMATION)

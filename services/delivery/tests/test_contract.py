@@ -444,6 +444,8 @@ async def test_confirmation_completes_and_is_idempotent(
         "lastKnownLocation": CONFIRMATION["geoCoordinates"] | {"altitude": 3.0},
         "pickupETA": "2025-05-08T20:30:00.000Z",
         "deliveryETA": "2025-05-08T20:30:00.000Z",
+        "telemetry": "none",  # no drone reported (the live fields: test_live.py)
+        "drone": None,
     }
     stages = [event["stage"] for event in (await client.get(f"{BASE}/d-16/history")).json()]
     assert stages == ["Created", "Completed"]

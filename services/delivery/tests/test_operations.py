@@ -143,9 +143,12 @@ def test_openapi_documents_the_real_statuses() -> None:
         assert statuses(item + action, "post") == {"204", "400", "404", "409", "503"} | auth | body
     assert statuses(item + "/owner", "get") == {"200", "400", "404", "503"} | auth
     assert statuses("/api/deliveries/summary", "get") == {"200", "400", "404", "503"} | auth
-    for owned in (item + "/status", item + "/history"):
+    for owned in (item + "/status", item + "/history", item + "/tracking"):
         assert statuses(owned, "get") == {"200", "400", "404", "503"} | auth
-    assert statuses("/api/deliveries/public/{id}", "get") == {"200", "400", "404", "503"}
+    for public in ("/api/deliveries/public/{id}", "/api/deliveries/public/{id}/tracking"):
+        assert statuses(public, "get") == {"200", "400", "404", "503"}
+    for stream in (item + "/tracking", "/api/deliveries/public/{id}/tracking"):
+        assert set(paths[stream]["get"]["responses"]["200"]["content"]) == {"text/event-stream"}
     assert "422" not in str(document)
 
 

@@ -70,6 +70,8 @@ async def test_without_drone_timing_etas_are_estimated_from_the_distance(
         "lastKnownLocation": PICKUP,
         "pickupETA": iso(10),  # the default dispatch allowance
         "deliveryETA": iso(10 + flight_minutes),
+        "telemetry": "none",  # no drone reported (the live fields: test_live.py)
+        "drone": None,
     }
     assert await status_of(timed_client, "t-1") == expected
     clock.at(500)  # estimates do not drift with the clock, the stage waits for a drone
@@ -161,6 +163,8 @@ async def test_cancelled_in_flight_stays_where_it_was(
         "lastKnownLocation": in_flight,
         "pickupETA": iso(10),
         "deliveryETA": iso(30),
+        "telemetry": "none",
+        "drone": None,
     }
     history = (await timed_client.get(f"{BASE}/t-4/history")).json()
     assert history[-1] == {"at": iso(20), "stage": "Cancelled", "location": in_flight}

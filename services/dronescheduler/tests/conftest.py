@@ -40,8 +40,13 @@ def fleet(
     classes: list[DroneClassSpec] | None = None,
     **overrides: Any,
 ) -> FleetSettings:
-    # No self-release margin unless a test asks: busy times below are the planned ones.
-    values: dict[str, Any] = {"self_release_factor": 0, "self_release_seconds": 0, **overrides}
+    # No self-release or clock margin unless a test asks: busy times below are the planned ones.
+    values: dict[str, Any] = {
+        "self_release_factor": 0,
+        "self_release_seconds": 0,
+        "clock_skew_margin": 0,
+        **overrides,
+    }
     return FleetSettings(count=count, classes=classes or [STANDARD], **values)
 
 

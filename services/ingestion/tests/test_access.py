@@ -1,10 +1,6 @@
 """With tokens on: the owner comes from the token, and only the owner (or an operator) may
 reschedule or cancel; everyone else finds no such delivery."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import uuid
@@ -142,3 +138,30 @@ async def test_idempotency_keys_belong_to_their_customer(
     assert replay.content == first.content
     assert other.json()["owner"]["userId"] == "bob"
     assert len(await queued(redis_url)) == 2
+
+
+async def test_idempotency_keys_are_the_user_s_within_the_client_app(
+    client: httpx.AsyncClient, redis_url: str, dev_issuer: LocalIssuer
+) -> None:
+    # One user through two client applications (the web app and an account's own client), and
+    # a namesake in another account: the same key is a request of each; in one app, a retry.
+    key = {"Idempotency-Key": "order-1"}
+    web = dev_issuer.customer("contoso", "alice", client="web-app") | key
+    own_client = dev_issuer.customer("contoso", "alice", client="contoso-orders") | key
+    namesake = dev_issuer.customer("fabrikam", "alice", client="web-app") | key
+    first = await client.post(URL, json=WITHOUT_OWNER, headers=web)
+    other_app = await client.post(URL, json=WITHOUT_OWNER, headers=own_client)
+    other_account = await client.post(URL, json=WITHOUT_OWNER, headers=namesake)
+    replay = await client.post(URL, json=WITHOUT_OWNER, headers=web)
+    assert {r.status_code for r in (first, other_app, other_account, replay)} == {202}
+    assert replay.content == first.content
+    assert len({r.json()["deliveryId"] for r in (first, other_app, other_account)}) == 3
+    assert len(await queued(redis_url)) == 3
+    # A reschedule's key is its user's too: the owner's retry is a replay.
+    item = f"{URL}/{first.json()['deliveryId']}"
+    move = {"dropOffLocation": "47.62,-122.34"}
+    moved = await client.patch(item, json=move, headers=web | {"Idempotency-Key": "move-1"})
+    again = await client.patch(item, json=move, headers=web | {"Idempotency-Key": "move-1"})
+    assert moved.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(await queued(redis_url)) == 4

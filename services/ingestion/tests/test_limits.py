@@ -1,10 +1,6 @@
 """Per-account limits (a rate and a cap on deliveries in progress) and the service area: what is
 refused is refused before anything is queued."""
 
-# The service is imported by its installed name, which mypy sees as an untyped package until
-# the root mypy_path lists services/ingestion/src (reported to the lead).
-# mypy: disable-error-code="import-untyped"
-
 from __future__ import annotations
 
 import asyncio

@@ -244,3 +244,54 @@ async def test_service_bus_unreachable_is_503_within_the_send_timeout(redis_url:
     assert_problem(ready, 503)
     assert ready.json()["checks"]["queue"]["status"] == "fail"
     assert ready.json()["checks"]["redis"]["status"] == "ok"
+
+
+async def test_a_send_that_times_out_may_have_been_queued_and_says_so(
+    redis_url: str, redis_server_factory: Callable[[], RedisServer]
+) -> None:
+    # The queue takes the message but answers too late: the 503 must not claim that nothing was
+    # scheduled, and a retry with the same Idempotency-Key must be (and is) safe.
+    queue_server = redis_server_factory()
+    settings = make_settings(
+        redis_url,
+        queue=QueueSettings(name=QUEUE, redis_url=queue_server.url, readiness_timeout=0.5),
+        send_timeout=0.5,
+    )
+    async with app_client(create_app(settings, configure_logs=False)) as client:
+        assert (await client.get("/readyz")).status_code == 200  # connections are open
+        accepted = await owned(redis_url)
+        queue_server.pause()
+        try:
+            keyed = await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "late"})
+            unkeyed = await client.post(URL, json=SAMPLE_REQUEST)
+            patched = await client.patch(f"{URL}/{accepted}", json={"deadline": "soon"})
+        finally:
+            queue_server.resume()
+        for response in (keyed, unkeyed, patched):
+            body = assert_problem(response, 503)
+            assert body["type"] == "urn:dronedelivery:problem:queue-outcome-unknown"
+            assert "may have been queued" in body["detail"]
+            assert "nothing was scheduled" not in body["detail"]
+            assert response.headers["retry-after"] == "7"
+        keyed_body = keyed.json()
+        assert "same Idempotency-Key" in keyed_body["detail"]
+        assert "is safe" in keyed_body["detail"]
+        unkeyed_body = unkeyed.json()
+        assert "Idempotency-Key" in unkeyed_body["detail"]
+        assert "second delivery" in unkeyed_body["detail"]
+        assert uuid.UUID(unkeyed_body["deliveryId"]).version == 4
+        assert "is safe" in patched.json()["detail"]
+
+        # The first send went out on an open connection: the queue took it once resumed. (The
+        # others waited for new connections, which the paused server never answered.)
+        deadline = time.monotonic() + 5
+        while not await queued(queue_server.url):
+            assert time.monotonic() < deadline, "the late send never arrived"
+            await asyncio.sleep(0.05)
+        retried = await client.post(URL, json=SAMPLE_REQUEST, headers={"Idempotency-Key": "late"})
+    assert retried.status_code == 202, retried.text
+    late, *_, again = await queued(queue_server.url)
+    assert late.raw_body == retried.content
+    # The same message twice: Service Bus drops the repeat by its id; on Redis Streams the
+    # workflow handles it once (idempotent per delivery).
+    assert (again.message_id, again.raw_body) == (late.message_id, late.raw_body)

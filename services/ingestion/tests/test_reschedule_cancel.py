@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from dronetesting.problems import assert_problem, field_errors
+from ingestion.repository import record_key
 from ingestion.service import MESSAGE_NAMESPACE
 
 from .conftest import owned, queued
@@ -45,9 +46,7 @@ async def test_reschedule_queues_the_changed_fields(
     }
     assert message.properties["operation"] == "reschedule"
     assert message.content_type == "application/json"
-    assert message.message_id == str(
-        uuid.uuid5(MESSAGE_NAMESPACE, f"{delivery_id}|reschedule|{message.raw_body.decode()}")
-    )
+    assert uuid.UUID(message.message_id).version == 4  # a new request, a new id
 
 
 async def test_reschedule_carries_only_what_changes(
@@ -69,12 +68,24 @@ async def test_cancel_queues_the_delivery_id(client: httpx.AsyncClient, redis_ur
     [message] = await queued(redis_url)
     assert message.body == {"deliveryId": delivery_id}
     assert message.properties["operation"] == "cancel"
-    assert message.message_id == str(
-        uuid.uuid5(MESSAGE_NAMESPACE, f"{delivery_id}|cancel|{message.raw_body.decode()}")
-    )
+    assert uuid.UUID(message.message_id).version == 4
 
 
-async def test_identical_retries_are_the_same_message(
+async def test_a_reschedule_back_to_an_earlier_place_is_a_message_of_its_own(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    # X -> Y -> X: the third request repeats the first one's body but is a request of its own;
+    # a broker that drops repeated message ids (Service Bus duplicate detection) must keep it.
+    delivery_id = await owned(redis_url)
+    for place in ("47.61,-122.33", "47.62,-122.34", "47.61,-122.33"):
+        response = await client.patch(f"{URL}/{delivery_id}", json={"dropOffLocation": place})
+        assert response.status_code == 202, response.text
+    to_x, to_y, back_to_x = await queued(redis_url)
+    assert to_x.raw_body == back_to_x.raw_body
+    assert len({to_x.message_id, to_y.message_id, back_to_x.message_id}) == 3
+
+
+async def test_every_request_without_an_idempotency_key_is_a_new_message(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
     delivery_id = await owned(redis_url)
@@ -82,13 +93,46 @@ async def test_identical_retries_are_the_same_message(
         assert (await client.delete(f"{URL}/{delivery_id}")).status_code == 202
         patch = await client.patch(f"{URL}/{delivery_id}", json={"pickupLocation": "here"})
         assert patch.status_code == 202
-    other = await client.patch(f"{URL}/{delivery_id}", json={"pickupLocation": "there"})
-    assert other.status_code == 202
+    messages = await queued(redis_url)
+    assert len(messages) == 4
+    assert len({message.message_id for message in messages}) == 4
 
-    cancel_1, patch_1, cancel_2, patch_2, patch_3 = await queued(redis_url)
-    assert cancel_1.message_id == cancel_2.message_id
-    assert patch_1.message_id == patch_2.message_id
-    assert len({cancel_1.message_id, patch_1.message_id, patch_3.message_id}) == 3
+
+async def test_a_retry_with_its_idempotency_key_is_the_same_request(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    delivery_id = await owned(redis_url)
+    target = f"{URL}/{delivery_id}"
+    change = {"dropOffLocation": "the new place"}
+    first = await client.patch(target, json=change, headers={"Idempotency-Key": "move-1"})
+    again = await client.patch(target, json=change, headers={"Idempotency-Key": "move-1"})
+    assert first.status_code == again.status_code == 202, again.text
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() == {"deliveryId": delivery_id, "operation": "reschedule"}
+    other_body = await client.patch(
+        target, json={"dropOffLocation": "elsewhere"}, headers={"Idempotency-Key": "move-1"}
+    )
+    assert_problem(other_body, 422)
+    other_delivery = await client.patch(
+        f"{URL}/{await owned(redis_url)}", json=change, headers={"Idempotency-Key": "move-1"}
+    )
+    assert_problem(other_delivery, 422)
+    cancel = await client.delete(target, headers={"Idempotency-Key": "stop-1"})
+    cancel_again = await client.delete(target, headers={"Idempotency-Key": "stop-1"})
+    assert cancel.status_code == cancel_again.status_code == 202
+    assert cancel_again.headers["idempotent-replayed"] == "true"
+    assert_problem(await client.delete(target, headers={"Idempotency-Key": "move-1"}), 422)
+    moved, stopped = await queued(redis_url)
+    assert (moved.properties["operation"], stopped.properties["operation"]) == (
+        "reschedule",
+        "cancel",
+    )
+    assert moved.body == {"deliveryId": delivery_id, **change}
+    # The id is the request's: derived from who sent which key, never from the body.
+    assert moved.message_id == str(
+        uuid.uuid5(MESSAGE_NAMESPACE, f"{record_key('anonymous', 'move-1')}|reschedule")
+    )
 
 
 async def test_upper_case_ids_are_normalised(client: httpx.AsyncClient, redis_url: str) -> None:

@@ -47,10 +47,10 @@ def test_the_routes_document_their_real_statuses() -> None:
         "202", "400", "401", "403", "409", "413", "415", "422", "429", "503"
     }  # fmt: skip
     assert statuses[("PATCH", "/api/deliveryrequests/{deliveryId}")] == {
-        "202", "400", "401", "403", "404", "413", "415", "503"
+        "202", "400", "401", "403", "404", "409", "413", "415", "422", "503"
     }  # fmt: skip
     assert statuses[("DELETE", "/api/deliveryrequests/{deliveryId}")] == {
-        "202", "400", "401", "403", "404", "503"
+        "202", "400", "401", "403", "404", "409", "422", "503"
     }  # fmt: skip
     assert statuses[("GET", "/healthz")] == {"200"}
     assert statuses[("GET", "/readyz")] == {"200", "503"}

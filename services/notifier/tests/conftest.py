@@ -2,8 +2,9 @@
 are the notifier's input), and the notifier in process or as a process.
 
 The tests play the workflow's part with the delivery service's own routes (create with notify-me
-requests, reschedule, cancel, confirm) and append ``PickedUp``/``EtaChanged`` as the telemetry
-consumer does (``dronecommon.events.append``, without recipients).
+requests, reschedule, cancel, confirm); ``PickedUp``/``EtaChanged`` come from the delivery
+service's telemetry consumer fed real fixes (``test_telemetry.py``), or are appended directly
+(``dronecommon.events.append``), without recipients, to test the lookup.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ async def test_picked_up_and_eta_changed_look_the_recipients_up_and_quote_the_la
     at = dt.datetime(2030, 5, 8, 20, 12, tzinfo=dt.UTC)
     later = dt.datetime(2030, 5, 8, 20, 40, tzinfo=dt.UTC)
     before = dt.datetime(2030, 5, 8, 20, 25, tzinfo=dt.UTC)
-    # As the telemetry consumer appends them: no recipients in the data.
+    # Events without recipients in their data (a producer that does not write them).
     await append(
         redis,
         DeliveryEvent.of(

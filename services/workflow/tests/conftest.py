@@ -91,6 +91,9 @@ class FakeBackends:
         # or a permanent status with `always`.
         self._scripted: dict[str, list[int]] = {}
         self._always: dict[str, int] = {}
+        # "METHOD /api/<collection>" -> a coroutine awaited once, before the next such call is
+        # answered (to interleave other work with a call in flight).
+        self._before: dict[str, Callable[[], Awaitable[None]]] = {}
         self.app = self._build()
 
     # -- control -----------------------------------------------------------------------------
@@ -103,6 +106,9 @@ class FakeBackends:
             self._always.pop(route, None)
         else:
             self._always[route] = status
+
+    def before(self, route: str, hook: Callable[[], Awaitable[None]]) -> None:
+        self._before[route] = hook
 
     def active(self) -> dict[str, dict[str, Any]]:
         """Assignments not released."""
@@ -126,6 +132,9 @@ class FakeBackends:
             fake.headers_by_collection[collection].append(dict(request.headers))
             if fake.delay:
                 await asyncio.sleep(fake.delay)
+            hook = fake._before.pop(key, None)
+            if hook is not None:
+                await hook()
             scripted = fake._scripted.get(key)
             status = scripted.pop(0) if scripted else fake._always.get(key)
             if status is not None:

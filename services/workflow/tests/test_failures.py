@@ -4,9 +4,13 @@ delivery), redeliver transient ones after a backoff, give up past the maximum de
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
+import pytest
+
 from dronecommon.messaging import MAX_DELIVERY_COUNT_EXCEEDED, DeadLetter, OutgoingMessage
+from dronetesting.tokens import LocalIssuer
 
 from .conftest import (
     FakeBackends,
@@ -195,3 +199,71 @@ async def test_replayed_compensated_delivery_is_final(
 
     await wait_until(dead_again, 10, "the replay to be refused")
     assert delivery_id not in fake.deliveries
+
+
+async def test_401_from_a_backend_is_retried_not_dead_lettered(
+    redis_url: str,
+    fake: FakeBackends,
+    dev_issuer: LocalIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A token refused by the drone scheduler (a key rotation, a role granted late): the message
+    # is retried with backoff and succeeds once the backend accepts the token again.
+    scope = f"{dev_issuer.audience}/.default"
+    auth = {
+        "outbound_scopes": {"dronescheduler": scope},
+        "dev_signing_key_file": str(dev_issuer.key_file),
+        "issuer": dev_issuer.issuer.issuer,
+    }
+    fake.fail("PUT /api/dronedeliveries", 401, 401, 401)
+    settings = workflow_settings(redis_url, fake.url, auth=auth)
+    delivery_id = new_id()
+    with caplog.at_level(logging.ERROR, logger="workflow"):
+        async with run_workflow(settings) as workflow:
+            await workflow.send(message("delivery", delivery_body(delivery_id)))
+
+            async def created() -> bool:
+                return delivery_id in fake.deliveries
+
+            await wait_until(created, 10, "the delivery")
+            await workflow.drained()
+            assert await workflow.dead_letter_count() == 0
+    assert fake.statuses["PUT /api/dronedeliveries"] == {401: 3, 201: 1}
+    alarms = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert alarms, "an authentication failure must raise an alarm (an ERROR log)"
+    text = alarms[0].getMessage()
+    assert "dronescheduler" in text
+    assert "401" in text
+    assert scope in text
+
+
+async def test_403_past_the_maximum_delivery_count_is_dead_lettered_as_an_auth_failure(
+    redis_url: str, fake: FakeBackends
+) -> None:
+    # Authorisation failures are transient: redelivered until the delivery count runs out, then
+    # dead-lettered with what was refused (and the half-booked drone released).
+    fake.always("PUT /api/deliveries", 403)
+    settings = workflow_settings(redis_url, fake.url, queue={"max_delivery_count": 3})
+    async with run_workflow(settings) as workflow:
+        await workflow.send(message("delivery", delivery_body(new_id())))
+        [letter] = await dead_letters(workflow)
+    assert letter.reason == MAX_DELIVERY_COUNT_EXCEEDED
+    assert letter.delivery_count == 3
+    assert "403" in letter.description
+    assert "delivery" in letter.description
+    assert "no outbound scope" in letter.description
+    assert letter.description.endswith("its drone was released")
+    assert fake.statuses["PUT /api/deliveries"][403] == 3
+    assert fake.active() == {}
+
+
+async def test_deeply_nested_json_is_dead_lettered_at_once(workflow: Harness) -> None:
+    # Python's JSON parser gives up on deep nesting with a RecursionError, not a ValueError: the
+    # message is malformed, and no retry will ever parse it.
+    deep = b'{"deliveryId": "x", "extra": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    await workflow.send(message("delivery", deep, message_id="too-deep"))
+    [letter] = await dead_letters(workflow)
+    assert letter.message_id == "too-deep"
+    assert letter.reason == "MalformedMessage"
+    assert "nested too deeply" in letter.description
+    assert letter.delivery_count == 1

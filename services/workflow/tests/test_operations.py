@@ -236,3 +236,87 @@ async def test_handles_messages_concurrently(workflow: Harness, fake: FakeBacken
     await wait_until(done, 10, "all deliveries")
     # Four sequential calls of 0.2 s each: one at a time would take 8 x 0.8 s.
     assert asyncio.get_running_loop().time() - started < 4.0
+
+
+async def test_a_cancel_that_overtakes_the_first_attempt_releases_the_drone(
+    workflow: Harness, fake: FakeBackends
+) -> None:
+    # Attempt 1 reads no pending cancel; the cancel is handled while attempt 1 stores the package
+    # (its release finds nothing to release yet); attempt 1 then books a drone and fails to
+    # create the delivery (transient). Attempt 2 finds the cancel: it must release that drone.
+    delivery_id = new_id()
+
+    async def cancel_meanwhile() -> None:
+        await workflow.send(message("cancel", {"deliveryId": delivery_id}))
+
+        async def cancel_applied() -> bool:
+            return fake.statuses["DELETE /api/deliveries"][404] >= 1
+
+        await wait_until(cancel_applied, 10, "the cancel to be applied")
+
+    fake.before("PUT /api/packages", cancel_meanwhile)
+    fake.fail("PUT /api/deliveries", 503, 503)  # attempt 1's call and its one retry
+    await workflow.send(message("delivery", delivery_body(delivery_id)))
+
+    async def cancelled() -> bool:
+        return fake.deliveries.get(delivery_id, {}).get("stage") == "Cancelled"
+
+    await wait_until(cancelled, 10, "the delivery to be recorded as Cancelled")
+    await workflow.drained()
+    assert fake.statuses["PUT /api/dronedeliveries"] == {201: 1}  # attempt 1 booked a drone
+    assert delivery_id in fake.assignments
+    assert fake.active() == {}, "the drone booked by attempt 1 is still held"
+    assert await workflow.dead_letter_count() == 0
+
+
+async def test_a_later_attempt_that_gives_up_releases_the_drone_an_earlier_one_booked(
+    workflow: Harness, fake: FakeBackends
+) -> None:
+    # Attempt 1 books a drone and fails to create the delivery (transient); attempt 2 fails for
+    # good before it reaches the drone scheduler. The message is dead-lettered: the drone of
+    # attempt 1 must not stay booked for a delivery that will never exist.
+    delivery_id = new_id()
+
+    async def refuse_packages_from_now_on() -> None:
+        fake.always("PUT /api/packages", 400)
+
+    fake.before("PUT /api/dronedeliveries", refuse_packages_from_now_on)
+    fake.fail("PUT /api/deliveries", 503, 503)
+    await workflow.send(message("delivery", delivery_body(delivery_id)))
+
+    async def dead() -> bool:
+        return await workflow.dead_letter_count() == 1
+
+    await wait_until(dead, 10, "the dead letter")
+    [letter] = await workflow.dead_letters.list()
+    assert letter.reason == "PackageRejected"
+    assert letter.delivery_count == 2
+    assert delivery_id in fake.assignments
+    assert fake.active() == {}, "the drone booked by attempt 1 is still held"
+    assert letter.description.endswith("any drone an earlier attempt booked was released")
+
+
+async def test_a_later_attempt_that_gives_up_keeps_the_drone_of_a_created_delivery(
+    workflow: Harness, fake: FakeBackends
+) -> None:
+    # Attempt 1 creates the delivery, then fails applying a recorded reschedule (transient);
+    # attempt 2 gives up before its create: the delivery exists, so its drone stays booked.
+    delivery_id = new_id()
+    await workflow.send(message("reschedule", {"deliveryId": delivery_id, "deadline": "soon"}))
+    await workflow.drained()
+
+    async def refuse_packages_from_now_on() -> None:
+        fake.always("PUT /api/packages", 400)
+
+    fake.before("PATCH /api/deliveries", refuse_packages_from_now_on)
+    fake.fail("PATCH /api/deliveries", 503, 503)
+    await workflow.send(message("delivery", delivery_body(delivery_id)))
+
+    async def dead() -> bool:
+        return await workflow.dead_letter_count() == 1
+
+    await wait_until(dead, 10, "the dead letter")
+    [letter] = await workflow.dead_letters.list()
+    assert letter.reason == "PackageRejected"
+    assert letter.delivery_count == 2
+    assert fake.deliveries[delivery_id]["droneId"] == fake.active()[delivery_id]["plan"]["droneId"]

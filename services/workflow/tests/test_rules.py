@@ -98,3 +98,30 @@ def test_credential_only_when_something_needs_it() -> None:
             }
         )
     )
+
+
+def test_production_needs_a_token_for_every_call_not_inbound_auth() -> None:
+    # The workflow's own routes are health only (public); in production every call it makes
+    # must carry a token, so an outbound scope per called service is what is required.
+    scopes = {name: f"api://{name}/.default" for name in ("package", "dronescheduler", "delivery")}
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__OUTBOUND_SCOPES__PACKAGE"):
+        WorkflowSettings.model_validate({"environment": "production"})
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__OUTBOUND_SCOPES__DELIVERY"):
+        WorkflowSettings.model_validate(
+            {"environment": "production", "auth": {"outbound_scopes": {"package": "api://p"}}}
+        )
+    with pytest.raises(ValueError, match="development issuer"):
+        WorkflowSettings.model_validate(
+            {
+                "environment": "production",
+                "auth": {"outbound_scopes": scopes, "dev_signing_key_file": "k.pem"},
+            }
+        )
+    with pytest.raises(ValueError, match="WORKFLOW_AUTH__ENABLED is false"):
+        WorkflowSettings.model_validate(
+            {"environment": "production", "auth": {"outbound_scopes": scopes, "enabled": False}}
+        )
+    settings = WorkflowSettings.model_validate(
+        {"environment": "production", "auth": {"outbound_scopes": scopes}}
+    )
+    assert settings.auth.issuer is None  # no inbound token to check: no issuer needed

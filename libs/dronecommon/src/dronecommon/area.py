@@ -29,7 +29,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from dronecommon.domain import Location, distance_miles
+from dronecommon.domain import Location, Point, distance_miles
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 MAX_DRAWS = 64
@@ -115,7 +115,7 @@ class ServiceArea(BaseModel):
     def nearest_base(self, location: Location) -> tuple[Base, float]:
         """The base nearest to ``location`` and its distance in miles."""
         return min(
-            ((base, distance_miles(base.location, location)) for base in self.bases),
+            ((base, distance_miles(base, location)) for base in self.bases),
             key=lambda found: (found[1], found[0].name),
         )
 
@@ -123,7 +123,7 @@ class ServiceArea(BaseModel):
         """Within ``radius_miles`` of a base."""
         return self.nearest_base(location)[1] <= self.radius_miles
 
-    def trip_miles(self, base: Location, pickup: Location, dropoff: Location) -> float:
+    def trip_miles(self, base: Point, pickup: Point, dropoff: Point) -> float:
         """Base → pickup → drop-off → base, in miles."""
         return (
             distance_miles(base, pickup)
@@ -133,7 +133,7 @@ class ServiceArea(BaseModel):
 
     def shortest_trip(self, pickup: Location, dropoff: Location) -> float:
         """The shortest trip any base could fly for this pickup and drop-off."""
-        return min(self.trip_miles(b.location, pickup, dropoff) for b in self.bases)
+        return min(self.trip_miles(base, pickup, dropoff) for base in self.bases)
 
     def resolve(self, text: str) -> Location:
         """A ``"lat,lon"`` string as that point; any other text as its point in the area.

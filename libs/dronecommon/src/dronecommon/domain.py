@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Protocol, Self
 
 from pydantic import (
     AfterValidator,
@@ -121,7 +121,17 @@ class Location(ApiModel):
 EARTH_RADIUS_MILES = 3958.7613
 
 
-def distance_miles(a: Location, b: Location) -> float:
+class Point(Protocol):
+    """Anything with a latitude and a longitude (a :class:`Location`, a drone base)."""
+
+    @property
+    def latitude(self) -> float: ...
+
+    @property
+    def longitude(self) -> float: ...
+
+
+def distance_miles(a: Point, b: Point) -> float:
     """Great-circle (haversine) distance between two points, in statute miles."""
     lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
     dlat = lat2 - lat1

@@ -57,7 +57,7 @@ def serve(factory: str, settings: ServiceSettings, *, workers: int = 1) -> None:
         access_log=False,
         log_config=None,
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=20,
         server_header=False,
     )

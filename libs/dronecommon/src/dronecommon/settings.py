@@ -11,10 +11,18 @@ variable to set, so a misconfigured container fails fast with an actionable mess
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -208,6 +216,11 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Whose X-Forwarded-For/-Proto are believed: the reverse proxies in front of the service
+    # (comma-separated addresses or networks). Loopback by default (a local proxy); in AKS the
+    # gateway's subnet. Headers from anyone else are ignored, so a client cannot pass for
+    # another address or scheme.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     environment: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
@@ -215,23 +228,78 @@ class ServiceSettings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpClientSettings = Field(default_factory=HttpClientSettings)
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: str) -> str:
+        return _proxies(value)
+
     @model_validator(mode="after")
     def _safe_in_production(self) -> Self:
-        """Production never runs without tokens, nor with the development issuer's key."""
-        if self.environment != "production":
-            return self
-        prefix = str(type(self).model_config.get("env_prefix", "")).upper()
-        if not self.auth.enabled:
-            raise ValueError(
-                f"{prefix}AUTH__ENABLED is false but {prefix}ENVIRONMENT is production: "
-                "a production service always checks bearer tokens"
-            )
-        if self.auth.dev_signing_key_file:
-            raise ValueError(
-                f"{prefix}AUTH__DEV_SIGNING_KEY_FILE is set but {prefix}ENVIRONMENT is "
-                "production: the development issuer is never used in production"
-            )
+        """Production never serves an open API, nor trusts the development issuer."""
+        if self.environment == "production":
+            problem = self.production_problem()
+            if problem is not None:
+                raise ValueError(problem)
         return self
+
+    def production_problem(self) -> str | None:
+        """Why these settings are unfit for production (None: they are fit), naming the
+        variables to set: tokens switched off, what tokens need missing
+        (:meth:`production_auth_problem`), or the development issuer configured."""
+        if not self.auth.enabled:
+            return (
+                f"{self.env_var('auth', 'enabled')} is false but {self.env_var('environment')} "
+                "is production: a production service always checks bearer tokens"
+            )
+        return self.production_auth_problem() or self.development_issuer_problem()
+
+    def production_auth_problem(self) -> str | None:
+        """What checking a token needs and is not set. Services whose own routes need no token
+        (the workflow, health only) override it with what their outbound calls need instead."""
+        auth = self.auth
+        missing = [] if auth.issuer else [self.env_var("auth", "issuer")]
+        if not auth.audience and not auth.public_audience:
+            missing.append(
+                f"{self.env_var('auth', 'audience')} or {self.env_var('auth', 'public_audience')}"
+            )
+        if not auth.jwks_url and not auth.jwks_file:
+            missing.append(self.env_var("auth", "jwks_url"))
+        if missing:
+            return (
+                f"{self.env_var('environment')} is production but {', '.join(missing)} not set: "
+                "a production service cannot check a token without them"
+            )
+        return None
+
+    def development_issuer_problem(self) -> str | None:
+        """The development issuer's key is configured where it must never be."""
+        if self.auth.dev_signing_key_file:
+            return (
+                f"{self.env_var('auth', 'dev_signing_key_file')} is set but "
+                f"{self.env_var('environment')} is production: the development issuer is never "
+                "used in production"
+            )
+        return None
+
+    @classmethod
+    def env_var(cls, *loc: str) -> str:
+        """The environment variable of the field at ``loc`` (``("auth", "enabled")``)."""
+        return env_name(cls, loc)
+
+
+def _proxies(value: str) -> str:
+    """Comma-separated IP addresses or networks (``*``, alone, trusts every peer)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if items == ["*"]:
+        return "*"
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address or network (give the proxies' addresses)"
+            ) from None
+    return ",".join(items)
 
 
 def _s(value: str | None) -> SecretStr | None:

@@ -104,10 +104,22 @@ class ManagedServer:
         self.stop()
         raise ServerUnavailableError(f"{self.name} did not start in {timeout}s: {self.log_tail()}")
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it keeps its port and connections and answers nothing,
+        as a store stalled by its host does; :meth:`resume` lets it go on where it stopped."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
+        process.send_signal(signal.SIGCONT)  # a paused server handles SIGTERM only once resumed
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=timeout)

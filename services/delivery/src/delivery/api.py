@@ -5,14 +5,14 @@ public ones):
 
 - **writes** (create, reschedule, cancel): services holding ``Deliveries.Write`` (the workflow);
 - **confirmations**: services holding ``Deliveries.Confirm`` (the drones: the simulator);
-- **owner routes** (the full delivery, its owner, status, history, tracking, notify-me requests,
-  summaries): the delivery's owner (a customer token naming its account and user), an
-  ``Operator``, or a service holding ``Deliveries.Write``; the full delivery, its status and
-  history also a service holding ``Deliveries.Read`` (the notifier). For anyone else a
-  delivery does not exist (404): :data:`Viewer` (or :data:`Reader`) is the dependency every owner
-  route takes, and the service checks it against the delivery's owner;
-- **public** routes (no token): the public view of a delivery (no owner, contacts or proof of
-  delivery).
+- **owner routes** (the full delivery, its owner, status, history, tracking stream, notify-me
+  requests, summaries): the delivery's owner (a customer token naming its account and user), an
+  ``Operator``, or a service holding ``Deliveries.Write``; the full delivery, its status, history
+  and tracking stream also a service holding ``Deliveries.Read`` (the notifier). For anyone
+  else a delivery does not exist (404): :data:`Viewer` (or :data:`Reader`) is the dependency
+  every owner route takes, and the service checks it against the delivery's owner;
+- **public** routes (no token): the public view of a delivery and its public tracking stream (no
+  owner, contacts, proof of delivery or drone id).
 
 The public gateway reaches the owner routes (``owned``) but its owner lookup, and the public
 ones; the ``internal`` router (writes, confirmations, ``/owner``) answers 404 to anything that
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
+from sse_starlette import EventSourceResponse
 
 from dronecommon import error_responses, from_state
 from dronecommon.auth.inbound import Caller
@@ -52,6 +53,7 @@ from .schemas import (
     not_reserved,
 )
 from .service import DeliveryService
+from .sse import Tracker
 
 PREFIX = "/api/deliveries"
 
@@ -62,6 +64,15 @@ Writer = Annotated[Caller, requires(DELIVERIES_WRITE)]
 Confirmer = Annotated[Caller, requires(DELIVERIES_CONFIRM)]
 Viewer = Annotated[Caller, requires(DELIVERIES_WRITE, customers=True)]
 Reader = Annotated[Caller, requires(DELIVERIES_READ, DELIVERIES_WRITE, customers=True)]
+Tracking = Annotated[Tracker, from_state(State, "tracker")]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        description="Resume after this event (sent by EventSource on reconnection); "
+        "an id that is not one of the stream's starts afresh",
+    ),
+]
 DeliveryId = Annotated[
     str,
     Path(
@@ -75,6 +86,38 @@ DeliveryId = Annotated[
 ]
 
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done"}}
+
+_STREAM_EXAMPLE = """\
+retry: 3000
+id: 1767261600123-0.0
+event: status
+data: {"stage":"HeadedToPickup","lastKnownLocation":{...},"pickupETA":"...","deliveryETA":"...",\
+"telemetry":"none","drone":null}
+
+id: 1767261600123-0.7
+event: status
+data: {"stage":"HeadedToPickup",...,"telemetry":"live","drone":{"location":{...},"at":"...",\
+"phase":"ToPickup","speedMph":41.2}}
+
+: ping
+
+id: 1767261902456-0.188
+event: end
+data: {"stage":"Completed"}
+"""
+
+
+def stream_responses(body: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": "Server-Sent Events: `status` events (data: " + body + "), then "
+            "`end` once Completed or Cancelled",
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
+            },
+        },
+        **error_responses(400, 404, 503),
+    }
 
 
 def _public_view(record: DeliveryRecord, status: DeliveryStatus) -> dict[str, Any]:
@@ -91,12 +134,14 @@ def _public_view(record: DeliveryRecord, status: DeliveryStatus) -> dict[str, An
         "stage": status.stage,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "telemetry": status.telemetry,
     }
 
 
 def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
     return Delivery(
         **_public_view(record, status),
+        drone=status.drone,
         owner=record.owner,
         notify_me_requests=record.notify_me_requests,
         confirmation=record.confirmation,
@@ -258,7 +303,19 @@ async def confirm(id: DeliveryId, body: Confirmation, deliveries: Deliveries, _:
 )
 async def get_public(id: DeliveryId, deliveries: Deliveries) -> PublicDelivery:
     record, status = await deliveries.get(id)
-    return PublicDelivery(**_public_view(record, status))
+    return PublicDelivery(**_public_view(record, status), drone=status.public().drone)
+
+
+@public.get(
+    "/public/{id}/tracking",
+    summary="Track a delivery live, as anyone may (no drone id)",
+    response_class=EventSourceResponse,
+    responses=stream_responses("the status without the drone's id"),
+)
+async def track_public(
+    id: DeliveryId, tracker: Tracking, last_event_id: LastEventId = None
+) -> EventSourceResponse:
+    return await tracker.open(id, public=True, last_event_id=last_event_id)
 
 
 @owned.get(
@@ -277,3 +334,15 @@ async def status(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> Deli
 )
 async def history(id: DeliveryId, deliveries: Deliveries, viewer: Reader) -> list[TrackingEvent]:
     return await deliveries.history(id, viewer)
+
+
+@owned.get(
+    "/{id}/tracking",
+    summary="Track a delivery live, as its owner",
+    response_class=EventSourceResponse,
+    responses=stream_responses("the same JSON as `GET .../status`"),
+)
+async def track(
+    id: DeliveryId, tracker: Tracking, viewer: Reader, last_event_id: LastEventId = None
+) -> EventSourceResponse:
+    return await tracker.open(id, viewer=viewer, public=False, last_event_id=last_event_id)

@@ -72,6 +72,14 @@ class DeliveryContended(DomainError):
         )
 
 
+class TooManyWatchers(DomainError):
+    """This replica serves as many tracking streams as it may; the client retries (another
+    replica may take it)."""
+
+    status = 503
+    problem = "too-many-watchers"
+
+
 class OwnerRequired(DomainError):
     """A list of deliveries without a token naming the user needs ``ownerId``."""
 

@@ -8,6 +8,9 @@ format and the consumers' reader are in :mod:`dronecommon.events`.
 - ``Rescheduled``: any other reschedule (new places, deadline or drone timing);
 - ``Cancelled`` and ``Completed``: the terminal changes.
 
+``PickedUp`` and ``EtaChanged`` come from the drone's telemetry: the consumer (:mod:`delivery.live`)
+appends them in its own compare-and-set write.
+
 Each event carries ``notify``: the owner's account and the delivery's notify-me requests as they
 are in the state written with it (what the notifier tells, without asking this service).
 
@@ -23,7 +26,6 @@ from dronecommon.domain import Location
 from dronecommon.events import (
     AssignedData,
     ClosedData,
-    Contact,
     DeliveryEvent,
     EventType,
     Recipients,
@@ -37,10 +39,7 @@ from .schemas import Confirmation
 
 def recipients(record: DeliveryRecord) -> Recipients:
     """Who to tell about ``record``: its owner's account and its notify-me requests."""
-    return Recipients(
-        account_id=record.owner.account_id,
-        requests=[Contact.model_validate(r.wire()) for r in record.notify_me_requests],
-    )
+    return record.recipients()
 
 
 def assigned(

@@ -1,8 +1,9 @@
 """What the service stores per delivery (JSON in Redis), apart from the wire models.
 
 A delivery's *stored* stage is one of Created, Rescheduled, Completed or Cancelled: the stages a
-write causes. HeadedToPickup and HeadedToDropoff follow from the clock and the drone timing (see
-:mod:`delivery.tracking`), so they are never written.
+write causes. HeadedToPickup and HeadedToDropoff follow from the drone's reported phase, or
+without telemetry from the clock and the drone timing (see :mod:`delivery.tracking`), so they are
+never written as the stage (the history keeps the phase changes the drone reported).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict
 
 from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
+from dronecommon.events import Contact, Recipients
+from dronecommon.fixes import Phase
 from dronecommon.notifyme import NotifyMeRequest
 
 from .schemas import Confirmation, Owner
@@ -64,14 +67,24 @@ class DeliveryRecord(BaseModel):
     def dumps(self) -> str:
         return self.model_dump_json()
 
+    def recipients(self) -> Recipients:
+        """Who to tell about this delivery (every event it writes carries them): its owner's
+        account and its notify-me requests."""
+        return Recipients(
+            account_id=self.owner.account_id,
+            requests=[Contact.model_validate(r.wire()) for r in self.notify_me_requests],
+        )
+
 
 class StoredEvent(BaseModel):
-    """One entry of the history list; events that start a plan carry it."""
+    """One entry of the history list; events that start a plan carry it, and the drone's
+    reported phase changes (written by the telemetry consumer) carry the phase."""
 
     at: UtcDateTime
     stage: DeliveryStage
     location: Location | None
     plan: Plan | None = None
+    phase: Phase | None = None
 
     def dumps(self) -> str:
         return self.model_dump_json(exclude_none=True)

@@ -30,65 +30,40 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
-from dronecommon.events import DEFAULT_MAXLEN, LUA_APPEND, DeliveryEvent, encode, events_stream
+from dronecommon.events import DEFAULT_MAXLEN, DeliveryEvent, encode, events_stream
 
+from .live import Live
 from .records import DeliveryRecord, StoredEvent
+from .scripts import source
 
-# KEYS: hash, history, events stream, the owner's list. ARGV: put JSON, state JSON, stage, first
-# history event JSON, creation time (ms), id, events maxlen, then the delivery event's fields
-# (none: no event). Returns nil when it created the delivery, else the stored ``put``.
-_CREATE = (
-    LUA_APPEND
-    + """
-local existing = redis.call('HGET', KEYS[1], 'put')
-if existing then
-  return existing
-end
-redis.call('HSET', KEYS[1], 'put', ARGV[1], 'state', ARGV[2], 'stage', ARGV[3], 'rev', 1)
-redis.call('DEL', KEYS[2])
-redis.call('RPUSH', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
-if #ARGV > 7 then
-  append_event(KEYS[3], ARGV[7], {unpack(ARGV, 8)})
-end
-return false
-"""
-)
+DEFAULT_STAGES_MAXLEN = 100
 
-# KEYS: hash, history, events stream. ARGV: expected rev, state JSON, stage, history event JSON
-# ('' for none), TTL seconds (0 for none), events maxlen, then the delivery event's fields (none:
-# no event). Returns the new rev, 0 when rev moved on, -1 when there is no delivery.
-_WRITE = (
-    LUA_APPEND
-    + """
-local rev = redis.call('HGET', KEYS[1], 'rev')
-if not rev then
-  return -1
-end
-if rev ~= ARGV[1] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'stage', ARGV[3])
-local next_rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
-if ARGV[4] ~= '' then
-  redis.call('RPUSH', KEYS[2], ARGV[4])
-end
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-end
-if #ARGV > 6 then
-  append_event(KEYS[3], ARGV[6], {unpack(ARGV, 7)})
-end
-return next_rev
-"""
-)
+
+@dataclass(frozen=True, slots=True)
+class StageEntry:
+    """A stage entry to append with a write: the stage and the status at that moment (the
+    owner's JSON). ``if_changed``: only if the newest entry has another stage."""
+
+    stage: str
+    status: str
+    if_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """A stage entry as read back: its id, the status JSON, and the tracking version then."""
+
+    id: str
+    stage: str
+    status: str
+    lver: int
 
 
 class WriteOutcome(enum.Enum):
@@ -99,22 +74,55 @@ class WriteOutcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A delivery as read, with the revision a conditional write must match."""
+    """A delivery as read, with the revision a conditional write must match, its tracking state
+    (``live``, version ``lver``) and the id of its newest stage entry (``sid``)."""
 
     record: DeliveryRecord
     rev: str
+    live: Live | None = None
+    lver: int = 0
+    sid: str = "0-0"
+
+
+class RecordCache:
+    """Parsed records by delivery, kept with the JSON they were parsed from: reads that come
+    often (the watched deliveries' above all) parse a state once per change. Bounded, least
+    recently used out."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._records: OrderedDict[str, tuple[str, DeliveryRecord]] = OrderedDict()
+
+    def parse(self, delivery_id: str, state: str) -> DeliveryRecord:
+        found = self._records.get(delivery_id)
+        if found is not None and found[0] == state:
+            self._records.move_to_end(delivery_id)
+            return found[1]
+        record = DeliveryRecord.model_validate_json(state)
+        self._records[delivery_id] = (state, record)
+        self._records.move_to_end(delivery_id)
+        if len(self._records) > self.size:
+            self._records.popitem(last=False)
+        return record
 
 
 class DeliveryRepository:
     def __init__(
-        self, redis: Redis, *, prefix: str = "delivery", events_maxlen: int = DEFAULT_MAXLEN
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "delivery",
+        events_maxlen: int = DEFAULT_MAXLEN,
+        stages_maxlen: int = DEFAULT_STAGES_MAXLEN,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.events_maxlen = events_maxlen
+        self.stages_maxlen = stages_maxlen
         self.events_key = events_stream(prefix)
-        self._create = redis.register_script(_CREATE)
-        self._write = redis.register_script(_WRITE)
+        self.records = RecordCache()
+        self._create = redis.register_script(source("create.lua"))
+        self._write = redis.register_script(source("write.lua"))
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -124,17 +132,24 @@ class DeliveryRepository:
     def history_key(self, delivery_id: str) -> str:
         return f"{self.prefix}:{{{delivery_id}}}:history"
 
+    def stages_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:{{{delivery_id}}}:stages"
+
+    def trail_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:{{{delivery_id}}}:trail"
+
+    def channel(self, delivery_id: str) -> str:
+        """The pub/sub channel announcing every change of the delivery's status."""
+        return f"{self.prefix}:tracking:{delivery_id}"
+
     def summary_key(self, owner_id: str, year: int, month: int) -> str:
         return f"{self.prefix}:summary:{owner_id}:{year:04d}-{month:02d}"
 
     def owned_key(self, owner_id: str) -> str:
         return f"{self.prefix}:owned:{owner_id}"
 
-    def _keys(self, delivery_id: str) -> list[str]:
-        return [self.delivery_key(delivery_id), self.history_key(delivery_id), self.events_key]
-
-    def _outbox(self, outbox: DeliveryEvent | None) -> list[str | int]:
-        return [self.events_maxlen, *encode(outbox)] if outbox is not None else []
+    def _outbox(self, outbox: DeliveryEvent | None) -> list[str]:
+        return encode(outbox) if outbox is not None else []
 
     # --- deliveries ------------------------------------------------------------------------
 
@@ -143,30 +158,52 @@ class DeliveryRepository:
         record: DeliveryRecord,
         put: str,
         event: StoredEvent,
+        stage: StageEntry,
         outbox: DeliveryEvent | None = None,
     ) -> str | None:
-        """Store a new delivery (and append ``outbox``, if any, in the same step); None when
-        created, else the existing delivery's ``put`` (and nothing is written)."""
+        """Store a new delivery with its first stage entry (and append ``outbox``, if any, in
+        the same step); None when created, else the existing delivery's ``put`` (and nothing is
+        written)."""
+        delivery_id = record.id
         created_ms = int(record.created_at.timestamp() * 1000)
         existing: Any = await self._create(
-            keys=[*self._keys(record.id), self.owned_key(record.owner.user_id)],
+            keys=[
+                self.delivery_key(delivery_id),
+                self.history_key(delivery_id),
+                self.events_key,
+                self.stages_key(delivery_id),
+                self.owned_key(record.owner.user_id),
+            ],
             args=[
                 put,
                 record.dumps(),
                 record.stage.value,
                 event.dumps(),
+                self.events_maxlen,
+                self.stages_maxlen,
+                self.channel(delivery_id),
+                stage.stage,
+                stage.status,
                 created_ms,
-                record.id,
+                delivery_id,
                 *self._outbox(outbox),
             ],
         )
         return None if existing is None else _text(existing)
 
     async def get(self, delivery_id: str) -> Snapshot | None:
-        state, rev = await self.redis.hmget(self.delivery_key(delivery_id), ["state", "rev"])
+        state, rev, live, lver, sid = await self.redis.hmget(
+            self.delivery_key(delivery_id), ["state", "rev", "live", "lver", "sid"]
+        )
         if state is None or rev is None:
             return None
-        return Snapshot(DeliveryRecord.model_validate_json(state), _text(rev))
+        return Snapshot(
+            self.records.parse(delivery_id, _text(state)),
+            _text(rev),
+            Live.parse(live),
+            int(lver or 0),
+            _text(sid) if sid else "0-0",
+        )
 
     async def write(
         self,
@@ -176,17 +213,35 @@ class DeliveryRepository:
         *,
         ttl_seconds: int = 0,
         outbox: DeliveryEvent | None = None,
+        stages: Sequence[StageEntry] = (),
+        announce: bool = True,
     ) -> WriteOutcome:
         """Replace the delivery's state if nobody wrote since ``snapshot``, with its history
-        event and its delivery event (``outbox``), all or nothing."""
+        event, its stage entries and its delivery event (``outbox``), all or nothing; announce
+        the change on the delivery's channel unless ``announce`` is false."""
+        delivery_id = record.id
+        entries: list[str] = []
+        for stage in stages:
+            entries += [stage.stage, stage.status, "1" if stage.if_changed else "0"]
         result: Any = await self._write(
-            keys=self._keys(record.id),
+            keys=[
+                self.delivery_key(delivery_id),
+                self.history_key(delivery_id),
+                self.events_key,
+                self.stages_key(delivery_id),
+                self.trail_key(delivery_id),
+            ],
             args=[
                 snapshot.rev,
                 record.dumps(),
                 record.stage.value,
                 event.dumps() if event is not None else "",
                 ttl_seconds,
+                self.events_maxlen,
+                self.stages_maxlen,
+                self.channel(delivery_id) if announce else "",
+                len(stages),
+                *entries,
                 *self._outbox(outbox),
             ],
         )
@@ -198,6 +253,26 @@ class DeliveryRepository:
     async def events(self, delivery_id: str) -> list[StoredEvent]:
         raw: list[Any] = await self.redis.lrange(self.history_key(delivery_id), 0, -1)
         return [StoredEvent.model_validate_json(item) for item in raw]
+
+    async def stages_after(self, delivery_id: str, after: str) -> list[StageRecord]:
+        """The stage entries newer than the entry id ``after``, oldest first."""
+        reply: Any = await self.redis.xrange(self.stages_key(delivery_id), f"({after}", "+")
+        out: list[StageRecord] = []
+        for entry_id, fields in reply or []:
+            out.append(
+                StageRecord(
+                    _text(entry_id),
+                    _text(fields.get("stage", "")),
+                    _text(fields.get("status", "")),
+                    int(fields.get("lver") or 0),
+                )
+            )
+        return out
+
+    async def trail(self, delivery_id: str) -> list[str]:
+        """The delivery's latest fixes (JSON), newest first."""
+        raw: list[Any] = await self.redis.lrange(self.trail_key(delivery_id), 0, -1)
+        return [_text(item) for item in raw]
 
     # --- summaries -------------------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from dronecommon.domain import ApiModel, ConfirmationType, DeliveryStage, Location, UtcDateTime
+from dronecommon.fixes import Phase
 from dronecommon.notifyme import NotifyMeRequest
 
 # Delivery ids: 1..128 URL-safe characters (RFC 3986 "unreserved"), starting with a letter or digit
@@ -108,12 +109,34 @@ class Confirmation(ApiModel):
     confirmation_blob: str | None = None
 
 
+Telemetry = Literal["live", "stale", "none"]
+TELEMETRY_DESCRIPTION = (
+    "live: the drone's latest fix is recent (the ETAs are computed from it); stale: it is older "
+    "than the staleness limit (the ETAs are the plan's); none: no fix from the delivery's drone"
+)
+
+
+class PublicDrone(ApiModel):
+    """The delivery's drone as anyone may see it: its latest fix."""
+
+    location: Location
+    at: UtcDateTime = Field(description="When the drone reported it")
+    phase: Phase
+    speed_mph: float = Field(description="Ground speed, miles per hour")
+
+
+class Drone(PublicDrone):
+    """The delivery's drone as its owner sees it."""
+
+    drone_id: str
+
+
 class PublicDelivery(ApiModel):
     """A delivery as anyone may see it: no owner, contacts or proof of delivery.
 
     ``pickupETA``/``deliveryETA`` are the drone timing as sent (null until a drone timing is
     known); ``GET .../status`` always answers ETAs, estimated when needed. ``stage`` is the
-    current stage, as in the status.
+    current stage, as in the status; ``drone`` the drone's latest fix (null without telemetry).
     """
 
     id: str
@@ -128,27 +151,69 @@ class PublicDelivery(ApiModel):
     stage: DeliveryStage
     created_at: UtcDateTime
     updated_at: UtcDateTime
+    drone: PublicDrone | None = None
+    telemetry: Telemetry = Field(default="none", description=TELEMETRY_DESCRIPTION)
 
 
 class Delivery(PublicDelivery):
     """A delivery as its owner and the other services see it."""
 
+    drone: Drone | None = None
     owner: Owner
     notify_me_requests: list[NotifyMeRequest]
     confirmation: Confirmation | None
 
 
-class DeliveryStatus(ApiModel):
+class StatusBase(ApiModel):
     stage: DeliveryStage
-    last_known_location: Location
+    last_known_location: Location = Field(
+        description="The package: at the pickup until the drone has it, then the drone's latest "
+        "position, then at the drop-off"
+    )
     pickup_eta: UtcDateTime = Field(alias="pickupETA")
     delivery_eta: UtcDateTime = Field(alias="deliveryETA")
+    telemetry: Telemetry = Field(default="none", description=TELEMETRY_DESCRIPTION)
+
+
+class DeliveryStatus(StatusBase):
+    """``GET .../status`` and the owner's tracking stream."""
+
+    drone: Drone | None = None
+
+    def public(self) -> PublicStatus:
+        """The same status without the drone's id."""
+        return PublicStatus.model_construct(
+            stage=self.stage,
+            last_known_location=self.last_known_location,
+            pickup_eta=self.pickup_eta,
+            delivery_eta=self.delivery_eta,
+            telemetry=self.telemetry,
+            drone=None
+            if self.drone is None
+            else PublicDrone.model_construct(
+                location=self.drone.location,
+                at=self.drone.at,
+                phase=self.drone.phase,
+                speed_mph=self.drone.speed_mph,
+            ),
+        )
+
+
+class PublicStatus(StatusBase):
+    """The public tracking stream's status: the status without the drone's id."""
+
+    drone: PublicDrone | None = None
 
 
 class TrackingEvent(ApiModel):
     at: UtcDateTime
     stage: DeliveryStage
     location: Location | None
+    phase: Phase | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Only on the drone's reports: the phase it reported entering",
+    )
 
 
 class Summary(ApiModel):

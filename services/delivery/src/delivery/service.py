@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
@@ -36,8 +36,9 @@ from .errors import (
     OwnerRequired,
     SummaryNotFound,
 )
+from .live import LiveRules
 from .records import DeliveryRecord, Plan, StoredEvent
-from .repository import DeliveryRepository, Snapshot, WriteOutcome
+from .repository import DeliveryRepository, Snapshot, StageEntry, StageRecord, WriteOutcome
 from .schemas import (
     Confirmation,
     DeliveryIn,
@@ -78,6 +79,35 @@ def canonical(body: DeliveryIn, delivery_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class View:
+    """A delivery's status now, with what the tracking streams need besides: the id of its
+    newest stage entry (``sid``), its tracking version (``lver``) and the next moment its status
+    changes by the clock alone (``next_change``). ``rendered`` caches the JSON per view."""
+
+    status: DeliveryStatus
+    sid: str
+    lver: int
+    next_change: dt.datetime | None
+    rendered: dict[bool, str] = field(default_factory=dict)
+
+    def json(self, *, public: bool) -> str:
+        """The status JSON: the owner's, or the public one (no drone id)."""
+        text = self.rendered.get(public)
+        if text is None:
+            status = self.status.public() if public else self.status
+            text = self.rendered[public] = status.model_dump_json(by_alias=True)
+        return text
+
+    @property
+    def closed(self) -> bool:
+        return self.status.stage in TERMINAL_STAGES
+
+
+def stage_entry(status: DeliveryStatus, *, if_changed: bool = False) -> StageEntry:
+    return StageEntry(status.stage.value, status.model_dump_json(by_alias=True), if_changed)
+
+
+@dataclass(frozen=True, slots=True)
 class _Write:
     """What a decision writes: the new state, its history event, the TTL if terminal, and the
     delivery event for the outbox (see :mod:`delivery.events`)."""
@@ -99,6 +129,18 @@ class DeliveryService:
             speed_mph=settings.estimate_speed_mph,
             dispatch=dt.timedelta(minutes=settings.estimate_dispatch_minutes),
         )
+        live = settings.live
+        self.rules = LiveRules(
+            stale_after=live.stale_after,
+            handling_seconds=live.handling_seconds,
+            speed_window=live.speed_window,
+            min_speed_mph=live.min_speed_mph,
+            eta_change_threshold=live.eta_change_threshold,
+            fallback_speed_mph=settings.estimate_speed_mph,
+        )
+
+    def _status(self, snapshot: Snapshot, now: dt.datetime) -> DeliveryStatus:
+        return tracking.status(snapshot.record, now, self.estimates, snapshot.live, self.rules)
 
     # --- creation --------------------------------------------------------------------------
 
@@ -141,7 +183,8 @@ class DeliveryService:
             if record.drone_id
             else None
         )
-        existing = await self.repository.create(record, put, event, outbox)
+        first = stage_entry(tracking.status(record, now, self.estimates))
+        existing = await self.repository.create(record, put, event, first, outbox)
         if existing is not None and existing != put:
             raise DeliveryExists(delivery_id)
         if existing is not None:
@@ -171,17 +214,38 @@ class DeliveryService:
     ) -> tuple[DeliveryRecord, DeliveryStatus]:
         """The delivery and its status now; not found unless ``viewer`` may see it (its owner,
         an operator, a service), so that a stranger learns nothing, not even that it exists."""
+        snapshot = await self._snapshot(delivery_id, viewer)
+        return snapshot.record, self._status(snapshot, self.clock())
+
+    async def _snapshot(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> Snapshot:
         snapshot = await self.repository.get(delivery_id)
         if snapshot is None or not _visible(snapshot.record, viewer):
             raise DeliveryNotFound(delivery_id)
-        return snapshot.record, tracking.status(snapshot.record, self.clock(), self.estimates)
+        return snapshot
 
     async def status(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> DeliveryStatus:
         return (await self.get(delivery_id, viewer))[1]
 
+    async def view(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> View:
+        """The status with what the tracking streams need; not found unless ``viewer`` may see
+        the delivery."""
+        snapshot = await self._snapshot(delivery_id, viewer)
+        now = self.clock()
+        record, live = snapshot.record, snapshot.live
+        return View(
+            self._status(snapshot, now),
+            snapshot.sid,
+            snapshot.lver,
+            tracking.next_change(record, now, self.estimates, live, self.rules),
+        )
+
+    async def stages_after(self, delivery_id: str, sid: str) -> list[StageRecord]:
+        """The delivery's stage entries after the entry ``sid``, oldest first."""
+        return await self.repository.stages_after(delivery_id, sid)
+
     async def history(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> list[TrackingEvent]:
         if not viewer.sees_everything:
-            await self.get(delivery_id, viewer)
+            await self._snapshot(delivery_id, viewer)
         events = await self.repository.events(delivery_id)
         if not events:
             raise DeliveryNotFound(delivery_id)
@@ -247,7 +311,8 @@ class DeliveryService:
             snapshot = await self.repository.get(delivery_id)
             if snapshot is None:
                 raise DeliveryNotFound(delivery_id)
-            write = decide(snapshot, self.clock())
+            now = self.clock()
+            write = decide(snapshot, now)
             if write is None:
                 return
             outcome = await self.repository.write(
@@ -256,6 +321,8 @@ class DeliveryService:
                 write.event,
                 ttl_seconds=write.ttl_seconds,
                 outbox=write.outbox,
+                stages=self._stage_entries(snapshot, write, now),
+                announce=write.event is not None,
             )
             if outcome is WriteOutcome.WRITTEN:
                 return
@@ -263,6 +330,21 @@ class DeliveryService:
                 raise DeliveryNotFound(delivery_id)
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
         raise DeliveryContended(delivery_id)
+
+    def _stage_entries(
+        self, snapshot: Snapshot, write: _Write, now: dt.datetime
+    ) -> list[StageEntry]:
+        """A write with a history event changes the stage: its stage entry (the status after
+        it), preceded, for a delivery without telemetry, by the stage the clock had reached
+        unless that one is already the newest entry (HeadedToDropoff at ``pickupETA``)."""
+        if write.event is None:
+            return []
+        entries = []
+        if tracking.tracked(snapshot.record, snapshot.live) is None:
+            entries.append(stage_entry(self._status(snapshot, now), if_changed=True))
+        after = Snapshot(write.record, snapshot.rev, snapshot.live)
+        entries.append(stage_entry(self._status(after, now)))
+        return entries
 
     async def reschedule(self, delivery_id: str, patch: DeliveryPatch) -> None:
         """A new plan from now: new places, deadline or drone timing; stage Rescheduled."""
@@ -315,8 +397,7 @@ class DeliveryService:
                 raise DeliveryClosed(
                     f"Delivery {delivery_id} is Completed: it can no longer be cancelled."
                 )
-            when = tracking.timing(current.plan, current.pickup, current.dropoff, self.estimates)
-            where = tracking.location_at(when, current.pickup, current.dropoff, now)
+            where = self._status(snapshot, now).last_known_location
             record = current.model_copy(
                 update={
                     "stage": DeliveryStage.CANCELLED,

@@ -6,6 +6,10 @@ by someone who knows its latest generation ``g`` ended (busy time past), so two 
 replica or many, never hold the same drone at once. Releases and re-plans are generations too,
 so they cannot be lost between a claim and the drone's next user.
 
+Superseded generations are deleted after a while (``compaction.py``): a claim of ``g + 1`` is
+then safe only if ``g`` was known to be the latest recently enough, so a claim made on knowledge
+older than ``trust`` first reads the drone's latest generation (:meth:`LeaseLog.verify`).
+
 :class:`LeaseLog` writes generations and keeps this replica's knowledge (``state.py``) up to date
 with every generation it writes or meets; the rules that decide what to write are in
 ``service.py``.
@@ -64,14 +68,29 @@ class LeaseLog:
         repository: SchedulerRepository,
         state: FleetState,
         clock: Callable[[], dt.datetime],
+        *,
+        trust: dt.timedelta,
     ) -> None:
         self.fleet = fleet
         self.repository = repository
         self.state = state
         self.clock = clock
+        self.trust = trust
 
     def learn(self, lease: Lease, now: dt.datetime) -> None:
-        self.state.learn(lease.drone_id, lease.gen, lease.busy_until, lease.delivery_id, now)
+        """Learn a generation this replica wrote or read as the drone's latest just now."""
+        self.state.learn(
+            lease.drone_id, lease.gen, lease.busy_until, lease.delivery_id, now, confirmed_at=now
+        )
+
+    async def verify(self, candidate: DroneState) -> None:
+        """Read the drone's latest generation from the log (knowledge too old to claim on)."""
+        now = self.clock()
+        latest = await self.repository.latest_lease(candidate.drone.id)
+        if latest is not None:
+            self.learn(latest, now)
+        else:  # no generation at all: nothing was ever written, nothing can have been deleted
+            candidate.learned_at = now
 
     async def claim(
         self, candidate: DroneState, request: DroneDeliveryIn, now: dt.datetime
@@ -82,6 +101,10 @@ class LeaseLog:
             candidate.drone, request.pickup, request.dropoff, now, expedited=request.expedited
         )
         try:
+            if self.state.confirmed(candidate) < now - self.trust:
+                await self.verify(candidate)
+                if self.state.busy(candidate, self.clock()):
+                    return None
             for _ in range(MAX_PROBES):
                 lease = Lease(
                     drone_id=candidate.drone.id,
@@ -95,7 +118,7 @@ class LeaseLog:
                     await self.repository.insert_lease(lease)
                 except DuplicateKeyError:
                     await self.catch_up(candidate)
-                    if candidate.busy_until > self.clock():
+                    if self.state.busy(candidate, self.clock()):
                         return None
                     continue  # freed meanwhile (a release): claim its next generation
                 self.learn(lease, now)

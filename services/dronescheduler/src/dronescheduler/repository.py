@@ -1,13 +1,16 @@
 """Every MongoDB query of the scheduler (collections ``fleet``, ``drones``, ``leases``,
 ``assignments``, ``plans``, ``releases``; layouts in ``records.py`` and the README).
 
-No document is ever updated or deleted: every write is an insert with a unique ``_id``, which is
-atomic on every MongoDB wire-protocol store. FerretDB 1.24's SQLite handler (the test and local
+No document is ever updated: every write is an insert with a unique ``_id``, which is atomic on
+every MongoDB wire-protocol store; the only deletions are superseded lease generations
+(``compaction.py``). FerretDB 1.24's SQLite handler (the test and local
 store) shapes this: its ``findAndModify`` is not atomic (it reads, then writes the document back
 by ``_id`` with no condition), an update costs a scan of the whole table under SQLite's single
 write lock (about 70 ms at 8,000 assignments, stalling every other write meanwhile), and a bare
 ``_id`` is the only filter it passes down to SQLite; any other filter has every document decoded
-and matched in FerretDB. So the request paths only insert and read by ``_id``.
+and matched in FerretDB. So the request paths insert and read by ``_id``, plus one query for a
+delivery's re-plans (its index on MongoDB and Cosmos DB; a scan of the small ``plans`` on
+FerretDB).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class SchedulerRepository:
         self.assignments = database["assignments"]
         self.plans = database["plans"]
         self.releases = database["releases"]
+        self.requests = database["requests"]
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -65,6 +69,7 @@ class SchedulerRepository:
             self.assignments,
             self.plans,
             self.releases,
+            self.requests,
         ):
             if collection.name not in existing:
                 with contextlib.suppress(CollectionInvalid):  # another replica made it first
@@ -112,9 +117,15 @@ class SchedulerRepository:
         return SeedResult(inserted=inserted, already_seeded=False)
 
     async def all_leases(self) -> AsyncIterator[Lease]:
-        """The whole lease log (read once at start-up)."""
+        """The whole lease log: every drone's latest generation and the recent ones (kept
+        compact by ``compaction.py``)."""
         async for doc in self.leases.find({}, batch_size=5000):
             yield Lease.from_document(doc)
+
+    async def delete_leases(self, ids: list[str]) -> int:
+        """Delete superseded generations by id; how many were deleted."""
+        result = await self.leases.delete_many({"_id": {"$in": ids}})
+        return int(result.deleted_count)
 
     # --- leases ---------------------------------------------------------------------------------
 
@@ -129,6 +140,21 @@ class SchedulerRepository:
     async def latest_lease(self, drone_id: str) -> Lease | None:
         doc = await self.leases.find_one({"droneId": drone_id}, sort=[("gen", DESCENDING)])
         return None if doc is None else Lease.from_document(doc)
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def first_request(self, delivery_id: str, now: dt.datetime) -> bool:
+        """Record that the delivery was asked for: True the first time any replica asks.
+
+        An insert keyed by the delivery id, so every store answers it from its unique ``_id``
+        index (FerretDB included, which serves no read from an index): a delivery never asked for
+        needs no read to know it has no assignment.
+        """
+        try:
+            await self.requests.insert_one({"_id": delivery_id, "at": now})
+        except DuplicateKeyError:
+            return False
+        return True
 
     # --- assignments ----------------------------------------------------------------------------
 
@@ -158,11 +184,10 @@ class SchedulerRepository:
                 return None
             record = AssignmentRecord.from_document(doc)
             self._keep(record)
-        while True:
-            plan = await self.plans.find_one({"_id": f"{delivery_id}:{record.plan_no + 1}"})
-            if plan is None:
-                break
-            record = record.with_plan(plan)
+        # Every re-plan in one query, the latest in force (numbers are consecutive from 1).
+        async for plan in self.plans.find({"deliveryId": delivery_id}, sort=[("n", ASCENDING)]):
+            if int(plan["n"]) == record.plan_no + 1:
+                record = record.with_plan(plan)
         release = await self.releases.find_one({"_id": delivery_id})
         if release is not None:
             record = record.replace(released_at=release["releasedAt"])

@@ -1,7 +1,8 @@
 """What the drone scheduler holds while it runs: the MongoDB client, the scheduler, start-up.
 
 :func:`running` is the body of the app's lifespan. Start-up work (indexes, seeding, the lease
-log) runs in the background until it succeeds; the lifespan waits for it up to
+log) runs in the background until it succeeds, then the lease log is re-read and compacted every
+``lease_refresh_interval``; the lifespan waits for it up to
 ``startup_wait`` seconds, then serves anyway while readiness names what is missing.
 """
 
@@ -39,9 +40,19 @@ async def running(app: ServiceApp, settings: DroneSchedulerSettings) -> AsyncIte
         )
         area = settings.service_area
         scheduler = Scheduler(
-            Fleet(settings.fleet, area.bases), repository, settings.fleet, area=area
+            Fleet(settings.fleet, area.bases),
+            repository,
+            settings.fleet,
+            area=area,
+            lease_retention=settings.lease_retention,
+            prune_batch=settings.lease_prune_batch,
         )
-        startup = Startup(scheduler, repository, timeout=settings.bootstrap_timeout)
+        startup = Startup(
+            scheduler,
+            repository,
+            timeout=settings.bootstrap_timeout,
+            refresh_interval=settings.lease_refresh_interval,
+        )
         app.readiness.add("mongo", mongo_check(client))
         app.readiness.add("fleet", startup.check)
         startup.start()

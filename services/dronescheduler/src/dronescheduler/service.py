@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea
 from dronecommon.domain import Location, month_bounds, utcnow
 
+from .compaction import LogRead, prune, read_log
 from .errors import (
     AssignmentNotFound,
     AssignmentReleased,
@@ -81,6 +82,8 @@ class Scheduler:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         state: FleetState | None = None,
+        lease_retention: float = 900.0,
+        prune_batch: int = 500,
         area: ServiceArea = DEFAULT_SERVICE_AREA,
     ) -> None:
         self.fleet = fleet
@@ -88,26 +91,42 @@ class Scheduler:
         self.settings = settings
         self.area = area
         self.clock = clock
-        self.state = state or FleetState(fleet)
-        self.leases = LeaseLog(fleet, repository, self.state, clock)
+        self.state = state or FleetState(
+            fleet, margin=dt.timedelta(seconds=settings.clock_skew_margin)
+        )
+        self.retention = dt.timedelta(seconds=lease_retention)
+        self.prune_batch = prune_batch
+        self.leases = LeaseLog(fleet, repository, self.state, clock, trust=self.retention / 2)
         self.loaded = False
         self._locks = KeyedLocks()
-        # Deliveries this replica has seen assigned: a PUT for one of them reads its record first.
+        # Deliveries this replica has been asked for (or seen assigned): a PUT for one of them
+        # reads its record rather than recording the request first.
         self._known: dict[str, None] = {}
 
     # --- start-up -------------------------------------------------------------------------------
 
-    async def load(self) -> int:
-        """Learn the latest generation of every drone from the lease log; the leases read."""
-        now = self.clock()
-        count = 0
-        async for lease in self.repository.all_leases():
-            self.leases.learn(lease, now)
+    async def load(self) -> LogRead:
+        """Learn the latest generation of every drone from the lease log (O(fleet) documents:
+        ``compaction.py``); serve from then on."""
+        read = await self._read_log()
+        self.loaded = True
+        return read
+
+    async def refresh(self) -> tuple[LogRead, int]:
+        """Read the lease log again (every replica, every refresh interval) and delete the
+        generations it no longer needs; the read and how many were deleted."""
+        read = await self._read_log()
+        deleted = await prune(self.repository, read.prunable, batch=self.prune_batch)
+        return read, deleted
+
+    async def _read_log(self) -> LogRead:
+        def remember(lease: Lease) -> None:
             if lease.kind is LeaseKind.ASSIGN:
                 self._remember(lease.delivery_id)
-            count += 1
-        self.loaded = True
-        return count
+
+        return await read_log(
+            self.repository, self.state, self.clock, retention=self.retention, on_lease=remember
+        )
 
     def _require_loaded(self) -> None:
         if not self.loaded:
@@ -127,11 +146,20 @@ class Scheduler:
         classes = self.fleet.capable_classes(package.size, package.weight)
         if not classes:
             raise NoCapableDrone(package.size, package.weight)
-        async with self._locks.hold(request.delivery_id):
-            if request.delivery_id in self._known:
-                existing = await self.repository.assignment(request.delivery_id)
+        delivery_id = request.delivery_id
+        async with self._locks.hold(delivery_id):
+            # Whatever this replica has seen, another one may have assigned the delivery: look it
+            # up before claiming a drone (which, with the fleet busy, would answer 503 to a
+            # delivery that has its drone). A delivery asked for the first time, by any replica,
+            # has nothing to look up.
+            if delivery_id in self._known or not await self.repository.first_request(
+                delivery_id, to_millis(self.clock())
+            ):
+                existing = await self.repository.assignment(delivery_id)
                 if existing is not None:
+                    self._remember(delivery_id)
                     return self._replay(existing), False
+            self._remember(delivery_id)
             bases = self._bases_for(request.pickup, request.dropoff)
             return await self._claim(request, classes, bases)
 
@@ -176,7 +204,6 @@ class Scheduler:
             if won is None:
                 continue  # another replica had moved that drone on
             lease, plan = won
-            self._remember(request.delivery_id)
             record = self._record(request, state, lease, plan)
             try:
                 await self.repository.insert_assignment(record)

@@ -66,6 +66,11 @@ class FleetSettings(BaseModel):
     # self_release_factor x the planned trip + self_release_seconds (room for slower flights).
     self_release_factor: float = Field(default=0.5, ge=0)
     self_release_seconds: float = Field(default=300.0, ge=0)
+    # Seconds a drone stays out after the time its last trip frees it, by the clock of the replica
+    # handing it out: the replica that planned the trip computed its end by its own clock, and
+    # replicas' clocks disagree a little (NTP keeps nodes within milliseconds; this covers a node
+    # that drifted). Retry-After counts it in.
+    clock_skew_margin: float = Field(default=2.0, ge=0, le=300)
     # Cap of the Retry-After given when no capable drone is free.
     retry_after_max: int = Field(default=300, ge=1)
     # Drones tried per request before answering 503 when other replicas keep winning them.
@@ -106,6 +111,22 @@ class DroneSchedulerSettings(ServiceSettings):
     bootstrap_timeout: float = Field(default=120.0, gt=0)
     # How long the lifespan waits for the first start-up attempt before serving anyway.
     startup_wait: float = Field(default=5.0, ge=0)
+    # The lease log (compaction.py): every replica reads it whole at start-up and again every
+    # lease_refresh_interval seconds, deleting each superseded generation once its successor is
+    # lease_retention seconds old (at most lease_prune_batch ids per delete). Knowledge older
+    # than half the retention is verified before a claim, so the refresh must run well within it.
+    lease_refresh_interval: float = Field(default=120.0, gt=0)
+    lease_retention: float = Field(default=900.0, gt=0)
+    lease_prune_batch: int = Field(default=500, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _refresh_within_retention(self) -> Self:
+        if self.lease_refresh_interval * 4 > self.lease_retention:
+            raise ValueError(
+                "lease_refresh_interval must be at most a quarter of lease_retention (knowledge "
+                "is trusted for half the retention, and a refresh may fail)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enough_drones(self) -> Self:

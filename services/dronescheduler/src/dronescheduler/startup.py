@@ -1,4 +1,6 @@
-"""Start-up work, retried in the background until it succeeds: indexes, seeding, the lease log.
+"""Start-up work, retried in the background until it succeeds: indexes, seeding, the lease log;
+then, for the life of the process, the lease log re-read and compacted every refresh interval
+(``compaction.py``).
 
 The service answers from the first moment (``/healthz``; ``/readyz`` names what is missing), so a
 store that is down at start-up delays readiness instead of crashing the process.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 
 import pymongo
@@ -24,11 +27,17 @@ logger = logging.getLogger("dronescheduler.startup")
 
 class Startup:
     def __init__(
-        self, scheduler: Scheduler, repository: SchedulerRepository, *, timeout: float
+        self,
+        scheduler: Scheduler,
+        repository: SchedulerRepository,
+        *,
+        timeout: float,
+        refresh_interval: float = 120.0,
     ) -> None:
         self.scheduler = scheduler
         self.repository = repository
         self.timeout = timeout
+        self.refresh_interval = refresh_interval
         self.error = "starting"
         self.done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +75,34 @@ class Startup:
                 self.error = ""
                 settle_heap()  # the fleet and its indexes live as long as the process
                 self.done.set()
-                return
+                break
+        while True:
+            # Jittered, so replicas started together do not read the log at the same moments.
+            await asyncio.sleep(self.refresh_interval * random.uniform(0.9, 1.1))  # noqa: S311
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Re-read the lease log and delete what it no longer needs (failures are logged: the
+        next round tries again, and claims verify knowledge that grew old meanwhile)."""
+        started = time.perf_counter()
+        try:
+            with pymongo.timeout(self.timeout):
+                read, deleted = await self.scheduler.refresh()
+        except Exception as exc:
+            logger.warning("reading the lease log failed: %s: %s", type(exc).__name__, exc)
+            return
+        logger.info(
+            "lease log read: %d generations of %d drones, %d superseded ones deleted",
+            read.leases,
+            read.drones,
+            deleted,
+            extra={
+                "leases": read.leases,
+                "drones": read.drones,
+                "leasesDeleted": deleted,
+                "refreshMs": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
 
     async def _once(self) -> None:
         fleet = self.scheduler.fleet
@@ -76,18 +112,18 @@ class Startup:
             indexed = time.perf_counter()
             seeded = await self.repository.seed(fleet, utcnow())
             seeded_at = time.perf_counter()
-            leases = await self.scheduler.load()
+            read = await self.scheduler.load()
             loaded = time.perf_counter()
         logger.info(
             "fleet ready: %d drones (%d inserted now), %d leases read",
             len(fleet.drones),
             seeded.inserted,
-            leases,
+            read.leases,
             extra={
                 "drones": len(fleet.drones),
                 "dronesInserted": seeded.inserted,
                 "alreadySeeded": seeded.already_seeded,
-                "leases": leases,
+                "leases": read.leases,
                 "indexesMs": round((indexed - started) * 1000, 1),
                 "seedMs": round((seeded_at - indexed) * 1000, 1),
                 "loadMs": round((loaded - seeded_at) * 1000, 1),

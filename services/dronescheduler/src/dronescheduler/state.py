@@ -9,6 +9,10 @@ in the database, so concurrent requests of one replica never race for the same d
 
 Each replica rotates its preference order by a random offset per pool: replicas that start from
 the same drone would otherwise contend for it on every request.
+
+Replicas' clocks disagree a little, and a trip's end was computed by another replica's clock: a
+drone counts as free only ``margin`` after the time its last lease frees it, by this replica's
+clock (``FleetSettings.clock_skew_margin``).
 """
 
 from __future__ import annotations
@@ -36,12 +40,18 @@ class DroneState:
     delivery_id: str | None = None
     reserved: bool = False
     queued: bool = False
+    # When this replica last confirmed ``gen`` is the drone's latest generation (its own write,
+    # or a read of the drone's leases); see FleetState.confirmed.
+    learned_at: dt.datetime = EPOCH
 
 
 class Pool:
     """The drones of one class at one base."""
 
-    def __init__(self, drones: Sequence[Drone], rotation: int) -> None:
+    def __init__(
+        self, drones: Sequence[Drone], rotation: int, margin: dt.timedelta = dt.timedelta(0)
+    ) -> None:
+        self.margin = margin
         size = len(drones)
         self.states = [
             DroneState(drone, index, (index - rotation) % size)
@@ -53,9 +63,13 @@ class Pool:
             state.queued = True
         self._busy: list[tuple[dt.datetime, int, int]] = []
 
+    def busy(self, state: DroneState, now: dt.datetime) -> bool:
+        """Whether the drone is out at ``now`` (its busy time plus the clock margin)."""
+        return state.busy_until + self.margin > now
+
     def _wake(self, now: dt.datetime) -> None:
-        """Move drones whose busy time has ended to the free heap."""
-        while self._busy and self._busy[0][0] <= now:
+        """Move drones whose busy time (and margin) has ended to the free heap."""
+        while self._busy and self._busy[0][0] + self.margin <= now:
             until, index, gen = heapq.heappop(self._busy)
             state = self.states[index]
             if state.gen == gen and state.busy_until == until:
@@ -70,7 +84,7 @@ class Pool:
         """File an unreserved drone under free or busy according to what is known of it."""
         if state.reserved:
             return
-        if state.busy_until > now:
+        if self.busy(state, now):
             heapq.heappush(self._busy, (state.busy_until, state.index, state.gen))
         else:
             self._enqueue(state)
@@ -82,20 +96,20 @@ class Pool:
             _, index = heapq.heappop(self._free)
             state = self.states[index]
             state.queued = False
-            if state.reserved or state.busy_until > now:
+            if state.reserved or self.busy(state, now):
                 continue  # a stale entry: the drone was reserved or became busy meanwhile
             state.reserved = True
             return state
         return None
 
     def soonest(self, now: dt.datetime) -> dt.datetime | None:
-        """When the first busy drone of this pool comes back (``None`` if none is busy)."""
+        """When the first busy drone of this pool is free again (``None`` if none is busy)."""
         self._wake(now)
         while self._busy:
             until, index, gen = self._busy[0]
             state = self.states[index]
             if state.gen == gen and state.busy_until == until and not state.reserved:
-                return until
+                return until + self.margin
             # Stale, or reserved now (filed again when the reservation ends).
             heapq.heappop(self._busy)
         return None
@@ -104,18 +118,31 @@ class Pool:
 class FleetState:
     """Every pool of the fleet, and the drones by id."""
 
-    def __init__(self, fleet: Fleet, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        rng: random.Random | None = None,
+        *,
+        margin: dt.timedelta = dt.timedelta(0),
+    ) -> None:
         self.fleet = fleet
         rng = rng or random.Random()  # noqa: S311 - load spreading, not security
         grouped: dict[tuple[str, str], list[Drone]] = {}
         for drone in fleet.drones:
             grouped.setdefault((drone.base.name, drone.drone_class.name), []).append(drone)
         self.pools = {
-            key: Pool(drones, rng.randrange(len(drones))) for key, drones in grouped.items()
+            key: Pool(drones, rng.randrange(len(drones)), margin) for key, drones in grouped.items()
         }
         self.by_id: dict[str, tuple[Pool, DroneState]] = {
             state.drone.id: (pool, state) for pool in self.pools.values() for state in pool.states
         }
+        # The start of the last complete read of the lease log: every drone's knowledge was the
+        # latest then (see compaction.py).
+        self.refreshed_at = EPOCH
+
+    def confirmed(self, state: DroneState) -> dt.datetime:
+        """Since when this replica's knowledge of the drone is known to be current (or newer)."""
+        return max(state.learned_at, self.refreshed_at)
 
     def _pools(self, bases: Iterable[str], classes: Sequence[DroneClass]) -> Iterable[Pool]:
         for base in bases:
@@ -162,13 +189,23 @@ class FleetState:
         busy_until: dt.datetime,
         delivery_id: str | None,
         now: dt.datetime,
+        *,
+        confirmed_at: dt.datetime | None = None,
     ) -> None:
-        """Record a lease generation of a drone (ignored unless newer than what is known)."""
+        """Record a lease generation of a drone (ignored unless newer than what is known).
+
+        ``confirmed_at``: the generation was the drone's latest at that time (this replica wrote
+        it, or read the drone's leases then).
+        """
         found = self.by_id.get(drone_id)
         if found is None:
             return  # a drone no longer in the configured fleet
         pool, state = found
-        if gen <= state.gen:
+        if gen < state.gen:
+            return
+        if confirmed_at is not None and confirmed_at > state.learned_at:
+            state.learned_at = confirmed_at
+        if gen == state.gen:
             return
         state.gen = gen
         state.busy_until = busy_until
@@ -180,6 +217,11 @@ class FleetState:
         pool, _ = self.by_id[state.drone.id]
         state.reserved = False
         pool.place(state, now)
+
+    def busy(self, state: DroneState, now: dt.datetime) -> bool:
+        """Whether the drone is out at ``now`` (its busy time plus the clock margin)."""
+        pool, _ = self.by_id[state.drone.id]
+        return pool.busy(state, now)
 
     def state(self, drone_id: str) -> DroneState | None:
         found = self.by_id.get(drone_id)

@@ -14,6 +14,7 @@ from dronecommon import error_responses, from_state
 from dronecommon.auth.inbound import Caller
 from dronecommon.auth.policy import requires
 
+from .admission import Admission
 from .runtime import State
 from .schemas import (
     UUID_PATTERN,
@@ -31,22 +32,27 @@ Customer = Annotated[Caller, requires(customers=True)]
 
 
 async def _caller_scope(caller: Customer) -> str:
-    """Whose Idempotency-Key it is: keys of different callers never meet."""
-    if not caller.authenticated:
+    """Whose Idempotency-Key it is: keys of different callers never meet.
+
+    A customer's keys are its user's (the user claim, ``oid`` by default) in its account (the
+    account claim, ``tid``), within the client application that obtained the token (``azp``):
+    the users of one app (the web app signs in many) never share keys, nor does one user across
+    two apps. With tokens off every request is the anonymous caller's.
+    """
+    if caller.kind != "customer":
         return "anonymous"
-    if caller.kind == "customer":  # many customers sign in through one client application
-        return f"customer:{caller.account_id}/{caller.user_id}"
-    for kind, value in (
-        ("app_id", caller.app_id),
-        ("object_id", caller.object_id),
-        ("subject", caller.subject),
-    ):
-        if value:
-            return f"{kind}:{value}"
-    return "anonymous"
+    who = f"customer:{caller.account_id}/{caller.user_id or caller.subject}"
+    return f"app_id:{caller.app_id}|{who}" if caller.app_id else who
 
 
 Ingestion = Annotated[IngestionService, from_state(State, "ingestion")]
+
+
+async def _admit(admission: Annotated[Admission, from_state(State, "admission")]) -> None:
+    """Admission control (``admission.py``): right after the token, before the body is validated."""
+    admission.check()
+
+
 CallerScope = Annotated[str, Depends(_caller_scope)]
 DeliveryId = Annotated[
     str,
@@ -65,8 +71,9 @@ IdempotencyKeyHeader = Annotated[
         max_length=255,
         pattern=IDEMPOTENCY_KEY_PATTERN,
         description=(
-            "1..255 printable ASCII characters. A retry with the same key and the same JSON body"
-            " gets the first answer and enqueues nothing; another body with the key is 422."
+            "1..255 printable ASCII characters. A retry with the same key and the same request"
+            " (JSON body; for PATCH and DELETE also the method and deliveryId) gets the first"
+            " answer and enqueues nothing new; another request with the key is 422."
         ),
     ),
 ]
@@ -85,7 +92,11 @@ def _problem(status: int, description: str, *, retry: bool = False) -> dict[str,
 _LOCATION = {"description": "/api/deliveries/{deliveryId}", "schema": {"type": "string"}}
 _INVALID = _problem(400, "Invalid request (problem+json with per-field errors)")
 _UNAVAILABLE = _problem(
-    503, "The queue (or the Idempotency-Key store) did not answer; nothing was done", retry=True
+    503,
+    "The queue or the Idempotency-Key store failed: queue-unavailable and "
+    "idempotency-store-unavailable mean nothing was scheduled; queue-outcome-unknown that the "
+    "request may have been queued (the detail says how to retry safely)",
+    retry=True,
 )
 _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
     202: {
@@ -114,12 +125,25 @@ _ACCEPTED_DELIVERY: dict[int | str, dict[str, Any]] = {
         "(too-many-deliveries-in-progress) is at its limit; nothing was queued",
         retry=True,
     ),
-    503: _UNAVAILABLE,
+    503: _problem(
+        503,
+        "The queue or the Idempotency-Key store did not answer, or the queue holds more work "
+        "than the service admits (overloaded); nothing was done",
+        retry=True,
+    ),
 }
 _ACCEPTED_OPERATION: dict[int | str, dict[str, Any]] = {
-    202: {"description": "On the queue", "headers": {"Location": _LOCATION}},
+    202: {
+        "description": "On the queue",
+        "headers": {
+            "Location": _LOCATION,
+            "Idempotent-Replayed": _ACCEPTED_DELIVERY[202]["headers"]["Idempotent-Replayed"],
+        },
+    },
     400: _INVALID,
     404: _problem(404, "No delivery of the caller's has this id (nothing was queued)"),
+    409: _ACCEPTED_DELIVERY[409],
+    422: _problem(422, "The Idempotency-Key was used with a different request"),
     503: _UNAVAILABLE,
 }
 _ACCEPTED_RESCHEDULE: dict[int | str, dict[str, Any]] = {
@@ -138,6 +162,7 @@ router = APIRouter(prefix="/api/deliveryrequests", tags=["delivery requests"])
     response_model=DeliveryRequest,
     summary="Schedule a delivery",
     responses=_ACCEPTED_DELIVERY,
+    dependencies=[Depends(_admit)],
 )
 async def schedule_delivery(
     body: DeliveryRequestIn,
@@ -157,6 +182,22 @@ async def schedule_delivery(
     return Response(accepted.body, status.HTTP_202_ACCEPTED, headers, media_type="application/json")
 
 
+def _operation_key(
+    caller: str, key: str | None, method: str, delivery_id: str, body: Any = None
+) -> IdempotencyKey | None:
+    """A reschedule's or cancel's Idempotency-Key: the request is its method, target and body."""
+    if key is None:
+        return None
+    request = {"method": method, "deliveryId": delivery_id, "body": body}
+    return IdempotencyKey(caller=caller, key=key, body=request)
+
+
+def _accepted(delivery_id: str, replayed: bool, response: Response) -> None:
+    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+
+
 @router.patch(
     "/{deliveryId}",
     status_code=status.HTTP_202_ACCEPTED,
@@ -166,13 +207,20 @@ async def schedule_delivery(
 async def reschedule_delivery(
     delivery_id: DeliveryId,
     body: RescheduleIn,
+    request: Request,
     ingestion: Ingestion,
     caller: Customer,
+    scope: CallerScope,
     response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    await ingestion.reschedule(delivery_id, body, caller)
-    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    key = None
+    if idempotency_key is not None:
+        parsed = await request.json()
+        key = _operation_key(scope, idempotency_key, "PATCH", delivery_id, parsed)
+    replayed = await ingestion.reschedule(delivery_id, body, caller, key)
+    _accepted(delivery_id, replayed, response)
     return OperationAccepted(delivery_id=delivery_id, operation="reschedule")
 
 
@@ -183,11 +231,17 @@ async def reschedule_delivery(
     responses=_ACCEPTED_OPERATION,
 )
 async def cancel_delivery(
-    delivery_id: DeliveryId, ingestion: Ingestion, caller: Customer, response: Response
+    delivery_id: DeliveryId,
+    ingestion: Ingestion,
+    caller: Customer,
+    scope: CallerScope,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OperationAccepted:
     delivery_id = delivery_id.lower()
-    await ingestion.cancel(delivery_id, caller)
-    response.headers["Location"] = f"/api/deliveries/{delivery_id}"
+    key = _operation_key(scope, idempotency_key, "DELETE", delivery_id)
+    replayed = await ingestion.cancel(delivery_id, caller, key)
+    _accepted(delivery_id, replayed, response)
     return OperationAccepted(delivery_id=delivery_id, operation="cancel")
 
 

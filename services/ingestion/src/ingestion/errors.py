@@ -1,6 +1,8 @@
 """The ingestion service's refusals; the library answers them as problem+json.
 
-Each says what happened to the request: nothing was scheduled unless the answer is a 202.
+Each says what happened to the request: nothing was scheduled unless the answer is a 202, except
+after a send the queue did not confirm (:class:`QueueOutcomeUnknown`), which says that the request
+may have been queued and how to retry it safely.
 """
 
 from __future__ import annotations
@@ -9,16 +11,46 @@ from dronecommon import DomainError
 
 
 class QueueUnavailable(DomainError):
-    """The queue did not take the message within the send timeout."""
+    """The queue could not be reached (no connection could be opened): nothing was queued."""
 
     status = 503
     problem = "queue-unavailable"
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            "The delivery queue did not take the request; nothing was scheduled. Retry later.",
+            "The delivery queue could not be reached; nothing was scheduled. Retry later.",
             retry_after=retry_after,
         )
+
+
+class QueueOutcomeUnknown(DomainError):
+    """The send did not complete in time, or broke off: the queue may have the message."""
+
+    status = 503
+    problem = "queue-outcome-unknown"
+
+    def __init__(self, retry_after: int, *, operation: str, delivery_id: str, keyed: bool) -> None:
+        said = "The delivery queue did not confirm the request: it may have been queued."
+        extensions: dict[str, str] = {}
+        if keyed:
+            advice = (
+                "Retrying with the same Idempotency-Key is safe: the request is scheduled at "
+                "most once."
+            )
+        elif operation == "delivery":
+            advice = (
+                f"If it was, it is delivery {delivery_id} (GET /api/deliveries/{delivery_id} "
+                "finds it once the workflow has it). A retry without an Idempotency-Key is a new "
+                "request and may schedule a second delivery: send an Idempotency-Key, the same "
+                "on every retry."
+            )
+            extensions["deliveryId"] = delivery_id
+        else:
+            advice = (
+                f"Retrying the {operation} is safe: it sets the same state again, which changes "
+                "nothing more."
+            )
+        super().__init__(f"{said} {advice}", retry_after=retry_after, extensions=extensions)
 
 
 class IdempotencyStoreUnavailable(DomainError):
@@ -155,5 +187,24 @@ class TooManyInProgress(DomainError):
         super().__init__(
             f"This account has {count} deliveries in progress, its limit; nothing was "
             "scheduled. Retry once one of them is completed or cancelled.",
+            retry_after=retry_after,
+        )
+
+
+class Overloaded(DomainError):
+    """The queue holds more work than the front door admits (``admission.py``)."""
+
+    status = 503
+    problem = "overloaded"
+    title = "Overloaded"
+
+    def __init__(self, backlog: int, drain_rate: float, limit_seconds: float, retry_after: int):
+        if drain_rate > 0:
+            held = f"about {backlog / drain_rate:.1f} s of work ({backlog} messages)"
+        else:
+            held = f"{backlog} messages and is not draining"
+        super().__init__(
+            f"The delivery queue holds {held}; this service admits up to {limit_seconds:g} s "
+            f"of work. Nothing was queued. Retry in {retry_after} s.",
             retry_after=retry_after,
         )

@@ -3,8 +3,8 @@
 :func:`running` is the body of the app's lifespan: it opens the workload credential when a client
 signs in with it, builds the Redis client (the Idempotency-Key records, owners and limits) and
 the queue sender (which shares that client unless the queue has a Redis of its own), starts the
-reader of the delivery events (ended deliveries leave their account's count), registers readiness
-and closes everything on the way out.
+reader of the delivery events (ended deliveries leave their account's count) and the admission
+control (``admission.py``), registers readiness and closes everything on the way out.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dronecommon.messaging import create_sender
 from dronecommon.streams import default_consumer_name
 
 from .accounts import AccountStore
+from .admission import Admission, admission_control
 from .ended import EndedDeliveries
 from .repository import IdempotencyStore
 from .service import IngestionService
@@ -36,6 +37,7 @@ class State(TypedDict):
     """The lifespan state: what the routes receive (see ``api.py``)."""
 
     ingestion: IngestionService
+    admission: Admission
 
 
 @asynccontextmanager
@@ -88,7 +90,16 @@ async def running(app: ServiceApp, settings: IngestionSettings) -> AsyncIterator
                 await task
 
         stack.push_async_callback(stop_reading)
+        admission = await stack.enter_async_context(
+            admission_control(
+                settings.admission,
+                queue,
+                redis=redis,
+                credential=credential,
+            )
+        )
         yield {
+            "admission": admission,
             "ingestion": IngestionService(
                 sender,
                 store,
@@ -100,5 +111,5 @@ async def running(app: ServiceApp, settings: IngestionSettings) -> AsyncIterator
                 retry_after=settings.retry_after,
                 area=settings.service_area,
                 limits=settings.limits,
-            )
+            ),
         }

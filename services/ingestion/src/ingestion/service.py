@@ -9,11 +9,20 @@ then onto the queue, answered only once the queue has it.
   ``Idempotency-Key`` the answer comes from, or is recorded in, the
   :class:`~ingestion.repository.IdempotencyStore` (a replay counts against no limit).
 - ``reschedule`` (PATCH) and ``cancel`` (DELETE): only for the delivery's owner or an operator
-  (anyone else: 404, as for an unknown id); the message is ``{deliveryId, ...changes}``; both
-  are naturally idempotent (an identical retry is the identical message, with the same id).
-- Every send is bounded by ``send_timeout``; a failed or late send is
-  :class:`~ingestion.errors.QueueUnavailable` (a 503) and leaves nothing that claims success
-  (the delivery stops counting against the account's cap).
+  (anyone else: 404, as for an unknown id); the message is ``{deliveryId, ...changes}``; with an
+  ``Idempotency-Key`` they are recorded like a POST (a retry is answered from the record, or
+  resends the very same message).
+- **Message ids name the request, not its content** (what broker-side duplicate detection drops):
+  a retry of one request gets the same id, a new request a new one even when its body repeats an
+  earlier one (a reschedule back to an earlier place). A delivery's id is derived from its body,
+  which holds the request's own new ``deliveryId`` (and a retry under its key resends the stored
+  body); a keyed reschedule or cancel's from the key's record; an unkeyed one's is random.
+- Every send (:mod:`ingestion.sending`) is bounded by ``send_timeout``; a failed or late send is
+  a 503 and leaves nothing that claims success: :class:`~ingestion.errors.QueueUnavailable` when
+  no connection to the queue could be opened (nothing was queued, and the delivery stops counting
+  against the account's cap), :class:`~ingestion.errors.QueueOutcomeUnknown` otherwise (a
+  time-out or a connection lost mid-send: the queue may have taken the message, so the delivery
+  keeps counting until it ends or its time runs out, and the answer says how to retry safely).
 """
 
 from __future__ import annotations
@@ -29,13 +38,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from dronecommon.area import ServiceArea
 from dronecommon.auth.inbound import Caller
 from dronecommon.domain import utcnow
-from dronecommon.messaging import MessageSender, OutgoingMessage
+from dronecommon.messaging import MessageSender
 
 from .accounts import AccountStore, Owner
 from .errors import (
@@ -60,10 +67,10 @@ from .schemas import (
     RescheduleIn,
 )
 from .schemas import Owner as OwnerOut
+from .sending import QueueSender
 from .settings import LimitSettings
 
 logger = logging.getLogger("ingestion")
-tracer = trace.get_tracer("ingestion")
 
 #: The namespace of message ids: uuid5(MESSAGE_NAMESPACE, "<deliveryId>|<operation>|<body>").
 MESSAGE_NAMESPACE = uuid.UUID("5b0f4a1e-8a55-4c1f-9a3e-6d2f1e0c7b11")
@@ -91,13 +98,25 @@ class IdempotencyKey:
 
     @property
     def fingerprint(self) -> str:
+        """sha256 of the canonical JSON (sorted keys, no spaces) as UTF-8.
+
+        JSON may carry lone surrogates (``"\\ud800"``), which Python parses but UTF-8 cannot
+        encode; they can only sit in fields the request ignores (known fields refuse them), and
+        are encoded with ``surrogatepass``: still one byte string per parsed body, and valid text
+        hashes as it always did.
+        """
         canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def message_id(delivery_id: str, operation: Operation, body: bytes) -> str:
-    """The deterministic message id of ``body`` (broker duplicate detection relies on it)."""
+    """The message id of a delivery request's ``body`` (unique: it holds a new ``deliveryId``)."""
     return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{delivery_id}|{operation}|{body.decode()}"))
+
+
+def keyed_message_id(record: str, operation: Operation) -> str:
+    """The message id of the request recorded under ``record`` (its Idempotency-Key's record)."""
+    return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{record}|{operation}"))
 
 
 def owner_of(request: DeliveryRequestIn, caller: Caller) -> Owner:
@@ -150,13 +169,13 @@ class IngestionService:
         area: ServiceArea,
         limits: LimitSettings,
     ) -> None:
-        self._sender = sender
+        self._queue = QueueSender(
+            sender, queue_name=queue_name, timeout=send_timeout, retry_after=retry_after
+        )
         self._store = store
         self._accounts = accounts
         self._area = area
         self._limits = limits
-        self._queue_name = queue_name
-        self._send_timeout = send_timeout
         self._store_timeout = store_timeout
         self._wait_for_owner = wait_for_owner
         self._retry_after = retry_after
@@ -180,9 +199,16 @@ class IngestionService:
             await self._admit(owner, candidate.delivery_id)
             await self._deliver(owner, candidate.delivery_id, body)
             return Accepted(body, candidate.delivery_id)
-        return await self._schedule_once(body, owner, idempotency)
+        return await self._send_once("delivery", body, idempotency, owner)
 
-    async def reschedule(self, delivery_id: str, changes: RescheduleIn, caller: Caller) -> None:
+    async def reschedule(
+        self,
+        delivery_id: str,
+        changes: RescheduleIn,
+        caller: Caller,
+        idempotency: IdempotencyKey | None = None,
+    ) -> bool:
+        """Queue the change; True when the answer is a replay for the Idempotency-Key."""
         await self._check_owner(delivery_id, caller)
         places = [
             (name, text)
@@ -195,11 +221,21 @@ class IngestionService:
         self._check_places(places)
         fields = changes.model_dump(mode="json", by_alias=True, exclude_none=True)
         body = orjson.dumps({"deliveryId": delivery_id, **fields})
-        await self._send("reschedule", delivery_id, body)
+        if idempotency is None:
+            await self._queue.send("reschedule", delivery_id, body, str(uuid.uuid4()))
+            return False
+        return (await self._send_once("reschedule", body, idempotency)).replayed
 
-    async def cancel(self, delivery_id: str, caller: Caller) -> None:
+    async def cancel(
+        self, delivery_id: str, caller: Caller, idempotency: IdempotencyKey | None = None
+    ) -> bool:
+        """Queue the cancel; True when the answer is a replay for the Idempotency-Key."""
         await self._check_owner(delivery_id, caller)
-        await self._send("cancel", delivery_id, orjson.dumps({"deliveryId": delivery_id}))
+        body = orjson.dumps({"deliveryId": delivery_id})
+        if idempotency is None:
+            await self._queue.send("cancel", delivery_id, body, str(uuid.uuid4()))
+            return False
+        return (await self._send_once("cancel", body, idempotency)).replayed
 
     # -- ownership, the service area, the account's limits -------------------------------------
 
@@ -240,11 +276,15 @@ class IngestionService:
         if verdict.state == "busy":
             raise TooManyInProgress(verdict.count, self._limits.in_progress_retry_after)
 
-    async def _deliver(self, owner: Owner, delivery_id: str, body: bytes) -> None:
-        """Record the owner, then send; a failed send stops the delivery counting."""
+    async def _deliver(
+        self, owner: Owner, delivery_id: str, body: bytes, *, keyed: bool = False
+    ) -> None:
+        """Record the owner, then send; a send that surely queued nothing stops the delivery
+        counting (one whose outcome is unknown may be under way: it counts until it ends)."""
         await self._accounts.record_owner(delivery_id, owner)
+        sent_as = message_id(delivery_id, "delivery", body)
         try:
-            await self._send("delivery", delivery_id, body)
+            await self._queue.send("delivery", delivery_id, body, sent_as, keyed=keyed)
         except QueueUnavailable:
             try:
                 await self._accounts.ended(owner.account_id, delivery_id)
@@ -256,9 +296,15 @@ class IngestionService:
 
     # -- Idempotency-Key ------------------------------------------------------------------------
 
-    async def _schedule_once(
-        self, body: bytes, owner: Owner, idempotency: IdempotencyKey
+    async def _send_once(
+        self,
+        operation: Operation,
+        body: bytes,
+        idempotency: IdempotencyKey,
+        owner: Owner | None = None,
     ) -> Accepted:
+        """Send ``body`` once per Idempotency-Key; ``owner`` (a new delivery) is admitted
+        against its account's limits and recorded first."""
         key = record_key(idempotency.caller, idempotency.key)
         fingerprint = idempotency.fingerprint
         token = secrets.token_hex(16)
@@ -281,8 +327,12 @@ class IngestionService:
         body = claim.response  # a failed earlier attempt's body is sent again, unchanged
         delivery_id = _delivery_id(body)
         try:
-            await self._admit(owner, delivery_id)
-            await self._deliver(owner, delivery_id, body)
+            if owner is not None:
+                await self._admit(owner, delivery_id)
+                await self._deliver(owner, delivery_id, body, keyed=True)
+            else:
+                sent_as = keyed_message_id(key, operation)
+                await self._queue.send(operation, delivery_id, body, sent_as, keyed=True)
         except Exception:
             await self._settle_quietly(self._store.fail(key, token), "its release", delivery_id)
             raise
@@ -308,46 +358,6 @@ class IngestionService:
             return
         if not held:
             logger.warning("idempotency record of %s: taken over before %s", delivery_id, what)
-
-    # -- the queue ------------------------------------------------------------------------------
-
-    async def _send(self, operation: Operation, delivery_id: str, body: bytes) -> None:
-        message = OutgoingMessage(
-            body=body,
-            message_id=message_id(delivery_id, operation, body),
-            content_type="application/json",
-            properties={"operation": operation},
-        )
-        with tracer.start_as_current_span(
-            f"{self._queue_name} send",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.destination.name": self._queue_name,
-                "messaging.operation.name": "send",
-                "messaging.operation.type": "send",
-                "messaging.message.id": message.message_id,
-                "dronedelivery.delivery_id": delivery_id,
-                "dronedelivery.operation": operation,
-            },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                async with asyncio.timeout(self._send_timeout):
-                    await self._sender.send(message)
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-                logger.warning(
-                    "queue %s did not take %s message %s for %s: %s: %s",
-                    self._queue_name,
-                    operation,
-                    message.message_id,
-                    delivery_id,
-                    type(exc).__name__,
-                    exc,
-                )
-                raise QueueUnavailable(self._retry_after) from exc
 
 
 def _delivery_id(body: bytes) -> str:

@@ -29,6 +29,33 @@ class LimitSettings(BaseModel):
     in_progress_retry_after: int = Field(default=60, ge=1)
 
 
+class AdmissionSettings(BaseModel):
+    """Admission control at the front door (``INGESTION_ADMISSION__*``; see ``admission.py``).
+
+    A new delivery request is refused (503 ``overloaded`` with ``Retry-After``, nothing queued)
+    while the queue holds more than ``max_backlog_seconds`` of work: its backlog over the rate
+    at which the workflow has drained it over the last ``window`` seconds. The queue is read at
+    most once per ``interval`` per replica; below ``min_backlog`` messages every request is
+    admitted. Service Bus does not report how fast its queue drains: ``servicebus_drain_rate``
+    (messages per second, the workflow fleet's throughput) stands in for it, and without it
+    admission control is off on that transport.
+    """
+
+    enabled: bool = True
+    max_backlog_seconds: float = Field(default=2.0, gt=0)
+    min_backlog: int = Field(default=200, ge=0)
+    interval: float = Field(default=0.5, gt=0, le=60)
+    window: float = Field(default=5.0, gt=0, le=600)
+    retry_after_max: int = Field(default=30, ge=1)
+    servicebus_drain_rate: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _window_holds_samples(self) -> Self:
+        if self.window < 2 * self.interval:
+            raise ValueError("window must hold at least two intervals")
+        return self
+
+
 class IngestionSettings(ServiceSettings):
     """``INGESTION_PORT``, ``INGESTION_REDIS__URL``, ``INGESTION_QUEUE__*`` and the shared rest."""
 
@@ -57,6 +84,7 @@ class IngestionSettings(ServiceSettings):
     # Pickups and drop-offs must lie in it (the same definition as the drone scheduler's).
     service_area: ServiceArea = Field(default_factory=ServiceArea)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     # How long a delivery's owner is remembered (for reschedules and cancels): at least the
     # delivery service's retention of deliveries (7 days) plus the longest delivery.
     ownership_ttl: float = Field(default=8 * 86_400.0, gt=0)

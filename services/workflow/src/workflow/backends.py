@@ -3,7 +3,8 @@
 One :class:`~dronecommon.httpclient.ResilientClient` per service (timeouts, retries with backoff
 and jitter, a circuit breaker, trace propagation, bearer tokens). Transient failures raise
 :class:`~dronecommon.httpclient.TransientHTTPError` from the client; this module turns the
-answers it returns into outcomes, :class:`PermanentError` (a 4xx that will not change) or
+answers it returns into outcomes, :class:`PermanentError` (a 4xx that will not change),
+:class:`CredentialsRefused` (401/403: the workflow's identity, not the request, is at fault) or
 :class:`TransientError` (an answer no contract allows, which a fixed deployment may cure).
 
 Every call is idempotent: PUTs create-or-replay, DELETEs are idempotent, and the PATCHes set
@@ -15,6 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +25,13 @@ from pydantic import ValidationError
 from dronecommon.domain import ACCOUNT_HEADER, Location
 from dronecommon.httpclient import ResilientClient, Response
 
-from .errors import PermanentError, TransientError
+from .errors import CredentialsRefused, PermanentError, TransientError
 from .schemas import DeliveryMessage, DroneAssignment
 
 logger = logging.getLogger("workflow.backends")
 
 _PERMANENT_EXCLUDED = frozenset({408, 409, 429})
+_CREDENTIALS_REFUSED = frozenset({401, 403})
 
 
 class Outcome(enum.Enum):
@@ -67,10 +70,26 @@ def _detail(response: Response) -> str:
     return str(body)[:300]
 
 
-def _unexpected(service: str, what: str, response: Response) -> Exception:
-    """A 4xx that will not change is permanent; any other surprise may be cured by a deploy."""
+def _credentials(scope: str | None) -> str:
+    if scope:
+        return f"the token requested for scope {scope}"
+    return "no token (no outbound scope is configured for it)"
+
+
+def _unexpected(
+    service: str, what: str, response: Response, *, scope: str | None = None
+) -> Exception:
+    """A 4xx that will not change is permanent, except 401/403 (the caller's credentials, not the
+    request); any other surprise may be cured by a deploy."""
     status = response.status_code
     text = f"{service} answered {status} to {what}: {_detail(response)}"
+    if status in _CREDENTIALS_REFUSED:
+        return CredentialsRefused(
+            service,
+            status,
+            f"{text} (at {response.method} {response.url}; "
+            f"the workflow sent {_credentials(scope)})",
+        )
     if 400 <= status < 500 and status not in _PERMANENT_EXCLUDED:
         return PermanentError(f"{service.capitalize()}Rejected", text)
     return TransientError(text)
@@ -92,10 +111,16 @@ class Backends:
         package: ResilientClient,
         dronescheduler: ResilientClient,
         delivery: ResilientClient,
+        outbound_scopes: Mapping[str, str] | None = None,
     ) -> None:
         self.package = package
         self.dronescheduler = dronescheduler
         self.delivery = delivery
+        # The scope each service's token is requested for (named in a 401/403's alarm).
+        self.outbound_scopes = dict(outbound_scopes or {})
+
+    def _unexpected(self, service: str, what: str, response: Response) -> Exception:
+        return _unexpected(service, what, response, scope=self.outbound_scopes.get(service))
 
     async def aclose(self) -> None:
         for client in (self.package, self.dronescheduler, self.delivery):
@@ -117,7 +142,7 @@ class Backends:
             f"api/packages/{info.package_id}", json=body, headers=headers
         )
         if response.status_code not in (200, 201, 204):
-            raise _unexpected("package", f"PUT package {info.package_id}", response)
+            raise self._unexpected("package", f"PUT package {info.package_id}", response)
 
     # -- drone scheduler -----------------------------------------------------------------------
 
@@ -145,7 +170,7 @@ class Backends:
             return PlanResult(Outcome.DONE, _parse_assignment("dronescheduler", response))
         if response.status_code == 409:
             return PlanResult(Outcome.FINAL)
-        raise _unexpected("dronescheduler", f"PUT assignment {request.delivery_id}", response)
+        raise self._unexpected("dronescheduler", f"PUT assignment {request.delivery_id}", response)
 
     async def replan_drone(
         self, delivery_id: str, pickup: Location | None, dropoff: Location | None
@@ -165,12 +190,12 @@ class Backends:
             return PlanResult(Outcome.MISSING)
         if response.status_code == 409:
             return PlanResult(Outcome.FINAL)
-        raise _unexpected("dronescheduler", f"PATCH assignment {delivery_id}", response)
+        raise self._unexpected("dronescheduler", f"PATCH assignment {delivery_id}", response)
 
     async def release_drone(self, delivery_id: str) -> None:
         response = await self.dronescheduler.delete(f"api/dronedeliveries/{delivery_id}")
         if response.status_code not in (200, 204, 404):
-            raise _unexpected("dronescheduler", f"DELETE assignment {delivery_id}", response)
+            raise self._unexpected("dronescheduler", f"DELETE assignment {delivery_id}", response)
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -230,7 +255,16 @@ class Backends:
             raise TransientError(
                 f"delivery answered 409 to PUT {delivery_id} but {existing.status_code} to GET"
             )
-        raise _unexpected("delivery", f"PUT delivery {delivery_id}", response)
+        raise self._unexpected("delivery", f"PUT delivery {delivery_id}", response)
+
+    async def delivery_exists(self, delivery_id: str) -> bool:
+        """Whether the delivery record exists (200) or not (404)."""
+        response = await self.delivery.get(f"api/deliveries/{delivery_id}")
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._unexpected("delivery", f"GET delivery {delivery_id}", response)
 
     async def patch_delivery(self, delivery_id: str, changes: dict[str, Any]) -> Outcome:
         """204 → DONE; 404 → MISSING (not created yet); 409 → FINAL (completed/cancelled)."""
@@ -243,7 +277,7 @@ class Backends:
             return Outcome.MISSING
         if response.status_code == 409:
             return Outcome.FINAL
-        raise _unexpected("delivery", f"PATCH delivery {delivery_id}", response)
+        raise self._unexpected("delivery", f"PATCH delivery {delivery_id}", response)
 
     async def cancel_delivery(self, delivery_id: str) -> Outcome:
         """204 → DONE; 404 → MISSING (not created yet); 409 → FINAL (completed)."""
@@ -254,7 +288,7 @@ class Backends:
             return Outcome.MISSING
         if response.status_code == 409:
             return Outcome.FINAL
-        raise _unexpected("delivery", f"DELETE delivery {delivery_id}", response)
+        raise self._unexpected("delivery", f"DELETE delivery {delivery_id}", response)
 
 
 def _field(response: Response, name: str) -> Any:

@@ -4,18 +4,21 @@ Every message is settled explicitly:
 
 - **complete** when the operation succeeded (or found nothing left to do);
 - **dead-letter at once** on a permanent failure — malformed body, unknown operation, a
-  downstream 4xx other than 408/409/429 — with a reason and a description;
+  downstream 4xx other than 401/403/408/409/429 — with a reason and a description;
 - **abandon after a backoff** on a transient failure (the HTTP client has already retried within
   its budget): the handler holds the message, lock renewed, for
   ``min(abandon_backoff_max, abandon_backoff_base * 2**(deliveries-1))`` (jittered, at least the
   downstream's Retry-After), then abandons it so any replica may take it again. Holding instead of
-  abandoning at once keeps a down backend from burning through the delivery count in seconds;
+  abandoning at once keeps a down backend from burning through the delivery count in seconds.
+  A downstream 401/403 is handled the same way, logged as an ERROR (the workflow's credentials
+  need an operator, the message does not);
 - **dead-letter with MaxDeliveryCountExceeded** when a transient failure happens on the last
   allowed delivery.
 
 A ``delivery`` that gives up after its drone was assigned but before its delivery record existed
-releases the drone first (compensation); if the release itself fails, the message is abandoned
-instead (when deliveries are left) so the compensation is retried.
+releases the drone first (compensation), whether this attempt or an earlier one booked it; if the
+release itself fails, the message is abandoned instead (when deliveries are left) so the
+compensation is retried.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from redis.exceptions import RedisError
 from dronecommon.httpclient import TransientHTTPError
 from dronecommon.messaging import MAX_DELIVERY_COUNT_EXCEEDED, MessagingError, ReceivedMessage
 
-from .errors import PermanentError, TransientError
+from .errors import CredentialsRefused, PermanentError, TransientError
 from .schemas import CancelMessage, DeliveryMessage, RescheduleMessage
 from .service import Progress, Workflow
 from .settings import WorkflowSettings
@@ -61,6 +64,10 @@ def _parse(operation: str, message: ReceivedMessage) -> object:
         body = json.loads(message.body)
     except ValueError as exc:
         raise PermanentError("MalformedMessage", f"the body is not UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:  # the parser's limit: no retry will ever read it
+        raise PermanentError(
+            "MalformedMessage", "the body's JSON is nested too deeply to be read"
+        ) from exc
     if not isinstance(body, dict):
         raise PermanentError("MalformedMessage", "the body is not a JSON object")
     models: dict[str, type[DeliveryMessage | RescheduleMessage | CancelMessage]] = {
@@ -163,7 +170,10 @@ class Consumer:
             )
             return
         delay = self.backoff(message.delivery_count, getattr(exc, "retry_after", None))
-        logger.warning(
+        # A refused token is an operator's problem (identity, role, audience): say so loudly, but
+        # keep the message, which will pass once the credentials are fixed.
+        log = logger.error if isinstance(exc, CredentialsRefused) else logger.warning
+        log(
             "%s %s: transient failure on delivery %d, abandoning in %.1fs: %s",
             operation,
             delivery_id,
@@ -194,9 +204,11 @@ class Consumer:
         reason: str,
         description: str,
     ) -> None:
-        if delivery_id is not None and progress.half_booked:
+        if delivery_id is not None and message.properties.get("operation") == "delivery":
             try:
-                await self.workflow.compensate(delivery_id)
+                compensated = await self.workflow.compensate(
+                    delivery_id, progress, redelivered=message.delivery_count > 1
+                )
             except Exception as exc:
                 if message.delivery_count < self.max_delivery_count:
                     logger.warning(
@@ -211,7 +223,8 @@ class Consumer:
                     "the drone frees itself when its busy time ends"
                 )
             else:
-                description += "; its drone was released"
+                if compensated is not None:
+                    description += f"; {compensated}"
         await self._settle(message, lambda: message.dead_letter(reason, description[:4000]))
 
     @staticmethod

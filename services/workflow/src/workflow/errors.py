@@ -1,11 +1,15 @@
 """How the workflow classifies a failed message.
 
 - :class:`PermanentError` — the message can never succeed as it is (malformed, unknown operation,
-  a downstream 4xx other than 408/409/429): dead-letter it at once with ``reason``.
+  a downstream 4xx other than 401/403/408/409/429): dead-letter it at once with ``reason``.
 - :class:`OperatorRequired` — the queue view refuses a caller without the Operator role.
 - :class:`TransientError` — it may succeed later (a downstream outage after the HTTP client's own
   retries, an unexpected answer, the pending store unreachable): hold, then abandon it for
   redelivery. :class:`dronecommon.httpclient.TransientHTTPError` is transient too.
+- :class:`CredentialsRefused` — a downstream 401/403: transient *with an alarm*. The request is
+  fine; the workflow's identity is not (a rotated key, a role granted late, a misconfigured
+  audience), which an operator fixes without the message changing. Retried like an outage and
+  logged as an ERROR naming the service and the scope the token was requested for.
 """
 
 from __future__ import annotations
@@ -28,6 +32,15 @@ class TransientError(Exception):
     def __init__(self, description: str, *, retry_after: float | None = None) -> None:
         super().__init__(description)
         self.retry_after = retry_after
+
+
+class CredentialsRefused(TransientError):
+    """A downstream service refused the workflow's token (401) or its rights (403)."""
+
+    def __init__(self, service: str, status: int, description: str) -> None:
+        super().__init__(description)
+        self.service = service
+        self.status = status
 
 
 class OperatorRequired(DomainError):

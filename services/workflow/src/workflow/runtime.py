@@ -35,11 +35,9 @@ from .consumer import Consumer
 from .queueview import QueueView
 from .repository import PendingStore
 from .service import Workflow
-from .settings import WorkflowSettings
+from .settings import DOWNSTREAM, WorkflowSettings
 
 logger = logging.getLogger("workflow.runtime")
-
-DOWNSTREAM = ("package", "dronescheduler", "delivery")
 
 
 class State(TypedDict):
@@ -125,7 +123,7 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
                 name=name,
                 token_provider=token,
             )
-        backends = Backends(**clients)
+        backends = Backends(**clients, outbound_scopes=settings.auth.outbound_scopes)
         stack.push_async_callback(_quietly("downstream clients", backends.aclose))
         pending = PendingStore(redis, ttl=settings.pending_ttl)
         consumer = Consumer(Workflow(backends, pending, area=settings.service_area), settings)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea
+from dronecommon.domain import Location
 
 from .backends import Backends, Outcome
 from .errors import PermanentError, TransientError
@@ -47,10 +48,6 @@ class Progress:
 
     drone_assigned: bool = False
     delivery_created: bool = False
-
-    @property
-    def half_booked(self) -> bool:
-        return self.drone_assigned and not self.delivery_created
 
 
 class Workflow:
@@ -74,16 +71,14 @@ class Workflow:
         pickup = self.area.resolve(message.pickup_location)
         dropoff = self.area.resolve(message.drop_off_location)
         if (await self.pending.read(delivery_id)).cancelled:
-            # Book nothing (no package, no drone), but keep the request's record, Cancelled.
-            await self.backends.create_delivery(message, pickup, dropoff, None)
-            await self.backends.cancel_delivery(delivery_id)
+            # Book nothing more, but keep the request's record, Cancelled.
+            await self._record_cancelled(message, pickup, dropoff)
             return "cancelled before it was scheduled: recorded as Cancelled, nothing booked"
         await self.backends.upsert_package(message)
         plan = await self.backends.assign_drone(message, pickup, dropoff)
         if plan.assignment is None:
             if (await self.pending.read(delivery_id)).cancelled:
-                await self.backends.create_delivery(message, pickup, dropoff, None)
-                await self.backends.cancel_delivery(delivery_id)
+                await self._record_cancelled(message, pickup, dropoff)
                 return "cancelled while it was being scheduled: recorded as Cancelled"
             raise PermanentError(
                 "DroneAssignmentReleased",
@@ -114,9 +109,34 @@ class Workflow:
         await self.pending.record_cancel(message.delivery_id, at_ms)
         return await self.apply_pending(message.delivery_id) or "nothing to apply"
 
-    async def compensate(self, delivery_id: str) -> None:
-        """Undo a half-booked delivery: release the drone assigned to it."""
+    async def _record_cancelled(
+        self, message: DeliveryMessage, pickup: Location, dropoff: Location
+    ) -> None:
+        """End a delivery cancelled before its record existed: release whatever drone an earlier
+        attempt of this message booked (a cancel handled between that attempt's pending read and
+        its booking released nothing), then record the request as Cancelled."""
+        await self.backends.release_drone(message.delivery_id)
+        await self.backends.create_delivery(message, pickup, dropoff, None)
+        await self.backends.cancel_delivery(message.delivery_id)
+
+    async def compensate(
+        self, delivery_id: str, progress: Progress, *, redelivered: bool
+    ) -> str | None:
+        """Release the drone a delivery that gives up may hold; what was done, or None.
+
+        This attempt's own booking is released when its delivery record was not created. An
+        earlier attempt (``redelivered``) may have booked a drone too: it is released unless the
+        delivery record exists (then the drone is that delivery's and stays booked).
+        """
+        if progress.delivery_created:
+            return None
+        if progress.drone_assigned:
+            await self.backends.release_drone(delivery_id)
+            return "its drone was released"
+        if not redelivered or await self.backends.delivery_exists(delivery_id):
+            return None
         await self.backends.release_drone(delivery_id)
+        return "any drone an earlier attempt booked was released"
 
     async def apply_pending(self, delivery_id: str) -> str | None:
         """Apply the recorded state until it stops changing; None when nothing is recorded."""

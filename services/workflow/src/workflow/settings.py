@@ -22,6 +22,9 @@ from dronecommon.settings import (
     ServiceSettings,
 )
 
+# The services the workflow calls, by the names of their URL settings and outbound scopes.
+DOWNSTREAM = ("package", "dronescheduler", "delivery")
+
 
 class WorkflowQueueSettings(QueueSettings):
     """The shared queue settings with the workflow's measured defaults.
@@ -93,3 +96,19 @@ class WorkflowSettings(ServiceSettings):
     shutdown_grace: float = Field(default=20.0, ge=0)
     # Readiness: how long each downstream /healthz may take.
     downstream_health_timeout: float = Field(default=1.0, gt=0)
+
+    def production_auth_problem(self) -> str | None:
+        """The workflow serves health only (no token to check), so production needs a token on
+        every call it makes instead: an outbound scope per called service."""
+        missing = [
+            self.env_var("auth", "outbound_scopes", name)
+            for name in DOWNSTREAM
+            if not self.auth.outbound_scopes.get(name)
+        ]
+        if missing:
+            return (
+                f"{self.env_var('environment')} is production but {', '.join(missing)} not set: "
+                "every call to the package, drone scheduler and delivery services carries a "
+                "token in production"
+            )
+        return None

@@ -23,6 +23,10 @@ What a route then admits (app roles, customers) is its own policy: :mod:`.policy
 Answers follow RFC 6750: 401, 403, or 503 when the signing keys cannot be had
 (:mod:`.errors`). The signing keys are fetched, cached and refreshed by :mod:`.jwks`.
 
+A token once verified is answered from memory until it expires or the signing keys change
+(:mod:`.verified`): the same tokens come on every call, and verifying one costs more than the
+rest of a small request.
+
 The validated :class:`Caller` is also stored on ``request.state.caller``; handlers read it with
 the :data:`CurrentCaller` alias.
 """
@@ -54,6 +58,7 @@ from dronecommon.auth.jwks import (
     JwksSource,
     SigningKeys,
 )
+from dronecommon.auth.verified import VerifiedTokens
 from dronecommon.settings import AuthSettings
 
 logger = logging.getLogger(__name__)
@@ -203,10 +208,14 @@ class Authenticator:
             clock=clock,
         )
         self._allowed_callers = frozenset(settings.allowed_callers)
+        self.verified: VerifiedTokens[Caller] = VerifiedTokens()
 
     async def authenticate(self, token: str) -> Caller:
         """The caller a token proves, or :class:`AuthenticationError`/
         :class:`PermissionDeniedError`/:class:`SigningKeysUnavailableError`."""
+        known = self.verified.get(token, self.keys.fresh())
+        if known is not None:
+            return known
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -249,6 +258,7 @@ class Authenticator:
             operator_role=self.settings.operator_role,
         )
         self.authorize(caller)
+        self.verified.put(token, caller, claims.get("exp"), self.keys.fresh())
         return caller
 
     def _kind(self, audience: Any) -> CallerKind:

@@ -192,6 +192,14 @@ class SigningKeys:
         assert self._keys is not None
         return self._keys
 
+    def fresh(self) -> object | None:
+        """The key set in use while it is fresh (loaded and not yet due for a refresh), else
+        None. A new set is a new object: a verification remembered with one set
+        (:mod:`.verified`) does not count once another is in use."""
+        if self._keys is None or self._clock() - self._fetched_at >= self.cache_seconds:
+            return None
+        return self._keys
+
     async def key_for(self, kid: str | None) -> jwt.PyJWK:
         """The key that signed a token with this ``kid`` (one refetch when it is unknown)."""
         keys = await self._current()

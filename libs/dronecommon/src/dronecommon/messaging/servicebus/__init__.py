@@ -7,10 +7,13 @@
 * **Sending**: one ``ServiceBusMessage`` per message (body, ``message_id`` for the broker's
   duplicate detection, content type, application properties with the trace context). The SDK's
   sender is not coroutine-safe, so sends on one sender are serialised with a lock.
-* **Receiving**: ``PEEK_LOCK`` with ``prefetch_count`` and ``max_wait_time``; each handled
-  message is registered with an ``AutoLockRenewer`` (the SDK renews shortly before the lock the
-  broker granted runs out — the lock duration and the maximum delivery count are properties of
-  the queue, set by the infrastructure, not by this client). Settlement maps to
+* **Receiving**: ``PEEK_LOCK`` with ``max_wait_time`` and the SDK's prefetch buffer off
+  (``prefetch_count=0``): each receive call asks the broker for the engine's free handler slots
+  (at most ``prefetch``), so no message sits locked in a buffer, its lock running out unrenewed,
+  while every handler is busy. Each message is registered with an ``AutoLockRenewer`` as it is
+  received (the SDK renews shortly before the lock the broker granted runs out — the lock
+  duration and the maximum delivery count are properties of the queue, set by the
+  infrastructure, not by this client). Settlement maps to
   ``complete_message``, ``abandon_message`` and ``dead_letter_message(reason,
   error_description)``; the SDK's lock-lost and already-settled errors become
   :class:`MessageLockLostError` and :class:`MessageAlreadySettledError`. The SDK's renewer

@@ -1,5 +1,14 @@
-"""Receiving: ``PEEK_LOCK`` with prefetch on the shared receive engine; lock renewal by the SDK's
+"""Receiving: ``PEEK_LOCK`` on the shared receive engine; lock renewal by the SDK's
 ``AutoLockRenewer``; settlement through the receiver that got the message.
+
+**No message is locked without renewal.** The SDK's own prefetch buffer (``prefetch_count``) is
+off: a message the broker puts in that buffer is locked from that moment, yet no handler (and so
+no renewer) knows of it until a receive call takes it out, and with every handler busy — one
+waiting out a 30 s backoff, say — it waits there until its lock expires, to come back later with
+a delivery counted for nothing. With ``prefetch_count=0`` a receive call asks the broker for
+exactly the messages it wants (the engine's free handler slots, at most the ``prefetch`` setting
+per call) and the SDK gives back what arrives outside a receive call; every message received is
+registered with the renewer at once, before it is handed to a handler.
 """
 
 from __future__ import annotations
@@ -114,7 +123,7 @@ class ServiceBusQueueReceiver(PullReceiver):
         self._receiver = self._client.get_queue_receiver(
             self.queue_name,
             receive_mode=ServiceBusReceiveMode.PEEK_LOCK,
-            prefetch_count=self.prefetch,
+            prefetch_count=0,  # nothing locked in a buffer no renewer knows of (module docstring)
             max_wait_time=self.receive_wait,
         )
         if self._lock_renewer is None:
@@ -135,12 +144,17 @@ class ServiceBusQueueReceiver(PullReceiver):
         if receiver is None:
             raise RuntimeError("the receiver is not running")
         received = await receiver.receive_messages(
-            max_message_count=max_count, max_wait_time=self.receive_wait
+            max_message_count=min(max_count, max(1, self.prefetch)),
+            max_wait_time=self.receive_wait,
         )
-        return [ServiceBusQueueMessage(receiver, message) for message in received]
+        messages = [ServiceBusQueueMessage(receiver, message) for message in received]
+        for message in messages:
+            self._renew(message)  # from receipt, not from when a handler starts
+        return messages
 
-    def _track(self, message: ReceivedMessage) -> None:
-        if not isinstance(message, ServiceBusQueueMessage) or self._lock_renewer is None:
+    def _renew(self, message: ServiceBusQueueMessage) -> None:
+        """Keep the lock of ``message`` alive until it is settled (the renewer stops then)."""
+        if self._lock_renewer is None:
             return
 
         async def on_failure(_renewable: object, error: Exception | None) -> None:

@@ -1,0 +1,119 @@
+"""The knee and beyond: step the offered rate up until it is no longer sustained, then overload.
+
+- **Warm-up**: ``warmup`` seconds at the first rate (fills the sky with drones, warms pools).
+- **Steps**: ``start``, ``start + step``, ... each for ``seconds``. A step is *sustained* when
+  every request was accepted, every accepted one scheduled (within its settle time) and the
+  end-to-end p99 is within ``p99_limit``. The first step that is not ends the search; the knee
+  is the highest sustained rate.
+- **Overload**: each factor x the knee (1.5 and 2 by default) for ``overload_seconds``, the queue
+  drained before each. Goodput is what is scheduled per second; with admission control the
+  refused requests (503 ``overloaded``) are answered at once and nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import r, say
+from .fleet import Sampler
+from .stack import BenchStack
+from .windows import progress, sustained, window
+
+
+@dataclass(frozen=True)
+class Plan:
+    start: float
+    step: float
+    seconds: float
+    max_rate: float
+    warmup: float
+    p99_limit_ms: float
+    overload_factors: Sequence[float]
+    overload_seconds: float
+
+
+def wait_drained(bench: BenchStack, timeout: float) -> float:
+    """Wait until the queue holds nothing (every message handled); the seconds waited."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=bench.config.redis_port)
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < timeout:
+            if not client.xlen("queue:{deliveryrequests}"):
+                break
+            time.sleep(0.25)
+    finally:
+        client.close()
+    return time.monotonic() - began
+
+
+def search(
+    bench: BenchStack,
+    plan: Plan,
+    sampler: Sampler,
+    *,
+    origin: float,
+    keep: Callable[[dict[str, Any]], None],
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """Warm-up, the steps, a profiled window at the knee (``profile``), the overload runs.
+
+    ``keep`` receives every window (its ids among them) as soon as it is measured."""
+    tokens = bench.customer_tokens(50)
+    settle = max(10.0, 3 * plan.p99_limit_ms / 1e3)
+
+    def run(label: str, rate: float, seconds: float, **extra: Any) -> dict[str, Any]:
+        result = window(
+            bench,
+            label=label,
+            rate=rate,
+            seconds=seconds,
+            settle=extra.pop("settle", settle),
+            sampler=sampler,
+            tokens=tokens,
+            origin=origin,
+            **extra,
+        )
+        keep(result)
+        say(progress(result))
+        return result
+
+    warmup = run("warm-up", plan.start, plan.warmup) if plan.warmup > 0 else None
+    steps: list[dict[str, Any]] = []
+    knee: float | None = None
+    rate = plan.start
+    while rate <= plan.max_rate + 1e-9:
+        wait_drained(bench, 60)
+        result = run(f"step {len(steps) + 1}", rate, plan.seconds)
+        result["sustained"] = sustained(result, plan.p99_limit_ms)
+        steps.append(result)
+        if not result["sustained"]:
+            break
+        knee = rate
+        rate += plan.step
+    say(f"knee: {knee:g}/s sustained" if knee is not None else "knee: no step was sustained")
+    profiled = None
+    if profile is not None:
+        wait_drained(bench, 60)
+        profiled = run("profiled", knee or plan.start, plan.seconds, profile=profile)
+    overload: list[dict[str, Any]] = []
+    base = knee or plan.start
+    for factor in plan.overload_factors:
+        wait_drained(bench, 120)
+        result = run(f"overload {factor:g}x", base * factor, plan.overload_seconds, settle=60.0)
+        result["factor"] = factor
+        result["goodput_vs_knee"] = r(result["scheduled_per_s_window"] / base, 3)
+        result["goodput_second_half_vs_knee"] = r(result["scheduled_per_s_second_half"] / base, 3)
+        overload.append(result)
+    return {
+        "knee": knee,
+        "warmup": warmup,
+        "steps": steps,
+        "profiled": profiled,
+        "overload": overload,
+    }

@@ -1,0 +1,118 @@
+"""The cost of tracing: the same load on fresh stacks, four ways.
+
+- ``off``: no exporter, nothing instrumented (an inbound ``traceparent`` is still honoured);
+- ``default``: the charts' default, parent-based ratio sampling at the charts' ratio, OTLP/HTTP;
+- ``all``: every span recorded and exported (ratio 1), OTLP/HTTP;
+- ``azure-monitor``: the Azure Monitor distro at the charts' ratio (its own sampler: one
+  decision per trace id, the same in every service).
+
+Exports go to a local sink (``load.serve_sink``) that reads and discards them, so the rows
+measure what the services pay. The Azure Monitor row's connection string points at that sink
+(``IngestionEndpoint=http://127.0.0.1:<port>/``); statsbeat, live metrics and offline storage
+are off (the services' defaults) and only the environment's resource detector runs (no Azure VM
+metadata lookup), so nothing leaves the machine. Each row is offered the same rate, above what
+the system sustains (admission control keeps the backlog bounded), so its goodput is its
+capacity: the ratios against the ``off`` row are the throughput tracing costs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from dronetesting.stack import SERVICE_PORTS
+
+from .common import ROOT, r, say
+from .stack import BenchStack
+from .windows import progress, window
+
+ROWS = ("off", "default", "all", "azure-monitor")
+#: Where the charts set the production sampling ratio (the same in every chart).
+CHART_VALUES = ROOT / "charts" / "ingestion" / "values.yaml"
+FALLBACK_RATIO = 0.1
+
+
+def chart_sampling_ratio() -> float:
+    """The sampling ratio every chart sets (``<PREFIX>TELEMETRY__SAMPLING_RATIO``)."""
+    found = re.search(
+        r'^\s*INGESTION_TELEMETRY__SAMPLING_RATIO:\s*"?([0-9.]+)"?',
+        CHART_VALUES.read_text(),
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else FALLBACK_RATIO
+
+
+def sampling_env(ratio: float) -> dict[str, str]:
+    return {f"{name.upper()}_TELEMETRY__SAMPLING_RATIO": f"{ratio:g}" for name in SERVICE_PORTS}
+
+
+def row_env(row: str, ratio: float, sink_port: int) -> dict[str, str]:
+    """The environment of a row (added to every service's)."""
+    none = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "APPLICATIONINSIGHTS_CONNECTION_STRING": ""}
+    otlp = {
+        **none,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_METRIC_EXPORT_INTERVAL": "10000",
+    }
+    if row == "off":
+        return none
+    if row == "default":
+        return {**otlp, **sampling_env(ratio)}
+    if row == "all":
+        return {**otlp, **sampling_env(1.0)}
+    if row == "azure-monitor":
+        connection = (
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+            f"IngestionEndpoint=http://127.0.0.1:{sink_port}/;"
+            f"LiveEndpoint=http://127.0.0.1:{sink_port}/"
+        )
+        return {
+            **none,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
+            "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+            **sampling_env(ratio),
+        }
+    raise ValueError(row)
+
+
+def tracing_rows(
+    *,
+    base_env: dict[str, str],
+    rows: tuple[str, ...],
+    ratio: float,
+    sink_port: int,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    workflow_replicas: int,
+    log: Path,
+) -> dict[str, Any]:
+    measured: dict[str, Any] = {}
+    for row in rows:
+        env = {**base_env, **row_env(row, ratio, sink_port)}
+        say(f"tracing {row}: fresh stack, {rate:g}/s for {seconds:g} s (after {warmup:g} s)")
+        with BenchStack(
+            label=f"trace-{row}", workflow_replicas=workflow_replicas, env=env, log=log
+        ) as bench:
+            tokens = bench.customer_tokens(50)
+            if warmup > 0:
+                window(bench, label="warm-up", rate=rate, seconds=warmup, settle=30, tokens=tokens)
+            result = window(
+                bench, label=f"tracing {row}", rate=rate, seconds=seconds, settle=60, tokens=tokens
+            )
+        result.pop("_ids")
+        result.pop("series")
+        measured[row] = result
+        say(progress(result))
+    off = measured.get("off")
+    if off:
+        for result in measured.values():
+            result["goodput_vs_off"] = r(
+                result["scheduled_per_s_window"] / max(1e-9, off["scheduled_per_s_window"]), 3
+            )
+            result["cpu_per_delivery_vs_off"] = r(
+                result["cpu_ms_per_delivery_total"] / max(1e-9, off["cpu_ms_per_delivery_total"]),
+                3,
+            )
+    return {"ratio": ratio, "rate": rate, "seconds": seconds, "rows": measured}
