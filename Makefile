@@ -17,8 +17,11 @@ TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),myowner)
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-setup: ## Install uv, the workspace, redis-server, FerretDB, Helm and Mailpit (idempotent)
+setup: ## Install uv, the workspace, redis-server, chromium, FerretDB, Helm, Mailpit, web assets (idempotent)
 	@bash scripts/setup.sh
+
+assets: ## The web app's browser assets from npm, pinned by services/webapp/package-lock.json
+	$(UV) run --all-packages --locked python scripts/assets.py
 
 run: setup ## The whole system on this machine, bearer tokens on (AUTH=off: without); Ctrl-C stops it
 	$(UV) run --all-packages --locked python scripts/run_stack.py $(if $(filter off,$(AUTH)),--auth off) $(RUN_ARGS)

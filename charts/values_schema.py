@@ -1,9 +1,10 @@
 """Write (or ``--check``) every service chart's ``values.schema.json``.
 
-The five service charts take the same values (the library renders them all), with three
-differences: only the public services (ingestion, delivery) have a ``route``, only the workflow
-has ``keda`` (and no ``autoscaling``), and each service's ``env`` names carry its own prefix. One
-definition here keeps the five schemas from drifting; ``--check`` (run by scripts/charts.sh and
+The service charts take the same values (the library renders them all), with a few
+differences: only the public services (ingestion, delivery, the web app) have a ``route``, only
+the workflow has ``keda`` (and no ``autoscaling``), ``entra`` names the APIs each one calls (and
+the web app's sign-in client), and each service's ``env`` names carry its own prefix. One
+definition here keeps the schemas from drifting; ``--check`` (run by scripts/charts.sh and
 tests/deploy) fails when a committed schema differs from what this file generates.
 
 Usage: ``uv run python charts/values_schema.py [--check]``
@@ -19,7 +20,7 @@ from typing import Any
 
 CHARTS = Path(__file__).resolve().parent
 
-PUBLIC = ("ingestion", "delivery")
+PUBLIC = ("ingestion", "delivery", "webapp")
 SERVICES = (
     "ingestion",
     "delivery",
@@ -28,6 +29,7 @@ SERVICES = (
     "workflow",
     "simulator",
     "notifier",
+    "webapp",
 )
 QUEUE_CONSUMERS = ("workflow",)
 
@@ -252,6 +254,7 @@ CALLS = {
     "workflow": ("package", "dronescheduler", "delivery"),
     "simulator": ("dronescheduler", "delivery"),
     "notifier": ("delivery",),
+    "webapp": ("simulator", "notifier"),
 }
 
 
@@ -259,12 +262,14 @@ def entra(service: str) -> Schema:
     """Application (client) ids of the Entra app registrations the service's tokens name."""
     client_id: Schema = {"type": "string", "pattern": UUID}
     properties: Schema = {}
-    if service != "workflow":
-        properties["publicApiClientId"] = client_id
+    properties["publicApiClientId"] = client_id
     if service in OWN_API:
         properties["apiClientId"] = client_id
     if service in CALLS:
         properties["apis"] = obj(dict.fromkeys(CALLS[service], client_id))
+    if service == "webapp":
+        # The web app's own app registration: the client people sign in to (MSAL).
+        properties["signInClientId"] = client_id
     return obj(properties)
 
 

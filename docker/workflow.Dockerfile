@@ -25,6 +25,7 @@ COPY services/dronescheduler/pyproject.toml services/dronescheduler/
 COPY services/workflow/pyproject.toml services/workflow/
 COPY services/simulator/pyproject.toml services/simulator/
 COPY services/notifier/pyproject.toml services/notifier/
+COPY services/webapp/pyproject.toml services/webapp/
 RUN /opt/uv/bin/uv sync --locked --no-dev --no-install-workspace --package workflow
 
 # Phase 2: the shared library and this service, installed non-editable.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint, render and validate every Helm chart with every values file, offline.
 #
-#   scripts/charts.sh            # all five services
+#   scripts/charts.sh            # every service
 #   scripts/charts.sh workflow   # one or more of them
 #
 # For each service chart: `helm dependency update` (the library is a file:// dependency, so no
@@ -23,7 +23,7 @@ UV="${UV:-uv}"
 NAMESPACE="${NAMESPACE:-dronedelivery}"
 KUBE_VERSION="${KUBE_VERSION:-1.37.0}"
 OUT="$ROOT/reports/charts"
-ALL_SERVICES=(ingestion delivery package dronescheduler workflow simulator notifier)
+ALL_SERVICES=(ingestion delivery package dronescheduler workflow simulator notifier webapp)
 SERVICES=("${@:-${ALL_SERVICES[@]}}")
 # Custom resources (apiVersion kind) that kubernetes-validate has no schema for.
 CRD_KINDS=(

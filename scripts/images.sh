@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/docker.sh
 source "$ROOT/scripts/lib/docker.sh"
-SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator notifier}"
+SERVICES="${SERVICES:-ingestion delivery package dronescheduler workflow simulator notifier webapp}"
 
 CONTAINERS=()
 cleanup() {
@@ -40,9 +40,12 @@ for svc in $SERVICES; do
   port=$((port + 1))
   upper="$(echo "$svc" | tr '[:lower:]' '[:upper:]')"
   name="smoke-$svc-$$"
-  # Alone, with no token issuer to trust: tokens switched off explicitly for the smoke test.
+  # Alone, with no token issuer to trust: tokens switched off explicitly for the smoke test (the
+  # web app's development sign-in makes its key in the container's /tmp).
+  extra=()
+  [ "$svc" = webapp ] && extra=(-e "WEBAPP_AUTH__DEV_SIGNING_KEY_FILE=/tmp/dev-issuer/signing-key.pem")
   docker run -d --name "$name" --network host -e "${upper}_PORT=$port" -e "${upper}_HOST=127.0.0.1" \
-    -e "${upper}_AUTH__ENABLED=false" "dronedelivery/$svc:local" >/dev/null
+    -e "${upper}_AUTH__ENABLED=false" "${extra[@]}" "dronedelivery/$svc:local" >/dev/null
   CONTAINERS+=("$name")
   ok=""
   for _ in $(seq 1 100); do
@@ -51,7 +54,10 @@ for svc in $SERVICES; do
   done
   [ -n "$ok" ] || die "$svc did not answer /healthz: $(docker logs "$name" 2>&1 | tail -5)"
   # The API docs' scripts ship in the image (no CDN).
-  for asset in /docs/swagger-ui-bundle.js /redoc/redoc.standalone.js; do
+  assets=(/docs/swagger-ui-bundle.js /redoc/redoc.standalone.js)
+  # The web app's map library, built into the image from the npm lock.
+  [ "$svc" = webapp ] && assets=(/static/vendor/leaflet/leaflet.js /static/vendor/leaflet/leaflet.css)
+  for asset in "${assets[@]}"; do
     curl -fsS -o /dev/null "http://127.0.0.1:$port$asset" || die "$svc does not serve $asset"
   done
   docker run --rm "dronedelivery/$svc:local" --help >/dev/null || die "$svc: --help failed"

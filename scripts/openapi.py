@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -27,10 +28,9 @@ def main() -> int:
         name = service.name
         if args.services and name not in args.services:
             continue
-        try:
-            module = importlib.import_module(f"{name}.main")
-        except ModuleNotFoundError:
-            continue  # a service without an HTTP API of its own
+        if importlib.util.find_spec(f"{name}.api") is None:
+            continue  # no HTTP API of its own (the web app serves pages)
+        module = importlib.import_module(f"{name}.main")
         # The document is the same whether or not the instance checks tokens (the bearer scheme
         # is declared either way); without an issuer to trust, build it with tokens off.
         os.environ[f"{name.upper()}_AUTH__ENABLED"] = "false"

@@ -2,10 +2,11 @@
 
 Redis (queue + delivery store), FerretDB (MongoDB wire protocol) and Mailpit (SMTP and a web
 inbox) with data in .data/, then package, dronescheduler, delivery, the notifier, workflow, the
-fleet simulator and ingestion on their native ports, every one checking bearer tokens from the
-development issuer (its key in .data/dev-issuer; `make token` prints a customer's token).
-`--auth off` (`make run AUTH=off`) runs without tokens. Once every service is ready it prints how
-to call the API, where the e-mail arrives and each service's docs URLs. Ctrl-C stops everything.
+fleet simulator, ingestion and the web app on their native ports, every one checking bearer
+tokens from the development issuer (its key in .data/dev-issuer; `make token` prints a customer's
+token; the web app's sign-in hands them out). `--auth off` (`make run AUTH=off`) runs without
+tokens. Once every service is ready it prints how to call the API, where the e-mail arrives and
+each service's docs URLs. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from dronecommon.apidocs import DOCS_URL, REDOC_URL
 from dronetesting.stack import SERVICE_PORTS, PortInUseError, Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+
+BANNER = """
+================================================================================
+  The web app:  {webapp}
+  Sign in with any account and user (tick "Operator" for {webapp}/ops),
+  schedule a delivery and watch the drone fly it on the map.
+================================================================================
+"""
 
 HOW_TO = """
 The drone delivery system is up. Schedule the sample delivery as customer contoso/myowner
@@ -54,12 +63,12 @@ API docs, served by each service (Swagger UI, then ReDoc):
 {docs}
 
 Press Ctrl-C to stop everything.
-"""
+{banner}"""
 
 PORTS_HINT = """\
 Stop what holds them (another `make run`?), or move this stack's ports:
   make run RUN_ARGS="--port-offset 1000"   (Redis 7379, FerretDB 28017, Mailpit 2025/9025,
-                                           services 9001-9007)"""
+                                           web app 9000, services 9001-9007)"""
 LOGS_HINT = """\
 Each service's output is above, each line after its name; Redis, FerretDB and Mailpit write to
 {data}/redis/redis.log, {data}/ferretdb/ferretdb.log and {data}/mailpit/mailpit.log.
@@ -86,6 +95,7 @@ def how_to(config: StackConfig) -> str:
         inbox=config.inbox_url,
         sms=config.data_dir / "sms.jsonl",
         docs=docs_table(config),
+        banner=BANNER.format(webapp=config.url("webapp")) if "webapp" in config.ports else "",
         auth_note=note,
     )
 
@@ -102,7 +112,7 @@ def main() -> int:
         type=int,
         default=0,
         help="add this to every port (Redis 6379, FerretDB 27017, Mailpit 1025 and 8025, "
-        "services 8001-8007)",
+        "the web app 8000, services 8001-8007)",
     )
     parser.add_argument(
         "--auth",

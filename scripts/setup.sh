@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of everything the project needs on a Debian machine:
-# uv, the Python workspace, redis-server, FerretDB, Helm, Caddy and Mailpit (the last four built
-# into .tools/bin).
+# uv, the Python workspace, redis-server and chromium (Debian packages), FerretDB, Helm, Caddy and
+# Mailpit (built into .tools/bin), and the web app's browser assets (npm, pinned by its lock).
 # A second run only checks what is there and takes a few seconds.
 set -euo pipefail
 
@@ -46,6 +46,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
   # The packaged service is not needed: tests and `make run` start their own servers.
   as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
+
+# --- chromium (Debian package): the web app's browser tests drive it with Playwright ------------
+# (Playwright's own browser download is not used: the tests launch this one by its path.)
+if ! command -v chromium >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || die "chromium is missing and apt-get is not available: install Chromium by hand (the browser tests launch \`chromium\`)"
+  say "installing chromium (apt)"
+  as_root apt-get update -o DPkg::Lock::Timeout=120 -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=120 chromium >/dev/null
+fi
+
+# --- the web app's browser assets: Leaflet (served by the app) and axe-core (the tests) ---------
+(cd "$ROOT" && "$UV" run --all-packages --locked --quiet python scripts/assets.py)
 
 # --- Go tools: FerretDB, Helm, Caddy and Mailpit ---------------------------------------------
 GO_MIN="1.24"
@@ -100,4 +112,4 @@ if [ ! -x "$BIN/mailpit" ] || [ "$(cat "$TOOLS/mailpit.version" 2>/dev/null)" !=
   echo "${MAILPIT_VERSION}" > "$TOOLS/mailpit.version"
 fi
 
-say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, caddy ${CADDY_VERSION}, mailpit ${MAILPIT_VERSION}"
+say "ready: uv $("$UV" --version | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), ferretdb ${FERRETDB_VERSION}, helm ${HELM_VERSION}, caddy ${CADDY_VERSION}, mailpit ${MAILPIT_VERSION}"

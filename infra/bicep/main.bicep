@@ -31,7 +31,7 @@ param namePrefix string = 'dronedelivery'
 @description('Object id of the Entra ID group of platform administrators: AKS cluster admin (Azure RBAC), image push.')
 param adminGroupObjectId string
 
-@description('Application (client) ids of the API app registrations: public (the customers\' API), delivery, package, dronescheduler, simulator, notifier. Entra applications are not ARM resources: infra/README.md, "App registrations", makes them with az ad app; the services\' v2 tokens carry these ids as aud.')
+@description('Application (client) ids of the app registrations: the APIs public (the customers\' API), delivery, package, dronescheduler, simulator, notifier (the services\' v2 tokens carry these ids as aud), and webapp (the web app\'s sign-in client). Entra applications are not ARM resources: infra/README.md, "App registrations", makes them with az ad app.')
 param apiAppIds object
 
 @description('Kubernetes namespace of the services (the charts\' release namespace).')
@@ -153,8 +153,9 @@ var names = {
 // The queue roles are on `deliveryrequests`; the workflow also sends (dead-letter replay:
 // `python -m workflow.deadletters replay` in its pod). Redis users: ingestion (idempotency keys),
 // delivery (records), workflow (pending reschedules/cancels), simulator (flight state, events),
-// notifier (its outbox, events, webhook secrets). `communication`: sends through Azure
-// Communication Services (the notifier). Every chart mounts the App Insights secret from Key Vault.
+// notifier (its outbox, events, webhook secrets), webapp (sessions). `communication`: sends through
+// Azure Communication Services (the notifier). Every chart mounts the App Insights secret from Key
+// Vault (the web app also its session key).
 var workloads = [
   {
     name: 'ingestion'
@@ -225,6 +226,16 @@ var workloads = [
     mongo: false
     keyVault: true
     communication: true
+  }
+  {
+    name: 'webapp'
+    serviceAccount: 'webapp'
+    queueSend: false
+    queueReceive: false
+    redis: true
+    mongo: false
+    keyVault: true
+    communication: false
   }
 ]
 
@@ -671,6 +682,7 @@ output droneschedulerClientId string = identityByName.dronescheduler.clientId
 output workflowClientId string = identityByName.workflow.clientId
 output simulatorClientId string = identityByName.simulator.clientId
 output notifierClientId string = identityByName.notifier.clientId
+output webappClientId string = identityByName.webapp.clientId
 @description('The workflow chart\'s keda.identityId.')
 output kedaClientId string = identityByName[kedaIdentityName].clientId
 @description('The ALB controller Helm chart\'s albController.podIdentity.clientID.')
@@ -684,6 +696,7 @@ output clusterSettings object = {
   DRONESCHEDULER_API_APP_ID: apiAppIds.dronescheduler
   SIMULATOR_API_APP_ID: apiAppIds.simulator
   NOTIFIER_API_APP_ID: apiAppIds.notifier
+  WEBAPP_APP_ID: apiAppIds.webapp
   AZURE_TENANT_ID: tenant().tenantId
   INGESTION_CLIENT_ID: identityByName.ingestion.clientId
   DELIVERY_CLIENT_ID: identityByName.delivery.clientId
@@ -692,5 +705,6 @@ output clusterSettings object = {
   WORKFLOW_CLIENT_ID: identityByName.workflow.clientId
   SIMULATOR_CLIENT_ID: identityByName.simulator.clientId
   NOTIFIER_CLIENT_ID: identityByName.notifier.clientId
+  WEBAPP_CLIENT_ID: identityByName.webapp.clientId
   KEDA_CLIENT_ID: identityByName[kedaIdentityName].clientId
 }

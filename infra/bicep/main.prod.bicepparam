@@ -15,6 +15,7 @@ param apiAppIds = {
   dronescheduler: readEnvironmentVariable('DRONEDELIVERY_DRONESCHEDULER_API_APP_ID')
   simulator: readEnvironmentVariable('DRONEDELIVERY_SIMULATOR_API_APP_ID')
   notifier: readEnvironmentVariable('DRONEDELIVERY_NOTIFIER_API_APP_ID')
+  webapp: readEnvironmentVariable('DRONEDELIVERY_WEBAPP_APP_ID')
 }
 param appNamespace = 'dronedelivery'
 

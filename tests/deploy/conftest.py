@@ -34,6 +34,7 @@ SERVICES = (
     "workflow",
     "simulator",
     "notifier",
+    "webapp",
 )
 # Environment -> values file layered on the chart's values.yaml ("default": values.yaml alone).
 ENVIRONMENTS = {"default": "values.yaml", "dev": "values-dev.yaml", "prod": "values-prod.yaml"}

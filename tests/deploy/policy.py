@@ -424,7 +424,11 @@ def custom_resource_problems(docs: list[Manifest]) -> list[str]:
         for rule in spec.get("rules") or [{}]:
             for match in rule.get("matches") or [{}]:
                 path = (match.get("path") or {}).get("value", "")
-                if not str(path).startswith("/api/"):
+                # The public API lives under /api/; the web app takes the rest (its catch-all).
+                webapp = (route.get("metadata") or {}).get("name") == "webapp"
+                if webapp and path != "/":
+                    problems.append(f"{name_of(route)}: the web app's route is the catch-all '/'")
+                elif not webapp and not str(path).startswith("/api/"):
                     problems.append(f"{name_of(route)}: path {path!r} outside /api/")
             for backend in rule.get("backendRefs") or [{}]:
                 service = services.get(backend.get("name", ""))

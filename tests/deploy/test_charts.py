@@ -44,7 +44,16 @@ from .policy import (
 QUEUE_CONSUMERS = {"workflow"}
 # One replica works at a time (a lease in Redis): a fixed replica count, no HPA.
 SINGLETONS = {"simulator"}
-PUBLIC = {"ingestion": ["/api/deliveryrequests"], "delivery": ["/api/deliveries"]}
+PUBLIC = {
+    "ingestion": ["/api/deliveryrequests"],
+    "delivery": ["/api/deliveries"],
+    "webapp": ["/"],  # the catch-all: what the public API's routes do not take
+}
+PUBLIC_METHODS = {
+    "ingestion": {"POST", "PATCH", "DELETE"},
+    "delivery": {"GET", "POST"},
+    "webapp": {"GET", "POST"},
+}
 # Seconds uvicorn gives open requests after SIGTERM (dronecommon.server.serve).
 UVICORN_GRACEFUL_SHUTDOWN = 20
 MARGIN = 5
@@ -179,19 +188,24 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         if "podSelector" in peer and "namespaceSelector" not in peer
     }
     expected_in = {
-        "delivery": {"workflow", "simulator", "notifier"},
+        "ingestion": {"webapp"},
+        "delivery": {"workflow", "simulator", "notifier", "webapp"},
         "package": {"workflow"},
         "dronescheduler": {"workflow", "simulator"},
+        "workflow": {"webapp"},  # the queue view (/ops)
+        "simulator": {"webapp"},  # the fleet (/ops)
+        "notifier": {"webapp"},  # a delivery's notifications
     }
     assert ingress_services == expected_in.get(service, set())
     assert bool(gateway_peers) == (service in PUBLIC)
     if service == "workflow":
-        assert spec["ingress"] == []
         assert egress_services == {"package", "dronescheduler", "delivery"}
     elif service == "simulator":
         assert egress_services == {"dronescheduler", "delivery"}
     elif service == "notifier":
         assert egress_services == {"delivery"}
+    elif service == "webapp":
+        assert egress_services == {"ingestion", "delivery", "workflow", "simulator", "notifier"}
     else:
         assert egress_services == set()
     dns = spec["egress"][0]
@@ -206,6 +220,7 @@ def test_network_policy_peers(rendered: Rendered, service: str, env: str) -> Non
         "workflow": {443, 5671, 6380, 10000},
         "simulator": {443, 5671, 6380, 10000},
         "notifier": {443, 6380, 10000},
+        "webapp": {443, 6380, 10000},
     }
     assert azure_ports == needs[service]
 
@@ -218,7 +233,7 @@ def test_public_services_are_routed(rendered: Rendered, service: str, env: str) 
     assert paths == PUBLIC[service]
     methods = {m.get("method") for rule in route["spec"]["rules"] for m in rule["matches"]}
     # Only the public API's methods (tests/deploy/test_gateway.py checks every route).
-    assert methods == ({"GET", "POST"} if service == "delivery" else {"POST", "PATCH", "DELETE"})
+    assert methods == PUBLIC_METHODS[service]
 
 
 @pytest.mark.parametrize("env", list(ENVIRONMENTS))
@@ -632,7 +647,10 @@ def test_the_rendered_settings_pass_the_production_rules(
 ) -> None:
     """Every chart deploys with ENVIRONMENT=production: its plain settings must be ones a
     production service starts with (tokens on and checkable, no development issuer; the
-    workflow's outbound scopes), or the pods would crash at start-up."""
+    workflow's outbound scopes), or the pods would crash at start-up. What the pod gets from
+    elsewhere is set as it would get it: the secrets the chart maps from Key Vault (a stand-in
+    value: the test checks they are mapped, not what they are) and, with workload identity, the
+    federated token file the webhook injects."""
     model = settings_class(service)
     if model is None:
         pytest.skip(f"{service}.settings is not importable here")
@@ -652,6 +670,16 @@ def test_the_rendered_settings_pass_the_production_rules(
     own = f"{prefix}AUTH__AUDIENCE"
     if plain.get(own) == PLACEHOLDER_ID:
         plain[own] = f"{service}-application-id"
+    docs = rendered[service, env]
+    # The secrets the chart lists for Key Vault (values.yaml alone renders with Key Vault off;
+    # every environment turns it on).
+    listed = yaml.safe_load((CHARTS / service / "values.yaml").read_text(encoding="utf-8"))
+    for secret in listed["keyVault"]["secrets"]:
+        if secret["env"].startswith(prefix):
+            plain.setdefault(secret["env"], f"stand-in for the {secret['objectName']} secret")
+    labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    if labels.get("azure.workload.identity/use") == "true":
+        monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/token")
     for name, value in plain.items():
         monkeypatch.setenv(name, value)
     assert load_settings(model).environment == "production"

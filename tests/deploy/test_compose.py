@@ -22,6 +22,7 @@ APP_SERVICES = (
     "workflow",
     "simulator",
     "notifier",
+    "webapp",
 )
 # The Service Bus emulator image has no shell or HTTP client, and Azure SQL Edge no SQL client:
 # neither can run a healthcheck. The servicebus-ready sidecar is healthy once the emulator is (and
@@ -85,6 +86,7 @@ def test_full_compose_file_is_valid_and_complete() -> None:
         "workflow",
         "simulator",
         "notifier",
+        "webapp",
         "dev-issuer",
     } <= services.keys()
     for name in APP_SERVICES:
@@ -234,16 +236,16 @@ def test_the_gateway_routes_to_healthy_services_and_answers_ip_clients() -> None
     services = services_of(*STREAMS)
     gateway = services["gateway"]
     upstreams = set(re.findall(r"reverse_proxy\s+([\w-]+):8080", caddyfile))
-    assert upstreams >= {"ingestion", "delivery"}
+    assert upstreams >= {"ingestion", "delivery", "webapp"}
     assert upstreams <= services.keys()
     # The gateway starts (and `up --wait` is done) only once every upstream is healthy.
     assert set(gateway["depends_on"]) >= upstreams
     assert all(dep["condition"] == "service_healthy" for dep in gateway["depends_on"].values())
     # Without SNI (a client on an IP literal) the certificate is chosen by default_sni.
     assert re.search(r"^\s*default_sni\s+127\.0\.0\.1\s*$", caddyfile, re.MULTILINE)
-    # Only the public API is routed, each route by method and path (tests/deploy/test_gateway.py
-    # runs this file in a real Caddy against the table of public and internal requests), and
-    # everything forwarded carries the edge marker.
+    # Only the public API is routed, each route by method and path, and the rest outside /api to
+    # the web app (tests/deploy/test_gateway.py runs this file in a real Caddy against the table
+    # of public and internal requests); everything forwarded carries the edge marker.
     proxies = re.findall(r"reverse_proxy\s+[\w-]+:8080\s*\{([^}]*)\}", caddyfile)
     assert len(proxies) == len(re.findall(r"reverse_proxy", caddyfile))
     assert all("header_up Dronedelivery-Edge public" in proxy for proxy in proxies)

@@ -1,12 +1,14 @@
-"""The gateways expose the public API and nothing else: the compose Caddyfile run in a real Caddy,
-and the AKS HTTPRoutes as rendered, each checked against one table of requests.
+"""The gateways expose the public API and the web app, nothing else: the compose Caddyfile run in
+a real Caddy, and the AKS HTTPRoutes as rendered, each checked against one table of requests.
 
 Caddy (``.tools/bin/caddy``, built by ``make setup``) runs the committed Caddyfile, its upstreams
-pointed at two recording servers on loopback, over real TLS; a request the table calls internal
-must come back 404 without reaching either. For the HTTPRoutes, the Gateway API's matching rules
-(Exact and PathPrefix, element-wise; the method) are applied to the rendered routes: a request
-they let through by prefix that the table calls internal must be one the service itself answers
-404 at the edge (its internal routers, ``dronecommon.edge``), which the real delivery app shows.
+pointed at recording servers on loopback, over real TLS; an API request the table calls internal
+must come back 404 without reaching any, and what the web app's catch-all takes that is not its
+public part (its health routes and docs) reaches the web app only, which answers 404 to it at
+the edge. For the HTTPRoutes, the Gateway API's matching rules (Exact, then the longest
+PathPrefix, element-wise; the method) are applied to the rendered routes: a request they let
+through that the table calls internal must be one the service itself answers 404 at the edge
+(``dronecommon.edge``; the web app's edge guard), which the real delivery and web apps show.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +38,8 @@ from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client, running_server
 from dronetesting.servers import free_port
 from dronetesting.tokens import TEST_AUDIENCE
+from webapp.main import create_app as create_webapp
+from webapp.settings import WebappAuthSettings, WebappSettings
 
 from .conftest import ROOT, Manifest
 from .policy import of_kind
@@ -56,6 +61,20 @@ PUBLIC = [
     ("GET", f"/api/deliveries/{ID}/tracking", "delivery"),
     ("GET", "/api/deliveries/summary?ownerId=myowner&year=2026&month=1", "delivery"),
     ("POST", f"/api/deliveries/{ID}/notifymerequests", "delivery"),
+    ("GET", "/api/deliveries?limit=5", "delivery"),
+    ("GET", "/", "webapp"),
+    ("GET", "/signin", "webapp"),
+    ("POST", "/signin", "webapp"),
+    ("GET", "/deliveries/new", "webapp"),
+    ("GET", f"/track/{ID}", "webapp"),
+    ("GET", f"/track/{ID}/events", "webapp"),
+    ("GET", "/static/css/app.css", "webapp"),
+]
+# Reach the web app by the catch-all, which hides them at the edge (health and docs).
+HIDDEN_BY_THE_WEBAPP = [
+    ("GET", "/docs"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
 ]
 INTERNAL = [
     ("GET", "/api/deliveryrequests"),
@@ -75,9 +94,8 @@ INTERNAL = [
     ("GET", "/api/notifications"),
     ("GET", "/api/notifications/sms"),
     ("GET", "/api/accounts/contoso/webhooksecret"),
-    ("GET", "/docs"),
-    ("GET", "/readyz"),
-    ("GET", "/"),
+    ("GET", "/api/queue"),
+    ("GET", "/api"),
 ]
 
 
@@ -160,7 +178,7 @@ def require_caddy() -> None:
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     require_caddy()
-    upstreams = {name: Upstream(name) for name in ("ingestion", "delivery")}
+    upstreams = {name: Upstream(name) for name in ("ingestion", "delivery", "webapp")}
     async with contextlib.AsyncExitStack() as stack:
         ports = {}
         for name, upstream in upstreams.items():
@@ -237,10 +255,18 @@ async def test_caddy_forwards_each_tracking_event_as_it_comes(gateway: Gateway) 
 async def test_caddy_answers_404_to_everything_internal(gateway: Gateway) -> None:
     async with httpx.AsyncClient(verify=False, timeout=5) as client:  # noqa: S501
         for method, path in INTERNAL:
+            if path == "/api":  # outside /api/: the web app's, which hides it (below)
+                continue
             response = await client.request(method, gateway.url + path)
             assert response.status_code == 404, (method, path, response.text)
             assert response.headers["content-type"] == "application/problem+json"
-    assert all(not upstream.seen for upstream in gateway.upstreams.values())
+        assert all(not upstream.seen for upstream in gateway.upstreams.values())
+        for method, path in [*HIDDEN_BY_THE_WEBAPP, ("GET", "/api")]:
+            response = await client.request(method, gateway.url + path)
+            assert response.json() == {"service": "webapp"}, (method, path)
+    assert not gateway.upstreams["ingestion"].seen
+    assert not gateway.upstreams["delivery"].seen
+    await assert_hidden_by_the_webapp([*HIDDEN_BY_THE_WEBAPP, ("GET", "/api")])
 
 
 # --- the AKS HTTPRoutes ---------------------------------------------------------------------------
@@ -254,19 +280,23 @@ def _prefix_matches(prefix: str, path: str) -> bool:
 
 
 def routed_to(routes: dict[str, Manifest], method: str, target: str) -> str | None:
-    """The service whose HTTPRoute takes ``method target``, by the Gateway API's rules."""
+    """The service whose HTTPRoute takes ``method target``, by the Gateway API's precedence:
+    an Exact match, else the longest matching PathPrefix."""
     path = target.split("?", 1)[0]
+    best: tuple[int, str] | None = None
     for service, route in routes.items():
         for rule in route["spec"]["rules"]:
             for match in rule["matches"]:
                 if match.get("method", method) != method:
                     continue
                 kind, value = match["path"]["type"], match["path"]["value"]
-                if (kind == "Exact" and path == value) or (
-                    kind == "PathPrefix" and _prefix_matches(value, path)
-                ):
+                if kind == "Exact" and path == value:
                     return service
-    return None
+                if kind == "PathPrefix" and _prefix_matches(value, path):
+                    length = len([part for part in value.split("/") if part])
+                    if best is None or length > best[0]:
+                        best = (length, service)
+    return best[1] if best else None
 
 
 def edge_filter(route: Manifest) -> list[Any]:
@@ -285,7 +315,7 @@ async def test_the_httproutes_expose_the_public_api_and_hide_the_rest(
 ) -> None:
     routes = {
         service: of_kind(rendered[service, env], "HTTPRoute")[0]
-        for service in ("ingestion", "delivery")
+        for service in ("ingestion", "delivery", "webapp")
     }
     for route in routes.values():
         assert edge_filter(route) == [{"name": EDGE_HEADER, "value": "public"}]
@@ -295,11 +325,39 @@ async def test_the_httproutes_expose_the_public_api_and_hide_the_rest(
                 assert match.get("method"), "every match names its method"
     for method, path, service in PUBLIC:
         assert routed_to(routes, method, path) == service, (method, path)
-    # What the routes let through by prefix but is internal must be hidden by the service.
+    # What the routes let through but is internal must be hidden by the service.
     let_through = [(m, p) for m, p in INTERNAL if routed_to(routes, m, p) is not None]
-    assert let_through, "the delivery prefix lets /owner and confirmations through"
-    assert {routed_to(routes, m, p) for m, p in let_through} == {"delivery"}
-    await assert_hidden_at_the_edge(let_through)
+    by_delivery = [(m, p) for m, p in let_through if routed_to(routes, m, p) == "delivery"]
+    by_webapp = [(m, p) for m, p in let_through if routed_to(routes, m, p) == "webapp"]
+    assert by_delivery, "the delivery prefix lets /owner and confirmations through"
+    assert by_webapp, "the web app's catch-all takes the other GETs and POSTs"
+    assert {routed_to(routes, m, p) for m, p in let_through} == {"delivery", "webapp"}
+    for method, path in HIDDEN_BY_THE_WEBAPP:
+        assert routed_to(routes, method, path) == "webapp", (method, path)
+    await assert_hidden_at_the_edge(by_delivery)
+    await assert_hidden_by_the_webapp([*by_webapp, *HIDDEN_BY_THE_WEBAPP])
+
+
+async def assert_hidden_by_the_webapp(requests: list[tuple[str, str]]) -> None:
+    """The real web app answers 404 to these at the edge, and serves its pages there."""
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = WebappSettings(
+            redis=RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"),  # never reached
+            auth=WebappAuthSettings(
+                enabled=False, dev_signing_key_file=str(Path(scratch) / "key.pem")
+            ),
+            log_json=False,
+        )
+        edge = {EDGE_HEADER: "public"}
+        async with app_client(create_webapp(settings, configure_logs=False)) as client:
+            for method, path in requests:
+                response = await client.request(method, path, headers=edge)
+                assert response.status_code == 404, (method, path, response.text)
+                assert response.json()["detail"] == "No such route.", (method, path)
+            # Without the marker (the kubelet's probes) the health routes answer.
+            assert (await client.get("/healthz")).status_code == 200
+            page = await client.get("/static/css/app.css", headers=edge)
+            assert page.status_code == 200
 
 
 async def assert_hidden_at_the_edge(requests: list[tuple[str, str]]) -> None:

@@ -124,8 +124,8 @@ def test_quota_covers_prod_at_max_scale_during_a_rollout(
     for key, amount in needed.items():
         assert quantity(hard[key]) >= amount, f"quota {key}={hard[key]} < {amount} needed"
     # And the comment's arithmetic is the one the quota was sized from.
-    assert needed["pods"] == 67
-    assert needed["requests.cpu"] == Decimal("15")
+    assert needed["pods"] == 72
+    assert needed["requests.cpu"] == Decimal("15.5")
 
 
 @pytest.mark.parametrize("env", list(ENVIRONMENTS))

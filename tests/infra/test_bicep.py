@@ -56,6 +56,7 @@ SERVICES = (
     "workflow",
     "simulator",
     "notifier",
+    "webapp",
 )
 ENVIRONMENTS = ("dev", "prod")
 MODULES = BICEP_DIR / "modules"

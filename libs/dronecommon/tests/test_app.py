@@ -219,6 +219,25 @@ async def test_non_json_body_is_415_and_does_nothing(redis_url: str) -> None:
         assert await redis.get("created") is None
 
 
+async def test_form_bodies_pass_when_the_app_takes_them_still_limited() -> None:
+    router = APIRouter()
+
+    @router.post("/forms")
+    async def form(request: Request) -> dict[str, str]:
+        return {"body": (await request.body()).decode()}
+
+    app = create_service_app(
+        ExampleSettings(), title="forms", public_routers=[router], json_bodies=False
+    )
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with app_client(app) as client:
+        response = await client.post("/forms", content=b"a=1&b=2", headers=form_type)
+        too_big = await client.post("/forms", content=b"a=" + b"x" * 70_000, headers=form_type)
+    assert response.status_code == 200
+    assert response.json() == {"body": "a=1&b=2"}
+    assert_problem(too_big, 413)
+
+
 async def test_bodies_over_64_kib_are_413(redis_url: str) -> None:
     big = json.dumps({"ownerId": "x" * 70_000, "packageInfo": {"size": "Small", "weight": 1}})
 

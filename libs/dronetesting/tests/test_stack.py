@@ -89,6 +89,7 @@ def test_every_process_has_its_port(tmp_path: Path) -> None:
         "simulator": 8006,
         "notifier": 8007,
         "ingestion": 8001,
+        "webapp": 8000,
     }
 
 
@@ -152,3 +153,28 @@ def test_the_notifier_sends_to_the_stacks_mailpit(tmp_path: Path) -> None:
     without = Stack(StackConfig(tmp_path, services=("delivery",)))
     assert not without.mails
     assert "mailpit" not in without.ports()
+
+
+def test_the_web_app_signs_in_with_the_issuer_and_calls_with_its_own_tokens(
+    tmp_path: Path,
+) -> None:
+    for auth in (True, False):
+        stack = Stack(StackConfig(tmp_path, auth=auth))
+        env = stack.service_env("webapp")
+        assert env["WEBAPP_PORT"] == "8000"
+        assert env["WEBAPP_SIGNIN__MODE"] == "development"
+        # Sign-in mints customers' tokens with the issuer's key, tokens on or off.
+        key = str(tmp_path / "dev-issuer" / "signing-key.pem")
+        assert env["WEBAPP_AUTH__DEV_SIGNING_KEY_FILE"] == key
+        for service in ("ingestion", "delivery", "workflow", "simulator", "notifier"):
+            assert env[f"WEBAPP_{service.upper()}_URL"] == stack.config.url(service)
+        scopes = {name: value for name, value in env.items() if "_AUTH__OUTBOUND_SCOPES__" in name}
+        expected = {
+            "WEBAPP_AUTH__OUTBOUND_SCOPES__SIMULATOR": "api://simulator/.default",
+            "WEBAPP_AUTH__OUTBOUND_SCOPES__NOTIFIER": "api://notifier/.default",
+        }
+        assert {k: v for k, v in scopes.items() if k.startswith("WEBAPP_")} == (
+            expected if auth else {}
+        )
+        # The notifier's e-mails link to this stack's tracking pages.
+        assert stack.service_env("notifier")["NOTIFIER_PUBLIC_BASE_URL"] == "http://127.0.0.1:8000"

@@ -281,6 +281,7 @@ def workflow_settings(redis_url: str, downstream: str, **overrides: Any) -> Work
         "abandon_backoff_max": 0.2,
         "shutdown_grace": 2.0,
         "log_json": False,
+        "auth": {"enabled": False},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):

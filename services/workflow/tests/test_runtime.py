@@ -22,7 +22,7 @@ from dronetesting.openapi import assert_openapi_current
 from dronetesting.servers import free_port
 from dronetesting.tokens import LocalIssuer
 from workflow.main import create_app
-from workflow.settings import WorkflowSettings
+from workflow.settings import WorkflowAuthSettings, WorkflowSettings
 
 from .conftest import (
     FakeBackends,
@@ -38,7 +38,8 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 
 def test_openapi_document_is_current() -> None:
-    assert_openapi_current(create_app(configure_logs=False), SERVICE_DIR / "openapi.json")
+    settings = WorkflowSettings(auth=WorkflowAuthSettings(enabled=False))
+    assert_openapi_current(create_app(settings, configure_logs=False), SERVICE_DIR / "openapi.json")
 
 
 def test_settings_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,6 +204,7 @@ def _env(redis_url: str, downstream: str, port: int) -> dict[str, str]:
             "WORKFLOW_DRONESCHEDULER_URL": downstream,
             "WORKFLOW_DELIVERY_URL": downstream,
             "WORKFLOW_LOG_JSON": "false",
+            "WORKFLOW_AUTH__ENABLED": "false",
         }
     )
     return env

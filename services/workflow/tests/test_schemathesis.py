@@ -1,6 +1,6 @@
-"""Property-based run of the OpenAPI document (health routes only) against the app, in process,
-with a real Redis behind it (see :mod:`dronetesting.contract`): every answer documented, never a
-5xx, matching its schema, content type and headers. The stand-in backends
+"""Property-based run of the OpenAPI document (health routes, the queue view) against the app,
+in process, with a real Redis behind it (see :mod:`dronetesting.contract`): every answer
+documented, never a 5xx, matching its schema, content type and headers. The stand-in backends
 (:class:`~.conftest.FakeBackends`) answer the downstream health probes from a real socket."""
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def api_schema(redis_url: str) -> Iterator[OpenApiSchema]:
             yield schema
 
 
-def test_document_lists_health_only() -> None:
-    assert sorted(json.loads(DOCUMENT.read_text())["paths"]) == ["/healthz", "/readyz"]
+def test_document_lists_health_and_the_queue_view() -> None:
+    paths = json.loads(DOCUMENT.read_text())["paths"]
+    assert sorted(paths) == ["/api/queue", "/healthz", "/readyz"]
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)

@@ -104,6 +104,7 @@ def create_service_app(
     lifespan: ServiceLifespan | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     configure_logs: bool = True,
+    json_bodies: bool = True,
 ) -> ServiceApp:
     """Build a service app.
 
@@ -111,6 +112,8 @@ def create_service_app(
     :mod:`dronecommon.auth.policy`); ``public_routers`` never do. ``internal_routers`` are
     protected like ``routers`` and, first of all, answer 404 to requests that came through the
     public gateway (:mod:`dronecommon.edge`).
+    ``json_bodies=False`` lets request bodies of other media types through the request guard (a
+    web app's forms); their size is still limited.
     """
     service_name = type(settings).service_name
     if configure_logs:
@@ -166,7 +169,7 @@ def create_service_app(
 
     # Middleware: the last added runs first. Telemetry wraps everything, then the access log,
     # then the request guard (so a 413/415 is logged and traced too).
-    app.add_middleware(RequestGuardMiddleware, max_body=max_body)
+    app.add_middleware(RequestGuardMiddleware, max_body=max_body, json_only=json_bodies)
     app.add_middleware(AccessLogMiddleware, quiet_paths=HEALTH_PATHS)
     if settings.telemetry.instrument and telemetry.recording:
         instrument_app(app)

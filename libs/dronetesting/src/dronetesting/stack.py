@@ -58,6 +58,7 @@ SERVICE_PORTS = {
     "workflow": 8005,
     "simulator": 8006,
     "notifier": 8007,
+    "webapp": 8000,
 }
 # Backends first, then the consumers (the notifier, the workflow, the fleet simulator), then the
 # public entry point.
@@ -69,6 +70,7 @@ START_ORDER = (
     "workflow",
     "simulator",
     "ingestion",
+    "webapp",
 )
 
 
@@ -86,6 +88,8 @@ CALLS = {
     "workflow": ("package", "dronescheduler", "delivery"),
     "simulator": ("dronescheduler", "delivery"),
     "notifier": ("delivery",),
+    # The web app's own token (its customers' calls carry the signed-in user's token).
+    "webapp": ("simulator", "notifier"),
 }
 
 
@@ -155,6 +159,8 @@ class StackConfig:
         if service == "simulator":
             for target in ("dronescheduler", "delivery"):
                 env[f"SIMULATOR_{target.upper()}_URL"] = self.url(target)
+        if service == "webapp":
+            env.update(self.webapp_env())
         if service == "notifier":
             env["NOTIFIER_DELIVERY_URL"] = self.url("delivery")
             env["NOTIFIER_EMAIL__TRANSPORT"] = "smtp"
@@ -162,6 +168,8 @@ class StackConfig:
             env["NOTIFIER_EMAIL__SMTP__PORT"] = str(self.mailpit_smtp_port)
             env["NOTIFIER_SMS__TRANSPORT"] = "sink"
             env["NOTIFIER_SMS__SINK_FILE"] = str(self.data_dir / "sms.jsonl")
+            if "webapp" in self.ports:  # the e-mails link to this stack's tracking page
+                env["NOTIFIER_PUBLIC_BASE_URL"] = self.url("webapp")
         env.update(self.auth_env(service))
         return env
 
@@ -184,6 +192,19 @@ class StackConfig:
             for target in CALLS[service]:
                 scope = f"api://{SERVICE_AUDIENCES[target]}/.default"
                 env[f"{prefix}OUTBOUND_SCOPES__{target.upper()}"] = scope
+        return env
+
+    def webapp_env(self) -> dict[str, str]:
+        """The web app: the services it calls and sign-in with the development issuer (its key
+        in ``<data>/dev-issuer``, which mints the customers' tokens even with tokens off); its
+        own tokens for the fleet and the notifications come with :meth:`auth_env`."""
+        env = {
+            f"WEBAPP_{target.upper()}_URL": self.url(target)
+            for target in ("ingestion", "delivery", "workflow", "simulator", "notifier")
+            if target in self.ports
+        }
+        env["WEBAPP_SIGNIN__MODE"] = "development"
+        env["WEBAPP_AUTH__DEV_SIGNING_KEY_FILE"] = str(self.issuer_dir / KEY_FILE_NAME)
         return env
 
 

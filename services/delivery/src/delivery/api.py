@@ -42,8 +42,10 @@ from .schemas import (
     Confirmation,
     Delivery,
     DeliveryIn,
+    DeliveryPage,
     DeliveryPatch,
     DeliveryStatus,
+    OwnedDelivery,
     Owner,
     PublicDelivery,
     Summary,
@@ -151,6 +153,32 @@ def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
 owned = APIRouter(prefix=PREFIX, tags=["deliveries"])
 internal = APIRouter(prefix=PREFIX, tags=["internal"])
 public = APIRouter(prefix=PREFIX, tags=["tracking"])
+
+
+@owned.get(
+    "",
+    summary="The caller's deliveries, newest first",
+    description="A customer's own deliveries (the token's user, within its account); an Operator "
+    "may name another owner with `ownerId` (any other customer: 403). A service holding "
+    "`Deliveries.Read` or `Deliveries.Write`, or any caller when tokens are off, names the owner "
+    "(`ownerId` required). `nextCursor` fetches the next page (the last page may come back empty).",
+    responses=error_responses(400, 403, 503),
+)
+async def mine(
+    deliveries: Deliveries,
+    caller: Reader,
+    owner_id: Annotated[
+        str | None, Query(alias="ownerId", min_length=1, max_length=MAX_TEXT)
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> DeliveryPage:
+    found, next_cursor = await deliveries.owned(caller, owner_id, limit, cursor)
+    items = [
+        OwnedDelivery(**delivery_view(record, status).model_dump(), status=status)
+        for record, status in found
+    ]
+    return DeliveryPage(items=items, next_cursor=next_cursor)
 
 
 # Declared before "/{id}" so that "summary" is never taken for an id.

@@ -78,3 +78,22 @@ class TooManyWatchers(DomainError):
 
     status = 503
     problem = "too-many-watchers"
+
+
+class OwnerRequired(DomainError):
+    """A list of deliveries without a token naming the user needs ``ownerId``."""
+
+    problem = "owner-required"
+
+
+class BadCursor(DomainError):
+    """The ``cursor`` of a list is not one this service gave."""
+
+    problem = "bad-cursor"
+
+
+class OthersDeliveries(DomainError):
+    """A caller asked for another owner's list without the Operator role."""
+
+    status = 403
+    problem = "not-your-deliveries"

@@ -8,6 +8,9 @@ Key layout (``<p>`` is ``DELIVERY_KEY_PREFIX``, default ``delivery``):
 - ``<p>:{<id>}:history`` — list of :class:`~delivery.records.StoredEvent` JSON, oldest first.
 - ``<p>:summary:<ownerId>:<yyyy-mm>`` — sorted set of the ids of the deliveries that owner created
   in that UTC month (score: creation time in ms); the summary is its cardinality.
+- ``<p>:owned:<ownerId>`` — sorted set of the ids of every delivery that owner created (score:
+  creation time in ms), written by the creation script: the owner's list, newest first. Ids of
+  deliveries that have expired are dropped when a read meets them.
 
 The braces make a delivery's two keys one Redis Cluster hash slot, so the Lua scripts that write
 both stay valid on Azure Managed Redis (OSS or Enterprise clustering) and Redis Cluster. Scripts
@@ -142,6 +145,9 @@ class DeliveryRepository:
     def summary_key(self, owner_id: str, year: int, month: int) -> str:
         return f"{self.prefix}:summary:{owner_id}:{year:04d}-{month:02d}"
 
+    def owned_key(self, owner_id: str) -> str:
+        return f"{self.prefix}:owned:{owner_id}"
+
     def _outbox(self, outbox: DeliveryEvent | None) -> list[str]:
         return encode(outbox) if outbox is not None else []
 
@@ -159,12 +165,14 @@ class DeliveryRepository:
         the same step); None when created, else the existing delivery's ``put`` (and nothing is
         written)."""
         delivery_id = record.id
+        created_ms = int(record.created_at.timestamp() * 1000)
         existing: Any = await self._create(
             keys=[
                 self.delivery_key(delivery_id),
                 self.history_key(delivery_id),
                 self.events_key,
                 self.stages_key(delivery_id),
+                self.owned_key(record.owner.user_id),
             ],
             args=[
                 put,
@@ -176,6 +184,8 @@ class DeliveryRepository:
                 self.channel(delivery_id),
                 stage.stage,
                 stage.status,
+                created_ms,
+                delivery_id,
                 *self._outbox(outbox),
             ],
         )
@@ -280,6 +290,56 @@ class DeliveryRepository:
 
     async def count(self, owner_id: str, year: int, month: int) -> int:
         return int(await self.redis.zcard(self.summary_key(owner_id, year, month)))
+
+    # --- the owner's list ------------------------------------------------------------------
+
+    async def owned(
+        self, owner_id: str, *, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
+        """Up to ``count`` of the owner's ``(id, created ms)``, newest first, after the cursor
+        ``before`` (the last ``(created ms, id)`` a previous page ended with).
+
+        Members of one score come in descending id order, so the cursor's id breaks ties.
+        """
+        key = self.owned_key(owner_id)
+        top: float | str = "+inf" if before is None else before[0]
+        found: list[tuple[str, int]] = []
+        offset = 0
+        while len(found) < count:
+            page: Any = await self.redis.zrange(
+                key,
+                top,
+                "-inf",
+                desc=True,
+                byscore=True,
+                offset=offset,
+                num=count + 16,
+                withscores=True,
+            )
+            if not page:
+                break
+            offset += len(page)
+            for member, score in page:
+                delivery_id, created = _text(member), int(score)
+                if before is not None and created == before[0] and delivery_id >= before[1]:
+                    continue
+                found.append((delivery_id, created))
+        return found[:count]
+
+    async def records_of(self, delivery_ids: list[str]) -> list[DeliveryRecord | None]:
+        """The records of ``delivery_ids`` in one round trip (None: expired)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery_id in delivery_ids:
+                pipe.hget(self.delivery_key(delivery_id), "state")
+            states: list[Any] = await pipe.execute()
+        return [
+            None if state is None else DeliveryRecord.model_validate_json(state) for state in states
+        ]
+
+    async def forget_owned(self, owner_id: str, delivery_ids: list[str]) -> None:
+        """Drop expired deliveries from the owner's list."""
+        if delivery_ids:
+            await self.redis.zrem(self.owned_key(owner_id), *delivery_ids)
 
 
 def _text(value: Any) -> str:

@@ -218,3 +218,16 @@ class TrackingEvent(ApiModel):
 
 class Summary(ApiModel):
     count: int = Field(ge=0)
+
+
+class OwnedDelivery(Delivery):
+    """One of the owner's deliveries, with its status now."""
+
+    status: DeliveryStatus
+
+
+class DeliveryPage(ApiModel):
+    """A page of the owner's deliveries, newest first; ``nextCursor`` fetches the next one."""
+
+    items: list[OwnedDelivery]
+    next_cursor: str | None = Field(description="null on the last page")

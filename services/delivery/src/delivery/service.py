@@ -10,6 +10,8 @@ answers 409.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import json
 import random
@@ -23,12 +25,15 @@ from dronecommon.notifyme import NotifyMeRequest
 
 from . import events, tracking
 from .errors import (
+    BadCursor,
     ConfirmationRejected,
     DeliveryClosed,
     DeliveryContended,
     DeliveryExists,
     DeliveryNotFound,
     NotifyLimitReached,
+    OthersDeliveries,
+    OwnerRequired,
     SummaryNotFound,
 )
 from .live import LiveRules
@@ -48,6 +53,21 @@ Clock = Callable[[], dt.datetime]
 # Conditional writes retried this many times before the request is answered 503 (only reached
 # under a storm of writes to one delivery).
 MAX_ATTEMPTS = 16
+
+
+def encode_cursor(created_ms: int, delivery_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_ms}.{delivery_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, delivery_id = text.partition(".")
+        if not delivery_id:
+            raise ValueError(text)
+        return int(created), delivery_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor("cursor is not one this service gave: start again without it") from None
 
 
 def canonical(body: DeliveryIn, delivery_id: str) -> str:
@@ -238,6 +258,46 @@ class DeliveryService:
         if not viewer.sees_everything and viewer.user_id != owner_id:
             raise SummaryNotFound(owner_id)
         return await self.repository.count(owner_id, year, month)
+
+    async def owned(
+        self, caller: Caller, owner_id: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[DeliveryRecord, DeliveryStatus]], str | None]:
+        """A page of an owner's deliveries, newest first, and the cursor of the next page.
+
+        A customer's list is its own (the token's user, within the token's account); naming
+        another owner (``owner_id``) needs the Operator role. A service or an anonymous caller
+        (tokens off) names the owner.
+        """
+        own = caller.user_id if caller.kind == "customer" else None
+        owner = owner_id or own
+        if owner is None:
+            raise OwnerRequired("ownerId is required when the caller is not a customer")
+        if own is not None and owner != own and not caller.operator:
+            raise OthersDeliveries("only an Operator may list another owner's deliveries")
+        account = caller.account_id if owner == own else None
+        before = decode_cursor(cursor) if cursor else None
+        found: list[tuple[DeliveryRecord, DeliveryStatus]] = []
+        now = self.clock()
+        last: tuple[int, str] | None = None
+        while len(found) < limit:
+            page = await self.repository.owned(owner, before=before, count=limit - len(found))
+            if not page:
+                last = None
+                break
+            records = await self.repository.records_of([delivery_id for delivery_id, _ in page])
+            gone = [
+                delivery_id
+                for (delivery_id, _), rec in zip(page, records, strict=True)
+                if rec is None
+            ]
+            await self.repository.forget_owned(owner, gone)
+            for (delivery_id, created), record in zip(page, records, strict=True):
+                last = before = (created, delivery_id)
+                if record is None or (account is not None and record.owner.account_id != account):
+                    continue
+                found.append((record, tracking.status(record, now, self.estimates)))
+        next_cursor = encode_cursor(*last) if last is not None and len(found) >= limit else None
+        return found, next_cursor
 
     # --- changes ---------------------------------------------------------------------------
 

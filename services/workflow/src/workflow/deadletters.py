@@ -26,32 +26,11 @@ from typing import Any, TextIO
 from dronecommon import load_settings
 from dronecommon.auth.credentials import credential_for
 from dronecommon.cli import environment_help
-from dronecommon.messaging import DeadLetter, DeadLetterStore, create_dead_letter_store
+from dronecommon.messaging import DeadLetterStore, create_dead_letter_store
 
+from .queueview import summary
 from .runtime import queue_redis_client
 from .settings import WorkflowSettings
-
-
-def summary(letter: DeadLetter) -> dict[str, Any]:
-    """One dead letter as the command shows it."""
-    delivery_id: str | None = None
-    try:
-        body = json.loads(letter.body)
-        if isinstance(body, dict) and isinstance(body.get("deliveryId"), str):
-            delivery_id = body["deliveryId"]
-    except ValueError:
-        pass
-    when = letter.dead_lettered_at or letter.enqueued_at
-    return {
-        "id": letter.id,
-        "messageId": letter.message_id,
-        "operation": letter.properties.get("operation"),
-        "deliveryId": delivery_id,
-        "reason": letter.reason,
-        "description": letter.description,
-        "deliveryCount": letter.delivery_count,
-        "deadLetteredAt": when.isoformat().replace("+00:00", "Z") if when else None,
-    }
 
 
 def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:

@@ -2,6 +2,7 @@
 
 - :class:`PermanentError` — the message can never succeed as it is (malformed, unknown operation,
   a downstream 4xx other than 401/403/408/409/429): dead-letter it at once with ``reason``.
+- :class:`OperatorRequired` — the queue view refuses a caller without the Operator role.
 - :class:`TransientError` — it may succeed later (a downstream outage after the HTTP client's own
   retries, an unexpected answer, the pending store unreachable): hold, then abandon it for
   redelivery. :class:`dronecommon.httpclient.TransientHTTPError` is transient too.
@@ -12,6 +13,8 @@
 """
 
 from __future__ import annotations
+
+from dronecommon import DomainError
 
 
 class PermanentError(Exception):
@@ -38,3 +41,11 @@ class CredentialsRefused(TransientError):
         super().__init__(description)
         self.service = service
         self.status = status
+
+
+class OperatorRequired(DomainError):
+    """The caller does not hold the Operator role."""
+
+    status = 403
+    problem = "operator-required"
+    title = "Forbidden"

@@ -1,7 +1,8 @@
 """The workflow app: ``create_app(settings)`` (no I/O until the lifespan runs).
 
-The workflow is a queue consumer; its HTTP app serves only ``/healthz`` and ``/readyz`` and owns
-the consumer's lifetime through the lifespan (see :mod:`workflow.runtime`).
+The workflow is a queue consumer; its HTTP app serves ``/healthz``, ``/readyz`` and the queue as
+operators see it (``GET /api/queue``), and owns the consumer's lifetime through the lifespan (see
+:mod:`workflow.runtime`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from dronecommon import create_service_app, load_settings
 
+from . import api
 from .runtime import running
 from .settings import WorkflowSettings
 
@@ -21,8 +23,10 @@ def create_app(settings: WorkflowSettings | None = None, *, configure_logs: bool
         title="Workflow",
         description=(
             "Queue consumer of the drone delivery system: runs each delivery request against the "
-            "package, drone scheduler and delivery services. HTTP serves health only."
+            "package, drone scheduler and delivery services. HTTP serves health and the queue "
+            "as operators see it."
         ),
+        internal_routers=[api.router],
         lifespan=lambda app: running(app, settings),
         configure_logs=configure_logs,
     )

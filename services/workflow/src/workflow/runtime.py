@@ -27,11 +27,12 @@ from dronecommon.auth.credentials import (
 )
 from dronecommon.httpclient import ResilientClient, create_http_client, create_probe_client
 from dronecommon.httpclient.client import TokenProvider
-from dronecommon.messaging import MessageReceiver, create_receiver
+from dronecommon.messaging import MessageReceiver, create_dead_letter_store, create_receiver
 from dronecommon.messaging.redis_streams import queue_redis_client as streams_client
 
 from .backends import Backends
 from .consumer import Consumer
+from .queueview import QueueView
 from .repository import PendingStore
 from .service import Workflow
 from .settings import DOWNSTREAM, WorkflowSettings
@@ -44,6 +45,7 @@ class State(TypedDict):
 
     consumer: Consumer
     receiver: MessageReceiver
+    queue_view: QueueView
 
 
 def needs_credential(settings: WorkflowSettings) -> bool:
@@ -132,6 +134,17 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
             settings.queue, redis=queue_redis, credential=credential
         )
         stack.push_async_callback(_quietly("receiver", receiver.close))
+        dead_letters = create_dead_letter_store(
+            settings.queue, redis=queue_redis, credential=credential
+        )
+        stack.push_async_callback(_quietly("dead-letter store", dead_letters.close))
+        queue_view = QueueView(
+            transport=settings.queue.transport,
+            name=settings.queue.name,
+            group=settings.queue.consumer_group,
+            dead_letters=dead_letters,
+            redis=queue_redis,
+        )
         probe = create_probe_client(settings.downstream_health_timeout)
         stack.push_async_callback(_quietly("health probe client", probe.aclose))
         task = asyncio.create_task(receiver.run(consumer.handle), name="workflow-receiver")
@@ -159,4 +172,4 @@ async def running(app: ServiceApp, settings: WorkflowSettings) -> AsyncIterator[
                 _health_check(probe, downstream_url(settings, name)),
                 timeout=settings.downstream_health_timeout + 0.5,
             )
-        yield {"consumer": consumer, "receiver": receiver}
+        yield {"consumer": consumer, "receiver": receiver, "queue_view": queue_view}

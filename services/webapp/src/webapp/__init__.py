@@ -1,0 +1,1 @@
+"""The customer web app of Fabrikam Drone Delivery."""

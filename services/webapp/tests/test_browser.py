@@ -1,0 +1,345 @@
+"""The web app in a real browser: Debian's ``chromium``, headless, driven by Playwright.
+
+Over the test stack (every service, Mailpit, the fleet simulator flying a fast fleet) a person
+signs in, schedules a delivery asking to be told by e-mail, watches the drone move on the map and
+the ETA change, reads the e-mail in Mailpit, opens the public page from the e-mail's link (no
+personal data there) and sees the delivery Completed; an operator sees the fleet on ``/ops``.
+The tracking banner appears when the connection drops and when the drone goes silent. axe-core
+(the npm-pinned copy, injected from its file) checks every page; the schedule form is reachable
+with the keyboard alone. Screenshots go to ``reports/browser/``.
+
+Playwright's own browser download is never used: the tests launch ``chromium`` by its path
+(``make setup`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from dronetesting.servers import project_root
+
+from .conftest import DROPOFF, PICKUP, WebStack, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+REPORTS = project_root() / "reports" / "browser"
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+# What axe-core may not find anywhere (its impact levels).
+BLOCKING = {"serious", "critical"}
+STAGE = "document.getElementById('stage')?.textContent"
+BANNER = "document.getElementById('tracking-banner')"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "chromium is missing: make setup installs it (apt-get install chromium)"
+    # Chromium's sandbox needs user namespaces, which root (and most containers) lack.
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def context(chromium: Browser, web_stack: WebStack) -> Iterator[BrowserContext]:
+    found = chromium.new_context(
+        base_url=web_stack.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
+    )
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def sign_in(page: Page, user: str, account: str = "contoso", *, operator: bool = False) -> None:
+    page.goto("/signin")
+    page.get_by_label("Account", exact=True).fill(account)
+    page.get_by_label("User", exact=True).fill(user)
+    if operator:
+        page.get_by_label("Operator").check()
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/deliveries")
+
+
+def schedule(page: Page, *, email: str | None = None) -> str:
+    """Fill the schedule form as a person would; the new delivery's id once its page opens."""
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Schedule", exact=True
+    ).click()
+    page.wait_for_url("**/deliveries/new")
+    form = page.locator("#schedule-form")
+    form.get_by_label("Pickup", exact=True).fill(PICKUP)
+    form.get_by_label("Drop-off", exact=True).fill(DROPOFF)
+    form.get_by_label("Weight (pounds)", exact=True).fill("2.5")
+    if email:
+        form.get_by_label("E-mail", exact=True).fill(email)
+    form.get_by_role("button", name="Schedule", exact=True).click()
+    page.wait_for_url(re.compile(r"/deliveries/[0-9a-f-]{36}$"))
+    delivery_id = page.url.rsplit("/", 1)[1]
+    # The "scheduling" page opens the delivery's own page as soon as the service has it.
+    page.wait_for_selector("#details-title", timeout=30_000)
+    return delivery_id
+
+
+def wait_for(page: Page, expression: str, within: float, what: str) -> None:
+    """Until the JavaScript ``expression`` is true in the page. (Playwright's wait_for_function
+    evaluates its predicate with eval, which the app's policy forbids, rightly.)"""
+    wait_until(lambda: page.evaluate(expression), within, what)
+
+
+def drone_position(page: Page) -> str | None:
+    found: Any = page.evaluate("document.getElementById('map')?.dataset.drone ?? null")
+    return found if isinstance(found, str) else None
+
+
+def inbox(web_stack: WebStack, address: str) -> list[dict[str, Any]]:
+    """The messages Mailpit holds for ``address`` (its HTTP API)."""
+    answer = httpx.get(
+        f"{web_stack.inbox}/api/v1/search", params={"query": f'to:"{address}"'}, trust_env=False
+    )
+    answer.raise_for_status()
+    found: list[dict[str, Any]] = answer.json()["messages"]
+    return found
+
+
+def subjects(web_stack: WebStack, address: str) -> list[str]:
+    return [str(message["Subject"]) for message in inbox(web_stack, address)]
+
+
+def message_text(web_stack: WebStack, message_id: str) -> str:
+    answer = httpx.get(f"{web_stack.inbox}/api/v1/message/{message_id}", trust_env=False)
+    answer.raise_for_status()
+    return str(answer.json()["Text"])
+
+
+def test_a_customer_schedules_watches_the_drone_fly_and_gets_the_package(
+    context: BrowserContext, chromium: Browser, web_stack: WebStack
+) -> None:
+    page = context.new_page()
+    sign_in(page, "bella")
+    address = f"bella.{uuid.uuid4().hex[:8]}@example.com"
+    delivery_id = schedule(page, email=address)
+    short = delivery_id[:8]
+    assert page.locator("#delivery-eta").get_attribute("datetime")
+
+    # The drone appears on the map and moves; the ETA moves with the live position.
+    first = wait_until(lambda: drone_position(page), 60, "the drone on the map")
+    assert page.locator("#map .drone-marker").count() == 1
+    first_eta = page.locator("#delivery-eta").get_attribute("datetime")
+    first_left = page.locator("#delivery-eta-left").inner_text()
+    wait_until(lambda: drone_position(page) not in (None, first), 60, "the drone moving")
+    wait_until(
+        lambda: page.locator("#delivery-eta").get_attribute("datetime") != first_eta,
+        60,
+        "the ETA changing",
+    )
+    wait_until(
+        lambda: page.locator("#delivery-eta-left").inner_text() != first_left,
+        10,
+        "the countdown changing",
+    )
+    wait_for(page, "document.getElementById('telemetry').textContent.includes('Live')", 10, "live")
+    # On the way to the drop-off, the package picked up: the picture of the README.
+    wait_for(page, f"{STAGE} === 'HeadedToDropoff'", 60, "the package picked up")
+    assert page.locator("#pickup-eta-left").inner_text() == "picked up"
+    halfway = (float(PICKUP.split(",")[0]) + float(DROPOFF.split(",")[0])) / 2
+    wait_until(
+        lambda: float((drone_position(page) or "0,0").split(",")[0]) >= halfway - 0.005,
+        60,
+        "the drone about halfway",
+    )
+    screenshot(page, "tracking")
+
+    # The e-mail: a drone is on its way, with the public tracking link.
+    wait_until(
+        lambda: f"Delivery {short}: a drone is on its way" in subjects(web_stack, address),
+        60,
+        "the Assigned e-mail in Mailpit",
+    )
+    assigned = next(m for m in inbox(web_stack, address) if "on its way" in str(m["Subject"]))
+    link = f"{web_stack.url}/track/{delivery_id}"
+    assert link in message_text(web_stack, str(assigned["ID"]))
+
+    # The public page, opened from the e-mail's link by someone who is not signed in.
+    stranger = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        public = stranger.new_page()
+        public.goto(link)
+        public.wait_for_selector("#stage")
+        content = public.content()
+        for private in (address, "bella", "contoso"):
+            assert private not in content, private
+        assert public.locator("form[action='/signout']").count() == 0
+        screenshot(public, "public-tracking")
+    finally:
+        stranger.close()
+
+    # Completed: the stage, the timeline, the countdown and the e-mail say so.
+    wait_for(page, f"{STAGE} === 'Completed'", 150, "the delivery Completed")
+    assert page.locator("#timeline li[data-stage='Completed']").count() >= 1
+    assert page.locator("#delivery-eta-left").inner_text() == "delivered"
+    assert page.locator("#tracking-banner").is_hidden()
+    wait_until(
+        lambda: f"Delivery {short}: delivered" in subjects(web_stack, address),
+        60,
+        "the Completed e-mail in Mailpit",
+    )
+    page.reload()
+    page.wait_for_selector("#notifications table")
+    assert address in page.locator("#notifications").inner_text()
+    screenshot(page, "completed")
+
+
+def test_operators_see_the_fleet(context: BrowserContext) -> None:
+    page = context.new_page()
+    sign_in(page, "opal", operator=True)
+    schedule(page)  # a drone in the air
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Operations").click()
+    page.wait_for_url("**/ops")
+    wait_for(page, "Number(document.getElementById('map')?.dataset.drones || 0) > 0", 60, "drones")
+    assert int(page.locator("#kpi-inflight").inner_text()) >= 1
+    assert page.locator("#active tbody tr:not(.empty)").count() >= 1
+    assert page.locator("#kpi-depth").inner_text().isdigit()
+    assert page.locator("#kpi-deadletters").inner_text().isdigit()
+    counts = page.locator("#phase-counts [data-phase]")
+    assert counts.count() == 5
+    screenshot(page, "ops")
+
+
+def test_the_banner_says_when_tracking_is_lost(
+    context: BrowserContext, web_stack: WebStack
+) -> None:
+    page = context.new_page()
+    sign_in(page, "dora")
+    schedule(page)
+    wait_until(lambda: drone_position(page), 60, "the drone on the map")
+    banner = page.locator("#tracking-banner")
+    assert banner.is_hidden()
+
+    # The connection drops (the web app crashes): the page says so, and recovers when the web
+    # app is back (the session survives in Redis, signed with the same key).
+    web_stack.stack.processes["webapp"].signal(signal.SIGKILL)
+    web_stack.stack.processes["webapp"].wait(10)
+    try:
+        wait_for(page, f"{BANNER}.dataset.reason === 'stream'", 30, "the connection-lost banner")
+        assert "connection dropped" in banner.inner_text()
+        screenshot(page, "tracking-lost-connection")
+    finally:
+        web_stack.stack.start_service("webapp")
+        web_stack.stack.wait_ready(60)
+    wait_for(page, f"{BANNER}.hidden", 30, "the banner gone")
+
+    # The drone goes silent (the simulator is paused): the position is stale.
+    simulator = web_stack.stack.processes["simulator"]
+    simulator.signal(signal.SIGSTOP)
+    try:
+        if page.evaluate(f"{STAGE}") in ("Completed", "Cancelled"):
+            pytest.fail("the delivery ended before the drone could be paused")
+        wait_for(page, f"{BANNER}.dataset.reason === 'stale'", 30, "the stale banner")
+        assert "no report from the drone" in banner.inner_text()
+        screenshot(page, "tracking-lost-stale")
+    finally:
+        simulator.signal(signal.SIGCONT)
+    wait_for(page, f"{BANNER}.hidden", 30, "the banner gone")
+
+
+PAGES = ("/", "/signin", "/deliveries", "/deliveries/new", "{track}", "{public}", "/ops")
+
+
+def test_no_page_has_serious_accessibility_violations(
+    chromium: Browser, web_stack: WebStack
+) -> None:
+    # axe-core is injected from the npm-pinned file; the app's policy forbids injected scripts,
+    # so this context alone bypasses it (the pages themselves are unchanged).
+    context = chromium.new_context(
+        base_url=web_stack.url, viewport={"width": 1280, "height": 900}, bypass_csp=True
+    )
+    try:
+        page = context.new_page()
+        sign_in(page, "axel", operator=True)
+        delivery_id = schedule(page)
+        found: dict[str, list[str]] = {}
+        for path in PAGES:
+            target = path.format(track=f"/deliveries/{delivery_id}", public=f"/track/{delivery_id}")
+            page.goto(target)
+            page.wait_for_load_state("load")
+            page.add_script_tag(path=str(AXE))
+            result: dict[str, Any] = page.evaluate(
+                "axe.run(document, {resultTypes: ['violations']})"
+            )
+            blocking = [
+                f"{v['id']} ({v['impact']}): {v['help']} — "
+                + ", ".join(str(node["target"]) for node in v["nodes"][:3])
+                for v in result["violations"]
+                if v["impact"] in BLOCKING
+            ]
+            if blocking:
+                found[target] = blocking
+        assert found == {}, found
+    finally:
+        context.close()
+
+
+def test_the_schedule_form_is_usable_with_the_keyboard(context: BrowserContext) -> None:
+    page = context.new_page()
+    sign_in(page, "kim")
+    page.goto("/deliveries/new")
+    # The first Tab reaches the skip link; following it lands in the main content.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    wanted = ["pickup", "dropoff", "size", "weight", "tag", "expedited", "confirmation"]
+    reached: list[str] = []
+    labels: dict[str, str] = {}
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused: dict[str, Any] = page.evaluate(
+            """() => {
+              const element = document.activeElement;
+              const label = element.id
+                ? document.querySelector(`label[for="${element.id}"]`) : null;
+              return {id: element.id, label: label ? label.textContent.trim() : ""};
+            }"""
+        )
+        if focused["id"] in wanted and focused["id"] not in reached:
+            reached.append(focused["id"])
+            labels[focused["id"]] = focused["label"]
+        if focused["id"] == "schedule-submit":
+            break
+    assert reached == wanted  # in the order the form reads
+    assert all(labels.values()), labels
+    # Typing and Enter schedule without a mouse.
+    page.focus("#pickup")
+    page.keyboard.type(PICKUP)
+    page.focus("#dropoff")
+    page.keyboard.type(DROPOFF)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/deliveries/[0-9a-f-]{36}$"), timeout=30_000)
+    page.wait_for_selector("#details-title", timeout=30_000)
