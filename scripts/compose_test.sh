@@ -11,9 +11,8 @@
 #  4. `up --wait --no-build`, every container healthy, a customer's token minted by the one-shot
 #     dev-issuer (the development issuer's key in the compose volume), then
 #     scripts/compose_checks.py: no token is 401, the sample request with the token through
-#     https://127.0.0.1:<port>, followed until scheduled, the tracking stream, the web app, Mailpit
-#     and Jaeger (checks of components not in the compose file yet are skipped loudly and become
-#     mandatory once they are);
+#     https://127.0.0.1:<port>, followed until scheduled, the tracking stream, the web app (its
+#     public page without personal data), Mailpit and Jaeger: every check must pass, none skips;
 #  5. `down -v` of both projects and dockerd stopped, always (trap), also on failure.
 #
 # Environment: KEEP_UP=1 leaves the stack running at the end (Ctrl-C tears it down);
