@@ -13,7 +13,8 @@ the production default (the charts' sampling ratio, OTLP to a local sink), and m
    requests at ``--start-rate`` (default 200/s), then ``--step`` (50/s) more every
    ``--step-seconds`` (20 s), until a step is not sustained — a request refused or lost, or the
    end-to-end p99 (202 → delivery with its drone) above ``--p99-limit`` (2 s) — or
-   ``--max-rate``; the knee is the highest sustained rate. One line per step: offered and
+   ``--max-rate``; the knee is the highest sustained rate (when the first rate is not sustained the
+   search steps down instead, to the first rate that is). One line per step: offered and
    scheduled rate, p99, losses, CPU, drones in the air;
 2. **overload**: ``--overload`` (1.5 and 2) x the knee for ``--overload-seconds`` (30 s) each:
    goodput (scheduled/s) against the knee, with ingestion's admission control refusing what the

@@ -4,7 +4,9 @@
 - **Steps**: ``start``, ``start + step``, ... each for ``seconds``. A step is *sustained* when
   every request was accepted, every accepted one scheduled (within its settle time) and the
   end-to-end p99 is within ``p99_limit``. The first step that is not ends the search; the knee
-  is the highest sustained rate.
+  is the highest sustained rate. When the very first step is not sustained the search goes down
+  by ``step`` instead (a machine slower than the start rate still gets a knee), and the first
+  sustained rate below it is the knee.
 - **Overload**: each factor x the knee (1.5 and 2 by default) for ``overload_seconds``, the queue
   drained before each. Goodput is what is scheduled per second; with admission control the
   refused requests (503 ``overloaded``) are answered at once and nothing accepted is lost.
@@ -86,6 +88,7 @@ def search(
     warmup = run("warm-up", plan.start, plan.warmup) if plan.warmup > 0 else None
     steps: list[dict[str, Any]] = []
     knee: float | None = None
+    descending = False
     rate = plan.start
     while rate <= plan.max_rate + 1e-9:
         wait_drained(bench, 60)
@@ -93,8 +96,14 @@ def search(
         result["sustained"] = sustained(result, plan.p99_limit_ms)
         steps.append(result)
         if not result["sustained"]:
+            if knee is None and rate - plan.step > 0 and (descending or len(steps) == 1):
+                descending = True
+                rate -= plan.step
+                continue
             break
         knee = rate
+        if descending:
+            break
         rate += plan.step
     say(f"knee: {knee:g}/s sustained" if knee is not None else "knee: no step was sustained")
     profiled = None
