@@ -154,23 +154,7 @@ class _Wire:
         at = self._times.get(fix.at)
         if at is None:
             at = self._times[fix.at] = format_utc(fix.at)
-        return orjson.dumps(
-            {
-                "droneId": fix.drone_id,
-                "deliveryId": fix.delivery_id,
-                "at": at,
-                "seq": fix.seq,
-                "location": {
-                    "latitude": fix.latitude,
-                    "longitude": fix.longitude,
-                    "altitude": fix.altitude,
-                },
-                "speedMph": fix.speed_mph,
-                "headingDeg": fix.heading_deg,
-                "batteryPct": fix.battery_pct,
-                "phase": fix.phase.value,
-            }
-        )
+        return orjson.dumps(fix.wire(at))
 
 
 def _outcome(code: int) -> str:

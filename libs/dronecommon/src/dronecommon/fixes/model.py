@@ -65,8 +65,9 @@ class Fix:
         """Whether this fix comes after ``other`` (of the same drone)."""
         return self.seq > other.seq
 
-    def wire(self) -> dict[str, Any]:
-        return _wire(self, format_utc(self.at))
+    def wire(self, at: str | None = None) -> dict[str, Any]:
+        """The fix as a JSON-ready dict; ``at``: its time already formatted (shared by a tick)."""
+        return _wire(self, format_utc(self.at) if at is None else at)
 
 
 def _wire(fix: Fix, at: str) -> dict[str, Any]:
