@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -17,35 +15,12 @@ from redis.asyncio import Redis
 from dronetesting.samples import SAMPLE_REQUEST
 
 from .conftest import QUEUE_STREAM, STACK_ENV, System
+from .test_system import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 DELIVERY_PREFIX = "/api/deliveries"
 REQUESTS = "/api/deliveryrequests"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
-        yield client
-
-
-@pytest.fixture
-async def redis(system: System) -> AsyncIterator[Redis]:
-    client = Redis.from_url(system.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 def sample(owner: str, **changes: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from dronecommon.events import EventType, read_range
 from dronetesting.samples import sample_request
 
 from .conftest import System
+from .test_system import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -95,24 +96,6 @@ def fast_fleet(system: System) -> Iterator[System]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=60), trust_env=False) as client:
         yield client
-
-
-@pytest.fixture
-async def redis(system: System) -> AsyncIterator[Redis]:
-    client = Redis.from_url(system.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 def sample(**changes: Any) -> dict[str, Any]:
