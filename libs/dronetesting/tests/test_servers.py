@@ -38,6 +38,24 @@ async def test_ferretdb_speaks_the_mongodb_wire_protocol(
         await client.close()
 
 
+async def test_ferretdb_finds_by_id_through_its_index(mongo_url: str, mongo_database: str) -> None:
+    """`make setup` builds FerretDB with its `_id` lookups spelled as its `_id` index is (upstream
+    1.24.2 scans the whole table for them): SQLite's own query plan says which."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    try:
+        database = client[mongo_database]
+        await database["indexed"].insert_many([{"_id": f"d{i}"} for i in range(3)])
+        explained = await database.command(
+            "explain", {"find": "indexed", "filter": {"_id": "d2"}}
+        )
+        plan = " ".join(explained["queryPlanner"]["Plan"])
+        assert "USING INDEX" in plan, plan
+        assert "SCAN" not in plan, plan
+        assert await database["indexed"].find_one({"_id": "d2"}) == {"_id": "d2"}
+    finally:
+        await client.close()
+
+
 async def test_what_ferretdb_committed_survives_its_crash(tmp_path: Path) -> None:
     """SQLite runs with synchronous=NORMAL (no fsync per commit): killing FerretDB loses nothing."""
     server = FerretDBServer(tmp_path)

@@ -5,12 +5,11 @@ No document is ever updated: every write is an insert with a unique ``_id``, whi
 every MongoDB wire-protocol store; the only deletions are superseded lease generations
 (``compaction.py``). FerretDB 1.24's SQLite handler (the test and local
 store) shapes this: its ``findAndModify`` is not atomic (it reads, then writes the document back
-by ``_id`` with no condition), an update costs a scan of the whole table under SQLite's single
-write lock (about 70 ms at 8,000 assignments, stalling every other write meanwhile), and a bare
-``_id`` is the only filter it passes down to SQLite; any other filter has every document decoded
-and matched in FerretDB. So the request paths insert and read by ``_id``, plus one query for a
-delivery's re-plans (its index on MongoDB and Cosmos DB; a scan of the small ``plans`` on
-FerretDB).
+by ``_id`` with no condition), and a bare ``_id`` is the only filter it passes down to SQLite
+(an index lookup with the build ``make setup`` makes; upstream 1.24.2 scans for it too); any other
+filter has every document decoded and matched in FerretDB. So the request paths insert and read by
+``_id``, plus one query for a delivery's re-plans (its index on MongoDB and Cosmos DB; a scan of
+the small ``plans`` on FerretDB).
 """
 
 from __future__ import annotations
@@ -147,7 +146,7 @@ class SchedulerRepository:
         """Record that the delivery was asked for: True the first time any replica asks.
 
         An insert keyed by the delivery id, so every store answers it from its unique ``_id``
-        index (FerretDB included, which serves no read from an index): a delivery never asked for
+        index (FerretDB included, whose other indexes serve no read): a delivery never asked for
         needs no read to know it has no assignment.
         """
         try:
@@ -173,9 +172,7 @@ class SchedulerRepository:
     async def assignment(self, delivery_id: str) -> AssignmentRecord | None:
         """The assignment with its latest re-plan and its release, if any.
 
-        The assignment document comes from the cache when it can: on FerretDB a read by ``_id``
-        walks the table up to the document, so the newest assignments cost the most to read
-        (about 65 ms at 8,000 documents) while the small ``plans`` and ``releases`` are cheap.
+        The assignment document comes from the cache when it can (no round trip at all).
         """
         record = self._cache.get(delivery_id)
         if record is None:
