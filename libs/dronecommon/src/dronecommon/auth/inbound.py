@@ -321,8 +321,9 @@ def auth_dependency(
     return authenticator.dependency
 
 
-def current_caller(request: Request) -> Caller:
-    """The caller the auth dependency stored for this request."""
+async def current_caller(request: Request) -> Caller:
+    """The caller the auth dependency stored for this request (a coroutine: FastAPI runs a plain
+    function dependency in its thread pool, a thread hop on every request)."""
     caller = getattr(request.state, "caller", None)
     if not isinstance(caller, Caller):
         raise RuntimeError("no caller: the auth dependency is not installed on this route")
