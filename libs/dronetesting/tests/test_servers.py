@@ -45,9 +45,7 @@ async def test_ferretdb_finds_by_id_through_its_index(mongo_url: str, mongo_data
     try:
         database = client[mongo_database]
         await database["indexed"].insert_many([{"_id": f"d{i}"} for i in range(3)])
-        explained = await database.command(
-            "explain", {"find": "indexed", "filter": {"_id": "d2"}}
-        )
+        explained = await database.command("explain", {"find": "indexed", "filter": {"_id": "d2"}})
         plan = " ".join(explained["queryPlanner"]["Plan"])
         assert "USING INDEX" in plan, plan
         assert "SCAN" not in plan, plan
