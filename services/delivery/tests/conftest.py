@@ -1,7 +1,11 @@
 """Fixtures for the delivery tests: the app on the session's real redis-server.
 
 Helpers are fixtures: ``make_app``, ``new_delivery`` (a valid PUT body) and ``problem`` (the
-kit's :func:`~dronetesting.problems.assert_problem`).
+kit's :func:`~dronetesting.problems.assert_problem`), ``fleet`` (fixes on the real telemetry
+stream), ``fast`` (a quick consumer), ``clock`` and ``flying`` (the app on that clock, its
+consumer quick). The flight that the telemetry tests fly
+(``START``, ``PICKUP``, ``DROPOFF``, ``HOME``, ``PLAN``, ``t``, ``miles``, ``create``, ``get``)
+is imported from here: ``from .conftest import ...``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ from redis.asyncio import Redis
 
 from delivery.main import create_app
 from delivery.settings import DeliverySettings, FixStreamSettings
+from dronecommon.domain import Location, distance_miles, format_utc
 from dronecommon.fixes import Fix, Phase
 from dronecommon.fixes.redis_streams import RedisFixPublisher
 from dronecommon.settings import AuthSettings, RedisSettings
@@ -171,3 +177,75 @@ def fast_settings(**values: Any) -> dict[str, Any]:
 def fast() -> Callable[..., dict[str, Any]]:
     """``make_app(**fast(live=...))``: a consumer that reads every 50 ms."""
     return fast_settings
+
+
+# The flight of the telemetry tests: a delivery planned at START, its pickup ten minutes and its
+# drop-off thirty minutes later, flown by a drone from HOME.
+
+BASE = "/api/deliveries"
+START = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
+PICKUP = {"latitude": 47.60, "longitude": -122.33, "altitude": 0.0}
+DROPOFF = {"latitude": 47.70, "longitude": -122.20, "altitude": 0.0}
+HOME = (47.55, -122.33)  # the drone's base, about 3.5 miles south of the pickup
+PLAN = {"pickupETA": format_utc(START + dt.timedelta(minutes=10)),
+        "deliveryETA": format_utc(START + dt.timedelta(minutes=30))}  # fmt: skip
+
+
+class Clock:
+    """The app's clock, moved by the test: ``clock.at(seconds)`` after START."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def at(self, seconds: float) -> dt.datetime:
+        self.now = START + dt.timedelta(seconds=seconds)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+Flying = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def flying(make_app: AppFactory, clock: Clock) -> Flying:
+    """``async with flying(**settings) as client``: the app on ``clock``, its consumer quick."""
+
+    def open_app(**values: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return app_client(make_app(clock=clock, **fast_settings(**values)))
+
+    return open_app
+
+
+def t(seconds: float) -> dt.datetime:
+    return START + dt.timedelta(seconds=seconds)
+
+
+def loc(latitude: float, longitude: float, altitude: float = 0.0) -> Location:
+    return Location(latitude=latitude, longitude=longitude, altitude=altitude)
+
+
+def miles(a: tuple[float, float] | JSON, b: tuple[float, float] | JSON) -> float:
+    def point(p: tuple[float, float] | JSON) -> Location:
+        return loc(*p) if isinstance(p, tuple) else Location.model_validate(p)
+
+    return distance_miles(point(a), point(b))
+
+
+async def get(client: httpx.AsyncClient, path: str) -> Any:
+    """GET under BASE, which must answer 200; its JSON body."""
+    response = await client.get(BASE + path)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def create(client: httpx.AsyncClient, name: str, **changes: Any) -> None:
+    """PUT the delivery ``name`` on the flight's pickup, drop-off and plan."""
+    body = delivery_body(name, pickup=PICKUP, dropoff=DROPOFF, **PLAN) | changes
+    assert (await client.put(f"{BASE}/{name}", json=body)).status_code == 201

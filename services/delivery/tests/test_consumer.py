@@ -7,17 +7,15 @@ Fixes are published on the real stream and consumed by the app's own consumer, o
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from delivery.settings import FixStreamSettings, LiveSettings
-from dronecommon.domain import Location, distance_miles, format_utc
+from dronecommon.domain import format_utc
 from dronecommon.events import (
     Contact,
     EtaChangedData,
@@ -30,71 +28,29 @@ from dronecommon.events import (
 from dronecommon.fixes import Phase
 from dronetesting.apps import app_client
 
-JSON = dict[str, Any]
-BASE = "/api/deliveries"
-START = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
-PICKUP = {"latitude": 47.60, "longitude": -122.33, "altitude": 0.0}
-DROPOFF = {"latitude": 47.70, "longitude": -122.20, "altitude": 0.0}
-HOME = (47.55, -122.33)  # the drone's base, about 3.5 miles south of the pickup
-PLAN = {"pickupETA": format_utc(START + dt.timedelta(minutes=10)),
-        "deliveryETA": format_utc(START + dt.timedelta(minutes=30))}  # fmt: skip
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def at(self, seconds: float) -> dt.datetime:
-        self.now = START + dt.timedelta(seconds=seconds)
-        return self.now
-
-
-def t(seconds: float) -> dt.datetime:
-    return START + dt.timedelta(seconds=seconds)
-
-
-def loc(latitude: float, longitude: float, altitude: float = 0.0) -> Location:
-    return Location(latitude=latitude, longitude=longitude, altitude=altitude)
-
-
-def miles(a: tuple[float, float] | JSON, b: tuple[float, float] | JSON) -> float:
-    def point(p: tuple[float, float] | JSON) -> Location:
-        return loc(*p) if isinstance(p, tuple) else Location.model_validate(p)
-
-    return distance_miles(point(a), point(b))
-
-
-async def get(client: httpx.AsyncClient, path: str) -> Any:
-    response = await client.get(BASE + path)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-async def create(
-    client: httpx.AsyncClient, new_delivery: Callable[..., JSON], name: str, **changes: Any
-) -> None:
-    body = new_delivery(name, pickup=PICKUP, dropoff=DROPOFF, **PLAN) | changes
-    assert (await client.put(f"{BASE}/{name}", json=body)).status_code == 201
+from .conftest import (
+    BASE,
+    DROPOFF,
+    HOME,
+    PICKUP,
+    Clock,
+    Fleet,
+    Flying,
+    create,
+    get,
+    miles,
+    t,
+)
 
 
 async def test_an_older_fix_never_overwrites_a_newer_one(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
-    async with app_client(make_app(clock=clock, **fast())) as client:
-        await create(client, new_delivery, "l-3")
+    async with flying() as client:
+        await create(client, "l-3")
         newer = fleet.fix("l-3", t(60), Phase.TO_DROPOFF, 47.62, -122.30, seq=200)
         older = fleet.fix("l-3", t(50), Phase.AT_PICKUP, 47.60, -122.33, seq=100)
         await fleet.publish(newer)
@@ -113,16 +69,13 @@ async def test_an_older_fix_never_overwrites_a_newer_one(
 
 
 async def test_a_batch_delivered_again_changes_nothing(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
-    clock: Clock,
-    fleet: Any,
+    flying: Flying,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
     live = LiveSettings(eta_change_threshold=1)
-    async with app_client(make_app(clock=clock, **fast(live=live))) as client:
-        await create(client, new_delivery, "l-4")
+    async with flying(live=live) as client:
+        await create(client, "l-4")
         batch = [
             fleet.fix("l-4", t(5), Phase.TO_PICKUP, *HOME),
             fleet.fix("l-4", t(400), Phase.AT_PICKUP, 47.60, -122.33, speed_mph=0),
@@ -150,20 +103,17 @@ async def test_a_batch_delivered_again_changes_nothing(
 
 
 async def test_the_telemetry_events_carry_who_to_tell(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
-    clock: Clock,
-    fleet: Any,
+    flying: Flying,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
     """``PickedUp`` and ``EtaChanged`` carry ``notify`` as the service's own events do: the
     owner's account and the notify-me requests of the state they were written with (a request
     added in flight included), so the notifier needs no lookup."""
     live = LiveSettings(eta_change_threshold=60)
-    async with app_client(make_app(clock=clock, **fast(live=live))) as client:
+    async with flying(live=live) as client:
         ann = {"emailAddress": "ann@example.com"}
-        await create(client, new_delivery, "l-8", notifyMeRequests=[ann])
+        await create(client, "l-8", notifyMeRequests=[ann])
         await fleet.publish(fleet.fix("l-8", t(5), Phase.TO_PICKUP, *HOME))
         later = {"sms": "+14255550123"}
         added = await client.post(f"{BASE}/l-8/notifymerequests", json=later)
@@ -194,12 +144,10 @@ async def test_the_telemetry_events_carry_who_to_tell(
 
 
 async def test_eta_changed_once_per_threshold_crossing(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
     live = LiveSettings(eta_change_threshold=60, speed_window=1)
     hop = miles(PICKUP, DROPOFF)
@@ -209,8 +157,8 @@ async def test_eta_changed_once_per_threshold_crossing(
         speed = hop / ((arrive_seconds - at_seconds) / 3600)
         return fleet.fix("l-5", t(at_seconds), Phase.TO_DROPOFF, 47.60, -122.33, speed_mph=speed)
 
-    async with app_client(make_app(clock=clock, **fast(live=live))) as client:
-        await create(client, new_delivery, "l-5")
+    async with flying(live=live) as client:
+        await create(client, "l-5")
         planned = t(30 * 60)
 
         async def changes() -> list[EtaChangedData]:
@@ -237,16 +185,14 @@ async def test_eta_changed_once_per_threshold_crossing(
 
 
 async def test_fixes_of_no_live_delivery_are_ignored(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
-    async with app_client(make_app(clock=clock, **fast())) as client:
-        await create(client, new_delivery, "l-6")
-        await create(client, new_delivery, "l-7")
+    async with flying() as client:
+        await create(client, "l-6")
+        await create(client, "l-7")
         assert (await client.delete(f"{BASE}/l-7")).status_code == 204
         events_before = await redis.xlen("delivery:events")
         fix = fleet.fix
@@ -270,11 +216,9 @@ async def test_fixes_of_no_live_delivery_are_ignored(
 
 async def test_competing_consumers_agree(
     make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
     """Two replicas share the fixes of five drones (many small entries, interleaved): each
     delivery ends with every phase once and one PickedUp, as with a single consumer."""
@@ -286,7 +230,7 @@ async def test_competing_consumers_agree(
     names = [f"c-{n}" for n in range(5)]
     async with app_client(apps[0]) as client, app_client(apps[1]):
         for n, name in enumerate(names):
-            await create(client, new_delivery, name, droneId=f"drone-{n}")
+            await create(client, name, droneId=f"drone-{n}")
         fixes = []
         phases = [Phase.TO_PICKUP] * 8 + [Phase.AT_PICKUP] * 4 + [Phase.TO_DROPOFF] * 8
         for step, phase in enumerate(phases):
@@ -329,13 +273,13 @@ async def test_competing_consumers_agree(
 
 
 async def test_the_consumer_can_be_turned_off(
-    make_app: Callable[..., Any], fleet: Any, redis: Redis, new_delivery: Callable[..., JSON]
+    make_app: Callable[..., Any], fleet: Fleet, redis: Redis
 ) -> None:
     app = make_app(live=LiveSettings(consumer=False))
     async with app_client(app) as client:
         ready = await client.get("/readyz")
         assert set(ready.json()["checks"]) == {"redis"}
-        await create(client, new_delivery, "l-10")
+        await create(client, "l-10")
         await fleet.publisher.publish([fleet.fix("l-10", t(1), Phase.TO_PICKUP, *HOME)])
         assert await redis.xinfo_groups("telemetry:fixes") == []
         assert (await get(client, "/l-10/status"))["telemetry"] == "none"

@@ -9,53 +9,28 @@ tracking state that does not parse. The consumer's own rules: ``test_consumer.py
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
 
-import httpx
-import pytest
 from redis.asyncio import Redis
 
-from dronecommon.domain import Location, distance_miles, format_utc
+from dronecommon.domain import format_utc
 from dronecommon.events import EventType, PickedUpData, read_range
 from dronecommon.fixes import Phase
-from dronetesting.apps import app_client
 
-JSON = dict[str, Any]
-BASE = "/api/deliveries"
-START = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
-PICKUP = {"latitude": 47.60, "longitude": -122.33, "altitude": 0.0}
-DROPOFF = {"latitude": 47.70, "longitude": -122.20, "altitude": 0.0}
-HOME = (47.55, -122.33)  # the drone's base, about 3.5 miles south of the pickup
-PLAN = {"pickupETA": format_utc(START + dt.timedelta(minutes=10)),
-        "deliveryETA": format_utc(START + dt.timedelta(minutes=30))}  # fmt: skip
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def at(self, seconds: float) -> dt.datetime:
-        self.now = START + dt.timedelta(seconds=seconds)
-        return self.now
-
-
-def t(seconds: float) -> dt.datetime:
-    return START + dt.timedelta(seconds=seconds)
-
-
-def loc(latitude: float, longitude: float, altitude: float = 0.0) -> Location:
-    return Location(latitude=latitude, longitude=longitude, altitude=altitude)
-
-
-def miles(a: tuple[float, float] | JSON, b: tuple[float, float] | JSON) -> float:
-    def point(p: tuple[float, float] | JSON) -> Location:
-        return loc(*p) if isinstance(p, tuple) else Location.model_validate(p)
-
-    return distance_miles(point(a), point(b))
+from .conftest import (
+    BASE,
+    DROPOFF,
+    HOME,
+    PICKUP,
+    PLAN,
+    Clock,
+    Fleet,
+    Flying,
+    create,
+    get,
+    loc,
+    miles,
+    t,
+)
 
 
 def when(text: str) -> dt.datetime:
@@ -66,33 +41,13 @@ def close_to(text: str, expected: dt.datetime) -> bool:
     return abs((when(text) - expected).total_seconds()) < 0.002
 
 
-async def get(client: httpx.AsyncClient, path: str) -> Any:
-    response = await client.get(BASE + path)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-async def create(
-    client: httpx.AsyncClient, new_delivery: Callable[..., JSON], name: str, **changes: Any
-) -> None:
-    body = new_delivery(name, pickup=PICKUP, dropoff=DROPOFF, **PLAN) | changes
-    assert (await client.put(f"{BASE}/{name}", json=body)).status_code == 201
-
-
 async def test_a_fix_makes_the_status_live_then_stale(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
-    new_delivery: Callable[..., JSON],
+    fleet: Fleet,
 ) -> None:
-    async with app_client(make_app(clock=clock, **fast())) as client:
-        await create(client, new_delivery, "l-1")
+    async with flying() as client:
+        await create(client, "l-1")
         before = await get(client, "/l-1/status")
         assert (before["telemetry"], before["drone"]) == ("none", None)
 
@@ -140,16 +95,14 @@ async def test_a_fix_makes_the_status_live_then_stale(
 
 
 async def test_phases_become_history_and_pickedup_is_emitted_once(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
     middle = (47.65, -122.265)
-    async with app_client(make_app(clock=clock, **fast())) as client:
-        await create(client, new_delivery, "l-2")
+    async with flying() as client:
+        await create(client, "l-2")
         fix = fleet.fix
         # Late: still flying to the pickup after the plan's pickupETA (10 min).
         await fleet.publish(
@@ -217,14 +170,12 @@ async def test_phases_become_history_and_pickedup_is_emitted_once(
 
 
 async def test_a_reschedule_in_flight_keeps_the_reported_stage(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
-    new_delivery: Callable[..., JSON],
+    fleet: Fleet,
 ) -> None:
-    async with app_client(make_app(clock=clock, **fast())) as client:
-        await create(client, new_delivery, "l-8")
+    async with flying() as client:
+        await create(client, "l-8")
         await fleet.publish(fleet.fix("l-8", t(60), Phase.TO_DROPOFF, 47.62, -122.30))
         clock.at(61)
         new_dropoff = {"latitude": 47.66, "longitude": -122.25, "altitude": 0.0}
@@ -245,15 +196,13 @@ async def test_a_reschedule_in_flight_keeps_the_reported_stage(
 
 
 async def test_completed_with_telemetry(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
-    async with app_client(make_app(clock=clock, retention_seconds=500, **fast())) as client:
-        await create(client, new_delivery, "l-9")
+    async with flying(retention_seconds=500) as client:
+        await create(client, "l-9")
         await fleet.publish(fleet.fix("l-9", t(60), Phase.AT_DROPOFF, 47.70, -122.20, speed_mph=0))
         clock.at(90)
         confirmation = {
@@ -276,15 +225,13 @@ async def test_completed_with_telemetry(
 
 
 async def test_a_tracking_state_that_does_not_parse_is_started_again(
-    make_app: Callable[..., Any],
-    fast: Callable[..., JSON],
+    flying: Flying,
     clock: Clock,
-    fleet: Any,
+    fleet: Fleet,
     redis: Redis,
-    new_delivery: Callable[..., JSON],
 ) -> None:
-    async with app_client(make_app(clock=clock, **fast())) as client:
-        await create(client, new_delivery, "l-11")
+    async with flying() as client:
+        await create(client, "l-11")
         await redis.hset("delivery:{l-11}", "live", '{"from": "another version"}')
         clock.at(5)
         assert (await get(client, "/l-11/status"))["telemetry"] == "none"
