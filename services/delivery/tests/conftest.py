@@ -1,11 +1,10 @@
 """Fixtures for the delivery tests: the app on the session's real redis-server.
 
-Helpers are fixtures: ``make_app``, ``new_delivery`` (a valid PUT body) and ``problem`` (the
-kit's :func:`~dronetesting.problems.assert_problem`), ``fleet`` (fixes on the real telemetry
-stream), ``fast`` (a quick consumer), ``clock`` and ``flying`` (the app on that clock, its
-consumer quick). The flight that the telemetry tests fly
-(``START``, ``PICKUP``, ``DROPOFF``, ``HOME``, ``PLAN``, ``t``, ``miles``, ``create``, ``get``)
-is imported from here: ``from .conftest import ...``.
+Helpers are fixtures: ``make_app``, ``new_delivery`` (a valid PUT body), ``problem`` (the kit's
+:func:`~dronetesting.problems.assert_problem`), ``fleet`` (fixes on the real telemetry stream),
+``fast`` (a quick consumer), ``clock`` and ``flying`` (the app on that clock, its consumer quick).
+The telemetry tests' flight (``START``, ``PICKUP``, ``DROPOFF``, ``HOME``, ``PLAN``, ``t``,
+``miles``, ``create``, ``get``) is imported from here: ``from .conftest import ...``.
 """
 
 from __future__ import annotations
