@@ -28,21 +28,18 @@ import os
 import platform
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from dronetesting.servers import FerretDBServer, free_port
+from scheduler_stack import scheduler_stack
 
 Call = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+# What the service logs when its fleet is ready.
+LOGGED = ("drones", "dronesInserted", "seedMs", "loadMs")
 
 
 def place(rng: random.Random) -> dict[str, float]:
@@ -99,72 +96,17 @@ async def drive(
     }
 
 
-class Service:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "dronescheduler"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def start(self, url: str) -> float:
-        started = time.perf_counter()
-        self.process = process = self._spawn()
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(url + "/readyz") as response:
-                        if response.status == 200:
-                            return time.perf_counter() - started
-                except aiohttp.ClientError:
-                    pass
-                if process.poll() is not None:
-                    raise RuntimeError(f"the service exited: {self.log.read_text()[-2000:]}")
-                await asyncio.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-    def startup_log(self) -> dict[str, Any]:
-        for line in reversed(self.log.read_text().splitlines()):
-            if "fleet ready" in line:
-                entry: dict[str, Any] = json.loads(line)
-                return {k: entry.get(k) for k in ("drones", "dronesInserted", "seedMs", "loadMs")}
-        return {}
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(7)
     results: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
     }
-    with tempfile.TemporaryDirectory() as folder, FerretDBServer(Path(folder) / "db") as mongo:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "DRONESCHEDULER_PORT": str(port),
-            "DRONESCHEDULER_MONGO__URL": mongo.url,
-            "DRONESCHEDULER_MONGO__DATABASE": "bench",
-            "DRONESCHEDULER_LOG_LEVEL": "INFO",
-            # The scheduling itself, without token checks (make bench measures the whole system
-            # with them).
-            "DRONESCHEDULER_AUTH__ENABLED": "false",
-        }
-        if args.drones:
-            env["DRONESCHEDULER_FLEET__COUNT"] = str(args.drones)
-        service = Service(env, Path(folder) / "service.log")
-        results["start (seed)"] = {"seconds": round(await service.start(url), 2)}
-        results["start (seed)"].update(service.startup_log())
+    # The scheduling itself, without token checks (make bench measures the whole system with them).
+    no_tokens = {"DRONESCHEDULER_AUTH__ENABLED": "false"}
+    with scheduler_stack(drones=args.drones, env=no_tokens) as service:
+        url = service.url
+        results["start (seed)"] = {"seconds": round(await service.start(), 2)}
+        results["start (seed)"].update(service.startup_log(*LOGGED))
         assigned: list[str] = []
         bodies: dict[str, dict[str, Any]] = {}
         try:
@@ -223,8 +165,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             service.stop()
         results["assigned"] = len(assigned)
-        results["restart"] = {"seconds": round(await service.start(url), 2)}
-        results["restart"].update(service.startup_log())
+        results["restart"] = {"seconds": round(await service.start(), 2)}
+        results["restart"].update(service.startup_log(*LOGGED))
         service.stop()
     return results
 

@@ -29,71 +29,25 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 from pymongo import AsyncMongoClient
+from scheduler_stack import DATABASE, scheduler_stack
 
 from dronecommon.domain import Location, PackageSize
 from dronescheduler.fleet import Fleet
 from dronescheduler.records import AssignmentRecord, Lease, LeaseKind
 from dronescheduler.settings import FleetSettings
-from dronetesting.servers import FerretDBServer, free_port
 
 Document = dict[str, Any]
 BATCH = 5000
 DAY = dt.timedelta(days=1)
-
-
-class Service:
-    """``python -m dronescheduler`` as a child process."""
-
-    def __init__(self, env: dict[str, str], log: Path, url: str) -> None:
-        self.env, self.log, self.url = env, log, url
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "dronescheduler"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def start(self) -> float:
-        started = time.perf_counter()
-        self.process = process = self._spawn()
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(self.url + "/readyz") as response:
-                        if response.status == 200:
-                            return time.perf_counter() - started
-                except aiohttp.ClientError:
-                    pass
-                if process.poll() is not None:
-                    raise RuntimeError(f"the service exited: {self.log.read_text()[-2000:]}")
-                await asyncio.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
-
-    def startup_log(self) -> dict[str, Any]:
-        for line in reversed(self.log.read_text().splitlines()):
-            if "fleet ready" in line:
-                entry: dict[str, Any] = json.loads(line)
-                return {k: entry.get(k) for k in ("leases", "loadMs", "seedMs", "indexesMs")}
-        return {}
+# What the service logs when its fleet is ready.
+LOGGED = ("leases", "loadMs", "seedMs", "indexesMs")
 
 
 def history(
@@ -173,37 +127,23 @@ async def write_history(url: str, database: str, fleet: Fleet, args: Any, n: int
 
 async def measure(args: argparse.Namespace, deliveries: int) -> dict[str, Any]:
     result: dict[str, Any] = {"deliveries": deliveries, "layout": args.layout}
-    with (
-        tempfile.TemporaryDirectory(dir=args.tmp) as folder,
-        FerretDBServer(Path(folder) / "db") as mongo,
-    ):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "DRONESCHEDULER_PORT": str(port),
-            "DRONESCHEDULER_MONGO__URL": mongo.url,
-            "DRONESCHEDULER_MONGO__DATABASE": "bench",
-            "DRONESCHEDULER_LOG_LEVEL": "INFO",
-            "DRONESCHEDULER_BOOTSTRAP_TIMEOUT": "3600",
-        }
-        if args.drones:
-            env["DRONESCHEDULER_FLEET__COUNT"] = str(args.drones)
+    # One start-up attempt may take as long as the history needs (seeding, indexes, lease log).
+    patient = {"DRONESCHEDULER_BOOTSTRAP_TIMEOUT": "3600"}
+    with scheduler_stack(drones=args.drones, env=patient, tmp=args.tmp) as service:
         fleet = Fleet(FleetSettings(count=args.drones) if args.drones else FleetSettings())
-        service = Service(env, Path(folder) / "service.log", url)
         result["first start (seeding)"] = round(await service.start(), 2)
         service.stop()
         result["history written (s)"] = round(
-            await write_history(mongo.url, "bench", fleet, args, deliveries), 1
+            await write_history(service.mongo_url, DATABASE, fleet, args, deliveries), 1
         )
         restarts = []
         for _ in range(args.restarts):
             seconds = await service.start()
-            restarts.append({"ready_s": round(seconds, 2), **service.startup_log()})
+            restarts.append({"ready_s": round(seconds, 2), **service.startup_log(*LOGGED)})
             service.stop()
         result["restarts"] = restarts
         result["database MiB"] = round(
-            sum(f.stat().st_size for f in (Path(folder) / "db").rglob("*") if f.is_file()) / 2**20
+            sum(f.stat().st_size for f in (service.folder / "db").rglob("*") if f.is_file()) / 2**20
         )
     return result
 
