@@ -101,9 +101,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
     }
-    # The scheduling itself, without token checks (make bench measures the whole system with them).
-    no_tokens = {"DRONESCHEDULER_AUTH__ENABLED": "false"}
-    with scheduler_stack(drones=args.drones, env=no_tokens) as service:
+    with scheduler_stack(drones=args.drones) as service:
         url = service.url
         results["start (seed)"] = {"seconds": round(await service.start(), 2)}
         results["start (seed)"].update(service.startup_log(*LOGGED))

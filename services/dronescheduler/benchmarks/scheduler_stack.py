@@ -1,6 +1,7 @@
 """The stack the drone scheduler's benchmarks start: a FerretDB (SQLite) of their own in a
 temporary folder, and ``python -m dronescheduler`` on it as a child process on a free loopback
-port (JSON logs at INFO, as deployed).
+port (JSON logs at INFO, as deployed; no token checks: ``make bench`` measures the whole system
+with them).
 
 Imported by the benchmark scripts next to it (``python <script>`` puts this folder on the path).
 """
@@ -48,6 +49,7 @@ class SchedulerProcess:
             "DRONESCHEDULER_MONGO__URL": mongo_url,
             "DRONESCHEDULER_MONGO__DATABASE": DATABASE,
             "DRONESCHEDULER_LOG_LEVEL": "INFO",
+            "DRONESCHEDULER_AUTH__ENABLED": "false",
             **(env or {}),
         }
         if drones:
