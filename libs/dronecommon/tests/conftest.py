@@ -1,0 +1,92 @@
+"""Helpers the dronecommon tests share (imported: ``from .conftest import ...``): the smallest app
+behind the auth dependency and how to call it, a clock the test moves, and a fake Azure
+credential (Microsoft Entra cannot run here: the fake stands at the SDK boundary)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+from azure.core.credentials import AccessToken
+from fastapi import Depends, FastAPI
+
+from dronecommon.auth import CurrentCaller
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_app(dependency: Callable[..., Any]) -> FastAPI:
+    """The smallest app with the auth dependency on every route, echoing the caller."""
+    app = FastAPI(dependencies=[Depends(dependency)])
+
+    @app.get("/whoami")
+    async def whoami(caller: CurrentCaller) -> dict[str, Any]:
+        return {
+            "subject": caller.subject,
+            "appId": caller.app_id,
+            "objectId": caller.object_id,
+            "roles": list(caller.roles),
+            "authenticated": caller.authenticated,
+        }
+
+    return app
+
+
+async def call(
+    app: FastAPI, headers: dict[str, str] | None = None, path: str = "/whoami"
+) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get(path, headers=headers or {})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def challenge(response: httpx.Response) -> str:
+    return str(response.headers.get("www-authenticate", ""))
+
+
+class FakeAsyncCredential:
+    """Fake of an async Azure credential (Entra cannot run here): JWTs carrying ``oid``."""
+
+    def __init__(
+        self, *, lifetime: float = 3600.0, oid: str = "object-id-1", fail: bool = False
+    ) -> None:
+        self.lifetime = lifetime
+        self.oid = oid
+        self.fail = fail
+        self.scopes: list[tuple[str, ...]] = []
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        if self.fail:
+            raise RuntimeError("entra is unreachable")
+        expires_on = int(time.time() + self.lifetime)
+        claims = {"oid": self.oid, "n": len(self.scopes), "exp": expires_on}
+        token = jwt.encode(claims, "fake-signing-secret-" * 4, algorithm="HS256")
+        return AccessToken(token, expires_on)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> FakeAsyncCredential:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
