@@ -15,7 +15,7 @@ read the source themselves. This module:
   -> :class:`Expr` with its source text.
 
 It is not a compiler: it does not type-check, resolve symbols or know the resource schemas. The
-checks built on it (tests/infra/test_bicep.py) say what they cover.
+checks built on it (tests/infra/test_bicep_*.py) say what they cover.
 """
 
 from __future__ import annotations
