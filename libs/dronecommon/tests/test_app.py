@@ -305,6 +305,10 @@ async def test_one_server_span_per_request_and_none_for_health(
     assert redis_spans
     assert redis_spans[0].context is not None
     assert redis_spans[0].context.trace_id == servers[0].context.trace_id
+    # No INTERNAL "http send"/"http receive" span per ASGI message: the request's spans are its
+    # SERVER span and the calls it made.
+    finished = span_exporter.get_finished_spans()
+    assert not [s.name for s in finished if s.kind is SpanKind.INTERNAL and "http" in s.name]
 
 
 async def test_access_log_line_per_request(
