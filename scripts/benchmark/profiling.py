@@ -11,13 +11,17 @@ from .stack import BenchStack
 
 
 def py_spy(pid: int, duration: int, output: Path) -> subprocess.Popen[bytes] | None:
-    """``py-spy record`` of one process (raw collapsed stacks), or None without py-spy."""
+    """``py-spy record`` of one process (raw collapsed stacks), or None without py-spy.
+
+    ``--gil``: only the thread holding the GIL is sampled. On two cores a dozen busy processes
+    preempt each other, and a thread switched out in a ``send`` would otherwise count as busy in
+    that ``send``: profiles then blamed socket writes for most of every service's time."""
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(binary).exists():
         return None
     output.parent.mkdir(parents=True, exist_ok=True)
     command = [binary, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "200"]
-    command += ["--format", "raw", "--nonblocking", "--output", str(output)]
+    command += ["--gil", "--format", "raw", "--nonblocking", "--output", str(output)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
