@@ -13,9 +13,11 @@ from .stack import BenchStack
 def py_spy(pid: int, duration: int, output: Path) -> subprocess.Popen[bytes] | None:
     """``py-spy record`` of one process (raw collapsed stacks), or None without py-spy.
 
-    ``--gil``: only the thread holding the GIL is sampled. On two cores a dozen busy processes
-    preempt each other, and a thread switched out in a ``send`` would otherwise count as busy in
-    that ``send``: profiles then blamed socket writes for most of every service's time."""
+    ``--gil``: only the thread holding the GIL is sampled, so threads that wait (the thread pool,
+    the telemetry exporters) never count as busy. A socket write still shows as its caller: uvloop
+    writes without releasing the GIL, and a write on loopback does the receiving side's kernel work
+    too, so the socket writes' share is what each round trip costs the sender.
+    """
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(binary).exists():
         return None
