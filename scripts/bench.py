@@ -10,9 +10,9 @@ service on free loopback ports, a fresh temporary data folder, logs at WARNING),
 the production default (the charts' sampling ratio, OTLP to a local sink), and measures:
 
 1. **the knee** (``benchmark.knee``): an open-loop generator (its own process) offers delivery
-   requests at ``--start-rate`` (default 200/s), then ``--step`` (50/s) more every
-   ``--step-seconds`` (20 s), until a step is not sustained — a request refused or lost, or the
-   end-to-end p99 (202 → delivery with its drone) above ``--p99-limit`` (2 s) — or
+   requests at ``--start-rate`` (default 50/s; 40 s of warm-up), then ``--step`` (25/s) more
+   every ``--step-seconds`` (30 s), until a step is not sustained — a request refused or lost,
+   or the end-to-end p99 (202 → delivery with its drone) above ``--p99-limit`` (2 s) — or
    ``--max-rate``; the knee is the highest sustained rate (when the first rate is not sustained the
    search steps down instead, to the first rate that is). One line per step: offered and
    scheduled rate, p99, losses, CPU, drones in the air;
@@ -78,11 +78,11 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
-    add("--start-rate", type=float, default=float(env("BENCH_START_RATE", 200)))
-    add("--step", type=float, default=float(env("BENCH_STEP", 50)))
-    add("--step-seconds", type=float, default=float(env("BENCH_STEP_SECONDS", 20)))
+    add("--start-rate", type=float, default=float(env("BENCH_START_RATE", 50)))
+    add("--step", type=float, default=float(env("BENCH_STEP", 25)))
+    add("--step-seconds", type=float, default=float(env("BENCH_STEP_SECONDS", 30)))
     add("--max-rate", type=float, default=float(env("BENCH_MAX_RATE", 1000)))
-    add("--warmup", type=float, default=15, help="seconds at the first rate before the steps")
+    add("--warmup", type=float, default=40, help="seconds at the first rate before the steps")
     add("--p99-limit", type=float, default=2.0, help="seconds: end-to-end p99 of a sustained step")
     add("--overload", default="1.5,2", help="factors of the knee offered after the search")
     add("--overload-seconds", type=float, default=30)

@@ -9,6 +9,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from .fleet import IN_AIR_FLOOR
+
 TARGETS = {
     "knee_per_s": 400.0,
     "goodput_vs_knee": 0.9,
@@ -139,6 +141,19 @@ def _background(report: dict[str, Any]) -> list[str]:
     windows = [*report["knee"]["steps"], *report["knee"]["overload"]]
     peaks = [w["drones_in_air_max"] for w in windows if "drones_in_air_max" in w]
     lows = [w["drones_in_air_min"] for w in report["knee"]["steps"] if "drones_in_air_min" in w]
+    at_knee = [
+        w["drones_in_air_mean"]
+        for w in report["knee"]["steps"]
+        if w.get("sustained") and w["offered_rate"] == report["knee"].get("knee")
+        if "drones_in_air_mean" in w
+    ]
+    floor = ""
+    if at_knee:
+        met = "met" if at_knee[-1] >= IN_AIR_FLOOR else "not met"
+        floor = (
+            f" At the knee {at_knee[-1]:,.0f} drones were in the air on average (the floor: "
+            f"{IN_AIR_FLOOR:,}, {met})."
+        )
     return [
         "## Background load",
         "",
@@ -159,6 +174,7 @@ def _background(report: dict[str, Any]) -> list[str]:
                 if peaks and lows
                 else "drones in the air were not sampled."
             )
+            + floor
         ),
         (
             "One request in ten asks to be told by e-mail: the notifier sends its notices over "
