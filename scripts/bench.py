@@ -4,6 +4,7 @@
     uv run --all-packages python scripts/bench.py --quick      # a few short steps (smoke test)
     uv run --all-packages python scripts/bench.py --start-rate 300 --step 25 --profile
     uv run --all-packages python scripts/bench.py --env WORKFLOW_QUEUE__MAX_CONCURRENCY=32
+    uv run --all-packages python scripts/bench.py --growth --skip knee,tracing --growth-rate 300
 
 It starts the native stack (``dronetesting.stack``: redis-server, FerretDB, Mailpit and every
 service on free loopback ports, a fresh temporary data folder, logs at WARNING), with tracing at
@@ -24,7 +25,14 @@ the production default (the charts' sampling ratio, OTLP to a local sink), and m
    workflow's HTTP client against a bare aiohttp session;
 5. **tracing cost** (``benchmark.tracing``): fresh stacks with tracing off, at the production
    default, every span over OTLP, and the Azure Monitor distro against a local listener, each
-   offered ``--tracing-rate`` (1.5 x the knee) for ``--tracing-seconds`` (25 s).
+   offered ``--tracing-rate`` (1.5 x the knee) for ``--tracing-seconds`` (25 s);
+6. **cost as work grows** (``--growth``, ``benchmark.growth``): fresh stacks seeded with past,
+   completed deliveries (``benchmark.past``), each offered ``--growth-rate`` (0.8 x the knee) for
+   ``--growth-seconds`` (30 s): 1 against 2 workflow replicas with 10,000 past deliveries, and
+   10,000 against ``--growth-past`` (1,000,000) with one replica.
+
+``--past N`` seeds the main stack with N past deliveries before the knee; ``--skip knee`` leaves
+out the main stack (steps 1-4), e.g. for ``--growth --growth-rate R`` alone.
 
 The load is realistic (``benchmark.fleet``, ``benchmark.load``): one request in ten asks to be
 told by e-mail (the notifier and Mailpit run), and the fleet simulator flies every scheduled
@@ -51,8 +59,10 @@ from typing import Any
 from benchmark.checks import verify
 from benchmark.common import REPORTS, say
 from benchmark.fleet import FLEET_SIZE, SPEEDUP, STOP_SECONDS, Sampler, describe, fleet_env
+from benchmark.growth import growth_rows
 from benchmark.knee import Plan, search
 from benchmark.load import child_main, server_child
+from benchmark.past import seed
 from benchmark.plots import draw
 from benchmark.profiling import summarize_profile
 from benchmark.report import machine, markdown
@@ -71,6 +81,8 @@ QUICK = {
     "tracing_warmup": 2.0,
     "status_seconds": 3.0,
     "http_seconds": 2.0,
+    "growth_seconds": 6.0,
+    "growth_warmup": 2.0,
 }
 
 
@@ -99,7 +111,13 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--drain-timeout", type=float, default=180)
     add("--workflow-replicas", type=int, default=int(env("BENCH_WORKFLOW_REPLICAS", 1)))
     add("--env", action="append", default=[], metavar="NAME=VALUE", help="for every service")
-    add("--skip", default="", help="comma list of: overload,status,http,tracing")
+    add("--past", type=int, default=0, help="past deliveries seeded before the knee")
+    add("--growth", action="store_true", help="the cost-as-work-grows rows (fresh stacks)")
+    add("--growth-rate", type=float, default=None, help="default: 0.8 x the knee")
+    add("--growth-seconds", type=float, default=30)
+    add("--growth-warmup", type=float, default=10)
+    add("--growth-past", type=int, default=1_000_000, help="past deliveries of the large row")
+    add("--skip", default="", help="comma list of: knee,overload,status,http,tracing")
     add("--quick", action="store_true", help="a few short steps (a smoke test)")
     add("--profile", action="store_true", help="py-spy every service in a window at the knee")
     add("--out", type=Path, default=REPORTS)
@@ -155,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "settings": {
             "summary": (
-                f"workflow replicas {args.workflow_replicas}, services at WARNING, tracing "
+                f"workflow replicas {args.workflow_replicas}, {args.past:,} past deliveries, "
+                "services at WARNING, tracing "
                 f"ratio {ratio:g} over OTLP, env {dict(item.split('=', 1) for item in args.env)}"
             ),
             "sampling_ratio": ratio,
@@ -171,37 +190,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile_dir = args.out / "profiles" if args.profile else None
     with server_child("sink") as sink_port:
         main_env = {**env, **row_env("default", ratio, sink_port)}
-        say(f"stack: {args.workflow_replicas} workflow replica(s), tracing ratio {ratio:g}")
-        with (
-            BenchStack(
-                label="main", workflow_replicas=args.workflow_replicas, env=main_env, log=log
-            ) as bench,
-            Sampler(bench.config.redis_port) as sampler,
-        ):
-            ids: list[str] = []
-            origin = time.time()
-            knee = search(
-                bench,
-                plan,
-                sampler,
-                origin=origin,
-                keep=lambda result: ids.extend(result.pop("_ids")),
-                profile=profile_dir,
-            )
-            knee.update(plan=plan.__dict__, origin=origin, samples=sampler.samples)
-            report["knee"] = knee
-            say(f"verifying the {len(ids):,} accepted requests")
-            knee["verify"] = verify(bench, ids, args.drain_timeout)
-            say(json.dumps(knee["verify"]))
-            if "status" not in skip:
-                say(
-                    f"status GET closed loop, {args.status_concurrency} concurrent, vs bare uvicorn"
+        knee: dict[str, Any] | None = None
+        if "knee" not in skip:
+            say(f"stack: {args.workflow_replicas} workflow replica(s), tracing ratio {ratio:g}")
+            with (
+                BenchStack(
+                    label="main", workflow_replicas=args.workflow_replicas, env=main_env, log=log
+                ) as bench,
+                Sampler(bench.config.redis_port) as sampler,
+            ):
+                if args.past:
+                    report["past"] = seed(bench.config, args.past)
+                ids: list[str] = []
+                origin = time.time()
+                knee = search(
+                    bench,
+                    plan,
+                    sampler,
+                    origin=origin,
+                    keep=lambda result: ids.extend(result.pop("_ids")),
+                    profile=profile_dir,
                 )
-                report["status"] = status_bench(
-                    bench, ids, args.status_concurrency, args.status_seconds, profile_dir
-                )
-                status = report["status"]
-                say(f"status: ratio {status['ratio']} (rounds {status['ratios']})")
+                knee.update(plan=plan.__dict__, origin=origin, samples=sampler.samples)
+                report["knee"] = knee
+                say(f"verifying the {len(ids):,} accepted requests")
+                knee["verify"] = verify(bench, ids, args.drain_timeout)
+                say(json.dumps(knee["verify"]))
+                if "status" not in skip:
+                    say(
+                        f"status GET closed loop, {args.status_concurrency} concurrent, "
+                        "vs bare uvicorn"
+                    )
+                    report["status"] = status_bench(
+                        bench, ids, args.status_concurrency, args.status_seconds, profile_dir
+                    )
+                    status = report["status"]
+                    say(f"status: ratio {status['ratio']} (rounds {status['ratios']})")
         if profile_dir and profile_dir.exists():
             report["profiles"] = {
                 p.stem: summarize_profile(p)
@@ -218,23 +242,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows=rows,
                 ratio=ratio,
                 sink_port=sink_port,
-                rate=args.tracing_rate or 1.5 * (knee["knee"] or plan.start),
+                rate=args.tracing_rate or 1.5 * ((knee and knee["knee"]) or plan.start),
                 seconds=args.tracing_seconds,
                 warmup=args.tracing_warmup,
                 workflow_replicas=args.workflow_replicas,
+                log=log,
+            )
+        if args.growth:
+            report["growth"] = growth_rows(
+                env=main_env,
+                rate=args.growth_rate or 0.8 * ((knee and knee["knee"]) or plan.start),
+                seconds=args.growth_seconds,
+                warmup=args.growth_warmup,
+                large=args.growth_past,
                 log=log,
             )
 
     report["duration_s"] = time.monotonic() - began
     (args.out / "result.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     write_report(report, args.out)
-    return 0 if knee["verify"]["all_scheduled_exactly_once"] else 1
+    return 0 if knee is None or knee["verify"]["all_scheduled_exactly_once"] else 1
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
     """The plots and ``report.md`` from a run's results."""
     out.mkdir(parents=True, exist_ok=True)
-    for picture in draw(report, out):
+    for picture in draw(report, out) if "knee" in report else []:
         say(f"drew {picture}")
     text = markdown(report)
     (out / "report.md").write_text(text + "\n")

@@ -244,6 +244,43 @@ def _tracing(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _growth(report: dict[str, Any]) -> list[str]:
+    growth = report.get("growth")
+    if not growth:
+        return []
+    lines = [
+        "## Cost as work grows",
+        "",
+        (
+            f"Fresh stack per row, seeded with past completed deliveries (every record one leaves "
+            f"in the stores, `benchmark.past`), then {growth['warmup']:g} s of warm-up and "
+            f"{growth['seconds']:g} s measured at {growth['rate']:g}/s offered. CPU per "
+            "scheduled delivery over every process; ratios against the first row."
+        ),
+        "",
+        (
+            "| row | workflow replicas | past deliveries | seeding s | offered/s | scheduled/s "
+            "| CPU ms per delivery | vs first | e2e p99 ms | vs first | refused / late |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines.extend(
+        f"| {w['label']} | {w['workflow_replicas']} | {w['past_deliveries']:,} | "
+        f"{w['seeding_seconds']:g} | {w['offered_rate']:g} | "
+        f"{w['scheduled_per_s_window']:g} | {w['cpu_ms_per_delivery_total']:g} | "
+        f"{w['cpu_per_delivery_vs_base']:g} | {w['e2e_p99_ms']:g} | "
+        f"{w['e2e_p99_vs_base']:g} | {w['rejected_503']} / {w['late']} |"
+        for w in growth["rows"]
+    )
+    lines += ["", "CPU ms per delivery by process:", ""]
+    lines += [
+        f"- {w['label']}: "
+        + ", ".join(f"{k} {v:g}" for k, v in w["cpu_ms_per_delivery"].items() if v)
+        for w in growth["rows"]
+    ]
+    return [*lines, ""]
+
+
 def _baselines(report: dict[str, Any]) -> list[str]:
     lines = []
     status = report.get("status")
@@ -324,20 +361,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"Settings: {report['settings']['summary']}."
         ),
         "",
-        *_background(report),
-        *_knee(report),
-        *_checks(report),
-        *_cpu_at_knee(report),
-        *_tracing(report),
-        *_baselines(report),
-        *_profiles(report),
-        "## Plots",
-        "",
-        "![End-to-end latency over time, per step](latency.png)",
-        "",
-        "![Scheduled per second and p99 against the offered rate](throughput.png)",
-        "",
-        "![CPU per process per delivery](cpu.png)",
-        "",
     ]
+    if "knee" in report:
+        lines += [*_background(report), *_knee(report), *_checks(report), *_cpu_at_knee(report)]
+    lines += [*_tracing(report), *_growth(report), *_baselines(report), *_profiles(report)]
+    if "knee" in report:
+        lines += [
+            "## Plots",
+            "",
+            "![End-to-end latency over time, per step](latency.png)",
+            "",
+            "![Scheduled per second and p99 against the offered rate](throughput.png)",
+            "",
+            "![CPU per process per delivery](cpu.png)",
+            "",
+        ]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ from dronetesting.stack import SERVICE_PORTS
 
 from .common import ROOT, r, say
 from .stack import BenchStack
-from .windows import progress, window
+from .windows import fixed_rate
 
 ROWS = ("off", "default", "all", "azure-monitor")
 #: Where the charts set the production sampling ratio (the same in every chart).
@@ -95,16 +95,9 @@ def tracing_rows(
         with BenchStack(
             label=f"trace-{row}", workflow_replicas=workflow_replicas, env=env, log=log
         ) as bench:
-            tokens = bench.customer_tokens(50)
-            if warmup > 0:
-                window(bench, label="warm-up", rate=rate, seconds=warmup, settle=30, tokens=tokens)
-            result = window(
-                bench, label=f"tracing {row}", rate=rate, seconds=seconds, settle=60, tokens=tokens
+            measured[row] = fixed_rate(
+                bench, label=f"tracing {row}", rate=rate, seconds=seconds, warmup=warmup
             )
-        result.pop("_ids")
-        result.pop("series")
-        measured[row] = result
-        say(progress(result))
     off = measured.get("off")
     if off:
         for result in measured.values():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import parse_time, wait_scheduled
-from .common import loadavg, percentile, r
+from .common import loadavg, percentile, r, say
 from .fleet import Sampler
 from .load import OWNERS, run_child
 from .profiling import start_profilers
@@ -122,6 +122,21 @@ def window(
     }
     if sampler is not None:
         result.update(sampler.summary(start, end))
+    return result
+
+
+def fixed_rate(
+    bench: BenchStack, *, label: str, rate: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """On a fresh stack: ``warmup`` seconds at ``rate`` (pools, caches, drones in the air), then
+    the measured window; its result without the ids and the series."""
+    tokens = bench.customer_tokens(OWNERS)
+    if warmup > 0:
+        window(bench, label="warm-up", rate=rate, seconds=warmup, settle=30, tokens=tokens)
+    result = window(bench, label=label, rate=rate, seconds=seconds, settle=60, tokens=tokens)
+    result.pop("_ids")
+    result.pop("series")
+    say(progress(result))
     return result
 
 
