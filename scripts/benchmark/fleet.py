@@ -27,7 +27,7 @@ from typing import Any
 from .common import r
 
 #: Cruise speeds x this (the scheduler's classes; the simulator flies what they say): trips of
-#: about 40 s, so that at the knee's rate at least ``IN_AIR_FLOOR`` drones are in the air.
+#: about 40 s, so that at 50/s and above some ``IN_AIR_FLOOR`` drones are in the air.
 SPEEDUP = 40.0
 #: The background asked of the benchmark: drones in flight at the knee, a fix a second each.
 IN_AIR_FLOOR = 2_000
