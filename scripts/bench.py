@@ -50,10 +50,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from benchmark.checks import verify
@@ -139,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = options(argv)
     if args.child:
         return child_main(args)
+    # A stopped benchmark (SIGTERM, as from `timeout` or a CI runner) unwinds like Ctrl-C: every
+    # stack it started is stopped by its context manager, nothing is left listening.
+    signal.signal(signal.SIGTERM, _stop)
     if args.render:
         write_report(json.loads(args.render.read_text()), args.out)
         return 0
@@ -262,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "result.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     write_report(report, args.out)
     return 0 if knee is None or knee["verify"]["all_scheduled_exactly_once"] else 1
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal must not cut the stacks' clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
