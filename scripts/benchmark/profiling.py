@@ -14,9 +14,11 @@ def py_spy(pid: int, duration: int, output: Path) -> subprocess.Popen[bytes] | N
     """``py-spy record`` of one process (raw collapsed stacks), or None without py-spy.
 
     ``--gil``: only the thread holding the GIL is sampled, so threads that wait (the thread pool,
-    the telemetry exporters) never count as busy. A socket write still shows as its caller: uvloop
-    writes without releasing the GIL, and a write on loopback does the receiving side's kernel work
-    too, so the socket writes' share is what each round trip costs the sender.
+    the telemetry exporters) never count as busy. py-spy samples wall time, though: a thread
+    switched out while it holds the GIL counts as busy where it was, and uvloop writes to sockets
+    without releasing it, so on two busy cores socket writes look far costlier than they are (a
+    write wakes its peer, which takes the CPU). For CPU shares, ``perf record -a`` (by process and
+    library) is the truth; these profiles say where the time of a request goes.
     """
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(binary).exists():
