@@ -3,7 +3,7 @@
 Core resources are validated against the Kubernetes JSON schemas (kubernetes-validate, offline,
 strict: unknown fields rejected). The custom resources (KEDA, Gateway API, Secrets Store CSI) have
 no schema offline; their required fields and cross-references are checked by
-policy.custom_resource_problems instead.
+custom_resource_policy.custom_resource_problems instead.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from .conftest import (
     parse_manifests,
     values_files,
 )
+from .custom_resource_policy import custom_resource_problems
 from .policy import (
     CUSTOM_RESOURCES,
-    custom_resource_problems,
     manifest_problems,
     network_policy_problems,
     of_kind,

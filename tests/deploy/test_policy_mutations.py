@@ -14,7 +14,8 @@ import kubernetes_validate
 import pytest
 
 from .conftest import KUBE_VERSION, Manifest
-from .policy import custom_resource_problems, manifest_problems, of_kind, values_secret_problems
+from .custom_resource_policy import custom_resource_problems
+from .policy import manifest_problems, of_kind, values_secret_problems
 
 Rendered = dict[tuple[str, str], list[Manifest]]
 Mutation = Callable[[list[Manifest]], None]
