@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from .policy import of_kind
+
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
 INFRA_K8S = ROOT / "infra" / "k8s"
@@ -41,6 +43,23 @@ ENVIRONMENTS = {"default": "values.yaml", "dev": "values-dev.yaml", "prod": "val
 HELM_TIMEOUT = 60
 
 Manifest = dict[str, Any]
+# {(service, environment): the chart rendered with that environment's values}
+Rendered = dict[tuple[str, str], list[Manifest]]
+
+
+def deployment(docs: list[Manifest]) -> Manifest:
+    (found,) = of_kind(docs, "Deployment")
+    return found
+
+
+def container(docs: list[Manifest]) -> Manifest:
+    found: Manifest
+    (found,) = deployment(docs)["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def env_of(docs: list[Manifest]) -> dict[str, Any]:
+    return {var["name"]: var.get("value", var.get("valueFrom")) for var in container(docs)["env"]}
 
 
 @dataclass(frozen=True)
@@ -125,7 +144,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 
 @pytest.fixture(scope="session")
-def rendered(helm: Helm) -> dict[tuple[str, str], list[Manifest]]:
+def rendered(helm: Helm) -> Rendered:
     """Every chart rendered with every values file: {(service, environment): manifests}."""
     combos = [(service, env) for service in SERVICES for env in ENVIRONMENTS]
     with ThreadPoolExecutor(max_workers=4) as pool:

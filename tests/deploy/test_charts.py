@@ -3,22 +3,18 @@
 Core resources are validated against the Kubernetes JSON schemas (kubernetes-validate, offline,
 strict: unknown fields rejected). The custom resources (KEDA, Gateway API, Secrets Store CSI) have
 no schema offline; their required fields and cross-references are checked by
-custom_resource_policy.custom_resource_problems instead.
+custom_resource_policy.custom_resource_problems instead. The values files and their schemas are
+tested in test_chart_values.py, the rendered settings against the services' own settings in
+test_chart_settings.py.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import ipaddress
-import os
 import re
-from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from .conftest import (
     CHARTS,
@@ -28,18 +24,14 @@ from .conftest import (
     KUBE_VERSION,
     SERVICES,
     Helm,
-    Manifest,
-    parse_manifests,
+    Rendered,
+    container,
+    deployment,
+    env_of,
     values_files,
 )
 from .custom_resource_policy import custom_resource_problems
-from .policy import (
-    CUSTOM_RESOURCES,
-    manifest_problems,
-    network_policy_problems,
-    of_kind,
-    values_secret_problems,
-)
+from .policy import CUSTOM_RESOURCES, manifest_problems, of_kind
 
 QUEUE_CONSUMERS = {"workflow"}
 # One replica works at a time (a lease in Redis): a fixed replica count, no HPA.
@@ -57,23 +49,6 @@ PUBLIC_METHODS = {
 # Seconds uvicorn gives open requests after SIGTERM (dronecommon.server.serve).
 UVICORN_GRACEFUL_SHUTDOWN = 20
 MARGIN = 5
-
-Rendered = dict[tuple[str, str], list[Manifest]]
-
-
-def deployment(docs: list[Manifest]) -> Manifest:
-    (found,) = of_kind(docs, "Deployment")
-    return found
-
-
-def container(docs: list[Manifest]) -> Manifest:
-    found: Manifest
-    (found,) = deployment(docs)["spec"]["template"]["spec"]["containers"]
-    return found
-
-
-def env_of(docs: list[Manifest]) -> dict[str, Any]:
-    return {var["name"]: var.get("value", var.get("valueFrom")) for var in container(docs)["env"]}
 
 
 @pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
@@ -326,277 +301,6 @@ def test_secrets_come_from_key_vault(rendered: Rendered, service: str, env: str)
     )
 
 
-# -- Values files and their schemas -----------------------------------------------------------
-
-
-def values_paths() -> list[Path]:
-    return sorted(CHARTS.glob("*/values*.yaml"))
-
-
-@pytest.mark.parametrize("path", values_paths(), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_values_files_hold_no_secrets(path: Path) -> None:
-    assert values_secret_problems(yaml.safe_load(path.read_text(encoding="utf-8"))) == []
-
-
-def test_every_chart_has_three_values_files_and_a_schema() -> None:
-    for service in SERVICES:
-        chart = CHARTS / service
-        for name in [*ENVIRONMENTS.values(), "values.schema.json", "Chart.yaml"]:
-            assert (chart / name).is_file(), chart / name
-        meta = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))
-        assert meta["dependencies"] == [
-            {
-                "name": "dronedelivery-lib",
-                "version": "0.1.0",
-                "repository": "file://../dronedelivery-lib",
-            }
-        ]
-    library = yaml.safe_load(
-        (CHARTS / "dronedelivery-lib" / "Chart.yaml").read_text(encoding="utf-8")
-    )
-    assert library["type"] == "library"
-
-
-def test_values_schemas_are_generated(monkeypatch: pytest.MonkeyPatch) -> None:
-    # values_schema.py imports its building blocks from its own folder, as when run as a script.
-    monkeypatch.syspath_prepend(str(CHARTS))
-    spec = importlib.util.spec_from_file_location("values_schema", CHARTS / "values_schema.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--check"]) == 0, "run: uv run python charts/values_schema.py"
-
-
-REJECTED = [
-    pytest.param("delivery", ["--set", "resources.limit.cpu=1"], "limit", id="typo-in-resources"),
-    pytest.param("delivery", ["--set", "replicas=3"], "replicas", id="unknown-top-level-key"),
-    pytest.param("delivery", ["--set", "image.tag=latest"], "tag", id="latest-tag"),
-    pytest.param(
-        "delivery", ["--set", "env.DELIVERY_REDIS__PASSWORD=x"], "PASSWORD", id="secret-env"
-    ),
-    pytest.param(
-        "delivery",
-        ["--set", "env.APPLICATIONINSIGHTS_CONNECTION_STRING=x"],
-        "APPLICATIONINSIGHTS",
-        id="appinsights-literal",
-    ),
-    pytest.param(
-        "package",
-        ["--set", "env.DELIVERY_REDIS__URL=x"],
-        "DELIVERY_REDIS__URL",
-        id="other-service-prefix",
-    ),
-    pytest.param(
-        "package", ["--set", "route.enabled=true"], "route", id="route-on-internal-service"
-    ),
-    pytest.param(
-        "workflow", ["--set", "autoscaling.enabled=true"], "autoscaling", id="hpa-on-workflow"
-    ),
-    pytest.param("ingestion", ["--set", "keda.enabled=true"], "keda", id="keda-on-api"),
-    pytest.param(
-        "ingestion",
-        ["--set", "workloadIdentity.clientId=not-a-guid"],
-        "clientId",
-        id="bad-client-id",
-    ),
-    pytest.param(
-        "ingestion",
-        ["--set", "networkPolicy.egress.azure.ports={22}"],
-        "ports",
-        id="unexpected-egress-port",
-    ),
-    pytest.param(
-        "delivery",
-        ["--set", "keyVault.enabled=true", "--set", "keyVault.name="],
-        "name",
-        id="keyvault-without-name",
-    ),
-]
-
-
-@pytest.mark.parametrize(("service", "args", "mentions"), REJECTED)
-def test_schema_rejects_mistakes(helm: Helm, service: str, args: list[str], mentions: str) -> None:
-    result = helm.template(service, [], *args, check=False)
-    assert result.returncode != 0, f"accepted: {args}"
-    assert mentions in result.stderr
-
-
-GUARDED = [
-    pytest.param(
-        "ingestion",
-        [
-            "--set-json",
-            "networkPolicy.gateway.namespaces=[]",
-            "--set-json",
-            "networkPolicy.gateway.cidrs=[]",
-        ],
-        "admit everyone",
-        id="gateway-ingress-without-peers",
-    ),
-    pytest.param(
-        "ingestion",
-        [
-            "--set",
-            "lifecycle.preStopSleepSeconds=30",
-            "--set",
-            "lifecycle.terminationGracePeriodSeconds=30",
-        ],
-        "preStopSleepSeconds",
-        id="prestop-longer-than-grace",
-    ),
-    pytest.param(
-        "delivery",
-        ["--set", "autoscaling.minReplicas=5", "--set", "autoscaling.maxReplicas=2"],
-        "minReplicas",
-        id="hpa-min-above-max",
-    ),
-    pytest.param(
-        "workflow",
-        ["--set", "keda.minReplicas=5", "--set", "keda.maxReplicas=2"],
-        "minReplicas",
-        id="keda-min-above-max",
-    ),
-    pytest.param(
-        "delivery", ["--set", "env.DELIVERY_PORT=9000"], "set by the chart", id="port-override"
-    ),
-    pytest.param(
-        "workflow",
-        [
-            "--set-json",
-            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16"]',
-            "--set-json",
-            'networkPolicy.egress.azure.except=["10.21.4.0/24"]',
-        ],
-        "10.21.4.0/24 is not strictly inside",
-        id="egress-except-outside-its-cidrs",
-    ),
-    pytest.param(
-        "workflow",
-        [
-            "--set-json",
-            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16"]',
-            "--set-json",
-            'networkPolicy.egress.azure.except=["10.20.0.0/16"]',
-        ],
-        "10.20.0.0/16 is not strictly inside",
-        id="egress-except-equal-to-its-cidr",
-    ),
-    pytest.param(
-        "delivery",
-        [
-            "--set",
-            "keyVault.enabled=true",
-            "--set",
-            "keyVault.name=kv-x1",
-            "--set",
-            "workloadIdentity.enabled=false",
-        ],
-        "workloadIdentity",
-        id="keyvault-without-identity",
-    ),
-]
-
-
-@pytest.mark.parametrize(("service", "args", "mentions"), GUARDED)
-def test_library_refuses_inconsistent_values(
-    helm: Helm, service: str, args: list[str], mentions: str
-) -> None:
-    result = helm.template(service, [], *args, check=False)
-    assert result.returncode != 0, f"accepted: {args}"
-    assert mentions in result.stderr
-
-
-def test_egress_except_goes_to_the_cidr_that_contains_it(helm: Helm) -> None:
-    """Each ipBlock gets only the except ranges inside it: the API server refuses any other."""
-    docs = parse_manifests(
-        helm.template(
-            "workflow",
-            [],
-            "--set-json",
-            'networkPolicy.egress.azure.cidrs=["10.20.0.0/16", "10.30.0.0/16", "0.0.0.0/0"]',
-            "--set-json",
-            'networkPolicy.egress.azure.except=["10.20.4.0/24", "10.30.128.0/17"]',
-        ).stdout
-    )
-    (policy,) = of_kind(docs, "NetworkPolicy")
-    blocks = {
-        peer["ipBlock"]["cidr"]: peer["ipBlock"].get("except")
-        for rule in policy["spec"]["egress"]
-        for peer in rule["to"]
-        if "ipBlock" in peer
-    }
-    assert blocks == {
-        "10.20.0.0/16": ["10.20.4.0/24"],
-        "10.30.0.0/16": ["10.30.128.0/17"],
-        "0.0.0.0/0": ["10.20.4.0/24", "10.30.128.0/17"],
-    }
-    assert network_policy_problems(policy) == []
-
-
-# -- env names against the services' settings classes ------------------------------------------
-
-
-def settings_class(service: str) -> type[Any] | None:
-    """The service's pydantic-settings class, when its package is importable here."""
-    try:
-        module = importlib.import_module(f"{service}.settings")
-    except ImportError:
-        return None
-    from dronecommon.settings import ServiceSettings
-
-    found = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, ServiceSettings)
-        and value is not ServiceSettings
-        and value.__module__ == module.__name__
-    ]
-    return found[0] if len(found) == 1 else None
-
-
-def resolves(model: type[Any], parts: list[str]) -> bool:
-    """Whether env name parts (lower-case, split on `__`) name a field of the settings model."""
-    from pydantic import BaseModel
-
-    fields = model.model_fields
-    head, rest = parts[0], parts[1:]
-    if head not in fields:
-        return False
-    if not rest:
-        return True
-    annotation = fields[head].annotation
-    if getattr(annotation, "__origin__", None) is dict:
-        return len(rest) == 1  # a mapping's key (``OUTBOUND_SCOPES__PACKAGE``)
-    candidates = [annotation, *getattr(annotation, "__args__", ())]
-    return any(
-        isinstance(candidate, type)
-        and issubclass(candidate, BaseModel)
-        and resolves(candidate, rest)
-        for candidate in candidates
-    )
-
-
-@pytest.mark.parametrize("service", SERVICES)
-def test_env_names_are_settings_of_the_service(rendered: Rendered, service: str) -> None:
-    model = settings_class(service)
-    if model is None:
-        pytest.skip(f"{service}.settings is not importable yet: env names checked by prefix only")
-    prefix = f"{service.upper()}_"
-    for env in ENVIRONMENTS:
-        for name in env_of(rendered[service, env]):
-            if not name.startswith(prefix):
-                assert name in {"APPLICATIONINSIGHTS_CONNECTION_STRING"} or re.match(
-                    r"^OTEL_", name
-                ), name
-                continue
-            parts = name[len(prefix) :].lower().split("__")
-            assert resolves(model, parts), f"{name} is not a {model.__name__} setting"
-
-
-PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
-
 PRIVATE_RANGES = (
     "10.0.0.0/8",
     "172.16.0.0/12",
@@ -641,47 +345,3 @@ def test_production_azure_egress_is_the_private_endpoints_and_the_public_interne
                 assert any(private.subnet_of(e) for e in excepted), (  # type: ignore[arg-type]
                     f"{service}: {network} reaches {private} on the Azure ports"
                 )
-
-
-@pytest.mark.parametrize(("service", "env"), COMBOS, ids=COMBO_IDS)
-def test_the_rendered_settings_pass_the_production_rules(
-    rendered: Rendered, service: str, env: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every chart deploys with ENVIRONMENT=production: its plain settings must be ones a
-    production service starts with (tokens on and checkable, no development issuer; the
-    workflow's outbound scopes), or the pods would crash at start-up. What the pod gets from
-    elsewhere is set as it would get it: the secrets the chart maps from Key Vault (a stand-in
-    value: the test checks they are mapped, not what they are) and, with workload identity, the
-    federated token file the webhook injects."""
-    model = settings_class(service)
-    if model is None:
-        pytest.skip(f"{service}.settings is not importable here")
-    from dronecommon.settings import load_settings
-
-    prefix = f"{service.upper()}_"
-    for name in [key for key in os.environ if key.startswith(prefix)]:
-        monkeypatch.delenv(name)
-    plain = {
-        name: value
-        for name, value in env_of(rendered[service, env]).items()
-        if name.startswith(prefix) and isinstance(value, str)
-    }
-    assert plain[f"{prefix}ENVIRONMENT"] == "production"
-    # The charts' application ids are one placeholder GUID; Flux's cluster-settings give each
-    # API its own (infra/README.md), which is what a service and the public API need.
-    own = f"{prefix}AUTH__AUDIENCE"
-    if plain.get(own) == PLACEHOLDER_ID:
-        plain[own] = f"{service}-application-id"
-    docs = rendered[service, env]
-    # The secrets the chart lists for Key Vault (values.yaml alone renders with Key Vault off;
-    # every environment turns it on).
-    listed = yaml.safe_load((CHARTS / service / "values.yaml").read_text(encoding="utf-8"))
-    for secret in listed["keyVault"]["secrets"]:
-        if secret["env"].startswith(prefix):
-            plain.setdefault(secret["env"], f"stand-in for the {secret['objectName']} secret")
-    labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
-    if labels.get("azure.workload.identity/use") == "true":
-        monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/token")
-    for name, value in plain.items():
-        monkeypatch.setenv(name, value)
-    assert load_settings(model).environment == "production"
