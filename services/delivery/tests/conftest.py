@@ -4,7 +4,8 @@ Helpers are fixtures: ``make_app``, ``new_delivery`` (a valid PUT body), ``probl
 :func:`~dronetesting.problems.assert_problem`), ``fleet`` (fixes on the real telemetry stream),
 ``fast`` (a quick consumer), ``clock`` and ``flying`` (the app on that clock, its consumer quick).
 The telemetry tests' flight (``START``, ``PICKUP``, ``DROPOFF``, ``HOME``, ``PLAN``, ``t``,
-``miles``, ``create``, ``get``) is imported from here: ``from .conftest import ...``.
+``miles``, ``create``, ``get``) and the contract tests' helpers (``CONFIRMATION``, ``put``) are
+imported from here: ``from .conftest import ...``.
 """
 
 from __future__ import annotations
@@ -248,3 +249,22 @@ async def create(client: httpx.AsyncClient, name: str, **changes: Any) -> None:
     """PUT the delivery ``name`` on the flight's pickup, drop-off and plan."""
     body = delivery_body(name, pickup=PICKUP, dropoff=DROPOFF, **PLAN) | changes
     assert (await client.put(f"{BASE}/{name}", json=body)).status_code == 201
+
+
+# The contract tests' helpers: the fixtures' types, a valid confirmation and a PUT of a body.
+
+Problem = Callable[..., JSON]
+NewDelivery = Callable[..., JSON]
+
+CONFIRMATION: JSON = {
+    "dateTime": "2025-05-08T20:30:00Z",
+    "geoCoordinates": {"latitude": 47.70, "longitude": -122.20, "altitude": 3},
+    "confirmationType": "Picture",
+    "confirmationBlob": "aGVsbG8=",
+}
+
+
+async def put(
+    client: httpx.AsyncClient, body: JSON, delivery_id: str | None = None
+) -> httpx.Response:
+    return await client.put(f"{BASE}/{delivery_id or body['id']}", json=body)

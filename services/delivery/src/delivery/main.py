@@ -9,8 +9,8 @@ from dronecommon.domain import utcnow
 
 from . import api
 from .runtime import running
-from .service import Clock
 from .settings import DeliverySettings
+from .views import Clock
 
 
 def create_app(

@@ -22,9 +22,10 @@ from dronecommon.streams import default_consumer_name
 from .consumer import ConsumerWorker, TelemetryConsumer
 from .livestore import LiveStore
 from .repository import DeliveryRepository
-from .service import Clock, DeliveryService
+from .service import DeliveryService
 from .settings import DeliverySettings
 from .sse import Tracker
+from .views import Clock
 from .watch import Hub
 
 

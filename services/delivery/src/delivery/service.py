@@ -1,4 +1,7 @@
-"""The delivery rules: creation and replays, reschedules, cancel and confirm, tracking, summaries.
+"""The record rules of a delivery: creation and replays, reschedules, cancel and confirm,
+notify-me requests, reads of the record, the owner's list and summaries. The status, the views
+the tracking streams read and the history are :mod:`delivery.views`, the base of
+:class:`DeliveryService`.
 
 Every change is read → decide → conditional write: the write succeeds only if the delivery is
 still at the revision that was read (a Lua compare-and-set), otherwise the decision is made again
@@ -16,7 +19,7 @@ import datetime as dt
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
@@ -36,19 +39,16 @@ from .errors import (
     OwnerRequired,
     SummaryNotFound,
 )
-from .live import LiveRules
 from .records import DeliveryRecord, Plan, StoredEvent
-from .repository import DeliveryRepository, Snapshot, StageEntry, StageRecord, WriteOutcome
+from .repository import Snapshot, WriteOutcome
 from .schemas import (
     Confirmation,
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
-    TrackingEvent,
 )
-from .settings import SECONDS_PER_DAY, DeliverySettings
-
-Clock = Callable[[], dt.datetime]
+from .settings import SECONDS_PER_DAY
+from .views import DeliveryViews, stage_entry, visible
 
 # Conditional writes retried this many times before the request is answered 503 (only reached
 # under a storm of writes to one delivery).
@@ -79,35 +79,6 @@ def canonical(body: DeliveryIn, delivery_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class View:
-    """A delivery's status now, with what the tracking streams need besides: the id of its
-    newest stage entry (``sid``), its tracking version (``lver``) and the next moment its status
-    changes by the clock alone (``next_change``). ``rendered`` caches the JSON per view."""
-
-    status: DeliveryStatus
-    sid: str
-    lver: int
-    next_change: dt.datetime | None
-    rendered: dict[bool, str] = field(default_factory=dict)
-
-    def json(self, *, public: bool) -> str:
-        """The status JSON: the owner's, or the public one (no drone id)."""
-        text = self.rendered.get(public)
-        if text is None:
-            status = self.status.public() if public else self.status
-            text = self.rendered[public] = status.model_dump_json(by_alias=True)
-        return text
-
-    @property
-    def closed(self) -> bool:
-        return self.status.stage in TERMINAL_STAGES
-
-
-def stage_entry(status: DeliveryStatus, *, if_changed: bool = False) -> StageEntry:
-    return StageEntry(status.stage.value, status.model_dump_json(by_alias=True), if_changed)
-
-
-@dataclass(frozen=True, slots=True)
 class _Write:
     """What a decision writes: the new state, its history event, the TTL if terminal, and the
     delivery event for the outbox (see :mod:`delivery.events`)."""
@@ -118,29 +89,9 @@ class _Write:
     outbox: DeliveryEvent | None = None
 
 
-class DeliveryService:
-    def __init__(
-        self, repository: DeliveryRepository, settings: DeliverySettings, clock: Clock
-    ) -> None:
-        self.repository = repository
-        self.settings = settings
-        self.clock = clock
-        self.estimates = tracking.Estimates(
-            speed_mph=settings.estimate_speed_mph,
-            dispatch=dt.timedelta(minutes=settings.estimate_dispatch_minutes),
-        )
-        live = settings.live
-        self.rules = LiveRules(
-            stale_after=live.stale_after,
-            handling_seconds=live.handling_seconds,
-            speed_window=live.speed_window,
-            min_speed_mph=live.min_speed_mph,
-            eta_change_threshold=live.eta_change_threshold,
-            fallback_speed_mph=settings.estimate_speed_mph,
-        )
-
-    def _status(self, snapshot: Snapshot, now: dt.datetime) -> DeliveryStatus:
-        return tracking.status(snapshot.record, now, self.estimates, snapshot.live, self.rules)
+class DeliveryService(DeliveryViews):
+    """The delivery rules: the record rules here, the status and the views from
+    :class:`~delivery.views.DeliveryViews`."""
 
     # --- creation --------------------------------------------------------------------------
 
@@ -217,40 +168,6 @@ class DeliveryService:
         snapshot = await self._snapshot(delivery_id, viewer)
         return snapshot.record, self._status(snapshot, self.clock())
 
-    async def _snapshot(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> Snapshot:
-        snapshot = await self.repository.get(delivery_id)
-        if snapshot is None or not _visible(snapshot.record, viewer):
-            raise DeliveryNotFound(delivery_id)
-        return snapshot
-
-    async def status(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> DeliveryStatus:
-        return (await self.get(delivery_id, viewer))[1]
-
-    async def view(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> View:
-        """The status with what the tracking streams need; not found unless ``viewer`` may see
-        the delivery."""
-        snapshot = await self._snapshot(delivery_id, viewer)
-        now = self.clock()
-        record, live = snapshot.record, snapshot.live
-        return View(
-            self._status(snapshot, now),
-            snapshot.sid,
-            snapshot.lver,
-            tracking.next_change(record, now, self.estimates, live, self.rules),
-        )
-
-    async def stages_after(self, delivery_id: str, sid: str) -> list[StageRecord]:
-        """The delivery's stage entries after the entry ``sid``, oldest first."""
-        return await self.repository.stages_after(delivery_id, sid)
-
-    async def history(self, delivery_id: str, viewer: Caller = ANONYMOUS) -> list[TrackingEvent]:
-        if not viewer.sees_everything:
-            await self._snapshot(delivery_id, viewer)
-        events = await self.repository.events(delivery_id)
-        if not events:
-            raise DeliveryNotFound(delivery_id)
-        return tracking.history(events, self.clock())
-
     async def summary(
         self, owner_id: str, year: int, month: int, viewer: Caller = ANONYMOUS
     ) -> int:
@@ -321,7 +238,11 @@ class DeliveryService:
                 write.event,
                 ttl_seconds=write.ttl_seconds,
                 outbox=write.outbox,
-                stages=self._stage_entries(snapshot, write, now),
+                stages=(
+                    self._stage_entries(snapshot, write.record, now)
+                    if write.event is not None
+                    else []
+                ),
                 announce=write.event is not None,
             )
             if outcome is WriteOutcome.WRITTEN:
@@ -330,21 +251,6 @@ class DeliveryService:
                 raise DeliveryNotFound(delivery_id)
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
         raise DeliveryContended(delivery_id)
-
-    def _stage_entries(
-        self, snapshot: Snapshot, write: _Write, now: dt.datetime
-    ) -> list[StageEntry]:
-        """A write with a history event changes the stage: its stage entry (the status after
-        it), preceded, for a delivery without telemetry, by the stage the clock had reached
-        unless that one is already the newest entry (HeadedToDropoff at ``pickupETA``)."""
-        if write.event is None:
-            return []
-        entries = []
-        if tracking.tracked(snapshot.record, snapshot.live) is None:
-            entries.append(stage_entry(self._status(snapshot, now), if_changed=True))
-        after = Snapshot(write.record, snapshot.rev, snapshot.live)
-        entries.append(stage_entry(self._status(after, now)))
-        return entries
 
     async def reschedule(self, delivery_id: str, patch: DeliveryPatch) -> None:
         """A new plan from now: new places, deadline or drone timing; stage Rescheduled."""
@@ -460,7 +366,7 @@ class DeliveryService:
 
         def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
             current = snapshot.record
-            if not _visible(current, viewer):
+            if not visible(current, viewer):
                 raise DeliveryNotFound(delivery_id)
             if request in current.notify_me_requests:
                 return None
@@ -478,7 +384,3 @@ class DeliveryService:
             return _Write(record)
 
         await self._change(delivery_id, decide)
-
-
-def _visible(record: DeliveryRecord, viewer: Caller) -> bool:
-    return viewer.may_access(record.owner.user_id, record.owner.account_id)

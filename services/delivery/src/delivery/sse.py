@@ -34,8 +34,9 @@ from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES
 
 from .repository import StageRecord
-from .service import DeliveryService, View
+from .service import DeliveryService
 from .settings import SseSettings
+from .views import View
 from .watch import Hub, Watcher
 
 _EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})(?:\.\d{1,20})?$")

@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 from .background import untraced
 from .errors import DeliveryNotFound, TooManyWatchers
 from .repository import StageRecord
-from .service import DeliveryService, View
+from .service import DeliveryService
+from .views import View
 
 logger = logging.getLogger("delivery.watch")
 
