@@ -10,20 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
+from dronetesting.stack import SERVICE_PORTS
+
 from .bicep import BICEP_DIR, ROOT, BicepFile, Call, Expr, For, Interp, interpolate, load
 
 CHARTS = ROOT / "charts"
 GITOPS = ROOT / "infra" / "gitops"
-SERVICES = (
-    "ingestion",
-    "delivery",
-    "package",
-    "dronescheduler",
-    "workflow",
-    "simulator",
-    "notifier",
-    "webapp",
-)
+SERVICES = tuple(SERVICE_PORTS)  # every service, the web app included
 ENVIRONMENTS = ("dev", "prod")
 MODULES = BICEP_DIR / "modules"
 
