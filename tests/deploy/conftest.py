@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from dronetesting.stack import SERVICE_PORTS
+
 from .policy import of_kind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,16 +30,7 @@ GITOPS = ROOT / "infra" / "gitops"
 NAMESPACE = "dronedelivery"
 KUBE_VERSION = "1.37.0"
 
-SERVICES = (
-    "ingestion",
-    "delivery",
-    "package",
-    "dronescheduler",
-    "workflow",
-    "simulator",
-    "notifier",
-    "webapp",
-)
+SERVICES = tuple(SERVICE_PORTS)  # every service, the web app included
 # Environment -> values file layered on the chart's values.yaml ("default": values.yaml alone).
 ENVIRONMENTS = {"default": "values.yaml", "dev": "values-dev.yaml", "prod": "values-prod.yaml"}
 HELM_TIMEOUT = 60
