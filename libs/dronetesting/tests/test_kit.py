@@ -3,7 +3,10 @@ contract cases."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -68,6 +71,26 @@ async def test_wait_ready_returns_the_answer_or_fails_naming_the_last_one() -> N
             await wait_ready(client, status=503, within=0.2)
     with pytest.raises(AssertionError, match="ConnectError"):
         await wait_ready("http://127.0.0.1:1", within=0.2)
+
+
+async def test_app_client_fails_naming_a_shutdown_that_hangs() -> None:
+    """The lifespan's shutdown is bounded: a hang fails as an assertion, with where it hung."""
+    hang = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await hang.wait()  # never set: a shutdown that waits forever
+
+    app = FastAPI(lifespan=lifespan)
+    with pytest.raises(AssertionError, match=r"did not shut down within 0\.2s") as failure:
+        async with app_client(app, shutdown_within=0.2) as client:
+            assert (await client.get("/missing")).status_code == 404
+    assert isinstance(failure.value.__cause__, TimeoutError)
+    # An app that shuts down is unaffected, and an error in the test still shuts it down.
+    with pytest.raises(RuntimeError, match="in the test"):
+        async with app_client(example_app(), shutdown_within=0.2):
+            raise RuntimeError("in the test")
 
 
 def test_sample_request_copies_do_not_share_the_sample() -> None:

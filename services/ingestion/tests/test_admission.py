@@ -73,26 +73,31 @@ async def eventually(
 
 @contextlib.asynccontextmanager
 async def slow_consumer(redis: Redis, per_second: float) -> AsyncIterator[dict[str, float]]:
-    """Deletes the oldest entries at ``per_second`` (``rate`` may be changed while it runs)."""
+    """Deletes the oldest entries at ``per_second`` (``rate`` may be changed while it runs).
+
+    Stopped by a flag it checks between rounds, and given a few seconds to notice: a stop that
+    does not come fails here, not at the test's timeout.
+    """
     control = {"rate": per_second}
+    stopping = asyncio.Event()
 
     async def drain() -> None:
-        while True:
+        while not stopping.is_set():
             count = round(control["rate"] * 0.1)
             if count:
                 entries = await redis.xrange(STREAM, count=count)
                 ids = [entry_id for entry_id, _ in entries or [] if entry_id is not None]
                 if ids:
                     await redis.xdel(STREAM, *ids)
-            await asyncio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.1)
 
     task = asyncio.create_task(drain())
     try:
         yield control
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stopping.set()
+        await asyncio.wait_for(task, 5.0)
 
 
 async def test_a_backlog_beyond_the_limit_is_503_with_retry_after_and_nothing_queued(

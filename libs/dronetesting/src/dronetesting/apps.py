@@ -22,10 +22,20 @@ from dronetesting.servers import free_port
 
 @contextlib.asynccontextmanager
 async def app_client(
-    app: FastAPI, *, base_url: str = "http://testserver", headers: dict[str, str] | None = None
+    app: FastAPI,
+    *,
+    base_url: str = "http://testserver",
+    headers: dict[str, str] | None = None,
+    shutdown_within: float = 20.0,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client calling ``app`` in process, with its lifespan run around the test."""
-    async with app.router.lifespan_context(app) as lifespan_state:
+    """An httpx client calling ``app`` in process, with its lifespan run around the test.
+
+    The app must shut down within ``shutdown_within`` seconds once the test is done: a shutdown
+    that hangs fails naming where it waited, instead of running into the test's timeout.
+    """
+    lifespan = app.router.lifespan_context(app)
+    lifespan_state = await lifespan.__aenter__()
+    try:
         state: dict[str, Any] = dict(lifespan_state or {})
 
         async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
@@ -37,6 +47,18 @@ async def app_client(
             transport=transport, base_url=base_url, headers=headers
         ) as client:
             yield client
+    except BaseException:
+        if not await lifespan.__aexit__(*sys.exc_info()):
+            raise
+    else:
+        try:
+            async with asyncio.timeout(shutdown_within):
+                await lifespan.__aexit__(None, None, None)
+        except TimeoutError as exc:
+            raise AssertionError(
+                f"the app did not shut down within {shutdown_within:g}s (see the traceback "
+                "above for where it waited)"
+            ) from exc
 
 
 @contextlib.asynccontextmanager
