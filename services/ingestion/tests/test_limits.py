@@ -18,6 +18,8 @@ from dronecommon.events import DeliveryEvent, EventType, append, events_stream
 from dronetesting.apps import app_client
 from dronetesting.problems import assert_problem
 from dronetesting.samples import SAMPLE_REQUEST
+from ingestion.accounts import AccountStore, Owner
+from ingestion.ended import EndedDeliveries
 from ingestion.main import create_app
 from ingestion.settings import LimitSettings
 
@@ -202,3 +204,32 @@ async def test_a_trip_longer_than_the_maximum_is_400(redis_url: str) -> None:
         near = request("acme", pickupLocation="47.61,-122.34", dropOffLocation="47.62,-122.35")
         assert (await client.post(URL, json=near)).status_code == 202
     assert len(await queued(redis_url)) == 1
+
+
+async def test_a_batch_of_events_ends_each_ended_delivery_of_its_own_account_once(
+    redis_url: str,
+) -> None:
+    """Endings of two accounts, one repeated, one never accepted here, among other events."""
+    redis = Redis.from_url(redis_url)
+    try:
+        accounts = AccountStore(redis, limits=LimitSettings(burst=100), ownership_ttl=60)
+        acme, globex = Owner("u1", "batch-acme"), Owner("u2", "batch-globex")
+        for delivery_id, owner in [("b-1", acme), ("b-2", acme), ("b-3", globex)]:
+            assert (await accounts.admit(owner, delivery_id)).state == "ok"
+            await accounts.record_owner(delivery_id, owner)
+        now = dt.datetime.now(dt.UTC)
+        batch = [
+            DeliveryEvent(EventType.COMPLETED, "b-1", now),
+            DeliveryEvent(EventType.ASSIGNED, "b-2", now),
+            DeliveryEvent(EventType.CANCELLED, "b-3", now),
+            DeliveryEvent(EventType.COMPLETED, "b-unknown", now),
+            DeliveryEvent(EventType.COMPLETED, "b-1", now),
+        ]
+        await EndedDeliveries(accounts).handle(batch)
+        assert await accounts.in_progress("batch-acme") == 1  # b-2 is still under way
+        assert await accounts.in_progress("batch-globex") == 0
+        await EndedDeliveries(accounts).handle(batch)  # handled again: nothing changes
+        assert await accounts.in_progress("batch-acme") == 1
+        await EndedDeliveries(accounts).handle([])
+    finally:
+        await redis.aclose()

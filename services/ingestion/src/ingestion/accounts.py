@@ -19,6 +19,7 @@ Redis and every replica sees the same limits.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -29,6 +30,7 @@ from redis.asyncio import Redis
 from .settings import LimitSettings
 
 OWNER_PREFIX = "ingestion:owner:"
+OWNER_FIELDS = ("userId", "accountId")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,15 @@ class AccountStore:
         """``delivery_id`` no longer counts as in progress (True if it did)."""
         return bool(await self._redis.zrem(active_key(account_id), delivery_id))
 
+    async def all_ended(self, owners: Mapping[str, Owner]) -> int:
+        """Each delivery of ``owners`` no longer counts (one round trip); how many did."""
+        if not owners:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for delivery_id, owner in owners.items():
+                pipe.zrem(active_key(owner.account_id), delivery_id)
+            return sum(int(removed) for removed in await pipe.execute())
+
     async def in_progress(self, account_id: str) -> int:
         """How many of the account's deliveries count as in progress now (for operators)."""
         key = active_key(account_id)
@@ -115,8 +126,24 @@ class AccountStore:
             await pipe.execute()
 
     async def owner_of(self, delivery_id: str) -> Owner | None:
-        found = await self._redis.hmget(OWNER_PREFIX + delivery_id, ["userId", "accountId"])
-        user, account = found
-        if user is None or account is None:
-            return None
-        return Owner(user_id=_text(user), account_id=_text(account))
+        return _owner(await self._redis.hmget(OWNER_PREFIX + delivery_id, OWNER_FIELDS))
+
+    async def owners_of(self, delivery_ids: Iterable[str]) -> dict[str, Owner]:
+        """The recorded owner of each delivery that has one (one round trip)."""
+        ids = list(dict.fromkeys(delivery_ids))
+        if not ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for delivery_id in ids:
+                pipe.hmget(OWNER_PREFIX + delivery_id, OWNER_FIELDS)
+            found = await pipe.execute()
+        owners = {key: _owner(fields) for key, fields in zip(ids, found, strict=True)}
+        return {key: owner for key, owner in owners.items() if owner is not None}
+
+
+def _owner(fields: Sequence[Any]) -> Owner | None:
+    """An owner from its hash's ``OWNER_FIELDS`` (None unless both are there)."""
+    user, account = fields
+    if user is None or account is None:
+        return None
+    return Owner(user_id=_text(user), account_id=_text(account))

@@ -29,11 +29,11 @@ class EndedDeliveries:
         self.accounts = accounts
 
     async def handle(self, events: Sequence[DeliveryEvent]) -> None:
-        for event in events:
-            if event.type not in ENDINGS:
-                continue
-            owner = await self.accounts.owner_of(event.delivery_id)
-            if owner is None:
-                continue  # not accepted here (or its owner record expired): nothing counted
-            if await self.accounts.ended(owner.account_id, event.delivery_id):
-                logger.debug("%s %s: no longer in progress", event.delivery_id, event.type.value)
+        """Two round trips per batch: the owners of its ended deliveries, then their removal."""
+        ended = [event.delivery_id for event in events if event.type in ENDINGS]
+        # A delivery without an owner record was not accepted here (or the record expired):
+        # nothing was counted for it.
+        owners = await self.accounts.owners_of(ended)
+        removed = await self.accounts.all_ended(owners)
+        if removed:
+            logger.debug("%d of %d ended deliveries no longer in progress", removed, len(ended))
