@@ -15,7 +15,8 @@ the production default (the charts' sampling ratio, OTLP to a local sink), and m
    every ``--step-seconds`` (30 s), until a step is not sustained — a request refused or lost,
    or the end-to-end p99 (202 → delivery with its drone) above ``--p99-limit`` (2 s) — or
    ``--max-rate``; the knee is the highest sustained rate (when the first rate is not sustained the
-   search steps down instead, to the first rate that is). One line per step: offered and
+   search steps down instead, to the first rate that is), then ``--refine`` (2) steps halve the
+   gap between the knee and the rate above it that failed. One line per step: offered and
    scheduled rate, p99, losses, CPU, drones in the air;
 2. **overload**: ``--overload`` (1.5 and 2) x the knee for ``--overload-seconds`` (30 s) each:
    goodput (scheduled/s) against the knee, with ingestion's admission control refusing what the
@@ -77,6 +78,7 @@ QUICK = {
     "step": 100.0,
     "step_seconds": 6.0,
     "max_rate": 300.0,
+    "refine": 0,
     "warmup": 4.0,
     "overload_seconds": 6.0,
     "tracing_seconds": 6.0,
@@ -98,6 +100,7 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--max-rate", type=float, default=float(env("BENCH_MAX_RATE", 1000)))
     add("--warmup", type=float, default=40, help="seconds at the first rate before the steps")
     add("--p99-limit", type=float, default=2.0, help="seconds: end-to-end p99 of a sustained step")
+    add("--refine", type=int, default=2, help="steps halving the gap above the knee")
     add("--overload", default="1.5,2", help="factors of the knee offered after the search")
     add("--overload-seconds", type=float, default=30)
     add("--tracing-rate", type=float, default=None, help="default: 1.5 x the knee")
@@ -172,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "overload" in skip
         else [float(f) for f in args.overload.split(",") if f],
         overload_seconds=args.overload_seconds,
+        refine=args.refine,
     )
     report: dict[str, Any] = {
         "benchmark": "dronedelivery end to end",

@@ -7,6 +7,9 @@
   is the highest sustained rate. When the very first step is not sustained the search goes down
   by ``step`` instead (a machine slower than the start rate still gets a knee), and the first
   sustained rate below it is the knee.
+- **Refining**: the knee lies between the highest sustained rate and the lowest one above it that
+  was not; ``refine`` more steps halve that gap each (the midpoint, rounded), so with 25/s steps
+  the knee is known within about 6/s rather than 25/s.
 - **Overload**: each factor x the knee (1.5 and 2 by default) for ``overload_seconds``, the queue
   drained before each. Goodput is what is scheduled per second; with admission control the
   refused requests (503 ``overloaded``) are answered at once and nothing accepted is lost.
@@ -15,7 +18,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ class Plan:
     p99_limit_ms: float
     overload_factors: Sequence[float]
     overload_seconds: float
+    refine: int = 2
 
 
 def wait_drained(bench: BenchStack, timeout: float) -> float:
@@ -52,6 +56,43 @@ def wait_drained(bench: BenchStack, timeout: float) -> float:
     finally:
         client.close()
     return time.monotonic() - began
+
+
+def knee_rates(plan: Plan) -> Generator[float, bool, float | None]:
+    """The rates to try, in order: each is sent back whether it was sustained; returns the knee.
+
+    Up from ``start`` by ``step`` until a rate is not sustained (down instead while the first
+    is not), then ``refine`` midpoints between the knee and the lowest failed rate above it."""
+    knee: float | None = None
+    failed: list[float] = []
+    descending = False
+    tried = 0
+    rate = plan.start
+    while rate <= plan.max_rate + 1e-9:
+        tried += 1
+        if not (yield rate):
+            failed.append(rate)
+            if knee is None and rate - plan.step > 0 and (descending or tried == 1):
+                descending = True
+                rate -= plan.step
+                continue
+            break
+        knee = rate
+        if descending:
+            break
+        rate += plan.step
+    if knee is None:
+        return None
+    low, high = knee, min((rate for rate in failed if rate > knee), default=knee)
+    for _ in range(plan.refine):
+        middle = float(round((low + high) / 2))
+        if not low < middle < high:
+            break
+        if (yield middle):
+            low = knee = middle
+        else:
+            high = middle
+    return knee
 
 
 def search(
@@ -87,24 +128,22 @@ def search(
 
     warmup = run("warm-up", plan.start, plan.warmup) if plan.warmup > 0 else None
     steps: list[dict[str, Any]] = []
-    knee: float | None = None
-    descending = False
-    rate = plan.start
-    while rate <= plan.max_rate + 1e-9:
+
+    def step(rate: float) -> bool:
         wait_drained(bench, 60)
         result = run(f"step {len(steps) + 1}", rate, plan.seconds)
         result["sustained"] = sustained(result, plan.p99_limit_ms)
         steps.append(result)
-        if not result["sustained"]:
-            if knee is None and rate - plan.step > 0 and (descending or len(steps) == 1):
-                descending = True
-                rate -= plan.step
-                continue
-            break
-        knee = rate
-        if descending:
-            break
-        rate += plan.step
+        return bool(result["sustained"])
+
+    rates = knee_rates(plan)
+    knee: float | None = None
+    try:
+        rate = next(rates)
+        while True:
+            rate = rates.send(step(rate))
+    except StopIteration as done:
+        knee = done.value
     say(f"knee: {knee:g}/s sustained" if knee is not None else "knee: no step was sustained")
     profiled = None
     if profile is not None:

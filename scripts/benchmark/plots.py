@@ -92,7 +92,9 @@ def _throughput(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     knee = report["knee"]
-    steps, overload = knee["steps"], knee["overload"]
+    # In order of rate: the refining steps come after the step that failed.
+    steps = sorted(knee["steps"], key=lambda w: w["offered_rate"])
+    overload = knee["overload"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     offered = [w["offered_rate"] for w in [*steps, *overload]]
     top = max([*offered, 1.0]) * 1.1

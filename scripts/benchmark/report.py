@@ -76,6 +76,13 @@ WINDOW_HEADER = [
 ]
 
 
+def _refining(plan: dict[str, Any]) -> str:
+    refine = plan.get("refine", 0)
+    if not refine:
+        return ""
+    return f", then {refine} more halving the gap between the knee and the rate above it"
+
+
 def _knee(report: dict[str, Any]) -> list[str]:
     knee = report["knee"]
     plan = knee["plan"]
@@ -87,7 +94,8 @@ def _knee(report: dict[str, Any]) -> list[str]:
             f"Offered rate stepped from {plan['start']:g}/s by {plan['step']:g}/s, "
             f"{plan['seconds']:g} s a step (after {plan['warmup']:g} s of warm-up at the first "
             f"rate), until a step was not sustained (down by the step instead while the first "
-            f"rate is not), sustained meaning every request accepted and scheduled, "
+            f"rate is not){_refining(plan)}, sustained meaning every request accepted and "
+            "scheduled, "
             f"end-to-end p99 ≤ {plan['p99_limit_ms'] / 1e3:g} s. Tracing at the production "
             f"default (ratio {report['settings']['sampling_ratio']:g}, OTLP to a local sink)."
         ),

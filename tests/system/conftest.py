@@ -13,13 +13,16 @@ Process output goes to ``<tmp>/stack.log``; a failing test prints its tail.
 from __future__ import annotations
 
 import gzip
+import importlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
 import httpx
@@ -28,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from redis.asyncio import Redis
 
 from dronecommon.auth.devissuer import SERVICE_AUDIENCES, DevIssuer
-from dronetesting.servers import free_port
+from dronetesting.servers import free_port, project_root
 from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 
 QUEUE_STREAM = "queue:{deliveryrequests}"
@@ -168,6 +171,14 @@ class System:
 
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def bench_module(name: str) -> ModuleType:
+    """A module of the benchmark (``scripts/benchmark``), which is no package of the workspace."""
+    scripts = str(project_root() / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module(f"benchmark.{name}")
 
 
 @pytest.fixture(scope="session")

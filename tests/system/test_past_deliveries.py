@@ -4,27 +4,16 @@ seeded into the running stack, each is what a completed delivery leaves behind."
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
-from types import ModuleType
 from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 
 from dronecommon.domain import ACCOUNT_HEADER
-from dronetesting.servers import project_root
 
-from .conftest import System
+from .conftest import System, bench_module
 
 COUNT = 200
-
-
-def bench_module(name: str) -> ModuleType:
-    scripts = str(project_root() / "scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    return importlib.import_module(f"benchmark.{name}")
 
 
 async def test_past_deliveries_read_back_completed_and_released(
