@@ -84,6 +84,7 @@ QUICK = {
     "tracing_seconds": 6.0,
     "tracing_warmup": 2.0,
     "status_seconds": 3.0,
+    "land_timeout": 30.0,
     "http_seconds": 2.0,
     "growth_seconds": 6.0,
     "growth_warmup": 2.0,
@@ -112,6 +113,7 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--fleet", type=int, default=FLEET_SIZE, help="drones")
     add("--status-seconds", type=float, default=10)
     add("--status-concurrency", type=int, default=32)
+    add("--land-timeout", type=float, default=300, help="seconds the status reads wait for it")
     add("--http-seconds", type=float, default=5)
     add("--drain-timeout", type=float, default=180)
     add("--workflow-replicas", type=int, default=int(env("BENCH_WORKFLOW_REPLICAS", 1)))
@@ -226,6 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 knee["verify"] = verify(bench, ids, args.drain_timeout)
                 say(json.dumps(knee["verify"]))
                 if "status" not in skip:
+                    # Measured against a baseline on the same machine: not while the fleet
+                    # still flies (the simulator and the telemetry consumer busy) and the
+                    # baseline does not.
+                    say("status reads: waiting for the fleet to land")
+                    landed = sampler.wait_landed(args.land_timeout)
                     say(
                         f"status GET closed loop, {args.status_concurrency} concurrent, "
                         "vs bare uvicorn"
@@ -234,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         bench, ids, args.status_concurrency, args.status_seconds, profile_dir
                     )
                     status = report["status"]
+                    status["waited_for_landing_s"] = round(landed, 1)
                     say(f"status: ratio {status['ratio']} (rounds {status['ratios']})")
         if profile_dir and profile_dir.exists():
             report["profiles"] = {

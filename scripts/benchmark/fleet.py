@@ -144,6 +144,16 @@ class Sampler:
                 self.samples.append(sample)
             self._stop.wait(self._interval)
 
+    def wait_landed(self, timeout: float) -> float:
+        """Wait until no drone is in the air (at most ``timeout`` s); the seconds waited."""
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            sample = self._read()
+            if sample and not sample["drones_in_air"]:
+                break
+            time.sleep(0.5)
+        return time.monotonic() - began
+
     def between(self, start: float, end: float) -> list[dict[str, float]]:
         return [s for s in self.samples if start <= s["at"] <= end]
 

@@ -300,7 +300,13 @@ def _baselines(report: dict[str, Any]) -> list[str]:
             f"{status['delivery']['p99_ms']:g} ms) vs a bare uvicorn endpoint "
             f"{status['bare']['requests_per_second']:g} req/s = {status['ratio']:g}x "
             f"(rounds {status['ratios']}; target ≥ {TARGETS['status_ratio']:g}x: "
-            f"{verdict(status['ratio'] >= TARGETS['status_ratio'])})."
+            f"{verdict(status['ratio'] >= TARGETS['status_ratio'])})"
+            + (
+                f", measured once the fleet had landed (waited {status['waited_for_landing_s']:g} "
+                "s)."
+                if "waited_for_landing_s" in status
+                else "."
+            )
         )
     http = report.get("http_client")
     if http:
