@@ -16,19 +16,6 @@ from fastapi import Depends, FastAPI
 from dronecommon.auth import CurrentCaller
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def make_app(dependency: Callable[..., Any]) -> FastAPI:
     """The smallest app with the auth dependency on every route, echoing the caller."""
     app = FastAPI(dependencies=[Depends(dependency)])

@@ -33,9 +33,10 @@ from dronecommon.auth import (
     workload_identity_configured,
 )
 from dronecommon.settings import AuthSettings
+from dronetesting.clocks import FakeClock
 from dronetesting.tokens import LocalIssuer
 
-from .conftest import FakeAsyncCredential, FakeClock, bearer, call, make_app
+from .conftest import FakeAsyncCredential, bearer, call, make_app
 
 
 def _workload_env(tmp_path: Path) -> dict[str, str]:

@@ -18,10 +18,11 @@ from aiohttp import web
 
 from dronecommon.auth import DevIssuer, auth_dependency
 from dronecommon.settings import AuthSettings
+from dronetesting.clocks import FakeClock
 from dronetesting.servers import free_port
 from dronetesting.tokens import LocalIssuer
 
-from .conftest import FakeClock, bearer, call, make_app
+from .conftest import bearer, call, make_app
 
 
 class JwksServer:

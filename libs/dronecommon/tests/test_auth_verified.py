@@ -15,15 +15,8 @@ from dronecommon.auth import DevIssuer
 from dronecommon.auth.errors import AuthenticationError
 from dronecommon.auth.inbound import Authenticator
 from dronecommon.auth.verified import VerifiedTokens
+from dronetesting.clocks import FakeClock
 from dronetesting.tokens import LocalIssuer
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_a_token_is_verified_once_then_answered_from_memory(

@@ -22,6 +22,7 @@ from dronecommon.httpclient.breaker import Admission
 from dronecommon.httpclient.retry import is_idempotent
 from dronecommon.httpclient.urls import UrlJoiner
 from dronecommon.settings import HttpClientSettings
+from dronetesting.clocks import FakeClock
 
 
 def test_retry_after_parsing() -> None:
@@ -57,20 +58,12 @@ def test_idempotency_rules() -> None:
     assert not is_idempotent("GET", headers(), override=False)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def state(breaker: CircuitBreaker) -> CircuitState:
     return breaker.state  # read through a call: each read may move OPEN to HALF_OPEN
 
 
 def test_breaker_state_machine() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker("t", failure_threshold=3, reset_timeout=10.0, clock=clock)
 
     for _ in range(2):
@@ -103,7 +96,7 @@ def test_breaker_state_machine() -> None:
 
 
 def test_late_failures_do_not_extend_an_open_breaker() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker("t", failure_threshold=1, reset_timeout=10.0, clock=clock)
     early = breaker.acquire()
     breaker.record_failure(breaker.acquire())

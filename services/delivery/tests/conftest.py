@@ -30,6 +30,7 @@ from dronecommon.fixes import Fix, Phase
 from dronecommon.fixes.redis_streams import RedisFixPublisher
 from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client
+from dronetesting.clocks import FakeUtcClock
 from dronetesting.problems import assert_problem
 
 JSON = dict[str, Any]
@@ -191,23 +192,13 @@ PLAN = {"pickupETA": format_utc(START + dt.timedelta(minutes=10)),
         "deliveryETA": format_utc(START + dt.timedelta(minutes=30))}  # fmt: skip
 
 
-class Clock:
-    """The app's clock, moved by the test: ``clock.at(seconds)`` after START."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def at(self, seconds: float) -> dt.datetime:
-        self.now = START + dt.timedelta(seconds=seconds)
-        return self.now
+#: The app's clock, moved by the test: ``clock.at(seconds)`` (or ``minutes=``) after START.
+Clock = FakeUtcClock
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 Flying = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

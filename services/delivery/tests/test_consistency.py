@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from delivery.repository import DeliveryRepository
 from dronetesting.apps import app_client
+from dronetesting.clocks import FakeUtcClock
 
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
@@ -132,18 +133,10 @@ async def test_concurrent_different_puts_create_one_and_conflict_the_rest(
     assert stored["deadline"] == winner["deadline"]
 
 
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 async def test_summary_counts_real_creations_per_utc_month(
     make_app: Callable[..., Any], new_delivery: Callable[..., JSON], redis: Redis
 ) -> None:
-    clock = Clock(dt.datetime(2024, 12, 31, 23, 59, 59, tzinfo=dt.UTC))
+    clock = FakeUtcClock(dt.datetime(2024, 12, 31, 23, 59, 59, tzinfo=dt.UTC))
     async with app_client(make_app(clock=clock)) as client:
 
         async def create(delivery_id: str, owner: str = "acme") -> int:

@@ -13,31 +13,16 @@ from delivery.tracking import interpolate
 from dronecommon.domain import Location, distance_miles, format_utc
 from dronetesting.apps import app_client
 
+from .conftest import START, Clock
+
 JSON = dict[str, Any]
 BASE = "/api/deliveries"
-START = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
 PICKUP = {"latitude": 47.60, "longitude": -122.33, "altitude": 0.0}
 DROPOFF = {"latitude": 47.70, "longitude": -122.20, "altitude": 100.0}
 
 
-class Clock:
-    def __init__(self, now: dt.datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def at(self, minutes: float) -> None:
-        self.now = START + dt.timedelta(minutes=minutes)
-
-
 def iso(minutes: float) -> str:
     return format_utc(START + dt.timedelta(minutes=minutes))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -74,7 +59,7 @@ async def test_without_drone_timing_etas_are_estimated_from_the_distance(
         "drone": None,
     }
     assert await status_of(timed_client, "t-1") == expected
-    clock.at(500)  # estimates do not drift with the clock, the stage waits for a drone
+    clock.at(minutes=500)  # estimates do not drift with the clock, the stage waits for a drone
     assert await status_of(timed_client, "t-1") == expected
 
     # A reschedule restarts the estimate from its own time.
@@ -105,7 +90,7 @@ async def test_stage_and_location_move_with_the_drone_timing(
 
     seen = []
     for minute in (0, 9.99, 10, 15, 20, 25, 30, 90):
-        clock.at(minute)
+        clock.at(minutes=minute)
         status = await status_of(timed_client, "t-3")
         assert (status["pickupETA"], status["deliveryETA"]) == (iso(10), iso(30))
         seen.append((status["stage"], status["lastKnownLocation"]))
@@ -124,7 +109,7 @@ async def test_stage_and_location_move_with_the_drone_timing(
     assert middle["longitude"] == pytest.approx(-122.265, abs=1e-3)
 
     # The delivery resource shows the same stage.
-    clock.at(15)
+    clock.at(minutes=15)
     assert (await timed_client.get(f"{BASE}/t-3")).json()["stage"] == "HeadedToDropoff"
     assert (await timed_client.get(f"{BASE}/public/t-3")).json()["stage"] == "HeadedToDropoff"
 
@@ -153,10 +138,10 @@ async def test_cancelled_in_flight_stays_where_it_was(
 ) -> None:
     timing = {"pickupETA": iso(10), "deliveryETA": iso(30)}
     await timed_client.put(f"{BASE}/t-4", json=body("t-4", new_delivery, **timing))
-    clock.at(20)
+    clock.at(minutes=20)
     in_flight = (await status_of(timed_client, "t-4"))["lastKnownLocation"]
     assert (await timed_client.delete(f"{BASE}/t-4")).status_code == 204
-    clock.at(60)
+    clock.at(minutes=60)
     status = await status_of(timed_client, "t-4")
     assert status == {
         "stage": "Cancelled",
@@ -186,21 +171,21 @@ async def test_history_is_oldest_first_with_the_passages_the_clock_implies(
         (iso(0), "Created"),
         (iso(0), "HeadedToPickup"),
     ]
-    clock.at(5)  # a reschedule before pickup, no drone timing yet
+    clock.at(minutes=5)  # a reschedule before pickup, no drone timing yet
     await timed_client.patch(f"{BASE}/t-5", json={"pickup": DROPOFF, "dropoff": PICKUP})
-    clock.at(12)  # the drone scheduler's new plan
+    clock.at(minutes=12)  # the drone scheduler's new plan
     await timed_client.patch(f"{BASE}/t-5", json={"pickupETA": iso(14), "deliveryETA": iso(40)})
-    clock.at(20)
+    clock.at(minutes=20)
     confirmation = {
         "dateTime": iso(20),
         "geoCoordinates": PICKUP,
         "confirmationType": "None",
     }
-    clock.at(41)
+    clock.at(minutes=41)
     assert (
         await timed_client.post(f"{BASE}/t-5/confirmations", json=confirmation)
     ).status_code == 204
-    clock.at(90)
+    clock.at(minutes=90)
     events = await history()
     assert [(e["at"], e["stage"]) for e in events] == [
         (iso(0), "Created"),
