@@ -298,6 +298,13 @@ async def test_one_server_span_per_request_and_none_for_health(
     assert response.status_code == 201
     servers = [s for s in span_exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert [s.name for s in servers] == ["POST /items"]
+    # The stable HTTP semantic conventions, as the HTTP client's spans have them.
+    attributes = servers[0].attributes or {}
+    assert attributes["http.request.method"] == "POST"
+    assert attributes["http.route"] == "/items"
+    assert attributes["http.response.status_code"] == 201
+    assert "http.method" not in attributes  # the old names are gone
+    assert "http.target" not in attributes
     assert servers[0].context is not None
     assert f"{servers[0].context.trace_id:032x}" == trace_id
     # The Redis call inside the handler is a child span of the request.

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
 from dronecommon.domain import ConfirmationType, Location
@@ -25,6 +26,7 @@ from dronecommon.events import (
     events_stream,
 )
 from dronecommon.streams import StreamEntry, StreamGroupReader
+from dronecommon.telemetry import instrument_libraries
 from dronetesting.servers import RedisServer
 
 AT = dt.datetime(2030, 1, 1, 10, 0, tzinfo=dt.UTC)
@@ -233,3 +235,29 @@ async def test_readiness_creates_the_group_and_fails_when_redis_is_gone(
             await reader.check_ready()
     finally:
         await client.aclose()
+
+
+async def test_reading_and_handling_events_start_no_traces(
+    redis: Redis, span_exporter: InMemorySpanExporter
+) -> None:
+    """Polls, acks and the handler's own Redis calls are untraced; the test's own are not."""
+    instrument_libraries()
+    await append(redis, assigned("d-traced"))
+    handler = Collector()
+
+    async def handle(events: Sequence[DeliveryEvent]) -> None:
+        await redis.set("handled", len(events))
+        await handler(events)
+
+    reader = EventReader(redis, "simulator", "sim-1", block=0.05)
+    task = asyncio.create_task(reader.run(handle))
+    try:
+        await wait_for(lambda: handler.seen == ["d-traced"])
+        await asyncio.sleep(0.2)  # a few empty polls more
+    finally:
+        reader.stop()
+        await asyncio.wait_for(task, timeout=5)
+    assert await redis.get("handled") is not None  # traced: the test's own call
+    names = [span.name for span in span_exporter.get_finished_spans()]
+    assert "GET" in names
+    assert not {"XREADGROUP", "XACK", "XGROUP", "SET"} & set(names), names

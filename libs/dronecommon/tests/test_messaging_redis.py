@@ -39,6 +39,7 @@ from dronecommon.messaging.redis_streams import (
     stream_key,
 )
 from dronecommon.settings import QueueSettings
+from dronecommon.telemetry import instrument_libraries
 from dronetesting.servers import RedisServer, free_port
 
 QUEUE = "deliveryrequests"
@@ -516,6 +517,7 @@ async def test_concurrency_is_bounded_by_max_concurrency(
 async def test_the_send_time_span_is_the_parent_of_the_consumer_span(
     redis_url: str, sender: RedisStreamSender, span_exporter: InMemorySpanExporter
 ) -> None:
+    instrument_libraries()
     tracer = trace.get_tracer("test")
     handled: list[ReceivedMessage] = []
 
@@ -558,6 +560,16 @@ async def test_the_send_time_span_is_the_parent_of_the_consumer_span(
     other = spans["m-explicit"]
     assert other.context is not None
     assert other.context.trace_id == int("0af7651916cd43dd8448eb211c80319c", 16)
+    # The receiver's polls are no traces; the handler's Redis calls are spans of the message's.
+    finished = span_exporter.get_finished_spans()
+    assert "XREADGROUP" not in {span.name for span in finished}
+    assert [
+        span
+        for span in finished
+        if span.kind is SpanKind.CLIENT
+        and span.parent is not None
+        and span.parent.span_id == consumer.context.span_id
+    ]
 
 
 async def test_a_failing_handler_marks_its_span_as_an_error(

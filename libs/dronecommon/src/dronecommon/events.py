@@ -52,6 +52,7 @@ from dronecommon.domain import (
     format_utc,
 )
 from dronecommon.streams import StreamEntry, StreamGroupReader
+from dronecommon.telemetry import untraced
 
 logger = logging.getLogger("dronecommon.events")
 
@@ -312,7 +313,10 @@ class EventReader:
             if events:
                 await handler(events)
 
-        await self.reader.run(handle)
+        # The events carry no trace context: polls, acks and the handler's own calls would
+        # each be a trace of one span (see dronecommon.telemetry).
+        with untraced():
+            await self.reader.run(handle)
 
     def stop(self) -> None:
         self.reader.stop()

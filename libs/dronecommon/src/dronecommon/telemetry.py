@@ -13,8 +13,18 @@ Export destination, in order of precedence:
    request for spans nobody reads) unless a process installed an SDK provider itself; an inbound
    ``traceparent`` is still honoured by :class:`TraceContextMiddleware`.
 
+Work a service does on its own — polling a stream or a queue, handling delivery events (which
+carry no trace context), publishing the fleet's fixes — runs :func:`untraced`: left to the
+instrumentation, every poll and every command of it would start a one-span trace of its own,
+thousands a minute that say nothing (a tenth of them exported at the default ratio), and each
+costs the sampler and a span even when not sampled.
+
 When spans are recorded, FastAPI (health routes excluded), Redis and PyMongo are instrumented;
-outbound HTTP spans come from the shared HTTP client. :meth:`Telemetry.shutdown` flushes within a
+outbound HTTP spans come from the shared HTTP client. Server spans and HTTP metrics follow the
+stable HTTP semantic conventions, as the client's spans do (``OTEL_SEMCONV_STABILITY_OPT_IN``
+defaults to ``http``; ``http/dup`` adds the old names back): ``http.server.request.duration``
+keyed by method, route and status — not the old ``http.server.duration`` keyed by the full
+target, a series per delivery id. :meth:`Telemetry.shutdown` flushes within a
 bound so a stopping pod never hangs on an unreachable collector.
 """
 
@@ -23,11 +33,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -172,10 +185,20 @@ def instrument_libraries() -> None:
         _instrumented_libraries = True
 
 
+def use_stable_http_conventions() -> None:
+    """The stable HTTP semantic conventions, unless the process chose otherwise.
+
+    Read once per process by the first instrumentation, so set before any: by
+    :func:`configure_telemetry` and :func:`instrument_app`.
+    """
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+
 def configure_telemetry(
     settings: TelemetrySettings, *, service_name: str, version: str = "0.1.0"
 ) -> Telemetry:
     """Choose the exporter from settings and instrument the libraries (no network here)."""
+    use_stable_http_conventions()
     if settings.connection_string is not None:
         telemetry = _configure_azure_monitor(settings, service_name, version)
     elif settings.otlp_endpoint:
@@ -186,6 +209,17 @@ def configure_telemetry(
         instrument_libraries()
     logger.debug("telemetry export: %s", telemetry.exporter)
     return telemetry
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """No spans from instrumented libraries inside (the current task's context only: a task
+    created inside inherits it, one created before does not)."""
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def spans_recorded() -> bool:
@@ -223,18 +257,21 @@ class TraceContextMiddleware:
             otel_context.detach(token)
 
 
-def instrument_app(app: FastAPI) -> None:
+def instrument_app(app: FastAPI, *, meter_provider: MeterProvider | None = None) -> None:
     """Server spans and HTTP metrics for every route but the health probes.
 
     One SERVER span per request, without the instrumentation's INTERNAL ``http send`` and
     ``http receive`` spans around every ASGI message (three or more per request): they say
     nothing the server span does not, and cost a quarter of the instrumentation's time on every
-    request, sampled or not (``make bench``'s profile).
+    request, sampled or not (``make bench``'s profile). Metrics go to ``meter_provider`` (the
+    global one by default).
     """
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    use_stable_http_conventions()
     FastAPIInstrumentor.instrument_app(
         app,
         excluded_urls=",".join(path.lstrip("/") + "$" for path in HEALTH_PATHS),
         exclude_spans=["receive", "send"],
+        meter_provider=meter_provider,
     )

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 from dronecommon.domain import TERMINAL_STAGES
 from dronecommon.fixes import Fix, FixConsumer
+from dronecommon.telemetry import untraced
 
 from . import tracking
-from .background import untraced
 from .live import Live, LiveRules, fold
 from .livestore import APPLIED, CONFLICT, LiveRead, LiveStore, LiveWrite
 from .records import DeliveryRecord

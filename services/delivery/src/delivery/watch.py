@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from .background import untraced
+from dronecommon.telemetry import untraced
+
 from .errors import DeliveryNotFound, TooManyWatchers
 from .repository import StageRecord
 from .service import DeliveryService

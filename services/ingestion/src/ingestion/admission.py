@@ -47,6 +47,7 @@ from redis.exceptions import ResponseError
 
 from dronecommon.messaging.redis_streams import queue_redis_client, stream_key
 from dronecommon.settings import QueueSettings
+from dronecommon.telemetry import untraced
 
 from .errors import Overloaded
 from .settings import AdmissionSettings
@@ -141,7 +142,8 @@ class Admission:
         """Read the queue once and set the limit the requests are checked against."""
         try:
             async with asyncio.timeout(max(1.0, self.settings.interval)):
-                reading = await self._probe.read()
+                with untraced():  # a poll, several a second: no trace of its own
+                    reading = await self._probe.read()
         except Exception as exc:
             if not self._failing:
                 logger.warning(

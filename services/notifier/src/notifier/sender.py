@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping
 
 from redis.exceptions import RedisError
 
+from dronecommon.telemetry import untraced
+
 from .channels import PermanentSendError, Sender
 from .outbox import Outbox
 from .records import Channel, Item
@@ -82,9 +84,10 @@ class Dispatcher:
             claimed: list[Item] = []
             if free > 0:
                 try:
-                    claimed = await self.outbox.claim(
-                        free, self.name, self.clock(), self.settings.lease_seconds
-                    )
+                    with untraced():  # a poll, most of them empty: no trace of its own
+                        claimed = await self.outbox.claim(
+                            free, self.name, self.clock(), self.settings.lease_seconds
+                        )
                     failures, self.error = 0, None
                 except Exception as exc:  # Redis away, or an item it cannot read: keep going
                     failures += 1

@@ -37,6 +37,7 @@ from dronecommon.events import (
     RescheduledData,
 )
 from dronecommon.fixes import Fix, FixPublisher, FixPublishError, Phase
+from dronecommon.telemetry import untraced
 
 from .backends import RETRYABLE, Backends
 from .flight import Point
@@ -181,7 +182,8 @@ class Engine:
             changed = {d: dumps(self.flights[d]) for d in dirty if d in self.flights}
             finished = {done for d in dirty if d in self.flights for done in self.flights[d].done}
             try:
-                await self.store.save(changed, removed, finished)
+                with untraced():  # the flights' state, saved after every change
+                    await self.store.save(changed, removed, finished)
             except BaseException:
                 self._dirty |= dirty
                 self._removed |= removed - set(self.flights)
@@ -229,6 +231,11 @@ class Engine:
         return fixes
 
     async def run_ticks(self, stop: asyncio.Event) -> None:
+        # Fixes by the thousand a second: no trace each (dronecommon.telemetry).
+        with untraced():
+            await self._ticks(stop)
+
+    async def _ticks(self, stop: asyncio.Event) -> None:
         step = self.interval / self.slots
         number = 0
         next_at = time.monotonic()

@@ -40,6 +40,7 @@ from dronecommon.messaging.redis_streams.layout import (
 )
 from dronecommon.messaging.redis_streams.message import RedisStreamMessage
 from dronecommon.messaging.redis_streams.scripts import ReceiverScripts
+from dronecommon.telemetry import untraced
 
 logger = logging.getLogger("dronecommon.messaging.redis")
 
@@ -182,6 +183,12 @@ class RedisStreamReceiver(PullReceiver):
             self._held.pop(message.entry_id, None)
 
     async def _fetch(self, max_count: int) -> Sequence[ReceivedMessage]:
+        # Polls (most of them empty) are no traces; each message's handling is, under the
+        # trace its sender started (dronecommon.telemetry).
+        with untraced():
+            return await self._poll(max_count)
+
+    async def _poll(self, max_count: int) -> Sequence[ReceivedMessage]:
         count = max(1, min(max_count, self.prefetch or 1))
         now = asyncio.get_running_loop().time()
         if now >= self._next_reclaim:
