@@ -1,19 +1,25 @@
 """Helpers the dronecommon tests share (imported: ``from .conftest import ...``): the smallest app
-behind the auth dependency and how to call it, a clock the test moves, and a fake Azure
-credential (Microsoft Entra cannot run here: the fake stands at the SDK boundary)."""
+behind the auth dependency and how to call it, a fake Azure credential (Microsoft Entra cannot run
+here: the fake stands at the SDK boundary), and the fixtures ``redis`` (a client of the test's
+Redis) and ``sender`` (a sender to the Redis Streams queue of ``redis_queue.py``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import jwt
+import pytest
 from azure.core.credentials import AccessToken
 from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
 
 from dronecommon.auth import CurrentCaller
+from dronecommon.messaging.redis_streams import RedisStreamSender
+
+from .redis_queue import QUEUE
 
 
 def make_app(dependency: Callable[..., Any]) -> FastAPI:
@@ -77,3 +83,23 @@ class FakeAsyncCredential:
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test's Redis."""
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def sender(redis_url: str) -> AsyncIterator[RedisStreamSender]:
+    """A sender to the queue ``QUEUE`` on the test's Redis."""
+    tx = RedisStreamSender.from_url(redis_url, QUEUE)
+    try:
+        yield tx
+    finally:
+        await tx.close()

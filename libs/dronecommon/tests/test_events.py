@@ -33,15 +33,6 @@ AT = dt.datetime(2030, 1, 1, 10, 0, tzinfo=dt.UTC)
 HERE = Location(latitude=47.6, longitude=-122.3, altitude=0)
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def assigned(delivery_id: str) -> DeliveryEvent:
     data = AssignedData(
         drone_id="drone-1",

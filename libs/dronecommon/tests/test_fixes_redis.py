@@ -104,15 +104,6 @@ def test_malformed_fixes_are_refused(field: str, value: object) -> None:
 # --- the Redis transport --------------------------------------------------------------------
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def settings(**values: object) -> TelemetryStreamSettings:
     base: dict[str, object] = {"receive_wait": 0.05, "fixes_per_entry": 10, "max_batch": 50}
     return TelemetryStreamSettings.model_validate({**base, **values})
