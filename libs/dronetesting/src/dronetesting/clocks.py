@@ -23,7 +23,7 @@ class FakeClock:
 
 
 class FakeUtcClock:
-    """An aware datetime; ``at`` sets it to a time after ``start``, ``advance`` moves it on."""
+    """An aware datetime; ``at`` sets it to a time after ``start``."""
 
     def __init__(self, start: dt.datetime) -> None:
         self.start = start
@@ -34,8 +34,4 @@ class FakeUtcClock:
 
     def at(self, seconds: float = 0.0, *, minutes: float = 0.0) -> dt.datetime:
         self.now = self.start + dt.timedelta(seconds=seconds, minutes=minutes)
-        return self.now
-
-    def advance(self, seconds: float) -> dt.datetime:
-        self.now += dt.timedelta(seconds=seconds)
         return self.now

@@ -231,11 +231,6 @@ class Engine:
         return fixes
 
     async def run_ticks(self, stop: asyncio.Event) -> None:
-        # Fixes by the thousand a second: no trace each (dronecommon.telemetry).
-        with untraced():
-            await self._ticks(stop)
-
-    async def _ticks(self, stop: asyncio.Event) -> None:
         step = self.interval / self.slots
         number = 0
         next_at = time.monotonic()
@@ -244,7 +239,8 @@ class Engine:
             self.stats.ticks += 1
             if fixes:
                 try:
-                    await self.publisher.publish(fixes)
+                    with untraced():  # fixes by the thousand a second: no trace each
+                        await self.publisher.publish(fixes)
                     self.stats.fixes += len(fixes)
                 except FixPublishError:
                     self.stats.publish_errors += 1
