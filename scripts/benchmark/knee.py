@@ -39,7 +39,7 @@ class Plan:
     p99_limit_ms: float
     overload_factors: Sequence[float]
     overload_seconds: float
-    refine: int = 2
+    refine: int
 
 
 def wait_drained(bench: BenchStack, timeout: float) -> float:
