@@ -73,6 +73,10 @@ async def running_server(app: Any, *, port: int | None = None) -> AsyncIterator[
         access_log=False,
         lifespan="on",
         loop="none",
+        # A test's client keeps its connections between calls, sometimes idle for longer than
+        # uvicorn's 5 s default (a child process starting on a slow machine): the server closing
+        # one just as the client reuses it is a ReadError that has nothing to do with the test.
+        timeout_keep_alive=300,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
