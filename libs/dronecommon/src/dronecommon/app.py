@@ -32,7 +32,7 @@ from dronecommon.telemetry import (
     Telemetry,
     TraceContextMiddleware,
     configure_telemetry,
-    instrument_app,
+    server_telemetry,
 )
 
 
@@ -47,7 +47,9 @@ class ServiceApp(FastAPI):
         telemetry: Telemetry,
         **options: Any,
     ) -> None:
-        super().__init__(**options)
+        instrumented = settings.telemetry.instrument and telemetry.recording
+        super().__init__(telemetry=server_telemetry(instrumented=instrumented), **options)
+        self.instrumented = instrumented
         self.settings = settings
         self.readiness = readiness
         self.telemetry = telemetry
@@ -171,9 +173,7 @@ def create_service_app(
     # then the request guard (so a 413/415 is logged and traced too).
     app.add_middleware(RequestGuardMiddleware, max_body=max_body, json_only=json_bodies)
     app.add_middleware(AccessLogMiddleware, quiet_paths=HEALTH_PATHS)
-    if settings.telemetry.instrument and telemetry.recording:
-        instrument_app(app)
-    else:
+    if not app.instrumented:  # else FastAPI's own telemetry (server_telemetry) does this too
         app.add_middleware(TraceContextMiddleware)
     return app
 

@@ -321,13 +321,18 @@ def auth_dependency(
     return authenticator.dependency
 
 
-async def current_caller(request: Request) -> Caller:
-    """The caller the auth dependency stored for this request (a coroutine: FastAPI runs a plain
-    function dependency in its thread pool, a thread hop on every request)."""
-    caller = getattr(request.state, "caller", None)
+def stored_caller(request: Request) -> Caller:
+    """The caller the auth dependency stored for this request (a RuntimeError without one)."""
+    caller = request.scope.get("state", {}).get("caller")
     if not isinstance(caller, Caller):
         raise RuntimeError("no caller: the auth dependency is not installed on this route")
     return caller
+
+
+async def current_caller(request: Request) -> Caller:
+    """:func:`stored_caller` as a dependency (a coroutine: FastAPI runs a plain function
+    dependency in its thread pool, a thread hop on every request)."""
+    return stored_caller(request)
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
