@@ -124,6 +124,12 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        level = logging.DEBUG if path in self.quiet_paths else logging.INFO
+        if not access_logger.isEnabledFor(level):
+            # Services run at WARNING under load: no line, so no wrapper around every message.
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
 
@@ -136,19 +142,16 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            path = str(scope.get("path", ""))
-            level = logging.DEBUG if path in self.quiet_paths else logging.INFO
-            if access_logger.isEnabledFor(level):
-                access_logger.log(
-                    level,
-                    "%s %s %d",
-                    scope.get("method", ""),
-                    path,
-                    status,
-                    extra={
-                        "http_method": scope.get("method", ""),
-                        "http_path": path,
-                        "http_status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+            access_logger.log(
+                level,
+                "%s %s %d",
+                scope.get("method", ""),
+                path,
+                status,
+                extra={
+                    "http_method": scope.get("method", ""),
+                    "http_path": path,
+                    "http_status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
