@@ -41,7 +41,7 @@ from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from dronecommon.auth.errors import (
     AuthenticationError,
@@ -63,10 +63,30 @@ from dronecommon.settings import AuthSettings
 
 logger = logging.getLogger(__name__)
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="A Microsoft Entra ID access token for this service (development issuer locally).",
+_BEARER_DESCRIPTION = (
+    "A Microsoft Entra ID access token for this service (development issuer locally)."
 )
+
+
+class BearerCaller(HTTPBearer):
+    """The authentication dependency: the ``HTTPBearer`` security scheme itself (so the API's
+    document declares it), answering the request's :class:`Caller`.
+
+    One dependency rather than a scheme and a dependency on it: FastAPI solves each dependency
+    of every request, and this one sits on every protected route of every service.
+    """
+
+    def __init__(self, authenticate: Callable[[str | None], Awaitable[Caller]]) -> None:
+        super().__init__(
+            auto_error=False, scheme_name="HTTPBearer", description=_BEARER_DESCRIPTION
+        )
+        self._authenticate = authenticate
+
+    async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        credentials = await super().__call__(request)
+        caller = await self._authenticate(None if credentials is None else credentials.credentials)
+        request.state.caller = caller
+        return caller
 
 
 CallerKind = Literal["service", "customer", "anonymous"]
@@ -275,30 +295,21 @@ class Authenticator:
             if not identities & self._allowed_callers:
                 raise PermissionDeniedError("this caller is not allowed to call this service")
 
-    async def dependency(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Caller:
-        """The FastAPI dependency: a :class:`Caller` or an HTTPException (401/403/503)."""
-        if credentials is None:
+    async def dependency(self, token: str | None) -> Caller:
+        """The request's caller from its bearer token (None: none sent), or an HTTPException
+        (401/403/503)."""
+        if token is None:
             raise http_error(AuthenticationError("a bearer token is required"), token_sent=False)
         try:
-            caller = await self.authenticate(credentials.credentials)
+            return await self.authenticate(token)
         except (AuthenticationError, PermissionDeniedError, SigningKeysUnavailableError) as exc:
             logger.info("request refused: %s", exc)
             raise http_error(exc, token_sent=True) from exc
-        request.state.caller = caller
-        return caller
 
 
-async def _anonymous(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+async def _anonymous(token: str | None) -> Caller:
     """Tokens switched off: every request is the anonymous caller, whatever it sends. The bearer
     scheme is still declared, so the API's document is the same as where tokens are checked."""
-    request.state.caller = ANONYMOUS
     return ANONYMOUS
 
 
@@ -308,17 +319,17 @@ def auth_dependency(
     jwks_timeout: float = DEFAULT_JWKS_TIMEOUT,
     refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
     clock: Callable[[], float] = time.monotonic,
-) -> Callable[..., Awaitable[Caller]]:
+) -> BearerCaller:
     """The dependency that authenticates requests (anonymous when ``settings.enabled`` is false).
 
     Raises ``ValueError`` at once when auth is enabled without issuer, audience or a JWKS source.
     """
     if not settings.enabled:
-        return _anonymous
+        return BearerCaller(_anonymous)
     authenticator = Authenticator(
         settings, jwks_timeout=jwks_timeout, refetch_interval=refetch_interval, clock=clock
     )
-    return authenticator.dependency
+    return BearerCaller(authenticator.dependency)
 
 
 def stored_caller(request: Request) -> Caller:
