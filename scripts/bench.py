@@ -26,7 +26,8 @@ the production default (the charts' sampling ratio, OTLP to a local sink), and m
    workflow's HTTP client against a bare aiohttp session;
 5. **tracing cost** (``benchmark.tracing``): fresh stacks with tracing off, at the production
    default, every span over OTLP, and the Azure Monitor distro against a local listener, each
-   offered ``--tracing-rate`` (1.5 x the knee) for ``--tracing-seconds`` (25 s);
+   offered ``--tracing-rate`` (1.5 x the knee) for ``--tracing-seconds`` (25 s), the rows run
+   ``--tracing-rounds`` (2) times interleaved;
 6. **cost as work grows** (``--growth``, ``benchmark.growth``): fresh stacks seeded with past,
    completed deliveries (``benchmark.past``), each offered ``--growth-rate`` (0.8 x the knee) for
    ``--growth-seconds`` (30 s): 1 against 2 workflow replicas with 10,000 past deliveries, and
@@ -83,6 +84,7 @@ QUICK = {
     "overload_seconds": 6.0,
     "tracing_seconds": 6.0,
     "tracing_warmup": 2.0,
+    "tracing_rounds": 1,
     "status_seconds": 3.0,
     "land_timeout": 30.0,
     "http_seconds": 2.0,
@@ -107,6 +109,7 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--tracing-rate", type=float, default=None, help="default: 1.5 x the knee")
     add("--tracing-seconds", type=float, default=25)
     add("--tracing-warmup", type=float, default=10)
+    add("--tracing-rounds", type=int, default=2, help="times over the rows, interleaved")
     add("--tracing-rows", default=",".join(ROWS), help=f"comma list of: {','.join(ROWS)}")
     add("--speedup", type=float, default=SPEEDUP, help="the fleet's time-lapse factor")
     add("--stop-seconds", type=float, default=STOP_SECONDS, help="at the pickup and drop-off")
@@ -262,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate=args.tracing_rate or 1.5 * ((knee and knee["knee"]) or plan.start),
                 seconds=args.tracing_seconds,
                 warmup=args.tracing_warmup,
+                rounds=args.tracing_rounds,
                 workflow_replicas=args.workflow_replicas,
                 log=log,
             )

@@ -226,8 +226,8 @@ def _tracing(report: dict[str, Any]) -> list[str]:
         (
             f"Fresh stack per row, {tracing['rate']:g}/s offered for {tracing['seconds']:g} s "
             "(above capacity, so goodput is capacity: a row that refused nothing kept up, and its "
-            "capacity is higher); exports to a local sink. Ratios against the `off` row of this "
-            "run."
+            "capacity is higher); exports to a local sink. "
+            f"{_rounds_said(tracing.get('rounds', 1))}"
         ),
         "",
         (
@@ -243,13 +243,34 @@ def _tracing(report: dict[str, Any]) -> list[str]:
             target = f"≥ {limits[name]:g}x off: {verdict(ratio >= limits[name])}"
         lines.append(
             f"| {name} | {described.get(name, name)} | {w['scheduled_per_s_window']:g} | "
-            f"{ratio if ratio is not None else '—'} | {w['rejected_503']} | "
+            f"{_with_rounds(w, 'goodput_vs_off')} | {w['rejected_503']:g} | "
             f"{w['cpu_ms_per_delivery_total']:g} | "
-            f"{w.get('cpu_per_delivery_vs_off', '—')} | {w['e2e_p99_ms']:g} | "
+            f"{_with_rounds(w, 'cpu_per_delivery_vs_off')} | {w['e2e_p99_ms']:g} | "
             f"{w['ingestion_p99_ms']:g} | {target} |"
         )
     lines.append("")
     return lines
+
+
+def _rounds_said(rounds: int) -> str:
+    if rounds <= 1:
+        return "Ratios against the `off` row of this run."
+    return (
+        f"The rows ran {rounds} times, interleaved (off, default, …, then again); figures are "
+        "means over the rounds (p99s the worst), a ratio the mean of each round's against that "
+        "round's `off` row (each round's in brackets)."
+    )
+
+
+def _with_rounds(row: dict[str, Any], key: str) -> str:
+    """A ratio, with each round's in brackets when there were several."""
+    value = row.get(key)
+    if value is None:
+        return "—"
+    rounds = row.get(f"{key}_rounds") or []
+    if len(rounds) < 2:
+        return f"{value:g}"
+    return f"{value:g} ({', '.join(f'{x:g}' for x in rounds)})"
 
 
 def _growth(report: dict[str, Any]) -> list[str]:

@@ -12,7 +12,8 @@ measure what the services pay. The Azure Monitor row's connection string points 
 are off (the services' defaults) and only the environment's resource detector runs (no Azure VM
 metadata lookup), so nothing leaves the machine. Each row is offered the same rate, above what
 the system sustains (admission control keeps the backlog bounded), so its goodput is its
-capacity: the ratios against the ``off`` row are the throughput tracing costs.
+capacity: the ratios against the ``off`` row are the throughput tracing costs. The rows run
+``--tracing-rounds`` times, interleaved; a row's ratio is the mean of its rounds' ratios.
 """
 
 from __future__ import annotations
@@ -85,27 +86,70 @@ def tracing_rows(
     rate: float,
     seconds: float,
     warmup: float,
+    rounds: int,
     workflow_replicas: int,
     log: Path,
 ) -> dict[str, Any]:
-    measured: dict[str, Any] = {}
-    for row in rows:
-        env = {**base_env, **row_env(row, ratio, sink_port)}
-        say(f"tracing {row}: fresh stack, {rate:g}/s for {seconds:g} s (after {warmup:g} s)")
-        with BenchStack(
-            label=f"trace-{row}", workflow_replicas=workflow_replicas, env=env, log=log
-        ) as bench:
-            measured[row] = fixed_rate(
-                bench, label=f"tracing {row}", rate=rate, seconds=seconds, warmup=warmup
+    """Every row on a fresh stack, ``rounds`` times over, the rows interleaved (off, default, …,
+    then again): the VM's speed drifts by tens of percent within minutes, and a row measured
+    once beside an ``off`` row measured a minute earlier carries that drift in its ratio."""
+    runs: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
+    for number in range(1, rounds + 1):
+        for row in rows:
+            env = {**base_env, **row_env(row, ratio, sink_port)}
+            say(
+                f"tracing {row} (round {number}/{rounds}): fresh stack, {rate:g}/s for "
+                f"{seconds:g} s (after {warmup:g} s)"
             )
-    off = measured.get("off")
-    if off:
-        for result in measured.values():
-            result["goodput_vs_off"] = r(
-                result["scheduled_per_s_window"] / max(1e-9, off["scheduled_per_s_window"]), 3
-            )
-            result["cpu_per_delivery_vs_off"] = r(
-                result["cpu_ms_per_delivery_total"] / max(1e-9, off["cpu_ms_per_delivery_total"]),
-                3,
-            )
-    return {"ratio": ratio, "rate": rate, "seconds": seconds, "rows": measured}
+            with BenchStack(
+                label=f"trace-{row}", workflow_replicas=workflow_replicas, env=env, log=log
+            ) as bench:
+                runs[row].append(
+                    fixed_rate(
+                        bench, label=f"tracing {row}", rate=rate, seconds=seconds, warmup=warmup
+                    )
+                )
+    return {
+        "ratio": ratio,
+        "rate": rate,
+        "seconds": seconds,
+        "rounds": rounds,
+        "rows": combine_rounds(runs),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def combine_rounds(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each row's rounds as one: rates, refusals and CPU averaged, the worst p99s, and the ratios
+    to ``off`` as the mean of each round's against that round's own ``off`` (``*_rounds``: each
+    round's). Every round's window stays under ``rounds``."""
+    off = runs.get("off")
+    combined: dict[str, dict[str, Any]] = {}
+    for row, results in runs.items():
+        row_result = dict(results[0])
+        row_result["rounds"] = results
+        for key in ("scheduled_per_s_window", "cpu_ms_per_delivery_total", "rejected_503"):
+            row_result[key] = r(_mean([result[key] for result in results]), 1)
+        for key in ("e2e_p99_ms", "ingestion_p99_ms"):
+            row_result[key] = max(result[key] for result in results)
+        processes = {name for result in results for name in result["cpu_ms_per_delivery"]}
+        row_result["cpu_ms_per_delivery"] = {
+            name: r(_mean([result["cpu_ms_per_delivery"].get(name, 0.0) for result in results]), 2)
+            for name in sorted(processes)
+        }
+        if off:
+            for key, field in (
+                ("goodput_vs_off", "scheduled_per_s_window"),
+                ("cpu_per_delivery_vs_off", "cpu_ms_per_delivery_total"),
+            ):
+                per_round = [
+                    result[field] / max(1e-9, baseline[field])
+                    for result, baseline in zip(results, off, strict=True)
+                ]
+                row_result[f"{key}_rounds"] = [r(value, 3) for value in per_round]
+                row_result[key] = r(_mean(per_round), 3)
+        combined[row] = row_result
+    return combined
