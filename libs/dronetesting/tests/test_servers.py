@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from dronetesting.servers import FerretDBServer, RedisServer
+from dronetesting.servers import FerretDBServer, RedisServer, ephemeral_ports, free_port
 
 
 async def test_redis_answers_and_restarts_on_the_same_port(
@@ -75,3 +76,13 @@ async def test_what_ferretdb_committed_survives_its_crash(tmp_path: Path) -> Non
         await client.close()
     finally:
         server.stop()
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_do_not_repeat() -> None:
+    low, _ = ephemeral_ports()
+    ports = [free_port() for _ in range(50)]
+    assert all(port < low for port in ports)
+    assert len(set(ports)) == len(ports)
+    # Free to listen on.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", ports[-1]))

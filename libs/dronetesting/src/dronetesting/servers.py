@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,9 +25,49 @@ class ServerUnavailableError(RuntimeError):
     """A server binary is missing or the server did not come up."""
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: How many ports below the kernel's ephemeral range :func:`free_port` hands out.
+LISTEN_PORTS = 16_384
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default else)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _listen_ports() -> range:
+    low, _ = ephemeral_ports()
+    return range(max(1024, low - LISTEN_PORTS), low)
+
+
+_ports = _listen_ports()
+_next = random.randrange(len(_ports)) if _ports else 0  # noqa: S311 - spreads processes, no secret
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Taken below the kernel's ephemeral range: an outgoing connection takes its local port from
+    that range, and could take a port handed out there before its server binds it (a stack's
+    slowest starter, the notifier, lost its port that way while the other services connected to
+    Redis and to each other). Ports are tried in turn from a random start, so this process hands
+    out every port of the range before any twice.
+    """
+    global _next
+    for _ in range(len(_ports)):
+        port = _ports[_next % len(_ports)]
+        _next += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # the range is all taken
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
