@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 from dronetesting.stack import SERVICE_PORTS
@@ -118,26 +119,27 @@ def tracing_rows(
     }
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def combine_rounds(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Each row's rounds as one: rates, refusals and CPU averaged, the worst p99s, and the ratios
     to ``off`` as the mean of each round's against that round's own ``off`` (``*_rounds``: each
-    round's). Every round's window stays under ``rounds``."""
+    round's). Only what is combined is at the top; every round's window is under ``rounds``."""
     off = runs.get("off")
     combined: dict[str, dict[str, Any]] = {}
     for row, results in runs.items():
-        row_result = dict(results[0])
-        row_result["rounds"] = results
+        first = results[0]
+        row_result: dict[str, Any] = {
+            "label": first["label"],
+            "offered_rate": first["offered_rate"],
+            "seconds": first["seconds"],
+            "rounds": results,
+        }
         for key in ("scheduled_per_s_window", "cpu_ms_per_delivery_total", "rejected_503"):
-            row_result[key] = r(_mean([result[key] for result in results]), 1)
+            row_result[key] = r(mean(result[key] for result in results), 1)
         for key in ("e2e_p99_ms", "ingestion_p99_ms"):
             row_result[key] = max(result[key] for result in results)
         processes = {name for result in results for name in result["cpu_ms_per_delivery"]}
         row_result["cpu_ms_per_delivery"] = {
-            name: r(_mean([result["cpu_ms_per_delivery"].get(name, 0.0) for result in results]), 2)
+            name: r(mean(result["cpu_ms_per_delivery"].get(name, 0.0) for result in results), 2)
             for name in sorted(processes)
         }
         if off:
@@ -150,6 +152,6 @@ def combine_rounds(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
                     for result, baseline in zip(results, off, strict=True)
                 ]
                 row_result[f"{key}_rounds"] = [r(value, 3) for value in per_round]
-                row_result[key] = r(_mean(per_round), 3)
+                row_result[key] = r(mean(per_round), 3)
         combined[row] = row_result
     return combined

@@ -16,6 +16,9 @@ report = bench_module("report")
 
 def window(scheduled: float, cpu: float, *, p99: float = 100.0, refused: int = 0) -> dict[str, Any]:
     return {
+        "label": "a row",
+        "offered_rate": 75.0,
+        "seconds": 25.0,
         "scheduled_per_s_window": scheduled,
         "cpu_ms_per_delivery_total": cpu,
         "rejected_503": refused,
