@@ -30,18 +30,17 @@ EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LISTEN_PORTS = 16_384
 
 
-def ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for the local ports of outgoing connections (Linux's default else)."""
+def ephemeral_floor() -> int:
+    """The lowest local port the kernel gives outgoing connections (Linux's default else)."""
     try:
-        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
-    except (OSError, ValueError):
-        return 32768, 60999
-    return low, high
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _listen_ports() -> range:
-    low, _ = ephemeral_ports()
-    return range(max(1024, low - LISTEN_PORTS), low)
+    floor = ephemeral_floor()
+    return range(max(1024, floor - LISTEN_PORTS), floor)
 
 
 _ports = _listen_ports()
