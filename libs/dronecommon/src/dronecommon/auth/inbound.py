@@ -295,9 +295,9 @@ class Authenticator:
             if not identities & self._allowed_callers:
                 raise PermissionDeniedError("this caller is not allowed to call this service")
 
-    async def dependency(self, token: str | None) -> Caller:
-        """The request's caller from its bearer token (None: none sent), or an HTTPException
-        (401/403/503)."""
+    async def answer(self, token: str | None) -> Caller:
+        """The request's caller from its bearer token (None: none sent), or the HTTPException to
+        answer (401/403/503): what :class:`BearerCaller` calls."""
         if token is None:
             raise http_error(AuthenticationError("a bearer token is required"), token_sent=False)
         try:
@@ -329,7 +329,7 @@ def auth_dependency(
     authenticator = Authenticator(
         settings, jwks_timeout=jwks_timeout, refetch_interval=refetch_interval, clock=clock
     )
-    return BearerCaller(authenticator.dependency)
+    return BearerCaller(authenticator.answer)
 
 
 def stored_caller(request: Request) -> Caller:
