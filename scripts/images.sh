@@ -32,6 +32,24 @@ import importlib.util, sys
 found = [m for m in ("dronetesting", "pytest", "schemathesis", "hypothesis", "httpx") if importlib.util.find_spec(m)]
 sys.exit(f"found {found}" if found else 0)'
 
+# SIGTERM, then up to $2 seconds for the container to exit by itself. A container still running
+# then has its Python stacks (py-spy, from the host) and its log's tail printed, and is killed.
+stop_gracefully() {
+  local name="$1" seconds="$2" pid
+  docker kill -s TERM "$name" >/dev/null
+  for _ in $(seq 1 $((seconds * 10))); do
+    [ "$(docker inspect -f '{{.State.Running}}' "$name")" = "false" ] && return 0
+    sleep 0.1
+  done
+  pid="$(docker inspect -f '{{.State.Pid}}' "$name")"
+  echo "--- $name still running $seconds s after SIGTERM; its Python stacks:" >&2
+  "$ROOT/.venv/bin/py-spy" dump --pid "$pid" >&2 || true
+  echo "--- its log:" >&2
+  docker logs --tail 40 "$name" >&2 || true
+  docker kill "$name" >/dev/null || true
+  return 1
+}
+
 port=18080
 for svc in $SERVICES; do
   build_service_image "docker/$svc.Dockerfile" "dronedelivery/$svc:local"
@@ -44,6 +62,8 @@ for svc in $SERVICES; do
   # web app's development sign-in makes its key in the container's /tmp).
   extra=()
   [ "$svc" = webapp ] && extra=(-e "WEBAPP_AUTH__DEV_SIGNING_KEY_FILE=/tmp/dev-issuer/signing-key.pem")
+  # A listener already on the port would answer /healthz for the container.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port is taken before $svc starts"; fi
   docker run -d --name "$name" --network host -e "${upper}_PORT=$port" -e "${upper}_HOST=127.0.0.1" \
     -e "${upper}_AUTH__ENABLED=false" "${extra[@]}" "dronedelivery/$svc:local" >/dev/null
   CONTAINERS+=("$name")
@@ -68,9 +88,9 @@ for svc in $SERVICES; do
   uid="$(docker exec "$name" id -u)"
   [ "$uid" = "10001" ] || die "$svc runs as uid $uid"
   # Exec-form entrypoint: SIGTERM reaches python directly and it exits promptly.
-  docker stop -t 15 "$name" >/dev/null
+  stop_gracefully "$name" 15 || die "$svc did not stop within 15 s of SIGTERM (its stacks and log above)"
   code="$(docker inspect -f '{{.State.ExitCode}}' "$name")"
-  [ "$code" = "0" ] || die "$svc exited with $code on SIGTERM"
+  [ "$code" = "0" ] || die "$svc exited with $code on SIGTERM: $(docker logs "$name" 2>&1 | tail -20)"
   say "$svc: built, runs as uid 10001, /healthz 200, docs assets served, --help, no test tools, clean stop"
 done
 say "all images verified: $SERVICES"
