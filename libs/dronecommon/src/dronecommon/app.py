@@ -29,6 +29,7 @@ from dronecommon.problems import PROBLEM_JSON, install_problem_handlers
 from dronecommon.server import settle_heap
 from dronecommon.settings import ServiceSettings
 from dronecommon.telemetry import (
+    SampledRequestMiddleware,
     Telemetry,
     TraceContextMiddleware,
     configure_telemetry,
@@ -173,7 +174,9 @@ def create_service_app(
     # then the request guard (so a 413/415 is logged and traced too).
     app.add_middleware(RequestGuardMiddleware, max_body=max_body, json_only=json_bodies)
     app.add_middleware(AccessLogMiddleware, quiet_paths=HEALTH_PATHS)
-    if not app.instrumented:  # else FastAPI's own telemetry (server_telemetry) does this too
+    if app.instrumented:  # FastAPI's own telemetry (server_telemetry) makes the server span
+        app.add_middleware(SampledRequestMiddleware)
+    else:
         app.add_middleware(TraceContextMiddleware)
     return app
 

@@ -38,6 +38,7 @@ from dronecommon.messaging.base import (
     ReceivedMessage,
 )
 from dronecommon.propagation import extract_trace_context
+from dronecommon.telemetry import traced_only_if_sampled
 
 logger = logging.getLogger("dronecommon.messaging")
 
@@ -198,7 +199,8 @@ class PullReceiver(MessageReceiver):
                 set_status_on_exception=False,
             ) as span:
                 try:
-                    await handler(message)
+                    with traced_only_if_sampled():
+                        await handler(message)
                 except asyncio.CancelledError:
                     span.set_status(Status(StatusCode.ERROR, "handler cancelled at shutdown"))
                     await self._abandon_unsettled(message, "handler cancelled at shutdown")
