@@ -1,4 +1,5 @@
-"""The fleet in flight: the tick loop, the events it applies, the work it does on the way.
+"""The fleet in flight: the tick loop, the events it applies, the work it does on the way (the
+flights themselves and their saving: :mod:`simulator.fleetstate`).
 
 **Ticks.** Every ``telemetry_interval`` (default 1 s) each drone in the air reports one fix. The
 interval is cut into ``ticks_per_interval`` ticks and each drone belongs to one of them (by a
@@ -6,11 +7,6 @@ hash of its id), so the fixes of ten thousand drones are spread over the second 
 leaving in one burst. A tick is plain arithmetic per drone (:func:`simulator.flight.sample`) and
 one pipelined publish of its fixes; it never waits on anything else. A tick that is late skips
 ahead (the clock, not the tick count, says where a drone is).
-
-**State.** Flights live in memory and in Redis (:mod:`simulator.store`). A flight is written when
-it changes (an event, the end of the drop-off handling, work done), not on every tick: positions
-follow from the route. Writes go through :meth:`Engine.flush`, one at a time, so a later write
-never loses to an earlier one.
 
 **Work.** Confirmations and releases (:mod:`simulator.backends`) run in a loop of their own, a
 bounded number at once, retried with backoff while the other service is away; a flight whose
@@ -24,7 +20,6 @@ import contextlib
 import datetime as dt
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,12 +31,13 @@ from dronecommon.events import (
     EventType,
     RescheduledData,
 )
-from dronecommon.fixes import Fix, FixPublisher, FixPublishError, Phase
+from dronecommon.fixes import Fix, FixPublisher, FixPublishError
 from dronecommon.telemetry import untraced
 
 from .backends import RETRYABLE, Backends
+from .fleetstate import FleetState, fix_of
 from .flight import Point
-from .flights import DroneInfo, Flight, Mission, Rules, dumps, later, loads
+from .flights import DroneInfo, Flight, Mission, Rules, later
 from .store import FlightStore
 
 logger = logging.getLogger("simulator.engine")
@@ -60,7 +56,7 @@ def _point(location: Location) -> Point:
     return Point(location.latitude, location.longitude, location.altitude)
 
 
-class Engine:
+class Engine(FleetState):
     def __init__(
         self,
         rules: Rules,
@@ -74,120 +70,15 @@ class Engine:
         action_concurrency: int = 32,
         action_retry_max: float = 30.0,
     ) -> None:
-        self.rules = rules
-        self.store = store
+        super().__init__(rules, store, ticks_per_interval=ticks_per_interval)
         self.publisher = publisher
         self.backends = backends
         self.interval = interval
-        self.slots = ticks_per_interval
         self.events_max_age = events_max_age
         self.action_retry_max = action_retry_max
-        self.flights: dict[str, Flight] = {}
         self.stats = Stats()
-        self._slot_members: list[dict[str, None]] = [{} for _ in range(self.slots)]
-        self._due: dict[str, float] = {}
-        self._deliveries: dict[str, str] = {}  # delivery id -> drone id (flown or queued)
-        self._indexed: dict[str, list[str]] = {}
-        self._dirty: set[str] = set()
-        self._removed: set[str] = set()
-        self._work: set[str] = set()
         self._retry_at: dict[tuple[str, str], tuple[float, int]] = {}
-        self._flush_lock = asyncio.Lock()
         self._actions = asyncio.Semaphore(action_concurrency)
-
-    # --- membership -----------------------------------------------------------------------------
-
-    def load(self, raw: dict[str, bytes]) -> None:
-        """Take over the stored flights (at start, or when this process becomes the leader)."""
-        self.flights.clear()
-        for members in self._slot_members:
-            members.clear()
-        self._due.clear()
-        self._deliveries.clear()
-        self._indexed.clear()
-        for drone_id, blob in raw.items():
-            try:
-                flight = loads(blob, self.rules.weather)
-            except (ValueError, KeyError, IndexError, TypeError):
-                logger.exception("stored flight of %s is unreadable; dropped", drone_id)
-                self._removed.add(drone_id)
-                continue
-            self._track(flight)
-            if flight.has_work():
-                self._work.add(drone_id)
-        logger.info("flying %d drones from the stored state", len(self.flights))
-
-    def _slot(self, drone_id: str) -> int:
-        return zlib.crc32(drone_id.encode()) % self.slots
-
-    def _track(self, flight: Flight) -> None:
-        """Register a new or changed flight: its tick, when it next needs attention, its index."""
-        drone_id = flight.drone_id
-        if drone_id not in self.flights:
-            self._slot_members[self._slot(drone_id)][drone_id] = None
-        self.flights[drone_id] = flight
-        self._removed.discard(drone_id)
-        self._due[drone_id] = self._next_due(flight)
-        for delivery_id in self._indexed.pop(drone_id, []):
-            if self._deliveries.get(delivery_id) == drone_id:
-                del self._deliveries[delivery_id]
-        ids = [m.delivery_id for m in ([flight.mission] if flight.mission else []) + flight.queue]
-        for delivery_id in ids:
-            self._deliveries[delivery_id] = drone_id
-        self._indexed[drone_id] = ids
-
-    def _next_due(self, flight: Flight) -> float:
-        if flight.mission is not None:
-            for leg in flight.legs:
-                if leg.phase is Phase.AT_DROPOFF:
-                    return leg.end
-        return flight.arrival
-
-    def put(self, flight: Flight) -> None:
-        """Fly ``flight`` (saved on the next :meth:`flush`)."""
-        self._changed(flight)
-
-    def _changed(self, flight: Flight) -> None:
-        self._track(flight)
-        self._dirty.add(flight.drone_id)
-        if flight.has_work():
-            self._work.add(flight.drone_id)
-
-    def _forget(self, drone_id: str) -> None:
-        flight = self.flights.pop(drone_id, None)
-        if flight is None:
-            return
-        self._slot_members[self._slot(drone_id)].pop(drone_id, None)
-        self._due.pop(drone_id, None)
-        for delivery_id in self._indexed.pop(drone_id, []):
-            if self._deliveries.get(delivery_id) == drone_id:
-                del self._deliveries[delivery_id]
-        self._dirty.discard(drone_id)
-        self._removed.add(drone_id)
-        self._work.discard(drone_id)
-
-    def drone_of(self, delivery_id: str) -> Flight | None:
-        drone_id = self._deliveries.get(delivery_id)
-        return self.flights.get(drone_id) if drone_id is not None else None
-
-    # --- persistence ----------------------------------------------------------------------------
-
-    async def flush(self) -> None:
-        """Write what changed since the last flush (one flush at a time: last write wins)."""
-        async with self._flush_lock:
-            if not self._dirty and not self._removed:
-                return
-            dirty, removed = self._dirty, self._removed
-            self._dirty, self._removed = set(), set()
-            changed = {d: dumps(self.flights[d]) for d in dirty if d in self.flights}
-            finished = {done for d in dirty if d in self.flights for done in self.flights[d].done}
-            try:
-                with untraced():  # the flights' state, saved after every change
-                    await self.store.save(changed, removed, finished)
-            except BaseException:
-                self._dirty |= dirty
-                self._removed |= removed - set(self.flights)
-                raise
 
     # --- ticks ----------------------------------------------------------------------------------
 
@@ -209,25 +100,9 @@ class Engine:
                         self._forget(drone_id)
                     continue
                 due[drone_id] = self._next_due(flight)
-            s = flight.at(now)
             seq = flight.seq + 1 if flight.seq >= at_ms else at_ms
             flight.seq = seq
-            mission = flight.mission
-            fixes.append(
-                Fix(
-                    drone_id,
-                    mission.delivery_id if mission is not None else flight.trip,
-                    at,
-                    seq,
-                    round(s.lat, 6),
-                    round(s.lon, 6),
-                    round(s.alt, 1),
-                    round(s.speed_mph, 1),
-                    round(s.heading, 1),
-                    round(s.battery, 1),
-                    s.phase,
-                )
-            )
+            fixes.append(fix_of(flight, flight.at(now), at, seq))
         return fixes
 
     async def run_ticks(self, stop: asyncio.Event) -> None:
@@ -256,12 +131,6 @@ class Engine:
                 delay = 0.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(delay, 0.0))
-
-    async def _flush_quietly(self) -> None:
-        try:
-            await self.flush()
-        except Exception:
-            logger.warning("flight state not saved; retrying", exc_info=True)
 
     # --- work: confirmations and releases ------------------------------------------------------
 
@@ -431,35 +300,3 @@ class Engine:
             changed = True
         if changed:
             self._changed(flight)
-
-    # --- reads ----------------------------------------------------------------------------------
-
-    def snapshot(self, now: float) -> list[tuple[Flight, Fix | None]]:
-        """Every flight with where its drone is now (``None`` once home)."""
-        at = dt.datetime.fromtimestamp(now, dt.UTC)
-        out: list[tuple[Flight, Fix | None]] = []
-        for flight in self.flights.values():
-            if flight.landed(now):
-                out.append((flight, None))
-                continue
-            s = flight.at(now)
-            mission = flight.mission
-            out.append(
-                (
-                    flight,
-                    Fix(
-                        flight.drone_id,
-                        mission.delivery_id if mission is not None else flight.trip,
-                        at,
-                        flight.seq,
-                        round(s.lat, 6),
-                        round(s.lon, 6),
-                        round(s.alt, 1),
-                        round(s.speed_mph, 1),
-                        round(s.heading, 1),
-                        round(s.battery, 1),
-                        s.phase,
-                    ),
-                )
-            )
-        return out
