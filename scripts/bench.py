@@ -12,8 +12,9 @@ the production default (the charts' sampling ratio, OTLP to a local sink), and m
 
 1. **the knee** (``benchmark.knee``): an open-loop generator (its own process) offers delivery
    requests at ``--start-rate`` (default 50/s; 40 s of warm-up), then ``--step`` (25/s) more
-   every ``--step-seconds`` (30 s), until a step is not sustained — a request refused or lost,
-   or the end-to-end p99 (202 → delivery with its drone) above ``--p99-limit`` (2 s) — or
+   every ``--step-seconds`` (as long as nine trips in ten: 110 s, so a step also does the work
+   its drones cause on the way home), until a step is not sustained — a request refused or
+   lost, or the end-to-end p99 (202 → delivery with its drone) above ``--p99-limit`` (2 s) — or
    ``--max-rate``; the knee is the highest sustained rate (when the first rate is not sustained the
    search steps down instead, to the first rate that is), then ``--refine`` (2) steps halve the
    gap between the knee and the rate above it that failed. One line per step: offered and
@@ -64,7 +65,7 @@ from benchmark.checks import verify
 from benchmark.common import REPORTS, say
 from benchmark.fleet import FLEET_SIZE, SPEEDUP, STOP_SECONDS, Sampler, describe, fleet_env
 from benchmark.growth import growth_rows
-from benchmark.knee import Plan, search
+from benchmark.knee import Plan, search, step_seconds
 from benchmark.load import child_main, server_child
 from benchmark.past import seed
 from benchmark.plots import draw
@@ -99,7 +100,12 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--start-rate", type=float, default=float(env("BENCH_START_RATE", 50)))
     add("--step", type=float, default=float(env("BENCH_STEP", 25)))
-    add("--step-seconds", type=float, default=float(env("BENCH_STEP_SECONDS", 30)))
+    add(
+        "--step-seconds",
+        type=float,
+        default=float(env("BENCH_STEP_SECONDS", 0)) or None,
+        help="default: the fleet's p90 trip, rounded up to 10 s (see step_seconds)",
+    )
     add("--max-rate", type=float, default=float(env("BENCH_MAX_RATE", 1000)))
     add("--warmup", type=float, default=40, help="seconds at the first rate before the steps")
     add("--p99-limit", type=float, default=2.0, help="seconds: end-to-end p99 of a sustained step")
@@ -169,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "stack.log"
     log.write_text("")
+    fleet = describe(args.speedup, args.stop_seconds, args.fleet)
+    if args.step_seconds is None:
+        args.step_seconds = step_seconds(fleet["trip_seconds_slowest_class"])
     plan = Plan(
         start=args.start_rate,
         step=args.step,
@@ -195,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "env": env,
             "argv": list(argv or sys.argv[1:]),
         },
-        "fleet": describe(args.speedup, args.stop_seconds, args.fleet),
+        "fleet": fleet,
     }
     say(
         f"fleet: {args.fleet:,} drones, speeds x{args.speedup:g}, stops {args.stop_seconds:g} s; "

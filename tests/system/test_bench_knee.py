@@ -67,3 +67,13 @@ def test_a_search_sustained_up_to_its_last_rate_has_nothing_to_refine() -> None:
     rates, result = walk(plan(max_rate=100.0), lambda rate: True)
     assert rates == [50, 75, 100]
     assert result == 100
+
+
+def test_a_default_step_outlasts_nine_trips_in_ten_of_the_benchmark_fleet() -> None:
+    fleet = bench_module("fleet")
+    trips = fleet.trip_seconds(fleet.SPEEDUP, fleet.STOP_SECONDS)
+    seconds = knee.step_seconds(trips)
+    assert trips["p90"] <= seconds < trips["p90"] + 10
+    assert seconds % 10 == 0
+    # Short trips still get steps long enough to measure a rate.
+    assert knee.step_seconds({"p90": 4.0}) == 30.0
