@@ -19,7 +19,8 @@ the production default (the charts' sampling ratio, OTLP to a local sink), and m
    search steps down instead, to the first rate that is), then ``--refine`` (2) steps halve the
    gap between the knee and the rate above it that failed. One line per step: offered and
    scheduled rate, p99, losses, CPU, drones in the air;
-2. **overload**: ``--overload`` (1.5 and 2) x the knee for ``--overload-seconds`` (30 s) each:
+2. **overload**: ``--overload`` (1.5 and 2) x the knee for ``--overload-seconds`` (as long as a
+   step) each:
    goodput (scheduled/s) against the knee, with ingestion's admission control refusing what the
    queue cannot take in time;
 3. **exactly once** over every accepted request of the stack (``benchmark.checks``);
@@ -111,7 +112,7 @@ def options(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--p99-limit", type=float, default=2.0, help="seconds: end-to-end p99 of a sustained step")
     add("--refine", type=int, default=2, help="steps halving the gap above the knee")
     add("--overload", default="1.5,2", help="factors of the knee offered after the search")
-    add("--overload-seconds", type=float, default=30)
+    add("--overload-seconds", type=float, default=None, help="default: --step-seconds")
     add("--tracing-rate", type=float, default=None, help="default: 1.5 x the knee")
     add("--tracing-seconds", type=float, default=25)
     add("--tracing-warmup", type=float, default=10)
@@ -178,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fleet = describe(args.speedup, args.stop_seconds, args.fleet)
     if args.step_seconds is None:
         args.step_seconds = step_seconds(fleet["trip_seconds_slowest_class"])
+    if args.overload_seconds is None:  # as long as a step: a shorter window flatters goodput
+        args.overload_seconds = args.step_seconds
     plan = Plan(
         start=args.start_rate,
         step=args.step,
