@@ -62,7 +62,7 @@ compose-test: setup ## The Redis Streams compose stack for real on a local docke
 
 check: lint typecheck test charts ## Everything CI runs
 
-bench: setup ## The knee, overload, tracing cost on the native stack (~16 min; BENCH_ARGS=--growth: +14, --quick: ~3): reports/bench/report.md
+bench: setup ## The knee, overload, tracing cost on the native stack (~24 min; BENCH_ARGS=--growth: +13, --quick: ~3): reports/bench/report.md
 	$(UV) run --all-packages --locked python scripts/bench.py $(BENCH_ARGS)
 
 loadtest: setup ## Locust scenarios headless, 60 s (native stack unless LOADTEST_HOST): reports/loadtest/

@@ -1,6 +1,6 @@
 """`make bench`: the system's performance benchmark, in one run on this machine.
 
-    uv run --all-packages python scripts/bench.py              # the full run (about 16 minutes)
+    uv run --all-packages python scripts/bench.py              # the full run (about 24 minutes)
     uv run --all-packages python scripts/bench.py --quick      # a few short steps (smoke test)
     uv run --all-packages python scripts/bench.py --start-rate 300 --step 25 --profile
     uv run --all-packages python scripts/bench.py --env WORKFLOW_QUEUE__MAX_CONCURRENCY=32
