@@ -259,6 +259,8 @@ class SampledRequestMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # traced_only_if_sampled written out: with the two generator-based context managers a
+        # status read measured 0.192-0.195x of bare uvicorn, 0.197-0.204x as here (interleaved).
         if trace.get_current_span().is_recording():
             await self.app(scope, receive, send)
             return
