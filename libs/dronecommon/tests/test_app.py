@@ -80,7 +80,9 @@ def example_router() -> APIRouter:
     return router
 
 
-def make_app(redis_url: str, **extra_checks: Callable[[], Any]) -> FastAPI:
+def make_app(redis_url: str, *routers: APIRouter, **extra_checks: Callable[[], Any]) -> FastAPI:
+    """The example app (its Redis client as ``request.state.redis``), with ``routers`` besides
+    :func:`example_router`'s and ``extra_checks`` besides Redis's readiness."""
     settings = ExampleSettings(redis=RedisSettings(url=redis_url))
 
     @asynccontextmanager
@@ -97,7 +99,7 @@ def make_app(redis_url: str, **extra_checks: Callable[[], Any]) -> FastAPI:
     return create_service_app(
         settings,
         title="example",
-        routers=[example_router()],
+        routers=[example_router(), *routers],
         lifespan=lifespan,
         configure_logs=False,
     )

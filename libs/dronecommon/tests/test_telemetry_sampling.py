@@ -5,10 +5,6 @@ sampled one keeps its child spans; and the HTTP server metrics without
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
-
 from fastapi import APIRouter, FastAPI, Request
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.metrics import MeterProvider
@@ -16,26 +12,22 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
-from dronecommon import create_service_app
 from dronecommon.messaging import ReceivedMessage
 from dronecommon.messaging.redis_streams import RedisStreamSender
-from dronecommon.redis import create_redis_client
-from dronecommon.settings import RedisSettings
 from dronecommon.telemetry import ACTIVE_REQUESTS, instrument_libraries, server_telemetry
 from dronetesting.apps import app_client
 
 from .redis_queue import QUEUE, message, receiver, running, wait_until
-from .test_app import ExampleSettings
+from .test_app import make_app
 from .test_telemetry_metrics import points
 
 SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 NOT_SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
 
 
-def counting_app(redis_url: str, seen: list[bool]) -> FastAPI:
+def counting_router(seen: list[bool]) -> APIRouter:
     """``POST /count``: one Redis INCR (INCRBY on the wire); ``seen`` gets whether the
     instrumentation was on."""
-    settings = ExampleSettings(redis=RedisSettings(url=redis_url))
     router = APIRouter()
 
     @router.post("/count")
@@ -43,21 +35,7 @@ def counting_app(redis_url: str, seen: list[bool]) -> FastAPI:
         seen.append(is_instrumentation_enabled())
         return {"count": await request.state.redis.incr("counted")}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
-        client = create_redis_client(settings.redis)
-        try:
-            yield {"redis": client}
-        finally:
-            await client.aclose()
-
-    return create_service_app(
-        settings,
-        title="counter",
-        public_routers=[router],
-        lifespan=lifespan,
-        configure_logs=False,
-    )
+    return router
 
 
 def trace_ids(exporter: InMemorySpanExporter, name: str) -> set[str]:
@@ -73,7 +51,7 @@ async def test_a_request_not_sampled_makes_no_library_spans(
 ) -> None:
     instrument_libraries()
     seen: list[bool] = []
-    async with app_client(counting_app(redis_url, seen)) as client:
+    async with app_client(make_app(redis_url, counting_router(seen))) as client:
         for traceparent in (SAMPLED, NOT_SAMPLED):
             response = await client.post("/count", headers={"traceparent": traceparent})
             assert response.status_code == 200
