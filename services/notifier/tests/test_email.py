@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 from redis.asyncio import Redis
@@ -17,8 +20,11 @@ from dronecommon.events import (
     events_stream,
     read_range,
 )
+from dronetesting.apps import app_client
 from dronetesting.servers import MailpitServer
+from notifier.main import create_app as create_notifier
 from notifier.records import Channel, event_key, item_id, message_id, recipient_key
+from notifier.settings import NotifierSettings
 
 from .conftest import BASE_URL, Deliveries, Inbox, eventually, notifications
 
@@ -189,3 +195,18 @@ async def test_smtp_down_is_retried_with_backoff_and_sent_when_it_is_back(
     await eventually(sent, what="the notification marked sent")
     assert (await notifier.get("/readyz")).status_code == 200
     assert len(await inbox.messages()) == 1
+
+
+async def test_an_enqueued_notification_goes_out_at_once_not_at_the_next_poll(
+    make_settings: Callable[..., NotifierSettings], deliveries: Deliveries, inbox: Inbox
+) -> None:
+    # An idle sender looks for due items every 30 s here: only the intake's wake-up is quick.
+    settings = make_settings(outbox={"poll_interval": 30.0})
+    async with app_client(create_notifier(settings, configure_logs=False)):
+        await asyncio.sleep(0.5)  # the senders' first (empty) claim is behind them
+        for n in range(3):
+            delivery_id = _id()
+            started = time.monotonic()
+            await deliveries.create(delivery_id, {"emailAddress": f"ann{n}@example.com"})
+            await inbox.wait_for(n + 1, within=5)
+            assert time.monotonic() - started < 5

@@ -11,7 +11,8 @@ a batch only after :meth:`Intake.handle` returned):
    service (``GET /api/deliveries/{id}``: its notify-me requests now).
 4. One item per (delivery, event, recipient) on each configured channel is enqueued with
    ``enqueue.lua``, which writes nothing for an item that exists: an event handled twice (a crash
-   before the ack, the same event appended twice) enqueues nothing new.
+   before the ack, the same event appended twice) enqueues nothing new. New items wake this
+   process's senders (``on_enqueued``), so they go out at once rather than at the next poll.
 
 An event that cannot be handled now (Redis or the delivery service down) fails the batch, after
 the others were handled: the reader reads the batch again later, and what was enqueued already is
@@ -154,8 +155,10 @@ class Intake:
         channels: Collection[Channel],
         max_age: float,
         clock: Callable[[], dt.datetime],
+        on_enqueued: Callable[[], None] | None = None,
     ) -> None:
         self.outbox = outbox
+        self.on_enqueued = on_enqueued
         self.directory = directory
         self.events = frozenset(events)
         self.channels = frozenset(channels)
@@ -204,6 +207,8 @@ class Intake:
         if not items:
             return 0
         new = await self.outbox.enqueue(items, now)
+        if new and self.on_enqueued is not None:
+            self.on_enqueued()
         logger.info(
             "%s of %s: %d notification(s) enqueued, %d already known",
             event.type.value,

@@ -64,6 +64,7 @@ def build_channels(
             base_url=base_url,
             timeout=settings.outbox.send_timeout,
             check_timeout=settings.channel_check_timeout,
+            concurrency=settings.outbox.concurrency,
         )
     elif email.transport == "acs":
         if email.acs_endpoint is None or credential is None:
@@ -153,6 +154,7 @@ async def running(
             channels=list(channels),
             max_age=settings.events_max_age,
             clock=clock,
+            on_enqueued=dispatcher.wake,
         )
         reader = EventReader(
             events_redis,

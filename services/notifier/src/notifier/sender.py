@@ -1,7 +1,9 @@
 """The senders: take due items from the outbox under a lease, send, and settle each one.
 
 A process runs one :class:`Dispatcher` with up to ``NOTIFIER_OUTBOX__CONCURRENCY`` sends at once.
-It claims as many due items as it has free slots (``claim.lua``: each claim holds the item for
+It claims when this process's intake has enqueued items (:meth:`Dispatcher.wake`), when a send
+ends, and every ``poll_interval`` otherwise (items due for a retry, items another replica
+enqueued), as many due items as it has free slots (``claim.lua``: each claim holds the item for
 ``lease_seconds`` under a fencing token), sends each within ``send_timeout`` (less than half the
 lease) and settles it:
 
@@ -80,6 +82,9 @@ class Dispatcher:
     async def run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            # Cleared before the claim: a wake-up during it (a slot freed, an item enqueued by
+            # this process) cuts the next pause short.
+            self._wake.clear()
             free = self.settings.concurrency - len(self._inflight)
             claimed: list[Item] = []
             if free > 0:
@@ -112,8 +117,12 @@ class Dispatcher:
             )
         self._wake.set()
 
+    def wake(self) -> None:
+        """Claim now: this process has just enqueued items (other replicas find them when they
+        next poll)."""
+        self._wake.set()
+
     async def _pause(self, seconds: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 

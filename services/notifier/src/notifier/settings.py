@@ -45,6 +45,16 @@ class SmtpSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     validate_certs: bool = True
+    # Connections kept open between messages (0: one connection per message); the default is
+    # the senders' concurrency (``NOTIFIER_OUTBOX__CONCURRENCY``), so a busy process keeps every
+    # sender's connection. A connection is reused for at most ``messages_per_connection``
+    # messages (relays cap them) and not after ``idle_seconds`` unused (servers drop idle
+    # clients; RFC 5321 lets them after 5 minutes).
+    pool_size: int | None = Field(default=None, ge=0, le=1000)
+    messages_per_connection: int = Field(default=100, ge=1)
+    idle_seconds: float = Field(default=30.0, gt=0)
+    # The name given in EHLO; by default this host's fully qualified name, looked up once.
+    local_hostname: str | None = None
 
 
 class EmailSettings(BaseModel):
