@@ -4,7 +4,8 @@ For each event (consumer group ``notifier``; :class:`dronecommon.events.EventRea
 a batch only after :meth:`Intake.handle` returned):
 
 1. ``Assigned``, ``Rescheduled`` and ``EtaChanged`` update the delivery's remembered ETAs (the
-   newest event wins), which later notices (``PickedUp``, ``Completed``) quote.
+   newest event wins), which later notices (``PickedUp``, ``Completed``) quote; those are read
+   only for an event that has someone to tell.
 2. Types not in ``NOTIFIER_EVENTS`` and events older than ``NOTIFIER_EVENTS_MAX_AGE`` stop here.
 3. The recipients are the ones the event carries (``data.notify``, written by the delivery
    service with the state change); an event without them (``null``) gets them from the delivery
@@ -186,7 +187,7 @@ class Intake:
             )
             return 0
         assert isinstance(data, EventData)
-        etas = await self._etas(event, data)
+        remembered = await self._remember_etas(event, data)
         if event.type not in self.events or not self.channels:
             return 0
         now = self.clock()
@@ -203,6 +204,9 @@ class Intake:
             if recipients is None:
                 logger.info("delivery %s is unknown: nobody to tell", event.delivery_id)
                 return 0
+        if not recipients.requests:  # most deliveries: nobody asked, so no ETAs to look up
+            return 0
+        etas = remembered if remembered is not None else await self.outbox.etas(event.delivery_id)
         items = plan(event, facts_of(event, data, etas), recipients, self.channels)
         if not items:
             return 0
@@ -218,11 +222,11 @@ class Intake:
         )
         return new
 
-    async def _etas(self, event: DeliveryEvent, data: EventData) -> dict[str, str]:
-        if event.type in ETA_EVENTS:
-            wire = data.wire()
-            known = {k: wire[k] for k in ("pickupETA", "deliveryETA") if wire.get(k)}
-            return await self.outbox.remember_etas(event.delivery_id, event.at, known)
-        if event.type in self.events:
-            return await self.outbox.etas(event.delivery_id)
-        return {}
+    async def _remember_etas(self, event: DeliveryEvent, data: EventData) -> dict[str, str] | None:
+        """For an event that sets ETAs, remember them (the newest event wins) and return what is
+        known now; None for other events."""
+        if event.type not in ETA_EVENTS:
+            return None
+        wire = data.wire()
+        known = {k: wire[k] for k in ("pickupETA", "deliveryETA") if wire.get(k)}
+        return await self.outbox.remember_etas(event.delivery_id, event.at, known)
