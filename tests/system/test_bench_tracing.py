@@ -66,3 +66,27 @@ def test_one_round_is_reported_as_measured() -> None:
     )
     assert "| 0.5 |" in text
     assert "Ratios against the `off` row of this run." in text
+
+
+def test_a_target_is_met_only_when_the_off_row_was_saturated_in_every_round() -> None:
+    # Round 1: `off` kept up (refused nothing), so 0.95 only bounds the ratio from above.
+    runs = {
+        "off": [window(100, 20), window(110, 18, refused=300)],
+        "default": [window(95, 21, refused=5), window(90, 21, refused=400)],
+    }
+    rows = tracing.combine_rounds(runs)
+    assert rows["off"]["saturated_rounds"] == [False, True]
+    assert rows["default"]["saturated_rounds"] == [True, True]
+    spec = {"ratio": 0.1, "rate": 75, "seconds": 25, "rounds": 2, "rows": rows}
+    text = "\n".join(report._tracing({"tracing": spec}))
+    assert "not measured (`off` refused nothing in a round" in text
+    assert "pass" not in text
+    # Both rounds saturated: the verdict stands.
+    runs["off"][0] = window(100, 20, refused=250)
+    spec["rows"] = tracing.combine_rounds(runs)
+    text = "\n".join(report._tracing({"tracing": spec}))
+    assert "≥ 0.75x off: pass" in text
+    # A ratio under the target fails whether or not `off` was saturated: it can only be lower.
+    runs["off"][0] = window(200, 20)
+    spec["rows"] = tracing.combine_rounds(runs)
+    assert "≥ 0.75x off: FAIL" in "\n".join(report._tracing({"tracing": spec}))
