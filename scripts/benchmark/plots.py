@@ -165,14 +165,17 @@ def _stacked(axis: Any, labels: list[str], windows: list[dict[str, Any]]) -> Non
         {name for w in windows for name in w["cpu_ms_per_delivery"]},
         key=lambda n: PROCESS_ORDER.index(n) if n in PROCESS_ORDER else len(PROCESS_ORDER),
     )
-    colours = plt.get_cmap("tab10")
+    # tab20's strong colours first, then its light ones: eleven processes and more, none twice.
+    colours = plt.get_cmap("tab20")
     bottoms = [0.0] * len(windows)
     for n, name in enumerate(names):
         heights = [w["cpu_ms_per_delivery"].get(name, 0.0) for w in windows]
-        axis.bar(labels, heights, bottom=bottoms, label=name, color=colours(n % 10))
+        colour = colours(2 * n % 20 + n // 10 % 2)
+        axis.bar(labels, heights, bottom=bottoms, label=name, color=colour)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     for x, total in enumerate(bottoms):
         axis.text(x, total, f"{total:.1f}", ha="center", va="bottom", fontsize=8)
+    axis.set_ylim(0, max(bottoms, default=0.0) * 1.08 or 1.0)  # room for the totals
     axis.tick_params(axis="x", labelrotation=30, labelsize=8)
 
 
