@@ -79,9 +79,8 @@ class BenchStack:
             name: p.popen.pid for name, p in self.stack.processes.items() if p.popen is not None
         }
         for server in (self.stack.redis, self.stack.mongo, self.stack.mailpit):
-            process = getattr(server, "_process", None)
-            if process is not None:
-                pids[server.name] = process.pid
+            if server.pid is not None:
+                pids[server.name] = server.pid
         return pids
 
     def cpu(self) -> dict[str, float]:

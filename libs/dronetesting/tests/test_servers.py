@@ -8,10 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from dronetesting.servers import FerretDBServer, RedisServer, ephemeral_floor, free_port
+from dronetesting.servers import (
+    FerretDBServer,
+    RedisServer,
+    ServerUnavailableError,
+    ephemeral_floor,
+    free_port,
+)
 
 
 async def test_redis_answers_and_restarts_on_the_same_port(
@@ -24,6 +31,23 @@ async def test_redis_answers_and_restarts_on_the_same_port(
     server.start()
     async with Redis.from_url(server.url) as client:
         assert await client.ping()
+
+
+async def test_a_servers_cpu_time_counts_its_work_and_ends_with_it(
+    redis_server_factory: Callable[[], RedisServer],
+) -> None:
+    server: RedisServer = redis_server_factory()
+    before = server.cpu_seconds()
+    async with Redis.from_url(server.url) as client:
+        for _ in range(20):
+            await client.eval("for i = 1, 200000 do redis.call('INCR', 'spin') end", 0)
+    assert server.cpu_seconds() - before > 0.1  # 4 M INCRs: well over a tenth of a second
+    pid = server.pid
+    assert pid is not None
+    server.stop()
+    assert server.pid is None
+    with pytest.raises(ServerUnavailableError):
+        server.cpu_seconds()
 
 
 async def test_ferretdb_speaks_the_mongodb_wire_protocol(

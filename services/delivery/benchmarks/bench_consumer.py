@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -43,12 +42,6 @@ from dronetesting.servers import RedisServer
 
 PICKUP = (47.60, -122.33)
 DROPOFF = (47.70, -122.20)
-
-
-def _cpu_of(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _phase(step: int, steps: int) -> tuple[Phase, float]:
@@ -137,9 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         store = LiveStore(redis, repository, trail_length=120, drone_fix_ttl=3600)
         consumer = TelemetryConsumer(store, service.rules, service.estimates, utcnow)
 
-        process = server._process  # its CPU is reported too
-        redis_pid = process.pid if process is not None else os.getpid()
-        redis_cpu = _cpu_of(redis_pid)
+        redis_cpu = server.cpu_seconds()  # its CPU is reported too
         cpu, wall = time.process_time(), time.perf_counter()
         task = asyncio.create_task(source.run(consumer.handle))
         while consumer.stats.fixes < len(fixes):
@@ -148,7 +139,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 task.result()
         wall = time.perf_counter() - wall
         cpu = time.process_time() - cpu
-        redis_cpu = _cpu_of(redis_pid) - redis_cpu
+        redis_cpu = server.cpu_seconds() - redis_cpu
         await source.stop()
         await task
 

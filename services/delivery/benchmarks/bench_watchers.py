@@ -40,18 +40,12 @@ from dronecommon.auth.devissuer import DEFAULT_DEV_ISSUER, DevIssuer
 from dronecommon.domain import format_utc
 from dronecommon.fixes import Fix, Phase
 from dronecommon.fixes.redis_streams import RedisFixPublisher
-from dronetesting.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, cpu_seconds, free_port
 
 PICKUP = {"latitude": 47.60, "longitude": -122.33, "altitude": 0.0}
 DROPOFF = {"latitude": 47.70, "longitude": -122.20, "altitude": 0.0}
 AUDIENCE = "delivery-internal"
 PUBLIC_AUDIENCE = "dronedelivery-api"
-
-
-def _cpu_of(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -250,14 +244,12 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             for client in clients:
                 assert client.stdin is not None
                 client.stdin.write(b"measure\n")
-            process = server._process
-            redis_pid = process.pid if process is not None else os.getpid()
-            replica_cpu, redis_cpu = _cpu_of(replica.pid), _cpu_of(redis_pid)
+            replica_cpu, redis_cpu = cpu_seconds(replica.pid), server.cpu_seconds()
             started = time.monotonic()
             published = await publishing
             measured = time.monotonic() - started
-            replica_cpu = _cpu_of(replica.pid) - replica_cpu
-            redis_cpu = _cpu_of(redis_pid) - redis_cpu
+            replica_cpu = cpu_seconds(replica.pid) - replica_cpu
+            redis_cpu = server.cpu_seconds() - redis_cpu
             await asyncio.sleep(1.5)  # the last fixes' events
             results = []
             for c, client in enumerate(clients):

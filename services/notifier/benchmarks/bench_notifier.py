@@ -25,7 +25,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import statistics
 import tempfile
 import time
@@ -57,12 +56,6 @@ from notifier.settings import EmailSettings, NotifierAuthSettings, NotifierSetti
 
 PICKUP = Location(latitude=47.6497, longitude=-122.3321, altitude=0.0)
 DROPOFF = Location(latitude=47.6497, longitude=-122.2676, altitude=0.0)
-
-
-def _cpu_of(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def events_of(delivery_id: str, at: dt.datetime) -> list[DeliveryEvent]:
@@ -217,15 +210,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         redis = Redis.from_url(redis_server.url)
         inbox = Inbox(mailpit)
-        mailpit_pid = mailpit._process.pid if mailpit._process else os.getpid()
         rows: dict[str, list[dict[str, Any]]] = {}
         for _round in range(args.rounds):
             for pool in (args.pool, 0):
                 settings = settings_for(redis_server.url, mailpit, pool)
-                mailpit_cpu = _cpu_of(mailpit_pid)
+                mailpit_cpu = mailpit.cpu_seconds()
                 row = await backlog(redis, inbox, settings, args.deliveries, args.within)
                 row["mailpit_cpu_ms_per_notification"] = round(
-                    (_cpu_of(mailpit_pid) - mailpit_cpu) / row["emails"] * 1e3, 3
+                    (mailpit.cpu_seconds() - mailpit_cpu) / row["emails"] * 1e3, 3
                 )
                 if args.rate > 0:
                     settings = settings_for(redis_server.url, mailpit, pool)

@@ -99,6 +99,14 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user + system CPU time a live process has used, in seconds (from ``/proc``): what the
+    benchmarks count a server's or a replica's cost with."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # the name, in brackets, may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ManagedServer:
     """A child server process bound to one loopback port."""
 
@@ -119,6 +127,17 @@ class ManagedServer:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it was started and not stopped."""
+        return self._process.pid if self._process is not None else None
+
+    def cpu_seconds(self) -> float:
+        """The CPU time the running server has used (:func:`cpu_seconds`)."""
+        if self._process is None:
+            raise ServerUnavailableError(f"{self.name} is not running")
+        return cpu_seconds(self._process.pid)
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running:
