@@ -5,9 +5,8 @@ factory."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from dronecommon.messaging.redis_streams import (
     stream_key,
 )
 from dronecommon.settings import QueueSettings
-from dronetesting.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, free_port, silent_listener
 
 from .queue_readiness import check_every_client
 from .redis_queue import GROUP, QUEUE, eventually, message, receiver, running, wait_until
@@ -268,34 +267,6 @@ async def test_receiving_survives_a_redis_restart(
 
 
 # -- readiness ----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def silent_listener() -> AsyncIterator[int]:
-    """A TCP port that accepts connections and never says a word."""
-    writers: list[asyncio.StreamWriter] = []
-    tasks: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError):
-            while await reader.read(65536):
-                pass
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
 
 
 def queue_settings(**overrides: Any) -> QueueSettings:

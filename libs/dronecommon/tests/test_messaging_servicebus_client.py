@@ -4,11 +4,6 @@ builds the transport's objects from the settings (no broker on these machines)."
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 from pydantic import SecretStr
 
@@ -24,41 +19,10 @@ from dronecommon.messaging.servicebus import (
     ServiceBusQueueSender,
 )
 from dronecommon.settings import QueueSettings
-from dronetesting.servers import free_port
+from dronetesting.servers import free_port, silent_listener
 
 from .queue_readiness import check_every_client
 from .servicebus_fakes import QUEUE
-
-
-@contextlib.asynccontextmanager
-async def listener(*, answer_header: bool) -> AsyncIterator[int]:
-    """A port that accepts connections and then says nothing (or only the AMQP header)."""
-    writers: list[asyncio.StreamWriter] = []
-    tasks: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            if answer_header:
-                writer.write(await reader.readexactly(8))
-                await writer.drain()
-            while await reader.read(65536):
-                pass
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
 
 
 def emulator_settings(port: int) -> QueueSettings:
@@ -75,7 +39,8 @@ def emulator_settings(port: int) -> QueueSettings:
 
 @pytest.mark.parametrize("target", ["closed port", "silent listener", "header then silence"])
 async def test_readiness_fails_fast_against_a_broker_that_does_not_answer(target: str) -> None:
-    async with listener(answer_header=target == "header then silence") as listening_port:
+    echo = 8 if target == "header then silence" else 0  # AMQP's protocol header
+    async with silent_listener(echo_first=echo) as listening_port:
         port = free_port() if target == "closed port" else listening_port
         settings = emulator_settings(port)
         took, outcomes = await check_every_client(settings)

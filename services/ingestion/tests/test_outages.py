@@ -15,7 +15,7 @@ from dronecommon.settings import QueueSettings
 from dronetesting.apps import app_client
 from dronetesting.problems import assert_problem
 from dronetesting.samples import SAMPLE_REQUEST
-from dronetesting.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, free_port, silent_listener
 from ingestion.main import create_app
 from ingestion.repository import IdempotencyStore, record_key
 from ingestion.service import IdempotencyKey
@@ -80,20 +80,8 @@ async def test_queue_down_is_503_and_nothing_is_recorded_then_it_recovers(
 @pytest.fixture
 async def silent_port() -> AsyncIterator[int]:
     """A TCP listener that accepts connections and never answers."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with silent_listener() as port:
         yield port
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_a_silent_queue_is_503_within_the_send_timeout(

@@ -8,6 +8,7 @@ in the project's tools folder (``.tools/bin``, filled by ``make setup``); ``REDI
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -97,6 +99,41 @@ def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.asynccontextmanager
+async def silent_listener(*, echo_first: int = 0) -> AsyncIterator[int]:
+    """A loopback port (yielded) that accepts connections and never answers: a server that hangs.
+
+    With ``echo_first``, the first that many bytes a client sends are echoed back (a protocol
+    header, as an AMQP broker answers the client's), and then nothing more.
+    """
+    writers: list[asyncio.StreamWriter] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            if echo_first:
+                writer.write(await reader.readexactly(echo_first))
+                await writer.drain()
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
 
 
 def cpu_seconds(pid: int) -> float:
