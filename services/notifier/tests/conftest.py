@@ -27,6 +27,7 @@ from dronecommon.settings import AuthSettings, RedisSettings
 from dronetesting.apps import app_client, running_server
 from dronetesting.servers import MailpitServer
 from notifier.main import create_app as create_notifier
+from notifier.records import Channel, Facts, Item, NewItem
 from notifier.settings import NotifierSettings
 
 JSON = dict[str, Any]
@@ -34,6 +35,25 @@ PICKUP = {"latitude": 47.6497, "longitude": -122.3321, "altitude": 0.0}
 DROPOFF = {"latitude": 47.6497, "longitude": -122.2676, "altitude": 0.0}
 ETAS = {"pickupETA": "2030-05-08T20:10:00Z", "deliveryETA": "2030-05-08T20:25:00Z"}
 BASE_URL = "https://drones.example"
+ITEM_AT = dt.datetime(2030, 5, 8, 20, 0, tzinfo=dt.UTC)
+
+
+def claimed_item(channel: Channel, to: str, delivery_id: str = "d-42") -> Item:
+    """The ``Assigned`` notice of ``delivery_id`` to ``to`` as a sender holds it once claimed,
+    made the way the outbox stores it (:meth:`NewItem.fields`, :meth:`Item.from_fields`)."""
+    facts = Facts(
+        type="Assigned",
+        delivery_id=delivery_id,
+        at=ITEM_AT,
+        drone_id="drone-7",
+        pickup_eta=ITEM_AT + dt.timedelta(minutes=10),
+        delivery_eta=ITEM_AT + dt.timedelta(minutes=25),
+    )
+    new = NewItem(
+        f"{delivery_id}:ev:{channel.value}", delivery_id, "ev", channel, to, "acme", facts
+    )
+    fields = new.fields(int(ITEM_AT.timestamp() * 1000))
+    return Item.from_fields({**fields, "status": "sending", "holder": "s#1", "attempts": "1"})
 
 
 def notifier_settings(redis_url: str, mailpit: MailpitServer, **values: Any) -> NotifierSettings:

@@ -22,10 +22,12 @@ from redis.asyncio import Redis
 from notifier.channels import PermanentSendError, TransientSendError
 from notifier.channels.acs import AcsEmail, AcsSms
 from notifier.outbox import Outbox
-from notifier.records import OPERATION_NAMESPACE, Channel, Facts, Item, NewItem
+from notifier.records import OPERATION_NAMESPACE, Channel
 from notifier.runtime import build_channels
 from notifier.secrets import WebhookSecrets
 from notifier.settings import EmailSettings, NotifierSettings, SmsSettings, WebhookSettings
+
+from .conftest import claimed_item
 
 ENDPOINT = "https://acs-test.communication.azure.com"
 NOW = dt.datetime(2030, 5, 8, 20, 0, tzinfo=dt.UTC)
@@ -106,20 +108,6 @@ class AcsServiceStandIn(AsyncHttpTransport):  # type: ignore[type-arg]
         return None
 
 
-def an_item(channel: Channel, to: str) -> Item:
-    facts = Facts(
-        type="Assigned",
-        delivery_id="d-42",
-        at=NOW,
-        drone_id="drone-7",
-        pickup_eta=NOW + dt.timedelta(minutes=10),
-        delivery_eta=NOW + dt.timedelta(minutes=25),
-    )
-    new = NewItem(f"d-42:ev:{channel.value}", "d-42", "ev", channel, to, "acme", facts)
-    fields = new.fields(int(NOW.timestamp() * 1000))
-    return Item.from_fields({**fields, "status": "sending", "holder": "s#1", "attempts": "1"})
-
-
 def body_of(request: Any) -> Any:
     """The JSON body (the e-mail SDK sends ``azure.core.rest`` requests, the SMS SDK the older
     transport ones)."""
@@ -139,7 +127,7 @@ async def test_email_is_sent_with_a_deterministic_operation_id() -> None:
         base_url="https://drones.example",
         transport=service,
     )
-    item = an_item(Channel.EMAIL, "ann@example.com")
+    item = claimed_item(Channel.EMAIL, "ann@example.com")
     assert await channel.send(item, NOW) == "acs-email:op-1"
     assert await channel.send(item, NOW) == "acs-email:op-1"  # a repeat after a crash
     first, second = service.requests
@@ -169,7 +157,7 @@ async def test_email_refused_by_the_service_fails_for_good() -> None:
         transport=AcsServiceStandIn((400, refusal)),
     )
     with pytest.raises(PermanentSendError, match="ACS Email"):
-        await channel.send(an_item(Channel.EMAIL, "nobody@example.com"), NOW)
+        await channel.send(claimed_item(Channel.EMAIL, "nobody@example.com"), NOW)
     await channel.close()
 
 
@@ -203,7 +191,7 @@ async def test_sms_is_sent_with_a_delivery_report_tag() -> None:
         base_url="https://drones.example",
         transport=service,
     )
-    item = an_item(Channel.SMS, "+14255550123")
+    item = claimed_item(Channel.SMS, "+14255550123")
     assert await channel.send(item, NOW) == "acs-sms:sms-1"
     sent = body_of(service.requests[0])
     assert sent["from"] == "+18005550100"

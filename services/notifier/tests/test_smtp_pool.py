@@ -12,35 +12,17 @@ import pytest
 
 from dronetesting.servers import MailpitServer
 from notifier.channels.smtp import SmtpEmail
-from notifier.records import Channel, Facts, Item, Status
+from notifier.records import Channel, Item
 from notifier.settings import EmailSettings, SmtpSettings
 
-from .conftest import BASE_URL, Inbox
+from .conftest import BASE_URL, Inbox, claimed_item
 
 NOW = dt.datetime(2030, 5, 8, 20, 0, tzinfo=dt.UTC)
 
 
 def item(to: str = "ann@example.com") -> Item:
-    delivery_id = str(uuid.uuid4())
-    return Item(
-        id=uuid.uuid4().hex,
-        delivery_id=delivery_id,
-        event="Completed",
-        event_at=NOW,
-        channel=Channel.EMAIL,
-        to=to,
-        account="acme",
-        facts=Facts(type="Completed", delivery_id=delivery_id, at=NOW, drone_id="drone-1"),
-        status=Status.SENDING,
-        attempts=1,
-        created_at=NOW,
-        due_at=None,
-        holder=None,
-        sent_at=None,
-        failed_at=None,
-        last_error=None,
-        ref=None,
-    )
+    """A claimed e-mail of a delivery of its own (so a Message-ID of its own)."""
+    return claimed_item(Channel.EMAIL, to, str(uuid.uuid4()))
 
 
 @pytest.fixture
