@@ -242,12 +242,14 @@ def _tracing(report: dict[str, Any]) -> list[str]:
         ratio = w.get("goodput_vs_off")
         target = "—"
         if name in limits and ratio is not None:
-            target = f"≥ {limits[name]:g}x off: {verdict(ratio >= limits[name])}"
-            if ratio >= limits[name] and not off_saturated:
-                target = (
-                    f"≥ {limits[name]:g}x off: not measured (`off` refused nothing in a round: "
-                    "it kept up, so the ratio is an upper bound)"
+            met = ratio >= limits[name]
+            outcome = verdict(met)
+            if met and not off_saturated:  # a ratio under the target can only be lower still
+                outcome = (
+                    "not measured (`off` refused nothing in a round: it kept up, so the ratio "
+                    "is an upper bound)"
                 )
+            target = f"≥ {limits[name]:g}x off: {outcome}"
         lines.append(
             f"| {name} | {described.get(name, name)} | {w['scheduled_per_s_window']:g} | "
             f"{_with_rounds(w, 'goodput_vs_off')} | {w['rejected_503']:g} | "
