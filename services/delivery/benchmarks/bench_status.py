@@ -4,7 +4,10 @@
 
 Seeds ``--deliveries`` deliveries (half in flight, so the interpolation runs; a quarter waiting
 for a drone, so ETAs are estimated; a quarter cancelled), then ``--concurrency`` workers ask for
-the status of random deliveries for ``--seconds`` each way:
+the status of random deliveries for ``--seconds`` each way. Tokens are on, as deployed (a
+development issuer in the temporary folder): the deliveries are written with a service token
+holding ``Deliveries.Write``, the status is read with an ``Operator``'s token (verified once,
+then answered from the verified-token cache, as a busy replica does):
 
 - ``httpx``: through ``httpx.ASGITransport`` (what the tests do; the client's cost included);
 - ``asgi``: straight into the ASGI app (the service's own cost: middleware, problem handlers,
@@ -28,12 +31,16 @@ from typing import Any
 
 from delivery.main import create_app
 from delivery.settings import DeliverySettings
+from dronecommon.auth.devissuer import DEFAULT_DEV_ISSUER, DevIssuer
 from dronecommon.domain import format_utc
 from dronecommon.settings import RedisSettings
 from dronetesting.apps import app_client
 from dronetesting.servers import RedisServer
 
 Call = Callable[[str], Awaitable[None]]
+
+AUDIENCE = "delivery-internal"
+PUBLIC_AUDIENCE = "dronedelivery-api"
 
 
 def body(delivery_id: str, kind: int, now: dt.datetime) -> dict[str, Any]:
@@ -71,7 +78,7 @@ async def measure(call: Call, ids: list[str], seconds: float, concurrency: int) 
     )
 
 
-def asgi_caller(app: Any, state: dict[str, Any]) -> Call:
+def asgi_caller(app: Any, state: dict[str, Any], authorization: str) -> Call:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -93,7 +100,7 @@ def asgi_caller(app: Any, state: dict[str, Any]) -> Call:
             "raw_path": path.encode(),
             "query_string": b"",
             "root_path": "",
-            "headers": [(b"host", b"bench")],
+            "headers": [(b"host", b"bench"), (b"authorization", authorization.encode())],
             "client": ("127.0.0.1", 50000),
             "server": ("bench", 80),
             "state": dict(state),
@@ -105,24 +112,41 @@ def asgi_caller(app: Any, state: dict[str, Any]) -> Call:
     return call
 
 
-async def run(redis_url: str, seconds: float, concurrency: int, deliveries: int) -> None:
+async def run(
+    redis_url: str, folder: Path, seconds: float, concurrency: int, deliveries: int
+) -> None:
+    issuer = DevIssuer.generate(DEFAULT_DEV_ISSUER)
+    _, jwks_file = issuer.save(folder / "dev-issuer")
     settings = DeliverySettings(
-        redis=RedisSettings(url=redis_url, max_connections=max(concurrency, 8))
+        redis=RedisSettings(url=redis_url, max_connections=max(concurrency, 8)),
+        auth=issuer.auth_settings(
+            audience=AUDIENCE, public_audience=PUBLIC_AUDIENCE, jwks_file=jwks_file
+        ),
+    )
+    writer = issuer.mint(
+        audience=AUDIENCE, subject="bench", azp="bench", oid="bench", roles=["Deliveries.Write"]
+    )
+    operator = "Bearer " + issuer.mint_customer(
+        account="bench", user="bench-operator", roles=["Operator"], audience=PUBLIC_AUDIENCE
     )
     app = create_app(settings, configure_logs=False)
     now = dt.datetime.now(dt.UTC)
     ids = [f"bench-{n}" for n in range(deliveries)]
-    async with app_client(app) as client:
+    async with app_client(app, headers={"Authorization": f"Bearer {writer}"}) as client:
         for n, delivery_id in enumerate(ids):
             url = f"/api/deliveries/{delivery_id}"
             created = await client.put(url, json=body(delivery_id, n % 4, now))
             if created.status_code not in (201, 204):
                 raise RuntimeError(created.text)
             if n % 4 == 3:
-                await client.delete(url)
+                deleted = await client.delete(url)
+                if deleted.status_code not in (200, 204):
+                    raise RuntimeError(deleted.text)
 
         async def via_httpx(delivery_id: str) -> None:
-            response = await client.get(f"/api/deliveries/{delivery_id}/status")
+            response = await client.get(
+                f"/api/deliveries/{delivery_id}/status", headers={"Authorization": operator}
+            )
             if response.status_code != 200:
                 raise RuntimeError(response.text)
 
@@ -137,7 +161,7 @@ async def run(redis_url: str, seconds: float, concurrency: int, deliveries: int)
             print(f"GET /status, {concurrency} concurrent, {deliveries} deliveries")
             for name, call in (
                 ("httpx", via_httpx),
-                ("asgi", asgi_caller(app, dict(state))),
+                ("asgi", asgi_caller(app, dict(state), operator)),
                 ("redis", bare),
             ):
                 await measure(call, ids, min(seconds, 0.5), concurrency)  # warm up
@@ -153,11 +177,15 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=200)
     parser.add_argument("--redis-url", default=None, help="an existing Redis (default: start one)")
     args = parser.parse_args()
-    if args.redis_url:
-        asyncio.run(run(args.redis_url, args.seconds, args.concurrency, args.deliveries))
-        return
-    with RedisServer(Path(tempfile.mkdtemp(prefix="bench-delivery-"))) as server:
-        asyncio.run(run(server.url, args.seconds, args.concurrency, args.deliveries))
+    with tempfile.TemporaryDirectory(prefix="bench-delivery-") as name:
+        folder = Path(name)
+        if args.redis_url:
+            asyncio.run(
+                run(args.redis_url, folder, args.seconds, args.concurrency, args.deliveries)
+            )
+            return
+        with RedisServer(folder) as server:
+            asyncio.run(run(server.url, folder, args.seconds, args.concurrency, args.deliveries))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """POST /api/deliveryrequests latency and throughput, over a real socket.
 
 Starts a private redis-server and ``python -m ingestion`` (uvicorn, uvloop, httptools: as in
-production) on free ports, with customer tokens from a development issuer (and per-account limits
-set out of the way), then keeps ``--concurrency`` clients posting the contract's sample for
-``--seconds`` seconds, without and with a fresh ``Idempotency-Key`` per request, and prints
-p50/p90/p99 latency as the clients saw it and as the server measured it (``duration_ms`` of its
-access-log lines: the time inside the app, without the client's own CPU), throughput and the
-number of messages the queue holds afterwards.
+production) on free ports, with customer tokens from a development issuer (per-account limits
+and admission control set out of the way: nothing drains the queue here, so admission control
+would answer 503 once the backlog passes ``min_backlog``), then keeps ``--concurrency`` clients
+posting the contract's sample for ``--seconds`` seconds, without and with a fresh
+``Idempotency-Key`` per request, and prints p50/p90/p99 latency as the clients saw it and as the
+server measured it (``duration_ms`` of its access-log lines: the time inside the app, without
+the client's own CPU), throughput and the number of messages the queue holds afterwards. Any
+answer but 202 fails the run (exit status 1): its figures would be an error path's.
 
     uv run python services/ingestion/benchmarks/bench_ingestion.py --concurrency 16 --seconds 10
 """
@@ -108,6 +110,7 @@ async def main() -> int:
             "INGESTION_LIMITS__REQUESTS_PER_MINUTE": "100000000",
             "INGESTION_LIMITS__BURST": "100000",
             "INGESTION_LIMITS__MAX_IN_PROGRESS": "100000000",
+            "INGESTION_ADMISSION__ENABLED": "false",
         }
         headers = {"Authorization": f"Bearer {issuer.mint_customer(lifetime=24 * 3600)}"}
         log_path = Path(tmp) / "ingestion.log"
@@ -127,11 +130,15 @@ async def main() -> int:
                 print(f"POST /api/deliveryrequests, {args.concurrency} concurrent clients")
                 total = 0
                 phases = []
+                refused: dict[int, int] = {}
                 for keyed in (False, True):
                     latencies, statuses, elapsed = await load(
                         client, concurrency=args.concurrency, seconds=args.seconds, keyed=keyed
                     )
                     total += statuses.get(202, 0)
+                    refused.update(
+                        {k: refused.get(k, 0) + v for k, v in statuses.items() if k != 202}
+                    )
                     name = "with Idempotency-Key" if keyed else "no Idempotency-Key"
                     report(name, latencies, statuses, elapsed)
                     phases.append((name, len(latencies)))
@@ -150,6 +157,9 @@ async def main() -> int:
         finally:
             process.terminate()
             await process.wait()
+    if refused:  # the figures would be those of an error path, not of accepting requests
+        print(f"FAIL: answers other than 202: {refused}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,13 +5,16 @@
 Starts a redis-server, a stand-in for the three downstream services in its own process (every
 call answers after ``--latency`` seconds, like a fast backend), and ``python -m workflow`` with each
 ``--concurrency`` value; enqueues ``--messages`` delivery requests and times the drain. Each
-message costs the workflow two Redis reads and three HTTP calls.
+message costs the workflow two Redis reads and three HTTP calls. Tokens are on, as in
+``make run`` (:meth:`dronetesting.stack.StackConfig.auth_env`: the workflow mints its outbound
+tokens with a development issuer in the temporary folder; the stand-in does not check them).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -27,6 +30,7 @@ from dronecommon.messaging.redis_streams import RedisStreamSender, stream_key
 from dronetesting.apps import wait_ready
 from dronetesting.samples import sample_request
 from dronetesting.servers import RedisServer, free_port
+from dronetesting.stack import StackConfig
 
 FAKE = """
 import asyncio, datetime as dt, sys
@@ -58,7 +62,9 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 """
 
 
-async def run_once(redis_url: str, fake_url: str, concurrency: int, messages: int) -> float:
+async def run_once(
+    redis_url: str, fake_url: str, concurrency: int, messages: int, auth_env: dict[str, str]
+) -> float:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKFLOW_", "OTEL_"))}
     env.update(
@@ -71,6 +77,7 @@ async def run_once(redis_url: str, fake_url: str, concurrency: int, messages: in
             "WORKFLOW_DRONESCHEDULER_URL": fake_url,
             "WORKFLOW_DELIVERY_URL": fake_url,
             "WORKFLOW_LOG_LEVEL": "WARNING",
+            **auth_env,
         }
     )
     process = await asyncio.create_subprocess_exec(
@@ -100,7 +107,8 @@ async def run_once(redis_url: str, fake_url: str, concurrency: int, messages: in
         await sender.close()
         return messages / elapsed
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):  # it may have exited (wait_ready says why)
+            process.terminate()
         await asyncio.wait_for(process.wait(), 30)
 
 
@@ -111,6 +119,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 16, 32, 64])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+        tokens = StackConfig(data_dir=Path(tmp))
+        tokens.dev_issuer()  # its key and JWKS in <tmp>/dev-issuer
         fake_port = free_port()
         fake = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -125,7 +135,9 @@ async def main() -> None:
             await wait_ready(fake_url, within=30, path="/healthz", process=fake)
             print(f"{args.messages} delivery messages, backend latency {args.latency * 1000:g} ms")
             for concurrency in args.concurrency:
-                rate = await run_once(redis.url, fake_url, concurrency, args.messages)
+                rate = await run_once(
+                    redis.url, fake_url, concurrency, args.messages, tokens.auth_env("workflow")
+                )
                 print(f"  concurrency {concurrency:>3}: {rate:7.0f} messages/s")
         finally:
             fake.terminate()
