@@ -7,7 +7,9 @@ would answer 503 once the backlog passes ``min_backlog``), then keeps ``--concur
 posting the contract's sample for ``--seconds`` seconds, without and with a fresh
 ``Idempotency-Key`` per request, and prints p50/p90/p99 latency as the clients saw it and as the
 server measured it (``duration_ms`` of its access-log lines: the time inside the app, without
-the client's own CPU), throughput and the number of messages the queue holds afterwards. Any
+the client's own CPU), throughput, the ingestion process's CPU time per request (user + system,
+from ``/proc``: steadier than latency on shared cores, where the client takes its share) and
+the number of messages the queue holds afterwards. Any
 answer but 202 fails the run (exit status 1): its figures would be an error path's.
 
     uv run python services/ingestion/benchmarks/bench_ingestion.py --concurrency 16 --seconds 10
@@ -33,7 +35,7 @@ from dronecommon.auth.devissuer import PUBLIC_AUDIENCE, DevIssuer
 from dronecommon.messaging.redis_streams import stream_key
 from dronetesting.apps import wait_ready
 from dronetesting.samples import SAMPLE_REQUEST
-from dronetesting.servers import RedisServer, free_port
+from dronetesting.servers import RedisServer, cpu_seconds, free_port
 
 
 async def load(
@@ -66,11 +68,14 @@ def percentiles(ms: list[float]) -> str:
     )
 
 
-def report(name: str, latencies: list[float], statuses: dict[int, int], elapsed: float) -> None:
+def report(
+    name: str, latencies: list[float], statuses: dict[int, int], elapsed: float, cpu: float
+) -> None:
     ms = [latency * 1000 for latency in latencies]
     print(
         f"{name:<22} client  n={len(ms):>6}  {len(ms) / elapsed:>6.0f} req/s  "
-        f"{percentiles(ms)}  statuses={statuses}"
+        f"{percentiles(ms)}  statuses={statuses}  "
+        f"server CPU {cpu / len(ms) * 1e6:.0f} us/request"
     )
 
 
@@ -132,15 +137,17 @@ async def main() -> int:
                 phases = []
                 refused: dict[int, int] = {}
                 for keyed in (False, True):
+                    cpu = cpu_seconds(process.pid)
                     latencies, statuses, elapsed = await load(
                         client, concurrency=args.concurrency, seconds=args.seconds, keyed=keyed
                     )
+                    cpu = cpu_seconds(process.pid) - cpu
                     total += statuses.get(202, 0)
                     refused.update(
                         {k: refused.get(k, 0) + v for k, v in statuses.items() if k != 202}
                     )
                     name = "with Idempotency-Key" if keyed else "no Idempotency-Key"
-                    report(name, latencies, statuses, elapsed)
+                    report(name, latencies, statuses, elapsed, cpu)
                     phases.append((name, len(latencies)))
             await asyncio.sleep(0.5)  # the last log lines
             durations = server_durations(log_path)[len(warm) :]
