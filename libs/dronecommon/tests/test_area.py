@@ -7,7 +7,14 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from dronecommon.area import DEFAULT_PLACES, DEFAULT_SERVICE_AREA, Base, Box, ServiceArea
+from dronecommon.area import (
+    DEFAULT_PLACES,
+    DEFAULT_SERVICE_AREA,
+    Base,
+    Box,
+    ServiceArea,
+    check_place,
+)
 from dronecommon.domain import Location, distance_miles
 from dronecommon.settings import ServiceSettings
 
@@ -77,6 +84,37 @@ def test_trips_are_measured_base_to_base() -> None:
     assert AREA.shortest_trip(pickup, dropoff) == pytest.approx(
         AREA.trip_miles(base, pickup, dropoff)
     )
+
+
+def test_a_place_comes_with_its_nearest_base_measured_once() -> None:
+    tacoma = "47.2529,-122.4443"
+    for text in ("my pickup", "place number 7", "47.6062, -122.3321", tacoma):
+        point, base, miles = AREA.place(text)
+        assert point == AREA.resolve(text)
+        assert (base, miles) == AREA.nearest_base(point)
+    # Coordinates are not moved into the area: the caller reads the distance.
+    assert AREA.place(tacoma)[2] > AREA.radius_miles
+    with pytest.raises(ValueError, match="out of range"):
+        AREA.place("0,181")
+
+
+def test_the_shortest_trip_is_the_shortest_of_every_bases_trip_to_the_bit() -> None:
+    # The leg between pickup and drop-off is measured once; the sums stay those of trip_miles.
+    for n in range(200):
+        pickup, dropoff = AREA.resolve(f"from {n}"), AREA.resolve(f"to {n}")
+        trips = [AREA.trip_miles(base, pickup, dropoff) for base in AREA.bases]
+        assert AREA.shortest_trip(pickup, dropoff) == min(trips)
+
+
+def test_checking_a_place_refuses_what_resolving_refuses_without_drawing_it() -> None:
+    for text in ("my pickup", "47.6062, -122.3321", "-90,180", "Ünïcode  street"):
+        check_place(text)
+        AREA.resolve(text)
+    for text, why in (("   ", "empty"), ("91,0", "out of range"), ("10,-180.5", "out of range")):
+        with pytest.raises(ValueError, match=why):
+            check_place(text)
+        with pytest.raises(ValueError, match=why):
+            AREA.resolve(text)
 
 
 def test_a_box_partly_outside_the_area_still_places_every_text_inside() -> None:

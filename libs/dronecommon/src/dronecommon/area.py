@@ -112,7 +112,7 @@ class ServiceArea(BaseModel):
             )
         return self
 
-    def nearest_base(self, location: Location) -> tuple[Base, float]:
+    def nearest_base(self, location: Point) -> tuple[Base, float]:
         """The base nearest to ``location`` and its distance in miles."""
         return min(
             ((base, distance_miles(base, location)) for base in self.bases),
@@ -132,8 +132,13 @@ class ServiceArea(BaseModel):
         )
 
     def shortest_trip(self, pickup: Location, dropoff: Location) -> float:
-        """The shortest trip any base could fly for this pickup and drop-off."""
-        return min(self.trip_miles(base, pickup, dropoff) for base in self.bases)
+        """The shortest trip any base could fly for this pickup and drop-off (the leg between
+        them measured once: the same sums as :meth:`trip_miles`, in the same order)."""
+        direct = distance_miles(pickup, dropoff)
+        return min(
+            distance_miles(base, pickup) + direct + distance_miles(dropoff, base)
+            for base in self.bases
+        )
 
     def resolve(self, text: str) -> Location:
         """A ``"lat,lon"`` string as that point; any other text as its point in the area.
@@ -141,21 +146,23 @@ class ServiceArea(BaseModel):
         Raises ``ValueError`` for empty text or coordinates out of range. Coordinates are not
         checked against the area here (:meth:`contains` says whether they are in it).
         """
-        match = _LAT_LON.match(text)
-        if match:
-            latitude, longitude = float(match.group(1)), float(match.group(2))
-            if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
-                raise ValueError(f"coordinates out of range: {text!r}")
-            return Location(latitude=latitude, longitude=longitude, altitude=0.0)
-        normalised = normalise_place(text)
-        if not normalised:
-            raise ValueError("a place must not be empty")
+        return self.place(text)[0]
+
+    def place(self, text: str) -> tuple[Location, Base, float]:
+        """:meth:`resolve` with the base nearest to the point and its distance in miles (the
+        point is in the area when that is at most ``radius_miles``), each measured once."""
+        point = _coordinates(text)
+        if point is not None:
+            return (point, *self.nearest_base(point))
+        normalised = _normalised(text)
         for draw in range(MAX_DRAWS):
             point = self._draw(normalised if draw == 0 else f"{normalised}#{draw}")
-            if self.contains(point):
-                return point
+            base, miles = self.nearest_base(point)
+            if miles <= self.radius_miles:
+                return point, base, miles
         # Unreachable with a box inside the area (checked when the settings load).
-        return self.nearest_base(self._draw(normalised))[0].location
+        base = self.nearest_base(self._draw(normalised))[0]
+        return base.location, base, 0.0
 
     def _draw(self, text: str) -> Location:
         box = self.places
@@ -175,3 +182,29 @@ DEFAULT_SERVICE_AREA = ServiceArea()
 def resolve_location(text: str, area: ServiceArea = DEFAULT_SERVICE_AREA) -> Location:
     """``area.resolve(text)``: the point a place names (see the module docstring)."""
     return area.resolve(text)
+
+
+def check_place(text: str) -> None:
+    """Raise ``ValueError`` for text no area can place (empty, or coordinates out of range):
+    what validating a request needs, without drawing the point (the service that uses the place
+    resolves it once, in its own area)."""
+    if _coordinates(text) is None:
+        _normalised(text)
+
+
+def _coordinates(text: str) -> Location | None:
+    """``"lat,lon"`` as that point (``ValueError`` when out of range); None for other text."""
+    match = _LAT_LON.match(text)
+    if match is None:
+        return None
+    latitude, longitude = float(match.group(1)), float(match.group(2))
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValueError(f"coordinates out of range: {text!r}")
+    return Location(latitude=latitude, longitude=longitude, altitude=0.0)
+
+
+def _normalised(text: str) -> str:
+    normalised = normalise_place(text)
+    if not normalised:
+        raise ValueError("a place must not be empty")
+    return normalised

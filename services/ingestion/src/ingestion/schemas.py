@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from dronecommon.area import resolve_location
+from dronecommon.area import check_place
 from dronecommon.domain import (
     MAX_PACKAGE_WEIGHT,
     MAX_TAG_LENGTH,
@@ -75,7 +75,7 @@ def _in_utc(value: dt.datetime) -> dt.datetime:
 
 
 def _resolvable(place: str) -> str:
-    resolve_location(place)  # ValueError (a 400 on this field) when it cannot be placed
+    check_place(place)  # ValueError (a 400 on this field) when it cannot be placed
     return place
 
 

@@ -252,10 +252,9 @@ class IngestionService:
         outside: list[tuple[str, str]] = []
         points = {}
         for name, text in (place for group in groups for place in group):
-            point = area.resolve(text)
+            point, base, miles = area.place(text)
             points[name] = point
-            if not area.contains(point):
-                base, miles = area.nearest_base(point)
+            if miles > area.radius_miles:
                 message = (
                     f"{text!r} is {miles:,.1f} miles from the nearest drone base "
                     f"({base.name}); the service area reaches {area.radius_miles:g} miles"

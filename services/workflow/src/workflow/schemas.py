@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
 
-from dronecommon.area import resolve_location
+from dronecommon.area import check_place
 from dronecommon.domain import (
     ApiModel,
     ConfirmationType,
@@ -29,7 +29,7 @@ Place = Annotated[str, Field(min_length=1, max_length=1024)]
 
 def _resolvable(value: str | None) -> str | None:
     if value is not None:
-        resolve_location(value)  # raises ValueError: a place no service could use
+        check_place(value)  # raises ValueError: a place no service could use
     return value
 
 
