@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import uvloop
-from redis.asyncio import Redis
 
 from delivery.consumer import TelemetryConsumer
 from delivery.live import Live
@@ -37,6 +36,7 @@ from dronecommon.domain import utcnow
 from dronecommon.events import EventType, read_range
 from dronecommon.fixes import Fix, Phase, create_fix_consumer
 from dronecommon.fixes.redis_streams import RedisFixPublisher
+from dronecommon.redis import create_redis_client
 from dronecommon.settings import RedisSettings
 from dronetesting.servers import RedisServer
 
@@ -90,8 +90,10 @@ def fixes_of(drones: int, steps: int, start: dt.datetime) -> list[Fix]:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
-        redis = Redis.from_url(server.url, decode_responses=True)
+        # The service's own clients (dronecommon.redis.create_redis_client), shaped as its
+        # runtime shapes them.
         settings = DeliverySettings(redis=RedisSettings(url=server.url))
+        redis = create_redis_client(settings.redis, decode_responses=True)
         repository = DeliveryRepository(redis)
         service = DeliveryService(repository, settings, utcnow)
         start = utcnow()
@@ -125,7 +127,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             fixes_per_entry=args.fixes_per_entry,
             receive_wait=0.1,
         )
-        reader_redis = Redis.from_url(server.url, socket_timeout=10)
+        reader_redis = create_redis_client(settings.redis, socket_timeout=10)
         source = create_fix_consumer(stream, consumer="bench", redis=reader_redis)
         store = LiveStore(redis, repository, trail_length=120, drone_fix_ttl=3600)
         consumer = TelemetryConsumer(store, service.rules, service.estimates, utcnow)
