@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 
 from dronecommon.messaging.redis_streams import queue_redis_client
 from dronecommon.redis import EntraIdCredentialProvider, KeylessRedis, create_redis_client
@@ -51,6 +53,44 @@ async def test_the_client_takes_its_shape_from_the_settings(redis_url: str) -> N
         assert await client.get("k") == b"\xff"
     finally:
         await client.aclose()
+
+
+def test_commands_are_packed_in_c_into_the_same_bytes_redis_py_writes() -> None:
+    settings = RedisSettings(url="redis://127.0.0.1:1/0")
+    python = Connection()  # redis-py's own asyncio packer, argument by argument in Python
+    for url, kind in (
+        ("redis://127.0.0.1:1/0", Connection),
+        ("rediss://127.0.0.1:1/0", SSLConnection),
+        ("unix:///tmp/nothing.sock", UnixDomainSocketConnection),
+    ):
+        pool = create_redis_client(settings, url=url).connection_pool
+        assert issubclass(pool.connection_class, kind), url  # TLS and sockets kept
+        packer = pool.connection_class()
+        assert type(packer).pack_command is not kind.pack_command
+        arguments: tuple[Any, ...] = (
+            "EVALSHA",
+            "f" * 40,
+            2,
+            "key:{é}",
+            b"\xff\x00raw",
+            memoryview(b"viewed"),
+            -7,
+            2**70,
+            0.1,
+            1 / 3,
+            1e20,
+            "x" * 70_000,  # past redis-py's buffer cut-off
+        )
+        assert b"".join(packer.pack_command(*arguments)) == b"".join(
+            python.pack_command(*arguments)
+        )
+        assert b"".join(packer.pack_command("CONFIG GET", "maxmemory")) == b"".join(
+            python.pack_command("CONFIG GET", "maxmemory")
+        )
+        refused: tuple[Any, ...] = (None, True)  # what redis-py refuses, typed or not
+        for value in refused:
+            with pytest.raises(DataError):
+                packer.pack_command("SET", "k", value)
 
 
 async def test_callers_override_timeouts_pool_and_decoding(redis_url: str) -> None:
