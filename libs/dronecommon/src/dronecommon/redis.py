@@ -135,8 +135,6 @@ _PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 def _packing_in_c(base: type[AbstractConnection]) -> type[AbstractConnection]:
     """``base`` (plain, TLS or Unix socket, as the URL chose) packing its commands in C."""
-    if issubclass(base, _PackedInC):
-        return base
     packed = _PACKED.get(base)
     if packed is None:
         packed = _PACKED[base] = type(base.__name__, (_PackedInC, base), {})
