@@ -5,9 +5,10 @@
 Seeds ``--deliveries`` deliveries (half in flight, so the interpolation runs; a quarter waiting
 for a drone, so ETAs are estimated; a quarter cancelled), then ``--concurrency`` workers ask for
 the status of random deliveries for ``--seconds`` each way. Tokens are on, as deployed (a
-development issuer in the temporary folder): the deliveries are written with a service token
-holding ``Deliveries.Write``, the status is read with an ``Operator``'s token (verified once,
-then answered from the verified-token cache, as a busy replica does):
+development issuer in the temporary folder, the test kit's ``LocalIssuer``): the deliveries are
+written with a service token holding ``Deliveries.Write``, the status is read with an
+``Operator``'s token (verified once, then answered from the verified-token cache, as a busy
+replica does):
 
 - ``httpx``: through ``httpx.ASGITransport`` (what the tests do; the client's cost included);
 - ``asgi``: straight into the ASGI app (the service's own cost: middleware, problem handlers,
@@ -31,16 +32,14 @@ from typing import Any
 
 from delivery.main import create_app
 from delivery.settings import DeliverySettings
-from dronecommon.auth.devissuer import DEFAULT_DEV_ISSUER, DevIssuer
+from dronecommon.auth.roles import DELIVERIES_WRITE
 from dronecommon.domain import format_utc
 from dronecommon.settings import RedisSettings
 from dronetesting.apps import app_client
 from dronetesting.servers import RedisServer
+from dronetesting.tokens import LocalIssuer
 
 Call = Callable[[str], Awaitable[None]]
-
-AUDIENCE = "delivery-internal"
-PUBLIC_AUDIENCE = "dronedelivery-api"
 
 
 def body(delivery_id: str, kind: int, now: dt.datetime) -> dict[str, Any]:
@@ -115,24 +114,16 @@ def asgi_caller(app: Any, state: dict[str, Any], authorization: str) -> Call:
 async def run(
     redis_url: str, folder: Path, seconds: float, concurrency: int, deliveries: int
 ) -> None:
-    issuer = DevIssuer.generate(DEFAULT_DEV_ISSUER)
-    _, jwks_file = issuer.save(folder / "dev-issuer")
+    tokens = LocalIssuer.create(folder / "dev-issuer")
     settings = DeliverySettings(
         redis=RedisSettings(url=redis_url, max_connections=max(concurrency, 8)),
-        auth=issuer.auth_settings(
-            audience=AUDIENCE, public_audience=PUBLIC_AUDIENCE, jwks_file=jwks_file
-        ),
+        auth=tokens.settings,
     )
-    writer = issuer.mint(
-        audience=AUDIENCE, subject="bench", azp="bench", oid="bench", roles=["Deliveries.Write"]
-    )
-    operator = "Bearer " + issuer.mint_customer(
-        account="bench", user="bench-operator", roles=["Operator"], audience=PUBLIC_AUDIENCE
-    )
+    operator = tokens.customer("bench", "bench-operator", roles=("Operator",))["Authorization"]
     app = create_app(settings, configure_logs=False)
     now = dt.datetime.now(dt.UTC)
     ids = [f"bench-{n}" for n in range(deliveries)]
-    async with app_client(app, headers={"Authorization": f"Bearer {writer}"}) as client:
+    async with app_client(app, headers=tokens.service(DELIVERIES_WRITE)) as client:
         for n, delivery_id in enumerate(ids):
             url = f"/api/deliveries/{delivery_id}"
             created = await client.put(url, json=body(delivery_id, n % 4, now))

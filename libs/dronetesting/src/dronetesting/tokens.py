@@ -31,6 +31,13 @@ class LocalIssuer:
     jwks_file: Path
     audience: str = TEST_AUDIENCE
 
+    @classmethod
+    def create(cls, directory: Path) -> LocalIssuer:
+        """A new development issuer with its key and JWKS saved in ``directory``."""
+        issuer = DevIssuer.generate(DEFAULT_DEV_ISSUER)
+        key_file, jwks_file = issuer.save(directory)
+        return cls(issuer=issuer, directory=directory, key_file=key_file, jwks_file=jwks_file)
+
     @property
     def settings(self) -> AuthSettings:
         """Auth enabled, trusting this issuer's JWKS file for :attr:`audience`."""
@@ -87,7 +94,4 @@ class LocalIssuer:
 @pytest.fixture
 def dev_issuer(tmp_path: Path) -> LocalIssuer:
     """A development issuer with its key and JWKS in the test's temporary folder."""
-    directory = tmp_path / "dev-issuer"
-    issuer = DevIssuer.generate(DEFAULT_DEV_ISSUER)
-    key_file, jwks_file = issuer.save(directory)
-    return LocalIssuer(issuer=issuer, directory=directory, key_file=key_file, jwks_file=jwks_file)
+    return LocalIssuer.create(tmp_path / "dev-issuer")
