@@ -8,6 +8,7 @@ from itertools import groupby
 
 from dronecommon.fixes import Fix, Phase
 from simulator.flight import Point, miles_between
+from simulator.settings import SimulatorSettings
 
 from .conftest import DROPOFF, PICKUP, World, simulator, wait_for
 
@@ -85,7 +86,14 @@ async def test_a_delivery_flies_confirms_comes_home_and_is_released(world: World
     assert batteries[-1] < 100
     going = [f for f in fixes if f.phase is Phase.TO_PICKUP and f.speed_mph > 0]
     assert all(abs(f.heading_deg) < 1 or abs(f.heading_deg - 360) < 1 for f in going)  # north
-    assert all(3000 < f.speed_mph < 5000 for f in going)  # 40 mph x 100, with wind
+    # 40 mph x 100, times the leg's wind (80 % to 120 %) and a gust of up to 10 % either way.
+    wind, gust = (
+        SimulatorSettings.model_fields["wind_strength"].default,
+        SimulatorSettings.model_fields["gust_strength"].default,
+    )
+    slowest, fastest = 4000 * (1 - wind) * (1 - gust), 4000 * (1 + wind) * (1 + gust)
+    assert going
+    assert all(slowest <= f.speed_mph <= fastest for f in going)
     pickup = Point(PICKUP["latitude"], PICKUP["longitude"])
     at_pickup = [f for f in fixes if f.phase is Phase.AT_PICKUP]
     assert all(miles_between(point(f), pickup) < 0.01 for f in at_pickup)
