@@ -7,9 +7,9 @@ accepted, scheduled, flown and confirmed in the hours before now (spread evenly 
 leaves, written with the services' own code in bulk (``insert_many`` batches, Redis pipelines):
 
 - **package** (MongoDB ``packages``): its package, as the repository's ``insert_one`` stores it;
-- **drone scheduler** (MongoDB): its ``requests`` mark, its ``assignments`` document (a drone of
-  the nearest base and the least capable class, planned by ``Fleet.plan``) and its ``releases``
-  document at the drone's return;
+- **drone scheduler** (MongoDB): its ``assignments`` document (a drone of the nearest base and
+  the least capable class, planned by ``Fleet.plan``) and its ``releases`` document at the
+  drone's return;
 - **delivery** (Redis): ``DeliveryService.create`` then ``DeliveryService.confirm`` (the
   service's own decisions and Lua scripts, queued on a pipeline): the hash, history, stage
   entries, the owner's list and monthly summary, Completed with the retention TTL;
@@ -229,7 +229,7 @@ class _Writer:
 
     async def write(self, numbers: range, count: int, now: dt.datetime) -> None:
         """Deliveries ``numbers`` of ``count``, accepted over the ``SPAN_SECONDS`` before now."""
-        packages, requests, assignments, releases = [], [], [], []
+        packages, assignments, releases = [], [], []
         confirmations: dict[str, Confirmation] = {}
         finished: dict[str, int] = {}
         for n in numbers:
@@ -241,7 +241,6 @@ class _Writer:
             package = PackageRecord(id=f"{PREFIX}package-{n}", size="Small", weight=10.0, tag=None)
             packages.append(_new_document(package, "bench", owner, accepted))
             record = self._assignment(delivery_id, owner, package, pickup, dropoff, accepted, n)
-            requests.append({"_id": delivery_id, "at": accepted})
             assignments.append(record.document())
             back = record.busy_until
             releases.append({"_id": delivery_id, "releasedAt": back, "at": back})
@@ -275,7 +274,6 @@ class _Writer:
         await self.flush()  # the previous batch's documents
         self.inserting = asyncio.gather(
             self.packages.insert_many(packages, ordered=False),
-            self.scheduler.requests.insert_many(requests, ordered=False),
             self.scheduler.assignments.insert_many(assignments, ordered=False),
             self.scheduler.releases.insert_many(releases, ordered=False),
         )

@@ -11,7 +11,7 @@ service logs (``loadMs``, ``leases``).
 The history is what the database holds after N deliveries, each assigned and released, with
 every tenth re-planned, all older than the lease retention:
 
-- ``assignments``, ``releases``, ``requests``: N documents each; ``plans``: N / 10;
+- ``assignments``, ``releases``: N documents each; ``plans``: N / 10;
 - ``leases`` (``--layout compact``, the service's): each drone's latest generation only, the
   superseded ones having been deleted; ``--layout log`` keeps every generation (2 N + N / 10),
   as the log was before it was compacted, for comparison.
@@ -88,7 +88,6 @@ def history(
             delivery_eta=assigned + dt.timedelta(minutes=15),
             busy_until=busy_until,
         )
-        yield "requests", {"_id": delivery_id, "at": assigned}
         yield "assignments", record.document()
         kinds = [(LeaseKind.ASSIGN, busy_until, assigned)]
         if n % 10 == 0:

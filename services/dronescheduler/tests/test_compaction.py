@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dronecommon.domain import Location, utcnow
 from dronescheduler.compaction import prunable
 from dronescheduler.fleet import Fleet
-from dronescheduler.repository import SchedulerRepository
+from dronescheduler.repository import PLAN_PROBES, SchedulerRepository
 from dronescheduler.schemas import DroneDeliveryIn
 from dronescheduler.service import Scheduler
 from dronescheduler.settings import DroneSchedulerSettings
@@ -131,15 +131,18 @@ def request() -> DroneDeliveryIn:
 
 
 class FindsOn(monitoring.CommandListener):
-    """Counts the ``find`` commands sent for one collection."""
+    """The filters of the ``find`` commands sent for one collection, and every command sent as
+    ``(name, collection)``."""
 
     def __init__(self, collection: str) -> None:
         self.collection = collection
-        self.count = 0
+        self.filters: list[dict[str, Any]] = []
+        self.commands: list[tuple[str, str]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append((event.command_name, str(event.command.get(event.command_name))))
         if event.command_name == "find" and event.command.get("find") == self.collection:
-            self.count += 1
+            self.filters.append(dict(event.command.get("filter", {})))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -164,24 +167,36 @@ async def watched(
         await client.close()
 
 
-async def test_an_assignment_with_many_re_plans_is_read_in_one_query(
-    watched: tuple[SchedulerRepository, FindsOn],
-) -> None:
-    repository, finds = watched
+async def replanned(repository: SchedulerRepository, times: int) -> str:
     settings = fleet(count=1)
     scheduler = Scheduler(Fleet(settings), repository, settings)
     await repository.seed(scheduler.fleet, utcnow())
     await scheduler.load()
     record, _ = await scheduler.assign(request())
-    for n in range(1, 7):
+    for n in range(1, times + 1):
         dropoff = Location(latitude=47.6 + n / 1000, longitude=-122.3)
         await scheduler.replan(record.delivery_id, None, dropoff)
-    finds.count = 0
-    latest = await repository.assignment(record.delivery_id)
+    return record.delivery_id
+
+
+@pytest.mark.parametrize("times", [0, 2, PLAN_PROBES, 9])
+async def test_re_plans_are_read_by_id_and_many_of_them_in_one_query(
+    watched: tuple[SchedulerRepository, FindsOn], times: int
+) -> None:
+    repository, finds = watched
+    delivery_id = await replanned(repository, times)
+    finds.filters.clear()
+    latest = await repository.assignment(delivery_id)
     assert latest is not None
-    assert latest.plan_no == 6
-    assert latest.dropoff.latitude == pytest.approx(47.606)
-    assert finds.count == 1
+    assert latest.plan_no == times
+    if times:
+        assert latest.dropoff.latitude == pytest.approx(47.6 + times / 1000)
+    probes = [{"_id": f"{delivery_id}:{n}"} for n in range(1, min(times, PLAN_PROBES) + 1)]
+    if times < PLAN_PROBES:  # up to the first missing one, by _id (an index lookup everywhere)
+        assert finds.filters == [*probes, {"_id": f"{delivery_id}:{times + 1}"}]
+    else:  # the rest in one query, however many there are
+        later = {"deliveryId": delivery_id, "n": {"$gt": PLAN_PROBES}}
+        assert finds.filters == [*probes, later]
 
 
 def test_the_refresh_runs_well_within_the_retention() -> None:
@@ -189,3 +204,29 @@ def test_the_refresh_runs_well_within_the_retention() -> None:
         DroneSchedulerSettings(lease_refresh_interval=600, lease_retention=1200)
     settings = DroneSchedulerSettings()
     assert settings.lease_refresh_interval * 4 <= settings.lease_retention
+
+
+async def test_an_assignment_costs_two_inserts_and_a_release_two_round_trips(
+    watched: tuple[SchedulerRepository, FindsOn],
+) -> None:
+    repository, log = watched
+    settings = fleet(count=2)
+    scheduler = Scheduler(Fleet(settings), repository, settings)
+    await repository.seed(scheduler.fleet, utcnow())
+    await scheduler.load()
+    log.commands.clear()
+    record, created = await scheduler.assign(request())
+    assert created
+    # A delivery asked for the first time reads nothing: the assignment's insert decides.
+    assert log.commands == [("insert", "leases"), ("insert", "assignments")]
+    log.commands.clear()
+    await scheduler.release(record.delivery_id)
+    # Its re-plans by _id (the assignment is cached), the release, then the drone freed early.
+    assert log.commands == [("find", "plans"), ("insert", "releases"), ("insert", "leases")]
+    log.commands.clear()
+    await scheduler.release(record.delivery_id)
+    # Released before: the release's insert finds it taken, and nothing more is written.
+    assert log.commands == [("find", "plans"), ("insert", "releases")]
+    assert await repository.releases.count_documents({"_id": record.delivery_id}) == 1
+    leases = [doc async for doc in repository.leases.find({"droneId": record.drone_id})]
+    assert sorted((doc["gen"], doc["kind"]) for doc in leases) == [(1, "assign"), (2, "release")]

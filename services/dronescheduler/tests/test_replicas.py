@@ -123,3 +123,23 @@ async def test_another_replica_replays_an_assignment_with_the_fleet_busy(
         # A release on the first replica is final on the second one too.
         assert (await first.delete(f"/api/dronedeliveries/{body['deliveryId']}")).status_code == 204
         assert_problem(await put(second, body), 409)
+
+
+async def test_another_replica_replays_an_assignment_and_gives_back_the_drone_it_tried(
+    mongo_url: str, mongo_database: str
+) -> None:
+    # The retry lands on a replica that has never seen the delivery, with a drone free: it claims
+    # that drone, loses the assignment's insert, gives the drone back and answers the replay.
+    settings = scheduler_settings(mongo_url, mongo_database, fleet(count=2))
+    async with replicas(settings) as (first, second):
+        body = delivery()
+        assigned = await put(first, body)
+        assert assigned.status_code == 201, assigned.text
+        replay = await put(second, body)
+        assert replay.status_code == 200, replay.text
+        assert replay.json() == assigned.json()
+        # The drone it tried is free again: the second replica hands it out, and then has none.
+        other = await put(second, delivery())
+        assert other.status_code == 201, other.text
+        assert other.json()["droneId"] != assigned.json()["droneId"]
+        assert_problem(await put(second, delivery()), 503)

@@ -8,8 +8,8 @@ store) shapes this: its ``findAndModify`` is not atomic (it reads, then writes t
 by ``_id`` with no condition), and a bare ``_id`` is the only filter it passes down to SQLite
 (an index lookup with the build ``make setup`` makes; upstream 1.24.2 scans for it too); any other
 filter has every document decoded and matched in FerretDB. So the request paths insert and read by
-``_id``, plus one query for a delivery's re-plans (its index on MongoDB and Cosmos DB; a scan of
-the small ``plans`` on FerretDB).
+``_id``, a delivery's re-plans included (one by one; only past ``PLAN_PROBES`` of them does a
+query read the rest: its index on MongoDB and Cosmos DB, a scan of ``plans`` on FerretDB).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from .fleet import Fleet
 from .records import AssignmentRecord, Document, Lease, lease_id
 
 DUPLICATE_KEY = 11000
+#: Re-plans of a delivery looked up one by one (by ``_id``) before querying for the rest.
+PLAN_PROBES = 4
 FLEET_DOC_ID = "fleet"
 
 
@@ -49,7 +51,6 @@ class SchedulerRepository:
         self.assignments = database["assignments"]
         self.plans = database["plans"]
         self.releases = database["releases"]
-        self.requests = database["requests"]
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -68,7 +69,6 @@ class SchedulerRepository:
             self.assignments,
             self.plans,
             self.releases,
-            self.requests,
         ):
             if collection.name not in existing:
                 with contextlib.suppress(CollectionInvalid):  # another replica made it first
@@ -140,21 +140,6 @@ class SchedulerRepository:
         doc = await self.leases.find_one({"droneId": drone_id}, sort=[("gen", DESCENDING)])
         return None if doc is None else Lease.from_document(doc)
 
-    # --- requests -------------------------------------------------------------------------------
-
-    async def first_request(self, delivery_id: str, now: dt.datetime) -> bool:
-        """Record that the delivery was asked for: True the first time any replica asks.
-
-        An insert keyed by the delivery id, so every store answers it from its unique ``_id``
-        index (FerretDB included, whose other indexes serve no read): a delivery never asked for
-        needs no read to know it has no assignment.
-        """
-        try:
-            await self.requests.insert_one({"_id": delivery_id, "at": now})
-        except DuplicateKeyError:
-            return False
-        return True
-
     # --- assignments ----------------------------------------------------------------------------
 
     async def insert_assignment(self, record: AssignmentRecord) -> None:
@@ -169,10 +154,16 @@ class SchedulerRepository:
         if len(self._cache) > self._cache_size:
             del self._cache[next(iter(self._cache))]
 
-    async def assignment(self, delivery_id: str) -> AssignmentRecord | None:
-        """The assignment with its latest re-plan and its release, if any.
+    async def assignment(
+        self, delivery_id: str, *, with_release: bool = True
+    ) -> AssignmentRecord | None:
+        """The assignment with its latest re-plan and (unless ``with_release`` is false) its
+        release, if any.
 
-        The assignment document comes from the cache when it can (no round trip at all).
+        The assignment document comes from the cache when it can (no round trip at all). Re-plans
+        are numbered 1, 2, ... under ``"<deliveryId>:<n>"`` and looked up by ``_id``, the next
+        until there is none (an index lookup on every store, FerretDB included, whose other
+        queries scan the collection); past ``PLAN_PROBES`` of them, the rest in one query.
         """
         record = self._cache.get(delivery_id)
         if record is None:
@@ -181,23 +172,36 @@ class SchedulerRepository:
                 return None
             record = AssignmentRecord.from_document(doc)
             self._keep(record)
-        # Every re-plan in one query, the latest in force (numbers are consecutive from 1).
-        async for plan in self.plans.find({"deliveryId": delivery_id}, sort=[("n", ASCENDING)]):
-            if int(plan["n"]) == record.plan_no + 1:
-                record = record.with_plan(plan)
-        release = await self.releases.find_one({"_id": delivery_id})
-        if release is not None:
-            record = record.replace(released_at=release["releasedAt"])
+        for _ in range(PLAN_PROBES):
+            plan = await self.plans.find_one({"_id": f"{delivery_id}:{record.plan_no + 1}"})
+            if plan is None:
+                break
+            record = record.with_plan(plan)
+        else:  # re-planned again and again: the rest in one query
+            later = self.plans.find(
+                {"deliveryId": delivery_id, "n": {"$gt": record.plan_no}}, sort=[("n", ASCENDING)]
+            )
+            async for plan in later:
+                if int(plan["n"]) == record.plan_no + 1:
+                    record = record.with_plan(plan)
+        if with_release:
+            release = await self.releases.find_one({"_id": delivery_id})
+            if release is not None:
+                record = record.replace(released_at=release["releasedAt"])
         return record
 
     async def insert_release(
         self, delivery_id: str, released_at: dt.datetime, now: dt.datetime
-    ) -> None:
-        """Record the delivery's release; a later release of it changes nothing."""
-        with contextlib.suppress(DuplicateKeyError):
+    ) -> bool:
+        """Record the delivery's release: True if this was its first, False if it had one (a
+        later release changes nothing)."""
+        try:
             await self.releases.insert_one(
                 {"_id": delivery_id, "releasedAt": released_at, "at": now}
             )
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def insert_plan(self, record: AssignmentRecord, now: dt.datetime) -> None:
         """Store ``record`` as re-plan ``record.plan_no``; raises ``DuplicateKeyError`` when

@@ -148,20 +148,23 @@ class Scheduler:
             raise NoCapableDrone(package.size, package.weight)
         delivery_id = request.delivery_id
         async with self._locks.hold(delivery_id):
-            # Whatever this replica has seen, another one may have assigned the delivery: look it
-            # up before claiming a drone (which, with the fleet busy, would answer 503 to a
-            # delivery that has its drone). A delivery asked for the first time, by any replica,
-            # has nothing to look up.
-            if delivery_id in self._known or not await self.repository.first_request(
-                delivery_id, to_millis(self.clock())
-            ):
+            if delivery_id in self._known:
                 existing = await self.repository.assignment(delivery_id)
                 if existing is not None:
-                    self._remember(delivery_id)
                     return self._replay(existing), False
             self._remember(delivery_id)
             bases = self._bases_for(request.pickup, request.dropoff)
-            return await self._claim(request, classes, bases)
+            try:
+                # A delivery this replica never saw is claimed for straight away: the assignment's
+                # insert decides between duplicates (``_claim``), so a first request reads nothing.
+                return await self._claim(request, classes, bases)
+            except NoDroneAvailable:
+                # Every drone out: a retry of a delivery another replica assigned still gets its
+                # assignment, not a 503.
+                existing = await self.repository.assignment(delivery_id)
+                if existing is None:
+                    raise
+                return self._replay(existing), False
 
     # --- the service area -----------------------------------------------------------------------
 
@@ -259,16 +262,25 @@ class Scheduler:
     # --- release and re-plan --------------------------------------------------------------------
 
     async def release(self, delivery_id: str) -> None:
-        """Free the delivery's drone now; the release is recorded and final. Idempotent."""
+        """Free the delivery's drone now; the release is recorded and final. Idempotent.
+
+        The release document is inserted first and decides: a delivery released before writes
+        nothing more. Then, when the drone's busy time has not ended, a release generation frees
+        it early; should that fail (or the process stop in between), the drone is free when its
+        busy time ends, as it would have been without the release.
+        """
         self._require_loaded()
         async with self._locks.hold(delivery_id):
-            record = await self.repository.assignment(delivery_id)
-            if record is None or record.released:
+            record = await self.repository.assignment(delivery_id, with_release=False)
+            if record is None:
                 return
             now = to_millis(self.clock())
+            if not await self.repository.insert_release(
+                delivery_id, min(now, record.busy_until), now
+            ):
+                return
             if self.fleet.free_at(record.assigned_at, record.busy_until) > now:
                 await self.leases.advance(Holder.of(record), LeaseKind.RELEASE, now, now)
-            await self.repository.insert_release(delivery_id, min(now, record.busy_until), now)
 
     async def replan(
         self, delivery_id: str, pickup: Location | None, dropoff: Location | None
