@@ -16,7 +16,7 @@ def test_the_workflow_runs_fewer_handlers_on_the_shared_cores(
 ) -> None:
     monkeypatch.delenv("WORKFLOW_QUEUE__MAX_CONCURRENCY", raising=False)
     stack = Stack(StackConfig(tmp_path))
-    assert stack.service_env("workflow")["WORKFLOW_QUEUE__MAX_CONCURRENCY"] == "16"
+    assert stack.service_env("workflow")["WORKFLOW_QUEUE__MAX_CONCURRENCY"] == "32"
     # Only the workflow reads it; the other services get it unused, as they get os.environ.
     assert stack.service_env("ingestion")["INGESTION_PORT"] == "8001"
 

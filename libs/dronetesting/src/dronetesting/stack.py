@@ -78,10 +78,12 @@ START_ORDER = (
 # StackConfig.extra_env override them.
 # - The workflow's 64 handlers (its default, sized for backends on other machines) make bursts of
 #   about 200 concurrent backend calls here, and the front door waits for a core behind them.
-#   16 keep up with 220 deliveries/s on 2 cores (as 64 do) with ingestion's p99 at 14-17 ms
-#   instead of 34-63 ms and the end-to-end p99 at 165-190 ms instead of about 300 ms
-#   (make bench, 3 runs each); 8 fall behind in bursts (end-to-end p99 0.76 s).
-NATIVE_DEFAULTS = {"WORKFLOW_QUEUE__MAX_CONCURRENCY": "16"}
+#   32 it is: with the fleet simulator and notifications in the stack, a backend call takes
+#   longer once the cores are overloaded, and 16 handlers then capped what the workflow drains:
+#   past the knee (75/s), make bench scheduled 68/s and 58/s at 1.5x and 2x (49/s in the second
+#   half), where 32 scheduled 83/s and 78/s (1.22x and 1.14x its knee of 68/s, the knees within
+#   the runs' noise); ingestion's p99 at the knee stayed 88-91 ms (2026-12-06).
+NATIVE_DEFAULTS = {"WORKFLOW_QUEUE__MAX_CONCURRENCY": "32"}
 
 # Who calls whom, by the name the caller gives each service it calls.
 CALLS = {
