@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from dronetesting import servers
 from dronetesting.servers import free_port
 
 from .common import r
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its (waited-for and live) children, in seconds.
-
-    A child's CPU counts while it runs (``children()``) and, once its parent has waited for it,
-    in the parent's ``children_user``/``children_system``: a child that ends between two readings
-    (redis-server's snapshot fork) moves from one to the other, so a process's figure never
-    goes down.
-    """
+    """:func:`dronetesting.servers.cpu_seconds` (the process and its children), 0 once it ended."""
     try:
-        import psutil
-
-        proc = psutil.Process(pid)
-        total = _own_and_waited_for(proc)
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                total += _own_and_waited_for(child)
-        return float(total)
-    except Exception:
+        return servers.cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
         return 0.0
-
-
-def _own_and_waited_for(proc: Any) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 class BenchStack:

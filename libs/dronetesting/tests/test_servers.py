@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from dronetesting.servers import (
     FerretDBServer,
     RedisServer,
     ServerUnavailableError,
+    cpu_seconds,
     ephemeral_floor,
     free_port,
 )
@@ -31,6 +34,43 @@ async def test_redis_answers_and_restarts_on_the_same_port(
     server.start()
     async with Redis.from_url(server.url) as client:
         assert await client.ping()
+
+
+# A parent that forks a child burning 0.6 s of CPU (saying so once it has burnt 0.2 s), waits for
+# it, says so, then idles until it is killed. The lines order the readings whatever the load.
+PARENT = """
+import os, time
+pid = os.fork()
+if pid == 0:
+    said = False
+    while time.process_time() < 0.6:
+        if not said and time.process_time() >= 0.2:
+            print("burning", flush=True)
+            said = True
+    os._exit(0)
+os.waitpid(pid, 0)
+print("reaped", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_processs_cpu_time_counts_a_child_running_and_after_it_ended() -> None:
+    # redis-server's snapshot fork: counted while it runs, and still once it has been waited for.
+    with subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        try:
+            assert parent.stdout.readline().strip() == "burning"  # the child runs
+            before = cpu_seconds(parent.pid)
+            assert parent.stdout.readline().strip() == "reaped"  # it ended, was waited for
+            after = cpu_seconds(parent.pid)
+        finally:
+            parent.kill()
+    # /proc counts in clock ticks (10 ms): a little below the child's own reckoning.
+    assert before >= 0.15
+    assert after >= 0.55
+    assert after >= before
 
 
 async def test_a_servers_cpu_time_counts_its_work_and_ends_with_it(
