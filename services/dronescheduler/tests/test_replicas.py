@@ -106,6 +106,19 @@ async def test_a_restarted_replica_knows_which_drones_are_busy(
         assert_problem(await put(client, bodies[0]), 409)
 
 
+async def assigned_then_replayed(
+    first: httpx.AsyncClient, second: httpx.AsyncClient, body: dict[str, Any]
+) -> dict[str, Any]:
+    """``body`` assigned on ``first`` (201), then retried on ``second``, which never saw it: 200
+    with the same assignment. The assignment."""
+    assigned = await put(first, body)
+    assert assigned.status_code == 201, assigned.text
+    replay = await put(second, body)
+    assert replay.status_code == 200, replay.text
+    assert replay.json() == assigned.json()
+    return dict(assigned.json())
+
+
 async def test_another_replica_replays_an_assignment_with_the_fleet_busy(
     mongo_url: str, mongo_database: str
 ) -> None:
@@ -114,12 +127,8 @@ async def test_another_replica_replays_an_assignment_with_the_fleet_busy(
     settings = scheduler_settings(mongo_url, mongo_database, fleet(count=1))
     async with replicas(settings) as (first, second):
         body = delivery()
-        assigned = await put(first, body)
-        assert assigned.status_code == 201, assigned.text
-        assert_problem(await put(second, delivery()), 503)  # the fleet is busy
-        replay = await put(second, body)
-        assert replay.status_code == 200, replay.text
-        assert replay.json() == assigned.json()
+        await assigned_then_replayed(first, second, body)
+        assert_problem(await put(second, delivery()), 503)  # the fleet was busy, and still is
         # A release on the first replica is final on the second one too.
         assert (await first.delete(f"/api/dronedeliveries/{body['deliveryId']}")).status_code == 204
         assert_problem(await put(second, body), 409)
@@ -132,14 +141,9 @@ async def test_another_replica_replays_an_assignment_and_gives_back_the_drone_it
     # that drone, loses the assignment's insert, gives the drone back and answers the replay.
     settings = scheduler_settings(mongo_url, mongo_database, fleet(count=2))
     async with replicas(settings) as (first, second):
-        body = delivery()
-        assigned = await put(first, body)
-        assert assigned.status_code == 201, assigned.text
-        replay = await put(second, body)
-        assert replay.status_code == 200, replay.text
-        assert replay.json() == assigned.json()
+        assignment = await assigned_then_replayed(first, second, delivery())
         # The drone it tried is free again: the second replica hands it out, and then has none.
         other = await put(second, delivery())
         assert other.status_code == 201, other.text
-        assert other.json()["droneId"] != assigned.json()["droneId"]
+        assert other.json()["droneId"] != assignment["droneId"]
         assert_problem(await put(second, delivery()), 503)
