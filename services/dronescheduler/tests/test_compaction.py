@@ -130,19 +130,17 @@ def request() -> DroneDeliveryIn:
     return DroneDeliveryIn.model_validate(delivery())
 
 
-class FindsOn(monitoring.CommandListener):
-    """The filters of the ``find`` commands sent for one collection, and every command sent as
-    ``(name, collection)``."""
+class Commands(monitoring.CommandListener):
+    """Every command sent, in order: ``(name, collection, filter)``."""
 
-    def __init__(self, collection: str) -> None:
-        self.collection = collection
-        self.filters: list[dict[str, Any]] = []
-        self.commands: list[tuple[str, str]] = []
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, str(event.command.get(event.command_name))))
-        if event.command_name == "find" and event.command.get("find") == self.collection:
-            self.filters.append(dict(event.command.get("filter", {})))
+        command = event.command
+        self.sent.append(
+            (event.command_name, str(command.get(event.command_name)), command.get("filter", {}))
+        )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -150,12 +148,20 @@ class FindsOn(monitoring.CommandListener):
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
 
+    def names(self) -> list[tuple[str, str]]:
+        """``(name, collection)`` of each command sent."""
+        return [(name, collection) for name, collection, _ in self.sent]
+
+    def finds(self, collection: str) -> list[dict[str, Any]]:
+        """The filters of the ``find`` commands sent for ``collection``."""
+        return [f for name, c, f in self.sent if name == "find" and c == collection]
+
 
 @pytest.fixture
 async def watched(
     mongo_url: str, mongo_database: str
-) -> AsyncIterator[tuple[SchedulerRepository, FindsOn]]:
-    listener = FindsOn("plans")
+) -> AsyncIterator[tuple[SchedulerRepository, Commands]]:
+    listener = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[listener]
     )
@@ -167,11 +173,17 @@ async def watched(
         await client.close()
 
 
-async def replanned(repository: SchedulerRepository, times: int) -> str:
-    settings = fleet(count=1)
+async def loaded(repository: SchedulerRepository, drones: int) -> Scheduler:
+    """A scheduler of ``drones`` drones, seeded and loaded."""
+    settings = fleet(count=drones)
     scheduler = Scheduler(Fleet(settings), repository, settings)
     await repository.seed(scheduler.fleet, utcnow())
     await scheduler.load()
+    return scheduler
+
+
+async def replanned(repository: SchedulerRepository, times: int) -> str:
+    scheduler = await loaded(repository, 1)
     record, _ = await scheduler.assign(request())
     for n in range(1, times + 1):
         dropoff = Location(latitude=47.6 + n / 1000, longitude=-122.3)
@@ -181,11 +193,11 @@ async def replanned(repository: SchedulerRepository, times: int) -> str:
 
 @pytest.mark.parametrize("times", [0, 2, PLAN_PROBES, 9])
 async def test_re_plans_are_read_by_id_and_many_of_them_in_one_query(
-    watched: tuple[SchedulerRepository, FindsOn], times: int
+    watched: tuple[SchedulerRepository, Commands], times: int
 ) -> None:
-    repository, finds = watched
+    repository, commands = watched
     delivery_id = await replanned(repository, times)
-    finds.filters.clear()
+    commands.sent.clear()
     latest = await repository.assignment(delivery_id)
     assert latest is not None
     assert latest.plan_no == times
@@ -193,10 +205,10 @@ async def test_re_plans_are_read_by_id_and_many_of_them_in_one_query(
         assert latest.dropoff.latitude == pytest.approx(47.6 + times / 1000)
     probes = [{"_id": f"{delivery_id}:{n}"} for n in range(1, min(times, PLAN_PROBES) + 1)]
     if times < PLAN_PROBES:  # up to the first missing one, by _id (an index lookup everywhere)
-        assert finds.filters == [*probes, {"_id": f"{delivery_id}:{times + 1}"}]
+        assert commands.finds("plans") == [*probes, {"_id": f"{delivery_id}:{times + 1}"}]
     else:  # the rest in one query, however many there are
         later = {"deliveryId": delivery_id, "n": {"$gt": PLAN_PROBES}}
-        assert finds.filters == [*probes, later]
+        assert commands.finds("plans") == [*probes, later]
 
 
 def test_the_refresh_runs_well_within_the_retention() -> None:
@@ -207,26 +219,23 @@ def test_the_refresh_runs_well_within_the_retention() -> None:
 
 
 async def test_an_assignment_costs_two_inserts_and_a_release_two_round_trips(
-    watched: tuple[SchedulerRepository, FindsOn],
+    watched: tuple[SchedulerRepository, Commands],
 ) -> None:
-    repository, log = watched
-    settings = fleet(count=2)
-    scheduler = Scheduler(Fleet(settings), repository, settings)
-    await repository.seed(scheduler.fleet, utcnow())
-    await scheduler.load()
-    log.commands.clear()
+    repository, commands = watched
+    scheduler = await loaded(repository, 2)
+    commands.sent.clear()
     record, created = await scheduler.assign(request())
     assert created
     # A delivery asked for the first time reads nothing: the assignment's insert decides.
-    assert log.commands == [("insert", "leases"), ("insert", "assignments")]
-    log.commands.clear()
+    assert commands.names() == [("insert", "leases"), ("insert", "assignments")]
+    commands.sent.clear()
     await scheduler.release(record.delivery_id)
     # Its re-plans by _id (the assignment is cached), the release, then the drone freed early.
-    assert log.commands == [("find", "plans"), ("insert", "releases"), ("insert", "leases")]
-    log.commands.clear()
+    assert commands.names() == [("find", "plans"), ("insert", "releases"), ("insert", "leases")]
+    commands.sent.clear()
     await scheduler.release(record.delivery_id)
     # Released before: the release's insert finds it taken, and nothing more is written.
-    assert log.commands == [("find", "plans"), ("insert", "releases")]
+    assert commands.names() == [("find", "plans"), ("insert", "releases")]
     assert await repository.releases.count_documents({"_id": record.delivery_id}) == 1
     leases = [doc async for doc in repository.leases.find({"droneId": record.drone_id})]
     assert sorted((doc["gen"], doc["kind"]) for doc in leases) == [(1, "assign"), (2, "release")]
