@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -34,6 +35,29 @@ async def test_redis_answers_and_restarts_on_the_same_port(
     server.start()
     async with Redis.from_url(server.url) as client:
         assert await client.ping()
+
+
+async def test_a_persisting_redis_keeps_an_acknowledged_write_when_killed_and_never_snapshots(
+    tmp_path: Path,
+) -> None:
+    # The native stack's Redis: the append-only file alone (no RDB schedule forking a full dump).
+    server = RedisServer(tmp_path / "redis", persist=True)
+    server.start()
+    try:
+        async with Redis.from_url(server.url) as client:
+            assert await client.config_get("save") == {"save": ""}
+            assert await client.config_get("appendonly") == {"appendonly": "yes"}
+            await client.set("kept", "yes")
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)  # no shutdown, no final write
+        server.stop()  # only reaps it (and waits for the port to be free)
+        server.start()
+        async with Redis.from_url(server.url) as client:
+            assert await client.get("kept") == b"yes"
+            info = await client.info("persistence")
+            assert info["rdb_saves"] == 0
+    finally:
+        server.stop()
 
 
 # A parent that forks a child burning 0.6 s of CPU (saying so once it has burnt 0.2 s), waits for
