@@ -13,14 +13,6 @@ from dronetesting.servers import free_port
 from .common import r
 
 
-def cpu_seconds(pid: int) -> float:
-    """:func:`dronetesting.servers.cpu_seconds` (the process and its children), 0 once it ended."""
-    try:
-        return servers.cpu_seconds(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-
-
 class BenchStack:
     """The native stack on free ports, data in a temporary folder, logs to a file."""
 
@@ -77,7 +69,11 @@ class BenchStack:
         return pids
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+        """Each process's CPU seconds with its children (0 once it ended), from one ``/proc``
+        reading (:func:`dronetesting.servers.cpu_seconds_of`)."""
+        pids = self.pids()
+        found = servers.cpu_seconds_of(pids.values())
+        return {name: found.get(pid, 0.0) for name, pid in pids.items()}
 
     def url(self, service: str) -> str:
         return str(self.config.url(service))

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -145,11 +145,34 @@ def cpu_seconds(pid: int) -> float:
     snapshot fork) moves from one count to the other, so the figure never goes down. Raises
     ``FileNotFoundError`` when ``pid`` is not running.
     """
-    ticks = _cpu_ticks(_stat(pid))
-    for child in _descendants(pid):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # ended meanwhile
-            ticks += _cpu_ticks(_stat(child))
-    return ticks / os.sysconf("SC_CLK_TCK")
+    found = cpu_seconds_of([pid])
+    if pid not in found:
+        raise FileNotFoundError(f"no process {pid}")
+    return found[pid]
+
+
+def cpu_seconds_of(pids: Iterable[int]) -> dict[int, float]:
+    """:func:`cpu_seconds` of each of ``pids`` that is running, from one reading of ``/proc``."""
+    stats: dict[int, list[str]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # ended meanwhile
+                stats[int(entry.name)] = _stat(int(entry.name))
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for pid in pids:
+        if pid not in stats:
+            continue
+        ticks, pending = 0, [pid]
+        while pending:  # the process and every running process under it, at any depth
+            current = pending.pop()
+            ticks += _cpu_ticks(stats[current])
+            pending.extend(children.get(current, []))
+        found[pid] = ticks / tick
+    return found
 
 
 def _stat(pid: int) -> list[str]:
@@ -161,21 +184,6 @@ def _stat(pid: int) -> list[str]:
 def _cpu_ticks(fields: list[str]) -> int:
     """``utime + stime + cutime + cstime``: its own CPU and that of the children it waited for."""
     return sum(int(value) for value in fields[11:15])
-
-
-def _descendants(pid: int) -> list[int]:
-    """The running processes under ``pid``, at any depth."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
-                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
-    found, pending = [], list(children.get(pid, []))
-    while pending:
-        child = pending.pop()
-        found.append(child)
-        pending.extend(children.get(child, []))
-    return found
 
 
 class ManagedServer:
