@@ -89,7 +89,10 @@ def fixes_of(drones: int, steps: int, start: dt.datetime) -> list[Fix]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        RedisServer(Path(folder), persist=args.persist) as server,
+    ):
         # The service's own clients (dronecommon.redis.create_redis_client), shaped as its
         # runtime shapes them.
         settings = DeliverySettings(redis=RedisSettings(url=server.url))
@@ -167,6 +170,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         return {
             "drones": args.drones,
             "fixes": len(fixes),
+            "redis_append_only": args.persist,
             "batch": args.batch,
             "seconds": round(wall, 3),
             "fixes_per_second": round(len(fixes) / wall),
@@ -189,6 +193,11 @@ def main() -> None:
     parser.add_argument("--fixes", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500, help="fixes per handler call")
     parser.add_argument("--fixes-per-entry", type=int, default=100)
+    parser.add_argument(
+        "--persist",
+        action="store_true",
+        help="Redis with its append-only file, as the native stack runs it (default: in memory)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     result = uvloop.run(run(args))

@@ -8,6 +8,7 @@ Fixes are published on the real stream and consumed by the app's own consumer, o
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -289,3 +290,58 @@ async def test_readiness_checks_the_telemetry_stream(client: httpx.AsyncClient) 
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["telemetry"]["status"] == "ok"
+
+
+async def test_the_trail_keeps_the_newest_fixes_up_to_its_length(
+    flying: Flying, fleet: Fleet, redis: Redis
+) -> None:
+    async with flying(live=LiveSettings(trail_length=3)) as client:
+        await create(client, "l-11")
+        fix = fleet.fix
+        await fleet.publish(fix("l-11", t(1), Phase.TO_PICKUP, *HOME))
+        await fleet.publish(fix("l-11", t(2), Phase.TO_PICKUP, *HOME))
+        trail = await redis.lrange("delivery:{l-11}:trail", 0, -1)
+        assert [json.loads(f)["seq"] for f in trail] == [2, 1]  # not yet at its length
+        # Three more in one batch: past the length at once.
+        await fleet.publish(*(fix("l-11", t(s), Phase.TO_PICKUP, *HOME) for s in (3, 4, 5)))
+        trail = await redis.lrange("delivery:{l-11}:trail", 0, -1)
+        assert [json.loads(f)["seq"] for f in trail] == [5, 4, 3]
+        await fleet.publish(fix("l-11", t(6), Phase.TO_PICKUP, *HOME))
+        trail = await redis.lrange("delivery:{l-11}:trail", 0, -1)
+        assert [json.loads(f)["seq"] for f in trail] == [6, 5, 4]
+        # The version moved once per applied batch.
+        assert await redis.hget("delivery:{l-11}", "lver") == "4"
+
+
+async def test_a_drones_latest_fix_is_kept_at_least_its_ttl_after_its_last_report(
+    flying: Flying, fleet: Fleet, redis: Redis
+) -> None:
+    """The expiry moves out by one and a half TTLs when less than one TTL is left, so it lies
+    between one and one and a half TTLs after the last report, and most fixes write no expiry."""
+    ttl, key = 600, "delivery:drone:drone-7"
+    async with flying(live=LiveSettings(drone_fix_ttl=ttl)) as client:
+        await create(client, "l-12")
+        await fleet.publish(fleet.fix("l-12", t(1), Phase.TO_PICKUP, *HOME))
+        kept = int(await redis.hget(key, "until") or 0)
+        now = time.time()
+        assert now + ttl <= kept <= now + ttl * 1.5 + 1
+        assert ttl < await redis.ttl(key) <= ttl * 1.5
+        expiry = await redis.expiretime(key)
+        assert expiry == kept
+        # The next report keeps the expiry: more than a TTL is left.
+        await fleet.publish(fleet.fix("l-12", t(2), Phase.TO_PICKUP, *HOME))
+        assert await redis.hget(key, "seq") == "2"
+        assert await redis.expiretime(key) == expiry
+        # Less than a TTL left (as if most of half a TTL had passed): the next report moves it.
+        soon = int(time.time()) + ttl - 10
+        await redis.hset(key, "until", soon)
+        await redis.expireat(key, soon)
+        await fleet.publish(fleet.fix("l-12", t(3), Phase.TO_PICKUP, *HOME))
+        assert await redis.hget(key, "seq") == "3"
+        assert ttl < await redis.ttl(key) <= ttl * 1.5
+        assert await redis.expiretime(key) == int(await redis.hget(key, "until") or 0)
+        # An older fix changes nothing, its expiry included.
+        expiry = await redis.expiretime(key)
+        await fleet.publish(fleet.fix("l-12", t(0), Phase.TO_PICKUP, *HOME, seq=1))
+        assert await redis.hget(key, "seq") == "3"
+        assert await redis.expiretime(key) == expiry

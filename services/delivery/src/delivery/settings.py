@@ -41,7 +41,8 @@ class LiveSettings(BaseModel):
     # Fixes kept per delivery (its trail), and stage entries kept per delivery (resuming streams).
     trail_length: int = Field(default=120, ge=1, le=10_000)
     stages_maxlen: int = Field(default=100, ge=10, le=10_000)
-    # How long a drone's latest fix is kept after it stops reporting (seconds).
+    # How long at least a drone's latest fix is kept after it stops reporting (seconds; at most
+    # one and a half times as long: its expiry is moved only once less than this is left).
     drone_fix_ttl: int = Field(default=SECONDS_PER_DAY, ge=60)
     # Conflicting writes to one delivery (another replica applied its fixes first) are retried
     # this many times before the batch is left to be delivered again.

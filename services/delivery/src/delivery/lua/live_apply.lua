@@ -26,12 +26,15 @@ for u = 1, n do
   elseif h[1] ~= ARGV[i] or (h[3] or '0') ~= ARGV[i + 1] then
     out[u] = 0
   else
-    local lver = redis.call('HINCRBY', hash, 'lver', 1)
-    redis.call('HSET', hash, 'live', ARGV[i + 2])
+    -- The version just read, plus one: one HSET rather than HINCRBY and HSET.
+    local lver = tonumber(h[3] or '0') + 1
+    redis.call('HSET', hash, 'lver', lver, 'live', ARGV[i + 2])
     local j = first
     if a > 0 then
-      redis.call('LPUSH', trail, unpack(ARGV, j, j + a - 1))
-      redis.call('LTRIM', trail, 0, trail_length - 1)
+      -- Trimmed only once it is longer than kept: most deliveries never get there.
+      if redis.call('LPUSH', trail, unpack(ARGV, j, j + a - 1)) > trail_length then
+        redis.call('LTRIM', trail, 0, trail_length - 1)
+      end
       j = j + a
     end
     if b > 0 then
