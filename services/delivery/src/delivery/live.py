@@ -210,7 +210,7 @@ def live_etas(record: DeliveryRecord, live: Live, rules: LiveRules) -> tuple[flo
     """``(pickupETA, deliveryETA)`` as epoch seconds, from the latest fix (see the module doc)."""
     t = live.at_ms / 1000
     hours = 3600 / live.speed(rules)  # seconds per mile
-    here = live.location
+    here = live  # a point itself: no Location built for every fix
     phase = live.phase
     if phase is Phase.TO_PICKUP:
         pickup = t + distance_miles(here, record.pickup) * hours
