@@ -12,8 +12,8 @@ the consumer about twice the CPU).
 Keys besides the delivery's own (see :mod:`delivery.repository`): ``<p>:{<id>}:trail`` (list, the
 delivery's latest fixes as JSON in the telemetry wire format, newest first, at most
 ``DELIVERY_LIVE__TRAIL_LENGTH``) and ``<p>:drone:<droneId>`` (hash: ``seq`` and ``fix``, the
-drone's latest fix, and ``until``, its expiry: between one and one and a half
-``DELIVERY_LIVE__DRONE_FIX_TTL`` after its last report, moved only once less than one is left). The
+drone's latest fix, expiring between one and one and a half ``DELIVERY_LIVE__DRONE_FIX_TTL``
+after its last report: its expiry is set only once less than one TTL is left). The
 scripts span many hash slots, like the events outbox: on a clustered Redis they need a database
 that runs cross-slot scripts within one shard.
 """

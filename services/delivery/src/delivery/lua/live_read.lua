@@ -5,9 +5,9 @@
 -- Returns n replies: nil for no delivery, else {rev, stored stage, live JSON or nil, lver,
 -- state JSON or nil (only when the rev differs from the caller's)}. A drone's fix is kept only
 -- if its seq is above the one kept (an older or repeated fix changes nothing). Its hash expires
--- between one and one and a half TTLs after the drone's last report: the expiry ('until', Unix
--- seconds) is pushed out by one and a half TTLs only once less than one TTL is left, not on
--- every fix (a write, and a line of the append-only file, fewer per fix).
+-- between one and one and a half TTLs after the drone's last report: the expiry is set to one
+-- and a half TTLs only once less than one TTL is left (read with TTL, which writes nothing), not
+-- on every fix (a write, and a line of the append-only file, fewer per fix).
 local n = tonumber(ARGV[1])
 local out = {}
 for i = 1, n do
@@ -23,21 +23,15 @@ for i = 1, n do
   end
 end
 local arg = 3 + n
-if #KEYS > n then
-  local ttl = tonumber(ARGV[2])
-  local now = tonumber(redis.call('TIME')[1])
-  local keep = now + ttl + math.floor(ttl / 2)
-  for k = n + 1, #KEYS do
-    local h = redis.call('HMGET', KEYS[k], 'seq', 'until')
-    if not h[1] or tonumber(h[1]) < tonumber(ARGV[arg]) then
-      if h[2] and tonumber(h[2]) >= now + ttl then
-        redis.call('HSET', KEYS[k], 'seq', ARGV[arg], 'fix', ARGV[arg + 1])
-      else
-        redis.call('HSET', KEYS[k], 'seq', ARGV[arg], 'fix', ARGV[arg + 1], 'until', keep)
-        redis.call('EXPIREAT', KEYS[k], keep)
-      end
+local ttl = tonumber(ARGV[2])
+for k = n + 1, #KEYS do
+  local seq = redis.call('HGET', KEYS[k], 'seq')
+  if not seq or tonumber(seq) < tonumber(ARGV[arg]) then
+    redis.call('HSET', KEYS[k], 'seq', ARGV[arg], 'fix', ARGV[arg + 1])
+    if redis.call('TTL', KEYS[k]) < ttl then
+      redis.call('EXPIRE', KEYS[k], ttl + math.floor(ttl / 2))
     end
-    arg = arg + 2
   end
+  arg = arg + 2
 end
 return out
