@@ -12,7 +12,13 @@ from ``/proc``: steadier than latency on shared cores, where the client takes it
 the number of messages the queue holds afterwards. Any answer but 202 fails the run (exit
 status 1): its figures would be an error path's.
 
+``--refused`` measures the other answer of an overloaded front door instead: admission control
+on, with nothing draining the queue, so once the warm-up has filled it every request is refused
+with 503 ``overloaded`` (any other answer fails the run); the figure that matters is the
+server's CPU per refused request, what each one takes from the pipeline past the knee.
+
     uv run python services/ingestion/benchmarks/bench_ingestion.py --concurrency 16 --seconds 10
+    uv run python services/ingestion/benchmarks/bench_ingestion.py --refused
 """
 
 from __future__ import annotations
@@ -97,7 +103,19 @@ async def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--refused", action="store_true", help="every request refused by admission control"
+    )
     args = parser.parse_args()
+    expected = 503 if args.refused else 202
+    phases = (
+        [(False, "refused (overloaded)")]
+        if args.refused
+        else [
+            (False, "no Idempotency-Key"),
+            (True, "with Idempotency-Key"),
+        ]
+    )
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis_server:
         port = free_port()
@@ -118,6 +136,10 @@ async def main() -> int:
             "INGESTION_LIMITS__MAX_IN_PROGRESS": "100000000",
             "INGESTION_ADMISSION__ENABLED": "false",
         }
+        if args.refused:  # nothing drains the queue: past a handful of messages, all refused
+            env["INGESTION_ADMISSION__ENABLED"] = "true"
+            env["INGESTION_ADMISSION__MIN_BACKLOG"] = "10"
+            env["INGESTION_ADMISSION__INTERVAL"] = "0.1"
         headers = {"Authorization": f"Bearer {issuer.mint_customer(lifetime=24 * 3600)}"}
         log_path = Path(tmp) / "ingestion.log"
         with log_path.open("wb") as log:
@@ -135,22 +157,21 @@ async def main() -> int:
                 )
                 print(f"POST /api/deliveryrequests, {args.concurrency} concurrent clients")
                 total = 0
-                phases = []
-                refused: Counter[int] = Counter()
-                for keyed in (False, True):
+                counts = []
+                unexpected: Counter[int] = Counter()
+                for keyed, name in phases:
                     cpu = cpu_seconds(process.pid)
                     latencies, statuses, elapsed = await load(
                         client, concurrency=args.concurrency, seconds=args.seconds, keyed=keyed
                     )
                     cpu = cpu_seconds(process.pid) - cpu
                     total += statuses.get(202, 0)
-                    refused.update({k: v for k, v in statuses.items() if k != 202})
-                    name = "with Idempotency-Key" if keyed else "no Idempotency-Key"
+                    unexpected.update({k: v for k, v in statuses.items() if k != expected})
                     report(name, latencies, statuses, elapsed, cpu)
-                    phases.append((name, len(latencies)))
+                    counts.append((name, len(latencies)))
             await asyncio.sleep(0.5)  # the last log lines
             durations = server_durations(log_path)[len(warm) :]
-            for name, count in phases:
+            for name, count in counts:
                 print(f"{name:<22} server  n={count:>6}  {percentiles(durations[:count])}")
                 durations = durations[count:]
             redis = Redis.from_url(redis_server.url)
@@ -163,8 +184,8 @@ async def main() -> int:
         finally:
             process.terminate()
             await process.wait()
-    if refused:  # the figures would be those of an error path, not of accepting requests
-        print(f"FAIL: answers other than 202: {dict(refused)}", file=sys.stderr)
+    if unexpected:  # the figures would be those of another path than the one measured
+        print(f"FAIL: answers other than {expected}: {dict(unexpected)}", file=sys.stderr)
         return 1
     return 0
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +27,7 @@ from dronecommon.settings import QueueSettings
 from dronetesting.apps import app_client
 from dronetesting.problems import assert_problem
 from dronetesting.samples import SAMPLE_REQUEST
+from dronetesting.tokens import LocalIssuer
 from ingestion.admission import (
     Admission,
     Reading,
@@ -139,6 +141,61 @@ async def test_a_backlog_beyond_the_limit_is_503_with_retry_after_and_nothing_qu
             admitted = await eventually(lambda: client.post(URL, json=SAMPLE_REQUEST), 202)
             assert admitted.status_code == 202, admitted.text
             assert await entries_added(redis) > added
+    finally:
+        await redis.aclose()
+
+
+async def test_the_refusal_comes_before_the_route_the_token_and_the_body(
+    redis_url: str, dev_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tokens on: while overloaded, a new delivery request is refused whatever its token or body
+    (the gate runs first, so a refusal costs the front door least), with the same answer the
+    handlers give, logged like any other; every other route keeps its order."""
+    settings = quick_settings(redis_url).model_copy(update={"auth": dev_issuer.settings})
+    customer = dev_issuer.customer("contoso", SAMPLE_REQUEST["ownerId"])
+    redis = Redis.from_url(redis_url)
+    try:
+        async with (
+            app_client(create_app(settings, configure_logs=False)) as client,
+            slow_consumer(redis, per_second=100),
+        ):
+            await redis.xadd(STREAM, {"message_id": "warm-up", "body": b"{}"})
+            assert (
+                await client.post(URL, json=SAMPLE_REQUEST, headers=customer)
+            ).status_code == 202
+            for n in range(600):
+                await redis.xadd(STREAM, {"message_id": f"backlog-{n}", "body": b"{}"})
+            refused = await eventually(
+                lambda: client.post(URL, json=SAMPLE_REQUEST, headers=customer), 503
+            )
+            assert_problem(refused, 503, type="overloaded")
+            added = await entries_added(redis)
+
+            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+            json_type = {"Content-Type": "application/json"}  # the request guard's 415 comes first
+            traceparent = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+            with caplog.at_level(logging.INFO, "dronecommon.access"):
+                for headers in (
+                    {},  # no token at all
+                    {"Authorization": "Bearer not-a-token"},
+                    dev_issuer.service("Deliveries.Write", caller="workflow"),  # not a customer
+                ):
+                    answer = await client.post(URL, json=SAMPLE_REQUEST, headers=headers)
+                    assert_problem(answer, 503, type="overloaded")
+                    assert 1 <= int(answer.headers["retry-after"]) <= 30
+                answer = await client.post(
+                    URL, content=b"{not json", headers=customer | traceparent | json_type
+                )
+                body = assert_problem(answer, 503, type="overloaded")
+                assert body["traceId"] == trace_id
+            assert await entries_added(redis) == added  # nothing reached the queue
+            lines = [r.getMessage() for r in caplog.records if r.name == "dronecommon.access"]
+            assert lines.count(f"POST {URL} 503") == 4, lines
+
+            # Only new delivery requests meet the gate: the others keep their token check first.
+            assert (await client.patch(f"{URL}/{uuid.uuid4()}", json={})).status_code == 401
+            assert (await client.delete(f"{URL}/{uuid.uuid4()}")).status_code == 401
+            assert (await client.post(f"{URL}/{uuid.uuid4()}", json={})).status_code == 405
     finally:
         await redis.aclose()
 

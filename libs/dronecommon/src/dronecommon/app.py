@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.params import Depends as DependsParam
+from starlette.middleware import Middleware
 
 from dronecommon.apidocs import install_docs
 from dronecommon.edge import NOT_AT_EDGE
@@ -108,6 +109,7 @@ def create_service_app(
     max_body: int = DEFAULT_MAX_BODY,
     configure_logs: bool = True,
     json_bodies: bool = True,
+    front_door: Sequence[Middleware] = (),
 ) -> ServiceApp:
     """Build a service app.
 
@@ -117,6 +119,10 @@ def create_service_app(
     public gateway (:mod:`dronecommon.edge`).
     ``json_bodies=False`` lets request bodies of other media types through the request guard (a
     web app's forms); their size is still limited.
+    ``front_door``: a service's own ASGI middleware, run in this order after the request guard
+    and before routing, authentication and the body: checks that must cost a refused request as
+    little as possible (the ingestion's admission control). Their answers are logged and traced
+    like any other.
     """
     service_name = type(settings).service_name
     if configure_logs:
@@ -171,7 +177,9 @@ def create_service_app(
     _add_problem_schema(app)
 
     # Middleware: the last added runs first. Telemetry wraps everything, then the access log,
-    # then the request guard (so a 413/415 is logged and traced too).
+    # then the request guard (so a 413/415 is logged and traced too), then the front door's own.
+    for middleware in reversed(front_door):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(RequestGuardMiddleware, max_body=max_body, json_only=json_bodies)
     app.add_middleware(AccessLogMiddleware, quiet_paths=HEALTH_PATHS)
     if app.instrumented:  # FastAPI's own telemetry (server_telemetry) makes the server span

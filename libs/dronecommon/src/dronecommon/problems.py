@@ -212,9 +212,11 @@ def _validation_errors(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return "The request is not valid: see errors.", errors
 
 
-def _answer(request: Request, exc: ProblemError | DomainError) -> Response:
+def error_response(scope: Scope, exc: ProblemError | DomainError) -> Response:
+    """The problem+json answer to ``exc``, for code that runs before the app's exception
+    handlers (an ASGI middleware) and must answer exactly as they would."""
     return problem_response(
-        request.scope,
+        scope,
         exc.status,
         exc.detail,
         title=exc.title,
@@ -227,7 +229,7 @@ def _answer(request: Request, exc: ProblemError | DomainError) -> Response:
 async def _problem_error_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ProblemError | DomainError):
         raise exc
-    return _answer(request, exc)
+    return error_response(request.scope, exc)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
@@ -357,7 +359,9 @@ async def _store_error_handler(request: Request, exc: Exception) -> Response:
     logger.warning(
         "%s unavailable on %s %s: %s", outage.store, request.method, request.url.path, exc
     )
-    return _answer(request, DependencyUnavailableError(outage.store, outage.retry_after))
+    return error_response(
+        request.scope, DependencyUnavailableError(outage.store, outage.retry_after)
+    )
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:

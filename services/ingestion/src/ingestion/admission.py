@@ -2,8 +2,9 @@
 
 Past its capacity the pipeline cannot schedule more by being offered more: what ingestion
 accepts beyond it only waits in the queue, and every accepted request waits longer. So a new
-delivery request (``POST``) is refused with 503 ``overloaded`` and ``Retry-After`` — before its
-body is validated, nothing recorded, nothing queued — while the queue holds more than
+delivery request (``POST``) is refused with 503 ``overloaded`` and ``Retry-After`` — by
+:class:`AdmissionGate`, before the route is matched, the token checked or the body read; nothing
+recorded, nothing queued — while the queue holds more than
 ``max_backlog_seconds`` of work: its backlog divided by the rate at which the workflow drained it
 over the last ``window`` seconds. Reschedules and cancels are always admitted (a cancel removes
 work). Readiness does not change: an overloaded replica is alive and well, it only sheds load.
@@ -44,8 +45,10 @@ from typing import Any, Protocol
 from azure.core.credentials_async import AsyncTokenCredential
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dronecommon.messaging.redis_streams import queue_redis_client, stream_key
+from dronecommon.problems import error_response
 from dronecommon.settings import QueueSettings
 from dronecommon.telemetry import untraced
 
@@ -257,6 +260,37 @@ async def admission_control(
 
         stack.push_async_callback(stop)
         yield admission
+
+
+class AdmissionGate:
+    """The ASGI middleware that refuses a new delivery request (``POST path``) while
+    :class:`Admission` says so, before the route is matched, the token checked or the body read.
+
+    A refusal is the front door's cheapest answer: past the knee it is most of what the front
+    door does, and every microsecond it costs is taken from the pipeline that schedules the
+    admitted ones. The answer is the same problem+json (``overloaded``, ``Retry-After``) the
+    exception handlers would give, logged and traced like any other (the gate runs inside the
+    access log and the telemetry). Consequences of the order, both deliberate: while overloaded a
+    request without a valid token is refused with 503 too (the gate knows nothing of the caller,
+    and the verdict says nothing about anyone's data), and an admitted request that then fails its
+    token or its validation counts as admitted until the next reading of the queue (at most
+    ``interval`` later), which errs on the side of refusing.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            admission: Admission | None = scope.get("state", {}).get("admission")
+            if admission is not None:  # None only before the lifespan has run
+                try:
+                    admission.check()
+                except Overloaded as exc:
+                    await error_response(scope, exc)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 class _Never:

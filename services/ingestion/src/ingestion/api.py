@@ -14,7 +14,6 @@ from dronecommon import error_responses, from_state
 from dronecommon.auth.inbound import Caller
 from dronecommon.auth.policy import requires
 
-from .admission import Admission
 from .runtime import State
 from .schemas import (
     UUID_PATTERN,
@@ -46,11 +45,6 @@ async def _caller_scope(caller: Customer) -> str:
 
 
 Ingestion = Annotated[IngestionService, from_state(State, "ingestion")]
-
-
-async def _admit(admission: Annotated[Admission, from_state(State, "admission")]) -> None:
-    """Admission control (``admission.py``): right after the token, before the body is validated."""
-    admission.check()
 
 
 CallerScope = Annotated[str, Depends(_caller_scope)]
@@ -162,7 +156,6 @@ router = APIRouter(prefix="/api/deliveryrequests", tags=["delivery requests"])
     response_model=DeliveryRequest,
     summary="Schedule a delivery",
     responses=_ACCEPTED_DELIVERY,
-    dependencies=[Depends(_admit)],
 )
 async def schedule_delivery(
     body: DeliveryRequestIn,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from dronecommon import create_service_app, load_settings
 
 from . import api
+from .admission import AdmissionGate
 from .runtime import running
 from .settings import IngestionSettings
 
@@ -22,6 +24,8 @@ def create_app(
         description="The public API: schedule, reschedule and cancel deliveries. Every accepted"
         " request is on the delivery queue before the 202 answer.",
         routers=[api.router],
+        # New delivery requests refused while overloaded before anything else is done for them.
+        front_door=[Middleware(AdmissionGate, path=api.router.prefix)],
         lifespan=lambda app: running(app, settings),
         configure_logs=configure_logs,
     )
