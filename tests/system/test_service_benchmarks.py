@@ -77,6 +77,10 @@ def _ingestion(output: str, _: Any) -> None:
     assert output.count("statuses={202:") == 2, output  # exits 1 on any other answer
 
 
+def _ingestion_refused(output: str, _: Any) -> None:
+    assert output.count("statuses={503:") == 1, output  # exits 1 on any other answer
+
+
 def _notifier(_: str, result: Any) -> None:
     # It exits with a message when an e-mail does not arrive in time; each row sent them all.
     for rows in result["rounds"].values():
@@ -139,6 +143,11 @@ BENCHMARKS = {
         "services/ingestion/benchmarks/bench_ingestion.py",
         ("--concurrency", "4", "--seconds", "1", "--warmup", "0.5"),
         _ingestion,
+    ),
+    "ingestion-refused": Bench(
+        "services/ingestion/benchmarks/bench_ingestion.py",
+        ("--refused", "--concurrency", "4", "--seconds", "1", "--warmup", "1"),
+        _ingestion_refused,
     ),
     "notifier": Bench(
         "services/notifier/benchmarks/bench_notifier.py",

@@ -18,6 +18,8 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dronecommon import (
     ProblemError,
@@ -29,6 +31,7 @@ from dronecommon import (
     redis_check,
 )
 from dronecommon.logs import JsonFormatter
+from dronecommon.problems import error_response
 from dronecommon.redis import create_redis_client
 from dronecommon.settings import AuthSettings, RedisSettings
 from dronecommon.telemetry import TraceContextMiddleware
@@ -419,6 +422,50 @@ async def test_auth_protects_routers_but_not_health_or_public_routes(
     assert_problem(signed, 404)  # through auth, to the handler
     assert health.status_code == 200
     assert open_route.status_code == 200
+
+
+class Closed:
+    """A front door that refuses ``POST /items`` with a 503 problem, the way a handler would."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/items":
+            closed = ProblemError(503, "Closed for now.", headers={"Retry-After": "3"})
+            await error_response(scope, closed)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def test_front_door_middleware_runs_after_the_guard_and_before_routes_and_tokens(
+    redis_url: str, dev_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = ExampleSettings(redis=RedisSettings(url=redis_url), auth=dev_issuer.settings)
+    app = create_service_app(
+        settings,
+        title="example",
+        routers=[example_router()],
+        configure_logs=False,
+        front_door=[Middleware(Closed)],
+    )
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with app_client(app) as client:
+        with caplog.at_level(logging.INFO, "dronecommon.access"):
+            caplog.clear()
+            # No token, a body no handler would take: the front door answers, as a handler would.
+            refused = await client.post(
+                "/items", json={"nothing": "valid"}, headers={"traceparent": traceparent}
+            )
+        not_json = await client.post("/items", content=b"x", headers={"Content-Type": "text/plain"})
+        other = await client.put("/items/abc", json={"nothing": "valid"})  # not its door
+    body = assert_problem(refused, 503)
+    assert body["detail"] == "Closed for now."
+    assert body["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert refused.headers["retry-after"] == "3"
+    assert "POST /items 503" in [r.getMessage() for r in caplog.records]  # logged like any other
+    assert_problem(not_json, 415)  # the request guard comes first
+    assert_problem(other, 401)  # everything else: tokens, then routes
 
 
 async def test_trace_context_middleware_attaches_the_callers_trace() -> None:
