@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Literal
 
-import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from opentelemetry import trace
@@ -24,9 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dronecommon import (
     ProblemError,
     ServiceSettings,
-    SettingsError,
     create_service_app,
-    load_settings,
     readiness,
     redis_check,
 )
@@ -34,7 +31,6 @@ from dronecommon.logs import JsonFormatter
 from dronecommon.problems import error_response
 from dronecommon.redis import create_redis_client
 from dronecommon.settings import AuthSettings, RedisSettings
-from dronecommon.telemetry import TraceContextMiddleware
 from dronetesting.apps import app_client
 from dronetesting.problems import assert_problem
 from dronetesting.servers import RedisServer
@@ -357,32 +353,6 @@ def test_json_log_lines_carry_trace_ids(span_exporter: InMemorySpanExporter) -> 
     assert line["time"].endswith("+00:00")
 
 
-def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EXAMPLE_PORT", "not-a-port")
-    monkeypatch.setenv("EXAMPLE_REDIS__SOCKET_TIMEOUT", "-1")
-    with pytest.raises(SettingsError) as raised:
-        load_settings(ExampleSettings)
-    assert "EXAMPLE_PORT" in str(raised.value)
-    assert "EXAMPLE_REDIS__SOCKET_TIMEOUT" in str(raised.value)
-
-
-def test_required_settings_name_the_missing_variable() -> None:
-    class Strict(ExampleSettings):
-        model_config = SettingsConfigDict(env_prefix="STRICT_", env_nested_delimiter="__")
-        api_key: str
-
-    with pytest.raises(SettingsError, match="STRICT_API_KEY: Field required"):
-        load_settings(Strict)
-
-
-def test_settings_read_nested_values_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EXAMPLE_REDIS__URL", "redis://cache:6380/2")
-    monkeypatch.setenv("EXAMPLE_HTTP__RETRIES", "7")
-    settings = load_settings(ExampleSettings)
-    assert settings.redis.url == "redis://cache:6380/2"
-    assert settings.http.retries == 7
-
-
 async def test_openapi_documents_problems_not_422(redis_url: str) -> None:
     async with app_client(make_app(redis_url)) as client:
         schema = (await client.get("/openapi.json")).json()
@@ -466,22 +436,3 @@ async def test_front_door_middleware_runs_after_the_guard_and_before_routes_and_
     assert "POST /items 503" in [r.getMessage() for r in caplog.records]  # logged like any other
     assert_problem(not_json, 415)  # the request guard comes first
     assert_problem(other, 401)  # everything else: tokens, then routes
-
-
-async def test_trace_context_middleware_attaches_the_callers_trace() -> None:
-    seen: list[str] = []
-
-    async def inner(scope: Any, receive: Any, send: Any) -> None:
-        context = trace.get_current_span().get_span_context()
-        seen.append(f"{context.trace_id:032x}" if context.is_valid else "none")
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    app = TraceContextMiddleware(inner)
-    trace_id = "5bf92f3577b34da6a3ce929d0e0e4736"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        await client.get("/", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
-        await client.get("/")
-    assert seen == [trace_id, "none"]
-    assert not trace.get_current_span().get_span_context().is_valid  # detached afterwards

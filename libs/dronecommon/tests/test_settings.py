@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from dronecommon.settings import ServiceSettings, SettingsError, load_settings
+from dronecommon.settings import RedisSettings, ServiceSettings, SettingsError, load_settings
 
 
 class ProbeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PROBE_", env_nested_delimiter="__")
     service_name: ClassVar[str] = "probe"
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
 
 class UnprefixedSettings(ServiceSettings):
@@ -86,3 +88,29 @@ def test_other_environments_may_switch_tokens_off(environment: str) -> None:
         {"environment": environment, "auth": {"enabled": False}}
     )
     assert not settings.auth.enabled
+
+
+def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBE_PORT", "not-a-port")
+    monkeypatch.setenv("PROBE_REDIS__SOCKET_TIMEOUT", "-1")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(ProbeSettings)
+    assert "PROBE_PORT" in str(raised.value)
+    assert "PROBE_REDIS__SOCKET_TIMEOUT" in str(raised.value)
+
+
+def test_required_settings_name_the_missing_variable() -> None:
+    class Strict(ProbeSettings):
+        model_config = SettingsConfigDict(env_prefix="STRICT_", env_nested_delimiter="__")
+        api_key: str
+
+    with pytest.raises(SettingsError, match="STRICT_API_KEY: Field required"):
+        load_settings(Strict)
+
+
+def test_settings_read_nested_values_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBE_REDIS__URL", "redis://cache:6380/2")
+    monkeypatch.setenv("PROBE_HTTP__RETRIES", "7")
+    settings = load_settings(ProbeSettings)
+    assert settings.redis.url == "redis://cache:6380/2"
+    assert settings.http.retries == 7

@@ -1,11 +1,16 @@
 """Library spans only inside sampled work (``traced_only_if_sampled``): a request or a queue
 message whose span is not sampled runs with the Redis and PyMongo instrumentation suppressed, a
-sampled one keeps its child spans; and the HTTP server metrics without
-``http.server.active_requests``."""
+sampled one keeps its child spans; the HTTP server metrics without
+``http.server.active_requests``; and, without instrumentation, the caller's ``traceparent``
+attached for the request (``TraceContextMiddleware``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 from fastapi import APIRouter, FastAPI, Request
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -14,7 +19,12 @@ from redis.asyncio import Redis
 
 from dronecommon.messaging import ReceivedMessage
 from dronecommon.messaging.redis_streams import RedisStreamSender
-from dronecommon.telemetry import ACTIVE_REQUESTS, instrument_libraries, server_telemetry
+from dronecommon.telemetry import (
+    ACTIVE_REQUESTS,
+    TraceContextMiddleware,
+    instrument_libraries,
+    server_telemetry,
+)
 from dronetesting.apps import app_client
 
 from .redis_queue import QUEUE, message, receiver, running, wait_until
@@ -100,3 +110,22 @@ async def test_active_requests_are_not_recorded_and_durations_are() -> None:
     assert ACTIVE_REQUESTS not in found
     [series] = found["http.server.request.duration"]
     assert series.count == 3
+
+
+async def test_trace_context_middleware_attaches_the_callers_trace() -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        context = trace.get_current_span().get_span_context()
+        seen.append(f"{context.trace_id:032x}" if context.is_valid else "none")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = TraceContextMiddleware(inner)
+    trace_id = "5bf92f3577b34da6a3ce929d0e0e4736"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.get("/", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+        await client.get("/")
+    assert seen == [trace_id, "none"]
+    assert not trace.get_current_span().get_span_context().is_valid  # detached afterwards

@@ -102,6 +102,18 @@ async def slow_consumer(redis: Redis, per_second: float) -> AsyncIterator[dict[s
         await asyncio.wait_for(task, 5.0)
 
 
+async def overload(
+    client: httpx.AsyncClient, redis: Redis, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """One request admitted, then 600 messages queued: the first refusal that follows."""
+    await redis.xadd(STREAM, {"message_id": "warm-up", "body": b"{}"})
+    admitted = await client.post(URL, json=SAMPLE_REQUEST, headers=headers)
+    assert admitted.status_code == 202, admitted.text
+    for n in range(600):
+        await redis.xadd(STREAM, {"message_id": f"backlog-{n}", "body": b"{}"})
+    return await eventually(lambda: client.post(URL, json=SAMPLE_REQUEST, headers=headers), 503)
+
+
 async def test_a_backlog_beyond_the_limit_is_503_with_retry_after_and_nothing_queued(
     redis_url: str,
 ) -> None:
@@ -112,12 +124,7 @@ async def test_a_backlog_beyond_the_limit_is_503_with_retry_after_and_nothing_qu
             slow_consumer(redis, per_second=100) as consumer,
         ):
             # Drained at 100/s with a limit of 1 s: 100 messages. 600 are waiting: 6 s of work.
-            await redis.xadd(STREAM, {"message_id": "warm-up", "body": b"{}"})
-            assert (await client.post(URL, json=SAMPLE_REQUEST)).status_code == 202
-            for n in range(600):
-                await redis.xadd(STREAM, {"message_id": f"backlog-{n}", "body": b"{}"})
-
-            refused = await eventually(lambda: client.post(URL, json=SAMPLE_REQUEST), 503)
+            refused = await overload(client, redis)
             body = assert_problem(refused, 503, type="overloaded")
             assert 1 <= int(refused.headers["retry-after"]) <= 30
             assert "nothing was queued" in body["detail"].lower()
@@ -159,15 +166,7 @@ async def test_the_refusal_comes_before_the_route_the_token_and_the_body(
             app_client(create_app(settings, configure_logs=False)) as client,
             slow_consumer(redis, per_second=100),
         ):
-            await redis.xadd(STREAM, {"message_id": "warm-up", "body": b"{}"})
-            assert (
-                await client.post(URL, json=SAMPLE_REQUEST, headers=customer)
-            ).status_code == 202
-            for n in range(600):
-                await redis.xadd(STREAM, {"message_id": f"backlog-{n}", "body": b"{}"})
-            refused = await eventually(
-                lambda: client.post(URL, json=SAMPLE_REQUEST, headers=customer), 503
-            )
+            refused = await overload(client, redis, customer)
             assert_problem(refused, 503, type="overloaded")
             added = await entries_added(redis)
 

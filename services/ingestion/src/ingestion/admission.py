@@ -283,13 +283,12 @@ class AdmissionGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
-            admission: Admission | None = scope.get("state", {}).get("admission")
-            if admission is not None:  # None only before the lifespan has run
-                try:
-                    admission.check()
-                except Overloaded as exc:
-                    await error_response(scope, exc)(scope, receive, send)
-                    return
+            admission: Admission = scope["state"]["admission"]  # the lifespan's (runtime.py)
+            try:
+                admission.check()
+            except Overloaded as exc:
+                await error_response(scope, exc)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
