@@ -162,7 +162,14 @@ function renderNotifications(list) {
     body.append(row);
   }
   table.append(head, body);
-  holder.replaceChildren(table);
+  // Wider than a phone: the table scrolls inside its card, not the page sideways.
+  const scroller = document.createElement("div");
+  scroller.className = "table-scroll";
+  scroller.setAttribute("role", "region");
+  scroller.setAttribute("aria-labelledby", "notifications-title");
+  scroller.tabIndex = 0;
+  scroller.append(table);
+  holder.replaceChildren(scroller);
 }
 
 async function refreshDetails() {
