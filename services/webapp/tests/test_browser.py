@@ -39,7 +39,8 @@ REPORTS = project_root() / "reports" / "browser"
 AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 # What axe-core may not find anywhere (its impact levels).
 BLOCKING = {"serious", "critical"}
-STAGE = "document.getElementById('stage')?.textContent"
+# The stage as the API names it (the badge shows its label: "Headed to drop-off").
+STAGE = "document.getElementById('stage')?.dataset.stage"
 BANNER = "document.getElementById('tracking-banner')"
 
 
@@ -176,6 +177,12 @@ def test_a_customer_schedules_watches_the_drone_fly_and_gets_the_package(
     # On the way to the drop-off, the package picked up: the picture of the README.
     wait_for(page, f"{STAGE} === 'HeadedToDropoff'", 60, "the package picked up")
     assert page.locator("#pickup-eta-left").inner_text() == "picked up"
+    # People read words, not the API's names: the badge, the drone's phase, the timeline.
+    assert page.locator("#stage").inner_text() == "Headed to drop-off"
+    phases = ("at the pickup", "flying to the drop-off", "at the drop-off")
+    assert page.locator("#phase").inner_text() in {f"drone {phase}" for phase in phases}
+    assert "Headed to pickup" in page.locator("#timeline").inner_text()
+    assert "HeadedTo" not in page.locator("main").inner_text()
     halfway = (float(PICKUP.split(",")[0]) + float(DROPOFF.split(",")[0])) / 2
     wait_until(
         lambda: float((drone_position(page) or "0,0").split(",")[0]) >= halfway - 0.005,

@@ -87,6 +87,29 @@ def when(value: Any) -> str:
     return f"{utc:%a} {utc.day} {utc:%b}, {utc:%H:%M:%S} UTC"
 
 
+#: What a person reads for the API's stage and phase names (the pages keep the API's name in
+#: ``data-stage`` / ``data-phase`` and in class names; common.js has the same table).
+LABELS = {
+    "Created": "Created",
+    "Rescheduled": "Rescheduled",
+    "HeadedToPickup": "Headed to pickup",
+    "HeadedToDropoff": "Headed to drop-off",
+    "Completed": "Completed",
+    "Cancelled": "Cancelled",
+    "ToPickup": "flying to the pickup",
+    "AtPickup": "at the pickup",
+    "ToDropoff": "flying to the drop-off",
+    "AtDropoff": "at the drop-off",
+    "Returning": "flying home",
+}
+
+
+def label(value: Any) -> str:
+    """``HeadedToPickup`` -> ``Headed to pickup``; a name not in :data:`LABELS` as it is."""
+    text = "" if value is None else str(value)
+    return LABELS.get(text, text)
+
+
 def until(value: Any, now: Any = None) -> str:
     """How long until ``value``: ``in 4 min 05 s``, ``2 min ago``."""
     parsed = _parse(value)
@@ -106,7 +129,7 @@ templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 )
 templates.env.globals.update(static_url=static_url, has_asset=has_asset)
-templates.env.filters.update(when=when, until=until)
+templates.env.filters.update(when=when, until=until, label=label)
 
 
 def render(

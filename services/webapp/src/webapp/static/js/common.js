@@ -62,6 +62,26 @@ export async function getJSON(url) {
   return response.json();
 }
 
+// What a person reads for the API's stage and phase names (web.py's LABELS, the same table).
+const LABELS = {
+  Created: "Created",
+  Rescheduled: "Rescheduled",
+  HeadedToPickup: "Headed to pickup",
+  HeadedToDropoff: "Headed to drop-off",
+  Completed: "Completed",
+  Cancelled: "Cancelled",
+  ToPickup: "flying to the pickup",
+  AtPickup: "at the pickup",
+  ToDropoff: "flying to the drop-off",
+  AtDropoff: "at the drop-off",
+  Returning: "flying home",
+};
+
+export function label(name) {
+  const key = String(name ?? "");
+  return Object.hasOwn(LABELS, key) ? LABELS[key] : key;
+}
+
 export function text(tag, content, className) {
   const element = document.createElement(tag);
   element.textContent = content;

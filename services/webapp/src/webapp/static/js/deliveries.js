@@ -1,6 +1,6 @@
 // My deliveries: refresh the list every few seconds (one request for the whole page) and count
 // the ETAs down every second. Changes of stage are announced politely.
-import { formatWhen, getJSON, localiseTimes, setServerNow, text, tickCountdowns } from "./common.js";
+import { formatWhen, getJSON, label, localiseTimes, setServerNow, text, tickCountdowns } from "./common.js";
 
 const table = document.getElementById("deliveries");
 const announcer = document.getElementById("list-announcer");
@@ -24,7 +24,8 @@ function row(item) {
   created.append(createdTime);
   const stage = document.createElement("td");
   stage.className = "stage";
-  stage.append(text("span", item.stage, `badge stage-${String(item.stage).toLowerCase()}`));
+  stage.dataset.stage = item.stage;
+  stage.append(text("span", label(item.stage), `badge stage-${String(item.stage).toLowerCase()}`));
   const eta = document.createElement("td");
   eta.className = "eta";
   if (TERMINAL.has(item.stage) || !item.deliveryETA) {
@@ -47,11 +48,11 @@ async function refresh() {
     const page = await getJSON(`/deliveries.json${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
     setServerNow(page.now);
     const body = table.tBodies[0];
-    const before = new Map([...body.rows].map((r) => [r.dataset.id, r.querySelector(".stage")?.textContent.trim()]));
+    const before = new Map([...body.rows].map((r) => [r.dataset.id, r.querySelector(".stage")?.dataset.stage]));
     const changes = [];
     const rows = page.items.map((item) => {
       const was = before.get(item.id);
-      if (was && was !== item.stage) changes.push(`Delivery ${item.id.slice(0, 8)} is now ${item.stage}.`);
+      if (was && was !== item.stage) changes.push(`Delivery ${item.id.slice(0, 8)} is now ${label(item.stage)}.`);
       return row(item);
     });
     // Deliveries still being scheduled stay listed until the list shows them.

@@ -1,6 +1,6 @@
 // The operators' page: the fleet on the map coloured by phase, counts, active deliveries, the
 // queue and throughput, refreshed every few seconds.
-import { formatWhen, getJSON, localiseTimes, pageData, text } from "./common.js";
+import { formatWhen, getJSON, label, localiseTimes, pageData, text } from "./common.js";
 import { COLOURS, createMap, leaflet } from "./map.js";
 
 const REFRESH_MS = 5000;
@@ -17,7 +17,7 @@ function drawFleet(fleet) {
   for (const drone of fleet.drones) {
     L.circleMarker(drone.at, {
       radius: 6, color: "#111", weight: 1, fillColor: COLOURS[drone.phase] || COLOURS.drone, fillOpacity: 1,
-    }).bindTooltip(`${drone.droneId} · ${drone.phase}`).addTo(layer);
+    }).bindTooltip(`${drone.droneId} · ${label(drone.phase)}`).addTo(layer);
   }
 }
 
@@ -50,7 +50,7 @@ function activeRow(drone) {
     link.textContent = `${drone.deliveryId.slice(0, 8)}…`;
     first.append(link);
   } else first.textContent = "—";
-  tr.append(first, text("td", drone.droneId), text("td", drone.phase),
+  tr.append(first, text("td", drone.droneId), text("td", label(drone.phase)),
     text("td", `${Math.round(drone.speedMph || 0)} mph`), text("td", `${Math.round(drone.batteryPct || 0)} %`));
   return tr;
 }

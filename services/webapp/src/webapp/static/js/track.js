@@ -3,7 +3,7 @@
 // poll the status only while no stream can be had, count the ETAs down every second, move the
 // drone on the map and keep the stage timeline current.
 import {
-  formatUntil, formatWhen, getJSON, localiseTimes, now, pageData, setServerNow, text, tickCountdowns,
+  formatUntil, formatWhen, getJSON, label, localiseTimes, now, pageData, setServerNow, text, tickCountdowns,
 } from "./common.js";
 import { COLOURS, createMap, leaflet, place } from "./map.js";
 
@@ -52,7 +52,7 @@ function showDrone(drone) {
   if (!location) return;
   const at = [location.latitude, location.longitude];
   const words = `Drone at ${at[0].toFixed(5)}, ${at[1].toFixed(5)}` +
-    (drone.phase ? `, ${drone.phase}` : "") + (drone.speedMph ? `, ${Math.round(drone.speedMph)} mph` : "");
+    (drone.phase ? `, ${label(drone.phase)}` : "") + (drone.speedMph ? `, ${Math.round(drone.speedMph)} mph` : "");
   if (positionText) positionText.textContent = words;
   if (mapElement) mapElement.dataset.drone = `${at[0]},${at[1]}`;
   if (!map) return;
@@ -106,8 +106,8 @@ function addTimelineEntry(stage, phase) {
   timeline.querySelector("li.empty")?.remove();
   const item = document.createElement("li");
   item.dataset.stage = stage;
-  item.append(text("span", stage, "stage"));
-  if (phase) item.append(" ", text("span", `(${phase})`, "phase"));
+  item.append(text("span", label(stage), "stage"));
+  if (phase) item.append(" ", text("span", `(${label(phase)})`, "phase"));
   const when = document.createElement("time");
   const iso = new Date(now()).toISOString();
   when.setAttribute("datetime", iso);
@@ -121,8 +121,8 @@ function renderTimeline(entries) {
   timeline.replaceChildren(...entries.map((entry) => {
     const item = document.createElement("li");
     item.dataset.stage = entry.stage;
-    item.append(text("span", entry.stage, "stage"));
-    if (entry.phase) item.append(" ", text("span", `(${entry.phase})`, "phase"));
+    item.append(text("span", label(entry.stage), "stage"));
+    if (entry.phase) item.append(" ", text("span", `(${label(entry.phase)})`, "phase"));
     const when = document.createElement("time");
     when.setAttribute("datetime", entry.at);
     when.textContent = formatWhen(entry.at);
@@ -188,12 +188,13 @@ function apply(status) {
   const previous = current;
   current = status;
   if (stageBadge && status.stage !== previous.stage) {
-    stageBadge.textContent = status.stage;
+    stageBadge.textContent = label(status.stage);
+    stageBadge.dataset.stage = status.stage;
     stageBadge.className = `badge stage-${status.stage.toLowerCase()}`;
     addTimelineEntry(status.stage, status.drone?.phase);
     refreshDetails();
   }
-  if (phaseText) phaseText.textContent = status.drone?.phase ? `drone ${status.drone.phase}` : "";
+  if (phaseText) phaseText.textContent = status.drone?.phase ? `drone ${label(status.drone.phase)}` : "";
   setEta("pickup-eta", status.pickupETA);
   setEta("delivery-eta", status.deliveryETA);
   const eta = Date.parse(status.deliveryETA || "");
