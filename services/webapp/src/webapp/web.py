@@ -88,7 +88,8 @@ def when(value: Any) -> str:
 
 
 #: What a person reads for the API's stage and phase names (the pages keep the API's name in
-#: ``data-stage`` / ``data-phase`` and in class names; common.js has the same table).
+#: ``data-stage`` / ``data-phase`` and in class names). Every page carries it for its scripts
+#: (``#labels``, read by common.js's ``label``).
 LABELS = {
     "Created": "Created",
     "Rescheduled": "Rescheduled",
@@ -128,7 +129,7 @@ def until(value: Any, now: Any = None) -> str:
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 )
-templates.env.globals.update(static_url=static_url, has_asset=has_asset)
+templates.env.globals.update(static_url=static_url, has_asset=has_asset, labels=LABELS)
 templates.env.filters.update(when=when, until=until, label=label)
 
 

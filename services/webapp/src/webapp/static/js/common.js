@@ -62,24 +62,13 @@ export async function getJSON(url) {
   return response.json();
 }
 
-// What a person reads for the API's stage and phase names (web.py's LABELS, the same table).
-const LABELS = {
-  Created: "Created",
-  Rescheduled: "Rescheduled",
-  HeadedToPickup: "Headed to pickup",
-  HeadedToDropoff: "Headed to drop-off",
-  Completed: "Completed",
-  Cancelled: "Cancelled",
-  ToPickup: "flying to the pickup",
-  AtPickup: "at the pickup",
-  ToDropoff: "flying to the drop-off",
-  AtDropoff: "at the drop-off",
-  Returning: "flying home",
-};
-
+// What a person reads for the API's stage and phase names: the server's table (web.py's
+// LABELS), which every page carries; a name not in it as it is.
+let labels = null;
 export function label(name) {
+  labels ??= JSON.parse(document.getElementById("labels")?.textContent || "{}");
   const key = String(name ?? "");
-  return Object.hasOwn(LABELS, key) ? LABELS[key] : key;
+  return Object.hasOwn(labels, key) ? labels[key] : key;
 }
 
 export function text(tag, content, className) {

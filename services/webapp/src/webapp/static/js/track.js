@@ -162,14 +162,7 @@ function renderNotifications(list) {
     body.append(row);
   }
   table.append(head, body);
-  // Wider than a phone: the table scrolls inside its card, not the page sideways.
-  const scroller = document.createElement("div");
-  scroller.className = "table-scroll";
-  scroller.setAttribute("role", "region");
-  scroller.setAttribute("aria-labelledby", "notifications-title");
-  scroller.tabIndex = 0;
-  scroller.append(table);
-  holder.replaceChildren(scroller);
+  holder.replaceChildren(table);
 }
 
 async function refreshDetails() {
