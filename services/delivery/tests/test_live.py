@@ -9,7 +9,9 @@ tracking state that does not parse. The consumer's own rules: ``test_consumer.py
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
 from dronecommon.domain import format_utc
@@ -31,6 +33,18 @@ from .conftest import (
     miles,
     t,
 )
+
+
+async def listed_status(client: httpx.AsyncClient, delivery_id: str) -> dict[str, Any]:
+    """The status the owner's list (``GET /api/deliveries``) shows for ``delivery_id``."""
+    page = await get(client, "?ownerId=owner-1")
+    item = next(item for item in page["items"] if item["id"] == delivery_id)
+    assert (item["drone"], item["telemetry"]) == (
+        item["status"]["drone"],
+        item["status"]["telemetry"],
+    )
+    found: dict[str, Any] = item["status"]
+    return found
 
 
 def when(text: str) -> dt.datetime:
@@ -80,6 +94,8 @@ async def test_a_fix_makes_the_status_live_then_stale(
         public = await get(client, "/public/l-1")
         assert public["drone"] == {k: v for k, v in status["drone"].items() if k != "droneId"}
         assert public["telemetry"] == "live"
+        # The owner's list answers the same status, from the drone's report too.
+        assert await listed_status(client, "l-1") == status
 
         clock.at(5 + 30)  # the staleness limit: still live
         assert (await get(client, "/l-1/status"))["telemetry"] == "live"
@@ -92,6 +108,7 @@ async def test_a_fix_makes_the_status_live_then_stale(
         )
         assert stale["drone"] == status["drone"]  # the latest fix is still the latest known
         assert stale["stage"] == "HeadedToPickup"
+        assert await listed_status(client, "l-1") == stale
 
 
 async def test_phases_become_history_and_pickedup_is_emitted_once(

@@ -326,14 +326,20 @@ class DeliveryRepository:
                 found.append((delivery_id, created))
         return found[:count]
 
-    async def records_of(self, delivery_ids: list[str]) -> list[DeliveryRecord | None]:
-        """The records of ``delivery_ids`` in one round trip (None: expired)."""
+    async def records_of(
+        self, delivery_ids: list[str]
+    ) -> list[tuple[DeliveryRecord, Live | None] | None]:
+        """The records of ``delivery_ids`` with their tracking state, in one round trip (None:
+        expired)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for delivery_id in delivery_ids:
-                pipe.hget(self.delivery_key(delivery_id), "state")
-            states: list[Any] = await pipe.execute()
+                pipe.hmget(self.delivery_key(delivery_id), ["state", "live"])
+            found: list[Any] = await pipe.execute()
         return [
-            None if state is None else DeliveryRecord.model_validate_json(state) for state in states
+            None
+            if state is None
+            else (self.records.parse(delivery_id, _text(state)), Live.parse(live))
+            for delivery_id, (state, live) in zip(delivery_ids, found, strict=True)
         ]
 
     async def forget_owned(self, owner_id: str, delivery_ids: list[str]) -> None:

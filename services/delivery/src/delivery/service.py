@@ -208,11 +208,17 @@ class DeliveryService(DeliveryViews):
                 if rec is None
             ]
             await self.repository.forget_owned(owner, gone)
-            for (delivery_id, created), record in zip(page, records, strict=True):
+            for (delivery_id, created), read in zip(page, records, strict=True):
                 last = before = (created, delivery_id)
-                if record is None or (account is not None and record.owner.account_id != account):
+                if read is None:
                     continue
-                found.append((record, tracking.status(record, now, self.estimates)))
+                record, live = read
+                if account is not None and record.owner.account_id != account:
+                    continue
+                # The status as GET .../status answers it: from the drone's reports, if any.
+                found.append(
+                    (record, tracking.status(record, now, self.estimates, live, self.rules))
+                )
         next_cursor = encode_cursor(*last) if last is not None and len(found) >= limit else None
         return found, next_cursor
 
