@@ -14,6 +14,7 @@ from dronecommon.area import (
     Box,
     ServiceArea,
     check_place,
+    place_name,
 )
 from dronecommon.domain import Location, distance_miles
 from dronecommon.settings import ServiceSettings
@@ -57,6 +58,14 @@ def test_coordinates_are_parsed_and_checked() -> None:
         AREA.resolve("91,0")
     with pytest.raises(ValueError, match="empty"):
         AREA.resolve("   ")
+
+
+def test_a_place_is_named_by_its_text_unless_the_text_is_coordinates() -> None:
+    assert place_name("  Pike Place Market ") == "Pike Place Market"
+    assert place_name("47.6062, -122.3321") is None
+    assert place_name("47.6062,-122.3321 ") is None
+    assert place_name("47.6062 N, 122.3321 W") == "47.6062 N, 122.3321 W"  # free text
+    assert place_name("   ") is None
 
 
 def test_in_the_area_means_within_the_radius_of_a_base() -> None:

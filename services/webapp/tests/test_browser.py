@@ -91,15 +91,17 @@ def sign_in(page: Page, user: str, account: str = "contoso", *, operator: bool =
     page.wait_for_url("**/deliveries")
 
 
-def schedule(page: Page, *, email: str | None = None) -> str:
+def schedule(
+    page: Page, *, email: str | None = None, pickup: str = PICKUP, dropoff: str = DROPOFF
+) -> str:
     """Fill the schedule form as a person would; the new delivery's id once its page opens."""
     page.get_by_role("navigation", name="Main").get_by_role(
         "link", name="Schedule", exact=True
     ).click()
     page.wait_for_url("**/deliveries/new")
     form = page.locator("#schedule-form")
-    form.get_by_label("Pickup", exact=True).fill(PICKUP)
-    form.get_by_label("Drop-off", exact=True).fill(DROPOFF)
+    form.get_by_label("Pickup", exact=True).fill(pickup)
+    form.get_by_label("Drop-off", exact=True).fill(dropoff)
     form.get_by_label("Weight (pounds)", exact=True).fill("2.5")
     if email:
         form.get_by_label("E-mail", exact=True).fill(email)
@@ -229,6 +231,30 @@ def test_a_customer_schedules_watches_the_drone_fly_and_gets_the_package(
     page.wait_for_selector("#notifications table")
     assert address in page.locator("#notifications").inner_text()
     screenshot(page, "completed")
+
+
+def test_my_deliveries_keep_themselves_up_to_date(context: BrowserContext) -> None:
+    page = context.new_page()
+    sign_in(page, "milo")
+    delivery_id = schedule(page, pickup="Milo's studio", dropoff="Pike Place Market")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="My deliveries").click()
+    page.wait_for_url("**/deliveries")
+    row = page.locator(f"#deliveries tr[data-id='{delivery_id}']")
+    stage = f"document.querySelector(\"#deliveries tr[data-id='{delivery_id}'] .stage\")"
+    assert page.evaluate(f"{stage}.dataset.stage") in {"HeadedToPickup", "HeadedToDropoff"}
+    # The page's script redraws the list from /deliveries.json (no reload): the ETA counts down
+    # and the stage moves on to Completed, in words, announced; where it went stays in its row.
+    assert row.locator(".place").inner_text() == "Pike Place Market"
+    assert row.locator("[data-countdown]").count() == 1
+    screenshot(page, "deliveries")
+    wait_for(page, f"{stage}.dataset.stage === 'Completed'", 150, "the delivery Completed")
+    assert page.locator("#list-updated").inner_text().startswith("Updated")
+    assert row.locator(".stage").inner_text() == "Completed"
+    announced = page.locator("#list-announcer").text_content() or ""
+    assert f"Delivery {delivery_id[:8]} is now Completed." in announced
+    assert row.locator(".place").inner_text() == "Pike Place Market"
+    assert row.locator(".place").get_attribute("title") == "from Milo's studio"
+    assert row.locator(".eta").inner_text() == "—"
 
 
 def test_operators_see_the_fleet(context: BrowserContext) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
+
+import httpx
 
 from .conftest import OUTSIDE, PICKUP, Browser, wait_until
 
@@ -109,3 +112,40 @@ def test_a_scheduled_delivery_opens_its_tracking_page(browser: Browser) -> None:
     assert 'id="map"' in shown
     assert 'id="timeline"' in shown
     assert f'href="/track/{delivery_id}"' in shown  # the link to share
+
+
+def test_places_named_in_words_name_the_delivery_to_its_owner_only(
+    browser: Browser, web_stack: Any
+) -> None:
+    browser.sign_in("grace", "fabrikam")
+    pickup, dropoff = "Pike Place Market", "Grace's office, 4th floor"
+    delivery_id = browser.scheduled_id(pickup=pickup, dropoff=dropoff)
+    pointed = browser.scheduled_id()  # places typed as coordinates
+
+    def listed() -> dict[str, dict[str, Any]] | None:
+        answer = browser.get("/deliveries.json", headers={"Accept": "application/json"})
+        assert answer.status_code == 200, answer.text
+        items = {item["id"]: item for item in answer.json()["items"]}
+        return items if {delivery_id, pointed} <= items.keys() else None
+
+    items = wait_until(listed, 30, "both deliveries in her list")
+    assert (items[delivery_id]["pickupPlace"], items[delivery_id]["dropoffPlace"]) == (
+        pickup,
+        dropoff,
+    )
+    assert (items[pointed]["pickupPlace"], items[pointed]["dropoffPlace"]) == (None, None)
+    listing = html.unescape(browser.get("/deliveries").text)
+    assert f'<td class="place" title="from {pickup}">{dropoff}</td>' in listing
+
+    page = html.unescape(browser.get(f"/deliveries/{delivery_id}").text)
+    trip = re.search(r'<p class="trip" id="trip">(.*?)</p>', page)
+    assert trip, "no trip line on the delivery's page"
+    assert re.sub(r"<[^>]+>", "", trip.group(1)) == f"From {pickup} to {dropoff}"
+    assert 'id="trip"' not in browser.get(f"/deliveries/{pointed}").text  # nothing to name
+
+    # Names are personal data: the public page never shows them.
+    with httpx.Client(base_url=web_stack.url, trust_env=False) as stranger:
+        public = stranger.get(f"/track/{delivery_id}")
+        assert public.status_code == 200
+        assert "Pike Place" not in public.text
+        assert "office" not in public.text

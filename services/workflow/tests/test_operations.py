@@ -48,6 +48,8 @@ async def test_sample_delivery_is_scheduled(workflow: Harness, fake: FakeBackend
         "owner": {"userId": "myowner", "accountId": "myowner"},
         "pickup": pickup,
         "dropoff": dropoff,
+        "pickupPlace": "my pickup",
+        "dropoffPlace": "drop off",
         "deadline": "",
         "expedited": True,
         "confirmationRequired": "None",
@@ -104,6 +106,8 @@ async def test_reschedule_replans_the_drone_and_patches_the_delivery(
     delivery = fake.deliveries[delivery_id]
     assert delivery["stage"] == "Rescheduled"
     assert delivery["dropoff"] == {"latitude": 47.6, "longitude": -122.3, "altitude": 0.0}
+    # Coordinates name no place: the drop-off's old name goes; the pickup keeps its own.
+    assert (delivery["pickupPlace"], delivery["dropoffPlace"]) == ("my pickup", None)
     assert delivery["deadline"] == "soon"
     plan = fake.assignments[delivery_id]["plan"]
     assert delivery["deliveryETA"] == plan["deliveryETA"]
@@ -170,6 +174,7 @@ async def test_reschedule_that_overtakes_its_delivery_is_applied_after_the_creat
     delivery = fake.deliveries[delivery_id]
     assert delivery["stage"] == "Rescheduled"
     assert delivery["pickup"] == resolve_location("somewhere else").model_dump()
+    assert delivery["pickupPlace"] == "somewhere else"
     assert delivery["deadline"] == "later"
 
 

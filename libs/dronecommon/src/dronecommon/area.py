@@ -192,6 +192,14 @@ def check_place(text: str) -> None:
         _normalised(text)
 
 
+def place_name(text: str) -> str | None:
+    """The text as the name of a place, trimmed; None when it gives coordinates (``"lat,lon"``
+    names no place: the point is all there is to show)."""
+    if _LAT_LON.match(text):
+        return None
+    return text.strip() or None
+
+
 def _coordinates(text: str) -> Location | None:
     """``"lat,lon"`` as that point (``ValueError`` when out of range); None for other text."""
     match = _LAT_LON.match(text)

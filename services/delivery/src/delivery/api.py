@@ -143,6 +143,8 @@ def delivery_view(record: DeliveryRecord, status: DeliveryStatus) -> Delivery:
         **_public_view(record, status),
         drone=status.drone,
         owner=record.owner,
+        pickup_place=record.pickup_place,
+        dropoff_place=record.dropoff_place,
         notify_me_requests=record.notify_me_requests,
         confirmation=record.confirmation,
     )

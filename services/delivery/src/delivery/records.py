@@ -51,6 +51,9 @@ class DeliveryRecord(BaseModel):
     owner: Owner
     pickup: Location
     dropoff: Location
+    # As the customer named them (absent in records written before they were kept).
+    pickup_place: str | None = None
+    dropoff_place: str | None = None
     deadline: str
     expedited: bool
     confirmation_required: ConfirmationType

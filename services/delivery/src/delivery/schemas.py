@@ -17,6 +17,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
 RESERVED_IDS = frozenset({"summary", "public"})
 MAX_TEXT = 128
 MAX_DEADLINE = 1024  # ingestion caps it at 256; the workflow at 1024
+MAX_PLACE = 1024  # the same caps as the deadline
 
 
 def not_reserved(value: str) -> str:
@@ -29,6 +30,15 @@ DeliveryId = Annotated[
     str, StringConstraints(pattern=ID_PATTERN, max_length=128), AfterValidator(not_reserved)
 ]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+PlaceText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PLACE)]
+PICKUP_PLACE = (
+    "Extension: the pickup as the customer named it (the request's `pickupLocation`, which "
+    "`pickup` resolves); personal data, so only in the owner's view"
+)
+DROPOFF_PLACE = (
+    "Extension: the drop-off as the customer named it (the request's `dropOffLocation`); "
+    "personal data, so only in the owner's view"
+)
 
 
 class Owner(ApiModel):
@@ -66,6 +76,8 @@ class DeliveryIn(Eta):
     owner: Owner
     pickup: Location
     dropoff: Location
+    pickup_place: PlaceText | None = Field(default=None, description=PICKUP_PLACE)
+    dropoff_place: PlaceText | None = Field(default=None, description=DROPOFF_PLACE)
     deadline: str = Field(default="", max_length=MAX_DEADLINE, description='Free text; null is ""')
     expedited: bool = False
     confirmation_required: ConfirmationType
@@ -88,6 +100,8 @@ class DeliveryPatch(Eta):
 
     pickup: Location | None = None
     dropoff: Location | None = None
+    pickup_place: PlaceText | None = Field(default=None, description=PICKUP_PLACE)
+    dropoff_place: PlaceText | None = Field(default=None, description=DROPOFF_PLACE)
     deadline: str | None = Field(default=None, max_length=MAX_DEADLINE)
     drone_id: Text | None = None
 
@@ -97,6 +111,10 @@ class DeliveryPatch(Eta):
             raise ValueError(
                 "send at least one of pickup, dropoff, deadline, droneId, pickupETA/deliveryETA"
             )
+        if self.pickup_place is not None and self.pickup is None:
+            raise ValueError("pickupPlace names the new pickup: send it with pickup")
+        if self.dropoff_place is not None and self.dropoff is None:
+            raise ValueError("dropoffPlace names the new drop-off: send it with dropoff")
         return self
 
 
@@ -160,6 +178,8 @@ class Delivery(PublicDelivery):
 
     drone: Drone | None = None
     owner: Owner
+    pickup_place: str | None = Field(default=None, description=PICKUP_PLACE)
+    dropoff_place: str | None = Field(default=None, description=DROPOFF_PLACE)
     notify_me_requests: list[NotifyMeRequest]
     confirmation: Confirmation | None
 

@@ -75,6 +75,9 @@ def canonical(body: DeliveryIn, delivery_id: str) -> str:
     document = body.model_copy(update={"id": delivery_id}).wire()
     if not document["notifyMeRequests"]:
         del document["notifyMeRequests"]  # as a PUT without them was always stored
+    for name in ("pickupPlace", "dropoffPlace"):
+        if document[name] is None:
+            del document[name]  # likewise: a PUT stored before places were kept had none
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -118,6 +121,8 @@ class DeliveryService(DeliveryViews):
             owner=body.owner,
             pickup=body.pickup,
             dropoff=body.dropoff,
+            pickup_place=body.pickup_place,
+            dropoff_place=body.dropoff_place,
             deadline=body.deadline,
             expedited=body.expedited,
             confirmation_required=body.confirmation_required,
@@ -269,12 +274,22 @@ class DeliveryService(DeliveryViews):
                 )
             pickup = patch.pickup or current.pickup
             dropoff = patch.dropoff or current.dropoff
+            # A new place without its name (a caller that does not send names) forgets the old.
+            pickup_place = patch.pickup_place if patch.pickup else current.pickup_place
+            dropoff_place = patch.dropoff_place if patch.dropoff else current.dropoff_place
             deadline = patch.deadline if patch.deadline is not None else current.deadline
             drone_id = patch.drone_id or current.drone_id
             unchanged = (
                 current.stage == DeliveryStage.RESCHEDULED
-                and (pickup, dropoff, deadline, drone_id)
-                == (current.pickup, current.dropoff, current.deadline, current.drone_id)
+                and (pickup, dropoff, pickup_place, dropoff_place, deadline, drone_id)
+                == (
+                    current.pickup,
+                    current.dropoff,
+                    current.pickup_place,
+                    current.dropoff_place,
+                    current.deadline,
+                    current.drone_id,
+                )
                 and (patch.pickup_eta is None or patch.pickup_eta == current.plan.pickup_eta)
                 and (patch.delivery_eta is None or patch.delivery_eta == current.plan.delivery_eta)
             )
@@ -285,6 +300,8 @@ class DeliveryService(DeliveryViews):
                 update={
                     "pickup": pickup,
                     "dropoff": dropoff,
+                    "pickup_place": pickup_place,
+                    "dropoff_place": dropoff_place,
                     "deadline": deadline,
                     "drone_id": drone_id,
                     "stage": DeliveryStage.RESCHEDULED,

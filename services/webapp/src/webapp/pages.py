@@ -101,6 +101,8 @@ def _row(item: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": item["id"],
         "createdAt": item.get("createdAt"),
+        "pickupPlace": item.get("pickupPlace"),
+        "dropoffPlace": item.get("dropoffPlace"),
         "stage": status.get("stage") or item.get("stage"),
         "pickupETA": status.get("pickupETA"),
         "deliveryETA": status.get("deliveryETA"),

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dronecommon.area import place_name
 from dronecommon.domain import ACCOUNT_HEADER, Location
 from dronecommon.httpclient import ResilientClient, Response
 
@@ -220,6 +221,9 @@ class Backends:
             },
             "pickup": _location(pickup),
             "dropoff": _location(dropoff),
+            # The places as the customer named them, for the owner's view.
+            "pickupPlace": place_name(request.pickup_location),
+            "dropoffPlace": place_name(request.drop_off_location),
             "deadline": request.deadline,
             "expedited": request.expedited,
             "confirmationRequired": request.confirmation_required.value,

@@ -1,7 +1,7 @@
 """The workflow's rules: schedule, reschedule and cancel a delivery across three services.
 
-**delivery**: upsert the package → assign a drone → create the delivery (owner, resolved places,
-drone and ETAs) → apply whatever reschedule/cancel was recorded for it meanwhile.
+**delivery**: upsert the package → assign a drone → create the delivery (owner, resolved places
+and their names, drone and ETAs) → apply whatever reschedule/cancel was recorded for it meanwhile.
 **reschedule**: record the change, then apply the recorded state (re-plan the drone, patch the
 delivery). **cancel**: record it, then release the drone and cancel the delivery.
 
@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea
+from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea, place_name
 from dronecommon.domain import Location
 
 from .backends import Backends, Outcome
@@ -166,8 +166,10 @@ class Workflow:
         changes: dict[str, Any] = {}
         if pickup is not None:
             changes["pickup"] = pickup.model_dump()
+            changes["pickupPlace"] = place_name(recorded["pickupLocation"])
         if dropoff is not None:
             changes["dropoff"] = dropoff.model_dump()
+            changes["dropoffPlace"] = place_name(recorded["dropOffLocation"])
         if "deadline" in recorded:
             changes["deadline"] = recorded["deadline"]
         if pickup is not None or dropoff is not None:

@@ -17,6 +17,8 @@ function row(item) {
   link.textContent = `${item.id.slice(0, 8)}…`;
   const first = document.createElement("td");
   first.append(link);
+  const place = text("td", item.dropoffPlace || "—", "place");
+  if (item.pickupPlace) place.title = `from ${item.pickupPlace}`;
   const created = document.createElement("td");
   const createdTime = document.createElement("time");
   createdTime.setAttribute("datetime", item.createdAt || "");
@@ -39,7 +41,7 @@ function row(item) {
   }
   const drone = text("td", item.droneId || "—");
   drone.className = "drone";
-  tr.append(first, created, stage, eta, drone);
+  tr.append(first, place, created, stage, eta, drone);
   return tr;
 }
 
