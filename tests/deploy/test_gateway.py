@@ -55,6 +55,7 @@ PUBLIC = [
     ("DELETE", f"/api/deliveryrequests/{ID}", "ingestion"),
     ("GET", f"/api/deliveries/public/{ID}", "delivery"),
     ("GET", f"/api/deliveries/public/{ID}/tracking", "delivery"),
+    ("GET", f"/api/deliveries/public/{ID}/history", "delivery"),
     ("GET", f"/api/deliveries/{ID}", "delivery"),
     ("GET", f"/api/deliveries/{ID}/status", "delivery"),
     ("GET", f"/api/deliveries/{ID}/history", "delivery"),

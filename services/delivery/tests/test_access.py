@@ -178,6 +178,11 @@ async def test_no_token_is_401_but_the_public_view_is_open_and_anonymous(
         assert personal not in body
     assert "alice" not in public.text
     assert "contoso" not in public.text
+    history = await client.get(f"{BASE}/public/{ID}/history")
+    assert history.status_code == 200
+    assert [entry["stage"] for entry in history.json()] == ["Created"]
+    assert "location" not in history.text
+    problem(await client.get(f"{BASE}/public/no-such-delivery/history"), 404)
 
 
 async def test_through_the_public_gateway_internal_routes_do_not_exist(

@@ -173,6 +173,9 @@ async def test_phases_become_history_and_pickedup_is_emitted_once(
         ]
         assert history[3]["location"] == {"latitude": 47.6, "longitude": -122.33, "altitude": 100.0}
         assert [e["stage"] for e in history[:2]] == ["Created", "HeadedToPickup"]
+        # Anyone holding the id sees the same stages and phases, without their places.
+        public = await get(client, "/public/l-2/history")
+        assert public == [{k: v for k, v in e.items() if k != "location"} for e in history]
         assert "phase" not in history[0]  # only the drone's reports carry one
         assert history[-1]["stage"] == status["stage"]
 

@@ -82,6 +82,9 @@ def test_the_public_page_shows_the_delivery_and_no_personal_data(
         assert data["status"]["stage"]
         assert data["route"]["pickup"]
         assert data["route"]["dropoff"]
+        # The stages so far, from the public history (when, not where).
+        assert [entry["stage"] for entry in data["timeline"]][:1] == ["Created"]
+        assert "No stages yet." not in page.text
         status = stranger.get(f"/track/{delivery_id}/status.json")
         assert status.status_code == 200
         for text in (page.text, status.text):

@@ -11,8 +11,8 @@ public ones):
   and tracking stream also a service holding ``Deliveries.Read`` (the notifier). For anyone
   else a delivery does not exist (404): :data:`Viewer` (or :data:`Reader`) is the dependency
   every owner route takes, and the service checks it against the delivery's owner;
-- **public** routes (no token): the public view of a delivery and its public tracking stream (no
-  owner, contacts, proof of delivery or drone id).
+- **public** routes (no token): the public view of a delivery, its stages over time and its
+  public tracking stream (no owner, contacts, named places, proof of delivery or drone id).
 
 The public gateway reaches the owner routes (``owned``) but its owner lookup, and the public
 ones; the ``internal`` router (writes, confirmations, ``/owner``) answers 404 to anything that
@@ -48,6 +48,7 @@ from .schemas import (
     OwnedDelivery,
     Owner,
     PublicDelivery,
+    PublicTrackingEvent,
     Summary,
     TrackingEvent,
     not_reserved,
@@ -318,6 +319,19 @@ async def track_public(
     id: DeliveryId, tracker: Tracking, last_event_id: LastEventId = None
 ) -> EventSourceResponse:
     return await tracker.open(id, public=True, last_event_id=last_event_id)
+
+
+@public.get(
+    "/public/{id}/history",
+    summary="A delivery's stages and the drone's phases, oldest first, as anyone may see them",
+    description="The history of `GET .../{id}/history` without its places.",
+    responses=error_responses(400, 404, 503),
+)
+async def history_public(id: DeliveryId, deliveries: Deliveries) -> list[PublicTrackingEvent]:
+    return [
+        PublicTrackingEvent(at=event.at, stage=event.stage, phase=event.phase)
+        for event in await deliveries.history(id)
+    ]
 
 
 @owned.get(

@@ -236,6 +236,19 @@ class TrackingEvent(ApiModel):
     )
 
 
+class PublicTrackingEvent(ApiModel):
+    """A tracking event as anyone may see it: when and which stage (and the drone's phase), not
+    where."""
+
+    at: UtcDateTime
+    stage: DeliveryStage
+    phase: Phase | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Only on the drone's reports: the phase it reported entering",
+    )
+
+
 class Summary(ApiModel):
     count: int = Field(ge=0)
 

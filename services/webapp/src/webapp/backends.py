@@ -146,6 +146,11 @@ class Backends:
     async def public_delivery(self, delivery_id: str) -> Reply:
         return await self._call(self.delivery, "GET", f"/api/deliveries/public/{_id(delivery_id)}")
 
+    async def public_history(self, delivery_id: str) -> Reply:
+        return await self._call(
+            self.delivery, "GET", f"/api/deliveries/public/{_id(delivery_id)}/history"
+        )
+
     # --- the web app's own token --------------------------------------------------------------
 
     async def notifications(self, delivery_id: str) -> Reply:

@@ -164,7 +164,7 @@ async def my_deliveries_json(
 # --- track one ---------------------------------------------------------------------------------
 
 
-def _stage_entries(history: Any) -> list[dict[str, Any]]:
+def stage_entries(history: Any) -> list[dict[str, Any]]:
     if not isinstance(history, list):
         return []
     return [
@@ -218,7 +218,7 @@ async def track_details(
     return {
         "delivery": delivery.body,
         "status": status.body,
-        "timeline": _stage_entries(history.body if history.ok else []),
+        "timeline": stage_entries(history.body if history.ok else []),
         "notifications": notifications,
         "now": format_utc(utcnow()),
     }

@@ -1,12 +1,14 @@
 """``/track/{deliveryId}``: the public tracking page, for anyone holding the id.
 
-No sign-in and no personal data: it reads only the delivery service's public view and public
-tracking stream (no owner, contacts or proof of delivery), and shows from them the stage, the
-ETAs, the route and the drone. The signed-in user's session is not consulted.
+No sign-in and no personal data: it reads only the delivery service's public view, public
+history and public tracking stream (no owner, contacts, named places or proof of delivery), and
+shows from them the stage, the ETAs, the route, the drone and the stages so far. The signed-in
+user's session is not consulted.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,7 +19,7 @@ from dronecommon.domain import format_utc, utcnow
 from .backends import Backends
 from .errors import NotFound, ServiceUnavailable
 from .maps import map_config, route_config
-from .pages import DeliveryId
+from .pages import DeliveryId, stage_entries
 from .web import Services, Settings, Streams, render
 
 router = APIRouter(include_in_schema=False)
@@ -56,14 +58,17 @@ async def _public(services: Backends, delivery_id: str) -> dict[str, Any]:
 async def public_track(
     request: Request, delivery_id: DeliveryId, services: Services, settings: Settings
 ) -> Response:
-    view = await _public(services, delivery_id)
+    view, history = await asyncio.gather(
+        _public(services, delivery_id), services.public_history(delivery_id)
+    )
     shown = {key: view.get(key) for key in PUBLIC_FIELDS}
     status = public_status(view)
     page_data = {
         **map_config(settings),
         "route": route_config(settings, view, None),
         "status": status,
-        "timeline": [],
+        # The stages so far (no places); the page adds each new one as the stream brings it.
+        "timeline": stage_entries(history.body if history.ok else []),
         "now": format_utc(utcnow()),
         "streamUrl": f"/track/{delivery_id}/events",
         "statusUrl": f"/track/{delivery_id}/status.json",
