@@ -144,8 +144,15 @@ class Deliveries:
         ):
             yield cls(client, url)
 
-    async def create(self, delivery_id: str, *notify: JSON, drone: str = "drone-1") -> None:
+    async def create(
+        self,
+        delivery_id: str,
+        *notify: JSON,
+        drone: str = "drone-1",
+        dropoff_place: str | None = None,
+    ) -> None:
         body = {
+            "dropoffPlace": dropoff_place,
             "id": delivery_id,
             "owner": {"userId": "ann", "accountId": "acme"},
             "pickup": PICKUP,

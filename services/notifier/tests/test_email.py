@@ -88,6 +88,34 @@ async def test_one_event_is_one_email_per_recipient_with_the_delivery_its_etas_a
     assert all(n["reference"] for n in listed)
 
 
+async def test_every_email_names_where_the_delivery_goes(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox
+) -> None:
+    delivery_id = _id()
+    place = "Gus's <b>café</b>"
+    await deliveries.create(delivery_id, {"emailAddress": "gus@example.com"}, dropoff_place=place)
+    await inbox.wait_for(1)
+    await deliveries.complete(delivery_id)
+    messages = await inbox.wait_for(2)
+    subjects = set()
+    for message in messages:
+        detail = await inbox.message(message["ID"])
+        subjects.add(detail["Subject"])
+        assert f"To: {place}" in detail["Text"]
+        assert "Gus&#x27;s &lt;b&gt;café&lt;/b&gt;" in detail["HTML"]
+        assert "<b>café" not in detail["HTML"]
+    assert subjects == {
+        f"Delivery {delivery_id[:8]}: a drone is on its way",
+        f"Delivery {delivery_id[:8]}: delivered",
+    }
+    # A drop-off given as coordinates has no name: no such line.
+    other = _id()
+    await deliveries.create(other, {"emailAddress": "hal@example.com"})
+    messages = await inbox.wait_for(3)
+    (hal,) = [m for m in messages if m["To"][0]["Address"] == "hal@example.com"]
+    assert "To:" not in (await inbox.message(hal["ID"]))["Text"]
+
+
 async def test_the_same_event_twice_is_still_one_email(
     notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox, redis: Redis
 ) -> None:

@@ -99,6 +99,12 @@ class EventData(ApiModel):
     """What every event's data may carry besides its own fields."""
 
     notify: Recipients | None = None
+    dropoff_place: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The drop-off as the customer named it (what a notification calls the "
+        "delivery by); personal data, for the delivery's recipients",
+    )
 
 
 class AssignedData(EventData):

@@ -12,7 +12,8 @@ format and the consumers' reader are in :mod:`dronecommon.events`.
 appends them in its own compare-and-set write.
 
 Each event carries ``notify``: the owner's account and the delivery's notify-me requests as they
-are in the state written with it (what the notifier tells, without asking this service).
+are in the state written with it, and ``dropoffPlace``, the drop-off as the customer named it
+(whom the notifier tells, and what it calls the delivery, without asking this service).
 
 ETAs are the plan's, estimated from the distance when the drone scheduler's timing is unknown
 (as in the status), so an event never carries a null ETA.
@@ -55,6 +56,7 @@ def assigned(
         confirmation_required=record.confirmation_required,
         expedited=record.expedited,
         notify=recipients(record),
+        dropoff_place=record.dropoff_place,
     )
     return DeliveryEvent.of(EventType.ASSIGNED, record.id, now, data)
 
@@ -79,12 +81,19 @@ def replanned(
         confirmation_required=after.confirmation_required,
         expedited=after.expedited,
         notify=recipients(after),
+        dropoff_place=after.dropoff_place,
     )
     return DeliveryEvent.of(EventType.RESCHEDULED, after.id, now, data)
 
 
 def cancelled(record: DeliveryRecord, now: dt.datetime, where: Location) -> DeliveryEvent:
-    data = ClosedData(drone_id=record.drone_id, at=now, location=where, notify=recipients(record))
+    data = ClosedData(
+        drone_id=record.drone_id,
+        at=now,
+        location=where,
+        notify=recipients(record),
+        dropoff_place=record.dropoff_place,
+    )
     return DeliveryEvent.of(EventType.CANCELLED, record.id, now, data)
 
 
@@ -96,5 +105,6 @@ def completed(
         at=confirmation.date_time,
         location=confirmation.geo_coordinates,
         notify=recipients(record),
+        dropoff_place=record.dropoff_place,
     )
     return DeliveryEvent.of(EventType.COMPLETED, record.id, now, data)

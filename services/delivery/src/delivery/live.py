@@ -306,7 +306,11 @@ def _phase_changed(
     if phase in _CARRYING_OR_DONE and not live.picked_up:
         live.picked_up = True
         data = PickedUpData(
-            drone_id=fix.drone_id, at=fix.at, location=fix.location, notify=record.recipients()
+            drone_id=fix.drone_id,
+            at=fix.at,
+            location=fix.location,
+            notify=record.recipients(),
+            dropoff_place=record.dropoff_place,
         )
         folded.events.append(DeliveryEvent.of(EventType.PICKED_UP, record.id, fix.at, data))
 
@@ -330,6 +334,7 @@ def _eta_check(
         deliveryETA=_moment(delivery_ms),
         previousETA=_moment(live.eta_base_ms),
         notify=record.recipients(),
+        dropoff_place=record.dropoff_place,
     )
     folded.events.append(DeliveryEvent.of(EventType.ETA_CHANGED, record.id, fix.at, data))
     live.eta_base_ms = delivery_ms

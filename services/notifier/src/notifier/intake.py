@@ -119,6 +119,7 @@ def facts_of(event: DeliveryEvent, data: EventData, etas: dict[str, str]) -> Fac
         pickup_eta=pickup,
         delivery_eta=delivery,
         previous_eta=previous,
+        dropoff_place=data.dropoff_place,
     )
 
 

@@ -1,7 +1,8 @@
 """What a notification says, per channel: an e-mail (text and HTML), an SMS text, a webhook body.
 
-Every message names the delivery, gives the times it knows (RFC 3339 and a human-readable UTC
-form) and the tracking link ``<public_base_url>/track/<deliveryId>``.
+Every message names the delivery (and where it goes, when the customer named the drop-off),
+gives the times it knows (RFC 3339 and a human-readable UTC form) and the tracking link
+``<public_base_url>/track/<deliveryId>``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def words(facts: Facts, base_url: str) -> Text:
         lead = f"Your delivery: {facts.type}."
         times = [("At", facts.at)]
     rows = [("Delivery", facts.delivery_id)]
+    if facts.dropoff_place:
+        rows.append(("To", facts.dropoff_place))
     if facts.drone_id:
         rows.append(("Drone", facts.drone_id))
     return Text(subject, lead, rows, times, link)

@@ -88,6 +88,8 @@ class Facts:
     pickup_eta: dt.datetime | None = None
     delivery_eta: dt.datetime | None = None
     previous_eta: dt.datetime | None = None
+    # The drop-off as the customer named it (None: given as coordinates, or not known).
+    dropoff_place: str | None = None
 
     def dumps(self) -> str:
         document: dict[str, Any] = {"type": self.type, "deliveryId": self.delivery_id}
@@ -97,6 +99,7 @@ class Facts:
             ("pickupETA", self.pickup_eta),
             ("deliveryETA", self.delivery_eta),
             ("previousETA", self.previous_eta),
+            ("dropoffPlace", self.dropoff_place),
         ):
             if value is not None:
                 document[name] = format_utc(value) if isinstance(value, dt.datetime) else value
@@ -120,6 +123,7 @@ class Facts:
             pickup_eta=when("pickupETA"),
             delivery_eta=when("deliveryETA"),
             previous_eta=when("previousETA"),
+            dropoff_place=raw.get("dropoffPlace"),
         )
 
 
