@@ -99,9 +99,9 @@ class EventData(ApiModel):
     """What every event's data may carry besides its own fields."""
 
     notify: Recipients | None = None
+    # Not length-checked here: a reader must never refuse an event its writer validated.
     dropoff_place: str | None = Field(
         default=None,
-        max_length=1024,
         description="The drop-off as the customer named it (what a notification calls the "
         "delivery by); personal data, for the delivery's recipients",
     )

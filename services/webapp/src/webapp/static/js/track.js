@@ -43,7 +43,7 @@ if (map) {
   }
   if (route.pickup) place(map, route.pickup, COLOURS.pickup, "pickup", 9);
   if (route.dropoff) place(map, route.dropoff, COLOURS.dropoff, "drop-off", 9);
-  // Straight to the route: animated, the first view zoomed in from the whole area for a moment.
+  // Straight to the route, not animated: animated, every load zoomed in from the whole area.
   if (points.length) map.fitBounds(L.latLngBounds(points), { padding: [40, 40], maxZoom: 15, animate: false });
   trail = L.polyline([], { color: COLOURS.drone, weight: 2, opacity: 0.6 }).addTo(map);
 }
