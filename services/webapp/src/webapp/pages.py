@@ -12,6 +12,7 @@ unavailable.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -164,18 +165,41 @@ async def my_deliveries_json(
 # --- track one ---------------------------------------------------------------------------------
 
 
+#: A stage the drone reports this soon after the plan entered it is shown once (stage_entries).
+SAME_MOMENT = dt.timedelta(seconds=5)
+
+
 def stage_entries(history: Any) -> list[dict[str, Any]]:
+    """The timeline: the history's stages and the drone's phases, oldest first.
+
+    A stage the plan entered (a drone assigned: Headed to pickup) that the drone's own report of
+    the same stage follows within :data:`SAME_MOMENT` is shown once, as the report ("Headed to
+    pickup (flying to the pickup)"): two lines a second apart said the same thing.
+    """
     if not isinstance(history, list):
         return []
-    return [
-        {
-            "at": entry.get("at"),
-            "stage": entry.get("stage"),
-            "phase": entry.get("phase"),
-        }
+    entries = [
+        {"at": entry.get("at"), "stage": entry.get("stage"), "phase": entry.get("phase")}
         for entry in history
         if isinstance(entry, dict)
     ]
+    return [
+        entry
+        for entry, following in zip(entries, [*entries[1:], None], strict=True)
+        if not _reported_at_once(entry, following)
+    ]
+
+
+def _reported_at_once(entry: dict[str, Any], following: dict[str, Any] | None) -> bool:
+    if entry["phase"] or following is None or not following["phase"]:
+        return False
+    if following["stage"] != entry["stage"]:
+        return False
+    try:
+        gap = dt.datetime.fromisoformat(following["at"]) - dt.datetime.fromisoformat(entry["at"])
+    except (TypeError, ValueError):
+        return False
+    return dt.timedelta(0) <= gap <= SAME_MOMENT
 
 
 async def _notifications(services: Backends, delivery_id: str) -> list[dict[str, Any]] | None:
