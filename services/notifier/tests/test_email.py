@@ -25,7 +25,7 @@ from notifier.main import create_app as create_notifier
 from notifier.records import Channel, event_key, item_id, message_id, recipient_key
 from notifier.settings import NotifierSettings
 
-from .conftest import BASE_URL, Deliveries, Inbox, eventually, notifications
+from .conftest import BASE_URL, JSON, Deliveries, Inbox, eventually, notifications
 
 
 def _id() -> str:
@@ -88,13 +88,29 @@ async def test_one_event_is_one_email_per_recipient_with_the_delivery_its_etas_a
     assert all(n["reference"] for n in listed)
 
 
-async def test_every_email_names_where_the_delivery_goes(
+async def test_every_email_and_text_names_where_the_delivery_goes(
     notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox
 ) -> None:
     delivery_id = _id()
     place = "Gus's <b>café</b>"
-    await deliveries.create(delivery_id, {"emailAddress": "gus@example.com"}, dropoff_place=place)
+    await deliveries.create(
+        delivery_id, {"emailAddress": "gus@example.com", "sms": "+14255550199"}, dropoff_place=place
+    )
     await inbox.wait_for(1)
+
+    async def texted() -> list[JSON]:
+        answer = await notifier.get("/api/notifications/sms", params={"to": "+14255550199"})
+        found: list[JSON] = answer.json()
+        return found
+
+    async def sent() -> bool:
+        return bool(await texted())
+
+    await eventually(sent, what="the SMS in the sink")
+    (sms,) = await texted()
+    assert sms["text"].startswith(
+        f"Fabrikam: Delivery {delivery_id[:8]}: a drone is on its way (to {place}). Pickup ETA:"
+    )
     await deliveries.complete(delivery_id)
     messages = await inbox.wait_for(2)
     subjects = set()

@@ -175,10 +175,13 @@ def markup(text: Text) -> str:
 
 
 def sms(item: Item, base_url: str) -> str:
-    """A short text: the subject, the first time it knows, and the link."""
+    """A short text: the subject (and where to, when the drop-off is named), the first time it
+    knows, and the link."""
     text = words(item.facts, base_url)
     when = f" {text.times[0][0]}: {human(text.times[0][1])}." if text.times else ""
-    return f"Fabrikam: {text.subject}.{when} Track: {text.link}"
+    place = item.facts.dropoff_place
+    to = f" (to {place})" if place else ""
+    return f"Fabrikam: {text.subject}{to}.{when} Track: {text.link}"
 
 
 def webhook_body(item: Item, base_url: str) -> bytes:
