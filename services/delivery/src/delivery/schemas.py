@@ -225,17 +225,6 @@ class PublicStatus(StatusBase):
     drone: PublicDrone | None = None
 
 
-class TrackingEvent(ApiModel):
-    at: UtcDateTime
-    stage: DeliveryStage
-    location: Location | None
-    phase: Phase | None = Field(
-        default=None,
-        exclude_if=lambda value: value is None,
-        description="Only on the drone's reports: the phase it reported entering",
-    )
-
-
 class PublicTrackingEvent(ApiModel):
     """A tracking event as anyone may see it: when and which stage (and the drone's phase), not
     where."""
@@ -247,6 +236,12 @@ class PublicTrackingEvent(ApiModel):
         exclude_if=lambda value: value is None,
         description="Only on the drone's reports: the phase it reported entering",
     )
+
+
+class TrackingEvent(PublicTrackingEvent):
+    """A tracking event as the owner sees it: with its place."""
+
+    location: Location | None
 
 
 class Summary(ApiModel):
