@@ -13,7 +13,8 @@ appends them in its own compare-and-set write.
 
 Each event carries ``notify``: the owner's account and the delivery's notify-me requests as they
 are in the state written with it, and ``dropoffPlace``, the drop-off as the customer named it
-(whom the notifier tells, and what it calls the delivery, without asking this service).
+(whom the notifier tells, and what it calls the delivery, without asking this service): both
+from :meth:`~delivery.records.DeliveryRecord.event_context`.
 
 ETAs are the plan's, estimated from the distance when the drone scheduler's timing is unknown
 (as in the status), so an event never carries a null ETA.
@@ -29,18 +30,12 @@ from dronecommon.events import (
     ClosedData,
     DeliveryEvent,
     EventType,
-    Recipients,
     RescheduledData,
 )
 
 from . import tracking
 from .records import DeliveryRecord
 from .schemas import Confirmation
-
-
-def recipients(record: DeliveryRecord) -> Recipients:
-    """Who to tell about ``record``: its owner's account and its notify-me requests."""
-    return record.recipients()
 
 
 def assigned(
@@ -55,8 +50,7 @@ def assigned(
         deliveryETA=when.delivery_eta,
         confirmation_required=record.confirmation_required,
         expedited=record.expedited,
-        notify=recipients(record),
-        dropoff_place=record.dropoff_place,
+        **record.event_context(),
     )
     return DeliveryEvent.of(EventType.ASSIGNED, record.id, now, data)
 
@@ -80,8 +74,7 @@ def replanned(
         deliveryETA=when.delivery_eta,
         confirmation_required=after.confirmation_required,
         expedited=after.expedited,
-        notify=recipients(after),
-        dropoff_place=after.dropoff_place,
+        **after.event_context(),
     )
     return DeliveryEvent.of(EventType.RESCHEDULED, after.id, now, data)
 
@@ -91,8 +84,7 @@ def cancelled(record: DeliveryRecord, now: dt.datetime, where: Location) -> Deli
         drone_id=record.drone_id,
         at=now,
         location=where,
-        notify=recipients(record),
-        dropoff_place=record.dropoff_place,
+        **record.event_context(),
     )
     return DeliveryEvent.of(EventType.CANCELLED, record.id, now, data)
 
@@ -104,7 +96,6 @@ def completed(
         drone_id=record.drone_id,
         at=confirmation.date_time,
         location=confirmation.geo_coordinates,
-        notify=recipients(record),
-        dropoff_place=record.dropoff_place,
+        **record.event_context(),
     )
     return DeliveryEvent.of(EventType.COMPLETED, record.id, now, data)

@@ -309,8 +309,7 @@ def _phase_changed(
             drone_id=fix.drone_id,
             at=fix.at,
             location=fix.location,
-            notify=record.recipients(),
-            dropoff_place=record.dropoff_place,
+            **record.event_context(),
         )
         folded.events.append(DeliveryEvent.of(EventType.PICKED_UP, record.id, fix.at, data))
 
@@ -333,8 +332,7 @@ def _eta_check(
     data = EtaChangedData(
         deliveryETA=_moment(delivery_ms),
         previousETA=_moment(live.eta_base_ms),
-        notify=record.recipients(),
-        dropoff_place=record.dropoff_place,
+        **record.event_context(),
     )
     folded.events.append(DeliveryEvent.of(EventType.ETA_CHANGED, record.id, fix.at, data))
     live.eta_base_ms = delivery_ms

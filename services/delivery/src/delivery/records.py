@@ -9,6 +9,7 @@ never written as the stage (the history keeps the phase changes the drone report
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -69,6 +70,11 @@ class DeliveryRecord(BaseModel):
 
     def dumps(self) -> str:
         return self.model_dump_json()
+
+    def event_context(self) -> dict[str, Any]:
+        """What every event this delivery writes carries besides its own fields
+        (``dronecommon.events.EventData``): who to tell, and the drop-off by its name."""
+        return {"notify": self.recipients(), "dropoff_place": self.dropoff_place}
 
     def recipients(self) -> Recipients:
         """Who to tell about this delivery (every event it writes carries them): its owner's

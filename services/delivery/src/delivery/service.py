@@ -272,24 +272,18 @@ class DeliveryService(DeliveryViews):
                 raise DeliveryClosed(
                     f"Delivery {delivery_id} is {current.stage.value}: it cannot change."
                 )
-            pickup = patch.pickup or current.pickup
-            dropoff = patch.dropoff or current.dropoff
-            # A new place without its name (a caller that does not send names) forgets the old.
-            pickup_place = patch.pickup_place if patch.pickup else current.pickup_place
-            dropoff_place = patch.dropoff_place if patch.dropoff else current.dropoff_place
-            deadline = patch.deadline if patch.deadline is not None else current.deadline
-            drone_id = patch.drone_id or current.drone_id
+            after = {
+                "pickup": patch.pickup or current.pickup,
+                "dropoff": patch.dropoff or current.dropoff,
+                # A new place without its name (a caller that sends no names) forgets the old.
+                "pickup_place": patch.pickup_place if patch.pickup else current.pickup_place,
+                "dropoff_place": patch.dropoff_place if patch.dropoff else current.dropoff_place,
+                "deadline": patch.deadline if patch.deadline is not None else current.deadline,
+                "drone_id": patch.drone_id or current.drone_id,
+            }
             unchanged = (
                 current.stage == DeliveryStage.RESCHEDULED
-                and (pickup, dropoff, pickup_place, dropoff_place, deadline, drone_id)
-                == (
-                    current.pickup,
-                    current.dropoff,
-                    current.pickup_place,
-                    current.dropoff_place,
-                    current.deadline,
-                    current.drone_id,
-                )
+                and all(getattr(current, name) == value for name, value in after.items())
                 and (patch.pickup_eta is None or patch.pickup_eta == current.plan.pickup_eta)
                 and (patch.delivery_eta is None or patch.delivery_eta == current.plan.delivery_eta)
             )
@@ -298,18 +292,15 @@ class DeliveryService(DeliveryViews):
             plan = Plan(start=now, pickup_eta=patch.pickup_eta, delivery_eta=patch.delivery_eta)
             record = current.model_copy(
                 update={
-                    "pickup": pickup,
-                    "dropoff": dropoff,
-                    "pickup_place": pickup_place,
-                    "dropoff_place": dropoff_place,
-                    "deadline": deadline,
-                    "drone_id": drone_id,
+                    **after,
                     "stage": DeliveryStage.RESCHEDULED,
                     "updated_at": now,
                     "plan": plan,
                 }
             )
-            event = StoredEvent(at=now, stage=DeliveryStage.RESCHEDULED, location=pickup, plan=plan)
+            event = StoredEvent(
+                at=now, stage=DeliveryStage.RESCHEDULED, location=record.pickup, plan=plan
+            )
             outbox = events.replanned(current, record, now, self.estimates)
             return _Write(record, event, outbox=outbox)
 
