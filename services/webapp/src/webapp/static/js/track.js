@@ -102,34 +102,27 @@ function updateBanner() {
   banner.dataset.reason = reason;
 }
 
-function addTimelineEntry(stage, phase) {
-  if (!timeline) return;
-  timeline.querySelector("li.empty")?.remove();
+function timelineItem(stage, phase, at) {
   const item = document.createElement("li");
   item.dataset.stage = stage;
   item.append(text("span", label(stage), "stage"));
   if (phase) item.append(" ", text("span", `(${label(phase)})`, "phase"));
   const when = document.createElement("time");
-  const iso = new Date(now()).toISOString();
-  when.setAttribute("datetime", iso);
-  when.textContent = formatWhen(iso);
+  when.setAttribute("datetime", at);
+  when.textContent = formatWhen(at);
   item.append(when);
-  timeline.append(item);
+  return item;
+}
+
+function addTimelineEntry(stage, phase) {
+  if (!timeline) return;
+  timeline.querySelector("li.empty")?.remove();
+  timeline.append(timelineItem(stage, phase, new Date(now()).toISOString()));
 }
 
 function renderTimeline(entries) {
   if (!timeline || !Array.isArray(entries) || !entries.length) return;
-  timeline.replaceChildren(...entries.map((entry) => {
-    const item = document.createElement("li");
-    item.dataset.stage = entry.stage;
-    item.append(text("span", label(entry.stage), "stage"));
-    if (entry.phase) item.append(" ", text("span", `(${label(entry.phase)})`, "phase"));
-    const when = document.createElement("time");
-    when.setAttribute("datetime", entry.at);
-    when.textContent = formatWhen(entry.at);
-    item.append(when);
-    return item;
-  }));
+  timeline.replaceChildren(...entries.map((entry) => timelineItem(entry.stage, entry.phase, entry.at)));
 }
 
 function renderNotifications(list) {
