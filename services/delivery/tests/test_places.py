@@ -80,5 +80,10 @@ async def test_a_name_goes_with_its_place(
 ) -> None:
     await put(client, new_delivery("p-5", **NAMED))
     problem(await client.patch(f"{BASE}/p-5", json=body), 400, fields=fields)
-    problem(await put(client, new_delivery("p-6", dropoffPlace="")), 400, fields={"dropoffPlace"})
     assert (await client.get(f"{BASE}/p-5")).json()["dropoffPlace"] == "12 Elm St, apt 4"
+
+
+async def test_a_creating_put_refuses_an_empty_name(
+    client: httpx.AsyncClient, new_delivery: NewDelivery, problem: Problem
+) -> None:
+    problem(await put(client, new_delivery("p-6", dropoffPlace="")), 400, fields={"dropoffPlace"})

@@ -152,11 +152,11 @@ class Deliveries:
         dropoff_place: str | None = None,
     ) -> None:
         body = {
-            "dropoffPlace": dropoff_place,
             "id": delivery_id,
             "owner": {"userId": "ann", "accountId": "acme"},
             "pickup": PICKUP,
             "dropoff": DROPOFF,
+            "dropoffPlace": dropoff_place,
             "confirmationRequired": "None",
             "droneId": drone,
             **ETAS,

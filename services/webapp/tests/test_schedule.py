@@ -141,7 +141,9 @@ def test_places_named_in_words_name_the_delivery_to_its_owner_only(
     trip = re.search(r'<p class="trip" id="trip">(.*?)</p>', page)
     assert trip, "no trip line on the delivery's page"
     assert re.sub(r"<[^>]+>", "", trip.group(1)) == f"From {pickup} to {dropoff}"
-    assert 'id="trip"' not in browser.get(f"/deliveries/{pointed}").text  # nothing to name
+    unnamed = browser.get(f"/deliveries/{pointed}").text
+    assert 'id="details-title"' in unnamed  # its own page, not the "scheduling" one
+    assert 'id="trip"' not in unnamed  # nothing to name
 
     # Names are personal data: the public page never shows them.
     with httpx.Client(base_url=web_stack.url, trust_env=False) as stranger:
