@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from webapp.schedule import WEIGHT_ERROR, weight_of
+
 from .conftest import OUTSIDE, PICKUP, Browser, wait_until
 
 
@@ -38,7 +40,9 @@ def test_a_weight_that_is_not_a_number_is_refused_and_nothing_typed_is_lost(
     answer = browser.schedule(weight="heavy", tag="gift", email="wanda@example.com")
     assert answer.status_code == 400
     assert "Please correct the fields marked below." in answer.text
-    assert field_error(answer.text, "weight") == "Enter the weight in pounds, a number such as 2.5."
+    assert 'id="form-problem"' not in answer.text
+    assert field_error(answer.text, "weight") == WEIGHT_ERROR
+    assert answer.text.count('class="field-error"') == 1
     assert 'aria-describedby="weight-error"' in answer.text
     assert 'aria-invalid="true"' in answer.text
     assert value_of(answer.text, "weight") == "heavy"
@@ -46,6 +50,37 @@ def test_a_weight_that_is_not_a_number_is_refused_and_nothing_typed_is_lost(
     assert value_of(answer.text, "tag") == "gift"
     assert value_of(answer.text, "email") == "wanda@example.com"
     assert listed(browser) == []
+
+
+def test_every_field_in_error_is_shown_in_one_round(browser: Browser) -> None:
+    """A weight that is not a number does not hide the other fields' errors until it is mended:
+    ingestion sees the whole form and names each field, and the weight keeps the form's words."""
+    browser.sign_in("wendell", "fabrikam")
+    answer = browser.schedule(weight="a lot", email="not an address", webhook="http://x")
+    assert answer.status_code == 400
+    assert field_error(answer.text, "weight") == WEIGHT_ERROR
+    assert "@" in field_error(answer.text, "email")
+    assert field_error(answer.text, "webhook")
+    assert answer.text.count('class="field-error"') == 3
+    assert listed(browser) == []
+
+
+def test_the_weight_is_read_with_a_decimal_point_or_comma() -> None:
+    assert [weight_of(text) for text in ("2,5", "2.5", " 3 ", "1,000.5", "nan", "inf", "")] == [
+        2.5,
+        2.5,
+        3.0,
+        None,
+        None,
+        None,
+        None,
+    ]
+
+
+def test_a_weight_with_a_decimal_comma_schedules(browser: Browser) -> None:
+    browser.sign_in("wilma", "fabrikam")
+    delivery_id = browser.scheduled_id(weight="2,5")
+    assert wait_until(lambda: listed(browser) == [delivery_id], 30, "the delivery listed")
 
 
 def test_ingestions_field_errors_show_next_to_their_fields(browser: Browser) -> None:

@@ -79,10 +79,9 @@ async def schedule(
     request: Request, customer: Customer, settings: Settings, store: Sessions, services: Services
 ) -> Response:
     form = ScheduleForm.parse(await read_form(request, customer.session))
-    body = form.request(customer.user.user)
-    if body is None:
-        return _schedule_page(request, form, settings, 400)
-    reply = await services.schedule(customer.token, body, form.request_key)
+    reply = await services.schedule(
+        customer.token, form.request(customer.user.user), form.request_key
+    )
     if reply.status != 202 or not isinstance(reply.body, dict):
         form.refused(reply.status, reply.body)
         return _schedule_page(request, form, settings, 400 if reply.status < 500 else 502)

@@ -1,13 +1,16 @@
 """The schedule form: from the browser's fields to ingestion's request, and its refusals back.
 
-The web app checks only what it needs to build the request (the weight is a number); every rule
-is ingestion's, and its 400 problem names each field (``errors[].field``), which the form shows
-next to the matching input. A problem without fields (the service area, a rate limit, a refusal)
-shows above the form.
+Every rule is ingestion's, and its 400 problem names each field (``errors[].field``), which the
+form shows next to the matching input, all of them at once. A problem without fields (a rate
+limit, a refusal) shows above the form. The web app reads only the weight itself, the one field
+typed as text that the request carries as a number: "2.5" (or "2,5") goes as 2.5, and anything
+else goes as typed, so that ingestion refuses it together with whatever else is wrong, and the
+form words that refusal its own way.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +34,20 @@ FIELD_OF = {
     "notify.sms": "sms",
     "notify.webhookUrl": "webhook",
 }
+
+WEIGHT_ERROR = "Enter the weight in pounds, a number such as 2.5."
+
+
+def weight_of(text: str) -> float | None:
+    """The weight typed, as a number: a decimal point or a decimal comma; None when it is not a
+    finite number."""
+    if "," in text and "." not in text:
+        text = text.replace(",", ".", 1)
+    try:
+        weight = float(text)
+    except ValueError:
+        return None
+    return weight if math.isfinite(weight) else None
 
 
 @dataclass
@@ -72,14 +89,13 @@ class ScheduleForm:
     def add_error(self, name: str, message: str) -> None:
         self.errors.setdefault(name, []).append(message)
 
-    def request(self, owner_id: str) -> dict[str, Any] | None:
-        """Ingestion's request body, or None when a field cannot even be sent (see ``errors``)."""
-        try:
-            weight = float(self.weight)
-        except ValueError:
-            self.add_error("weight", "Enter the weight in pounds, a number such as 2.5.")
-            return None
-        package: dict[str, Any] = {"size": self.size, "weight": weight}
+    def request(self, owner_id: str) -> dict[str, Any]:
+        """Ingestion's request body (a weight that is not a number goes as typed: see above)."""
+        weight = weight_of(self.weight)
+        package: dict[str, Any] = {
+            "size": self.size,
+            "weight": self.weight if weight is None else weight,
+        }
         if self.tag:
             package["tag"] = self.tag
         body: dict[str, Any] = {
@@ -107,6 +123,9 @@ class ScheduleForm:
     def refused(self, status: int, problem: Any) -> None:
         """Show ingestion's refusal: per field where it names fields, above the form otherwise."""
         body = problem if isinstance(problem, dict) else {}
+        unreadable = weight_of(self.weight) is None
+        if unreadable:
+            self.add_error("weight", WEIGHT_ERROR)
         named = False
         for error in body.get("errors") or []:
             if not isinstance(error, dict):
@@ -116,7 +135,8 @@ class ScheduleForm:
             name = FIELD_OF.get(where) or FIELD_OF.get(where.split(".", 1)[0])
             if name is None:
                 continue
-            self.add_error(name, message)
             named = True
+            if not (name == "weight" and unreadable):  # said already, in the form's words
+                self.add_error(name, message)
         if not named:
             self.problem = str(body.get("detail") or body.get("title") or f"Refused ({status}).")
