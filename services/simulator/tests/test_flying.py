@@ -44,6 +44,12 @@ async def test_a_delivery_flies_confirms_comes_home_and_is_released(world: World
             "AtDropoff",
             "Returning",
         ]
+        # The phase ends when its leg of the plan does (the view and the detail agree).
+        (leg,) = [leg for leg in detail["route"] if leg["start"] <= detail["at"] < leg["end"]]
+        assert leg["phase"] == detail["phase"]
+        assert detail["phaseEndsAt"] == leg["end"]
+        assert view["at"] <= view["phaseEndsAt"]
+        assert view["phaseEndsAt"] in [leg["end"] for leg in detail["route"]]
 
         async def completed() -> bool:
             return await world.stage(delivery_id) == "Completed"

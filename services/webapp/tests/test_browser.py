@@ -260,7 +260,7 @@ def test_my_deliveries_keep_themselves_up_to_date(context: BrowserContext) -> No
 def test_operators_see_the_fleet(context: BrowserContext) -> None:
     page = context.new_page()
     sign_in(page, "opal", operator=True)
-    schedule(page)  # a drone in the air
+    delivery_id = schedule(page)  # a drone in the air
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Operations").click()
     page.wait_for_url("**/ops")
     wait_for(page, "Number(document.getElementById('map')?.dataset.drones || 0) > 0", 60, "drones")
@@ -270,6 +270,16 @@ def test_operators_see_the_fleet(context: BrowserContext) -> None:
     assert page.locator("#kpi-deadletters").inner_text().isdigit()
     counts = page.locator("#phase-counts [data-phase]")
     assert counts.count() == 5
+    # Its drone's row says when the phase ends (the drone's plan), counting down each second.
+    row = page.locator(f"#active tbody tr:has(a[href='/deliveries/{delivery_id}'])")
+    ends = row.locator(".phase-ends .countdown")
+    wait_until(
+        lambda: ends.count() == 1 and re.fullmatch(r"in \d+ min \d\d s", ends.inner_text()),
+        30,
+        "a countdown in the row of its drone",
+    )
+    first = ends.inner_text()
+    wait_until(lambda: ends.inner_text() != first, 10, "the countdown moving")
     screenshot(page, "ops")
 
 

@@ -35,7 +35,8 @@ def _location(point: Point) -> Location:
     return Location(latitude=point.lat, longitude=point.lon, altitude=point.alt)
 
 
-def _view(fix: Fix) -> DroneView:
+def _view(fix: Fix, flight: Flight, now: float) -> DroneView:
+    ends = flight.leg_ends(now)
     return DroneView(
         drone_id=fix.drone_id,
         delivery_id=fix.delivery_id,
@@ -45,6 +46,7 @@ def _view(fix: Fix) -> DroneView:
         heading_deg=fix.heading_deg,
         battery_pct=fix.battery_pct,
         at=fix.at,
+        phase_ends_at=None if ends is None else _utc(ends),
     )
 
 
@@ -61,17 +63,18 @@ async def fleet(
 ) -> FleetView:
     now = time.time()
     snapshot = engine.snapshot(now)
-    flying = [fix for _, fix in snapshot if fix is not None]
-    counts = Counter(fix.phase.value for fix in flying)
+    flying = [(flight, fix) for flight, fix in snapshot if fix is not None]
+    counts = Counter(fix.phase.value for _, fix in flying)
     chosen = sorted(
-        (fix for fix in flying if phase is None or fix.phase is phase), key=lambda f: f.drone_id
+        ((flight, fix) for flight, fix in flying if phase is None or fix.phase is phase),
+        key=lambda pair: pair[1].drone_id,
     )
     return FleetView(
         in_flight=len(flying),
         by_phase={p.value: counts.get(p.value, 0) for p in Phase},
         landed=len(snapshot) - len(flying),
         leading=pilot.leading,
-        drones=[_view(fix) for fix in chosen[:limit]],
+        drones=[_view(fix, flight, now) for flight, fix in chosen[:limit]],
     )
 
 
@@ -90,7 +93,7 @@ async def drone(
         raise DroneNotInFlight(drone_id)
     fix = next(f for fl, f in engine.snapshot(now) if fl is flight and f is not None)
     return DroneDetail(
-        **_view(fix).model_dump(),
+        **_view(fix, flight, now).model_dump(),
         base=_location(flight.drone.base),
         route=[
             LegView(

@@ -100,6 +100,12 @@ class Flight:
     def landed(self, now: float) -> bool:
         return self.mission is None and now >= self.arrival
 
+    def leg_ends(self, t: float) -> float | None:
+        """When the leg flown at ``t`` ends (the drone reaches its target, or a hold is over);
+        None once the route is over."""
+        index = leg_index(self.legs, t, self.cursor)
+        return self.legs[index].end if index < len(self.legs) else None
+
     def releasable(self, now: float) -> list[str]:
         """Deliveries to release at the scheduler now: home, or flying for another one."""
         if self.done and (self.mission is not None or self.landed(now)):

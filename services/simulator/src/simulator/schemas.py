@@ -19,6 +19,12 @@ class DroneView(ApiModel):
     heading_deg: float
     battery_pct: float
     at: UtcDateTime
+    phase_ends_at: UtcDateTime | None = Field(
+        default=None,
+        description="when the phase ends by the drone's flight plan (it reaches the pickup, "
+        "leaves it, reaches the drop-off, leaves it, lands at its base); null once the plan is "
+        "over",
+    )
 
 
 class FleetView(ApiModel):

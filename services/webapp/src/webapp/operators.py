@@ -1,11 +1,11 @@
 """``/ops``: the operators' page (the Operator role): fleet, active deliveries, queue, throughput.
 
 The fleet comes from the simulator's control API (``GET /api/fleet``, the web app's own token
-with ``Fleet.Control``): every drone in the air with its phase, place, speed and battery; the
-deliveries they fly are the active ones. The queue (depth, messages being processed, dead
-letters and the oldest of them) from the workflow's queue view (``GET /api/queue``, the
-operator's own token). Throughput: see :mod:`webapp.ops`. A source that cannot answer leaves its
-part of the page saying so; the rest still shows.
+with ``Fleet.Control``): every drone in the air with its phase, when the phase ends by the
+drone's flight plan, place, speed and battery; the deliveries they fly are the active ones. The
+queue (depth, messages being processed, dead letters and the oldest of them) from the workflow's
+queue view (``GET /api/queue``, the operator's own token). Throughput: see :mod:`webapp.ops`. A
+source that cannot answer leaves its part of the page saying so; the rest still shows.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def _fleet(reply: Reply | str) -> dict[str, Any]:
             "at": [d["location"]["latitude"], d["location"]["longitude"]],
             "speedMph": d.get("speedMph"),
             "batteryPct": d.get("batteryPct"),
+            "phaseEndsAt": d.get("phaseEndsAt"),
         }
         for d in body.get("drones", [])
         if isinstance(d, dict) and isinstance(d.get("location"), dict)

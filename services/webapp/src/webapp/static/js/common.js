@@ -52,6 +52,17 @@ export function tickCountdowns(root = document) {
   }
 }
 
+// A time that counts down: <time datetime data-countdown> (the local time, visually hidden when
+// only the countdown shows) and its .countdown, which tickCountdowns keeps current.
+export function countdown(iso, { timeShown = true } = {}) {
+  const when = document.createElement("time");
+  when.setAttribute("datetime", iso);
+  when.dataset.countdown = "";
+  when.textContent = formatWhen(iso);
+  if (!timeShown) when.className = "visually-hidden";
+  return [when, " ", text("span", formatUntil(iso), "countdown")];
+}
+
 export async function getJSON(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   if (!response.ok) {

@@ -1,6 +1,6 @@
 // My deliveries: refresh the list every few seconds (one request for the whole page) and count
 // the ETAs down every second. Changes of stage are announced politely.
-import { formatWhen, getJSON, label, localiseTimes, setServerNow, text, tickCountdowns } from "./common.js";
+import { countdown, formatWhen, getJSON, label, localiseTimes, setServerNow, text, tickCountdowns } from "./common.js";
 
 const table = document.getElementById("deliveries");
 const announcer = document.getElementById("list-announcer");
@@ -33,11 +33,7 @@ function row(item) {
   if (TERMINAL.has(item.stage) || !item.deliveryETA) {
     eta.textContent = "—";
   } else {
-    const when = document.createElement("time");
-    when.setAttribute("datetime", item.deliveryETA);
-    when.dataset.countdown = "";
-    when.textContent = formatWhen(item.deliveryETA);
-    eta.append(when, " ", text("span", "", "countdown"));
+    eta.append(...countdown(item.deliveryETA));
   }
   const drone = text("td", item.droneId || "—");
   drone.className = "drone";

@@ -1,6 +1,8 @@
 // The operators' page: the fleet on the map coloured by phase, counts, active deliveries, the
 // queue and throughput, refreshed every few seconds.
-import { formatWhen, getJSON, label, localiseTimes, pageData, text } from "./common.js";
+import {
+  countdown, formatWhen, getJSON, label, localiseTimes, pageData, setServerNow, text, tickCountdowns,
+} from "./common.js";
 import { COLOURS, createMap, leaflet } from "./map.js";
 
 const REFRESH_MS = 5000;
@@ -50,7 +52,13 @@ function activeRow(drone) {
     link.textContent = `${drone.deliveryId.slice(0, 8)}…`;
     first.append(link);
   } else first.textContent = "—";
-  tr.append(first, text("td", drone.droneId), text("td", label(drone.phase)),
+  const phase = text("td", label(drone.phase));
+  if (drone.phaseEndsAt) {
+    const ends = text("span", "ends ", "phase-ends muted");
+    ends.append(...countdown(drone.phaseEndsAt, { timeShown: false }));
+    phase.append(ends);
+  }
+  tr.append(first, text("td", drone.droneId), phase,
     text("td", `${Math.round(drone.speedMph || 0)} mph`), text("td", `${Math.round(drone.batteryPct || 0)} %`));
   return tr;
 }
@@ -68,6 +76,7 @@ function letterRow(letter) {
 }
 
 function show(state) {
+  setServerNow(state.now);
   drawFleet(state.fleet);
   setText("kpi-inflight", String(state.fleet.inFlight));
   for (const element of document.querySelectorAll("[data-phase]")) {
@@ -90,6 +99,7 @@ function show(state) {
 
 localiseTimes();
 show(data);
+setInterval(() => tickCountdowns(), 1000);
 setInterval(async () => {
   try {
     show(await getJSON("/ops.json"));
