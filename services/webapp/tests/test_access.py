@@ -52,6 +52,9 @@ def test_my_deliveries_are_mine_alone(browser: Browser, another_browser: Browser
             )
             assert script.status_code == 404, suffix
             assert script.headers["content-type"] == "application/problem+json"
+        asked = another_browser.get(f"/deliveries/{delivery_id}/cancel")
+        assert asked.status_code == 404
+        assert EMAIL not in asked.text
         cancel = another_browser.post(
             f"/deliveries/{delivery_id}/cancel",
             {"csrf_token": another_browser.csrf("/deliveries")},

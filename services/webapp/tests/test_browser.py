@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from functools import partial
@@ -257,6 +258,45 @@ def test_my_deliveries_keep_themselves_up_to_date(context: BrowserContext) -> No
     assert row.locator(".eta").inner_text() == "—"
 
 
+def test_a_cancel_is_asked_for_once_more_and_then_done(context: BrowserContext) -> None:
+    page = context.new_page()
+    sign_in(page, "carmen")
+    delivery_id = schedule(page, pickup="Carmen's bakery", dropoff="47.6400,-122.3100")
+    cancel = page.locator("#cancel-link").get_by_role("link", name="Cancel this delivery")
+
+    # The first click only asks: what the cancel does, and that it cannot be undone.
+    cancel.click()
+    page.wait_for_url(f"**/deliveries/{delivery_id}/cancel")
+    assert page.get_by_role("heading", level=1).inner_text() == "Cancel this delivery?"
+    assert "Carmen's bakery" in page.locator("main").inner_text()
+    assert "cannot be undone" in page.locator("#cancel-effect").inner_text()
+    screenshot(page, "cancel")
+    page.get_by_role("link", name="No, keep it").click()
+    page.wait_for_url(f"**/deliveries/{delivery_id}")
+    page.wait_for_selector("#details-title")
+    time.sleep(2)  # a cancel, had one been sent, reaches the delivery in well under this
+    page.reload()
+    assert page.locator("#stage").get_attribute("data-stage") != "Cancelled"
+
+    # Asked again and confirmed: the delivery is cancelled, and the page stops offering it.
+    cancel.click()
+    page.wait_for_url(f"**/deliveries/{delivery_id}/cancel")
+    page.get_by_role("button", name="Yes, cancel the delivery").click()
+    page.wait_for_url(f"**/deliveries/{delivery_id}")
+    assert "Cancellation requested." in page.locator("main").inner_text()
+    wait_for(page, f"{STAGE} === 'Cancelled'", 60, "the delivery Cancelled")
+    assert page.locator("#cancel-link").count() == 0
+    assert "Cancelled" in page.locator("#timeline").inner_text()
+
+    # Once it has ended, the question is not asked: its page says there is nothing to cancel.
+    page.goto(f"/deliveries/{delivery_id}/cancel")
+    page.wait_for_url(f"**/deliveries/{delivery_id}")
+    assert (
+        "This delivery is cancelled: there is nothing to cancel."
+        in page.locator("main").inner_text()
+    )
+
+
 def test_operators_see_the_fleet(context: BrowserContext) -> None:
     page = context.new_page()
     sign_in(page, "opal", operator=True)
@@ -320,7 +360,16 @@ def test_the_banner_says_when_tracking_is_lost(
     wait_for(page, f"{BANNER}.hidden", 30, "the banner gone")
 
 
-PAGES = ("/", "/signin", "/deliveries", "/deliveries/new", "{track}", "{public}", "/ops")
+PAGES = (
+    "/",
+    "/signin",
+    "/deliveries",
+    "/deliveries/new",
+    "{track}",
+    "{track}/cancel",
+    "{public}",
+    "/ops",
+)
 # Where the page is wider than the window, in CSS pixels (0: it fits).
 OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 

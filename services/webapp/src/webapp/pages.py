@@ -31,6 +31,7 @@ from .web import (
     Settings,
     SignedIn,
     Streams,
+    label,
     read_form,
     render,
     save_notices,
@@ -312,6 +313,45 @@ async def track_events(
         last_event_id=request.headers.get("last-event-id"),
         scope=request.scope,
     )
+
+
+ENDED = ("Completed", "Cancelled")
+
+
+@router.get("/deliveries/{delivery_id}/cancel")
+async def cancel_page(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    """Ask before cancelling: what the cancel does now (the drone turns back, with the package
+    once it has it), and that it cannot be undone. A delivery that has ended goes back to its
+    page, saying so."""
+    delivery, status = await asyncio.gather(
+        services.delivery_of(customer.token, delivery_id),
+        services.status(customer.token, delivery_id),
+    )
+    if delivery.status == 404 or status.status == 404:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    for reply in (delivery, status):
+        if not reply.ok or not isinstance(reply.body, dict):
+            raise ServiceUnavailable("delivery", f"answered {reply.status}")
+    stage = str(status.body.get("stage"))
+    if stage in ENDED:
+        customer.session.data.notices = [
+            f"This delivery is {label(stage).lower()}: there is nothing to cancel."
+        ]
+        await store.save(customer.session)
+        return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+    response = render(
+        request,
+        "cancel.html",
+        {"delivery": delivery.body, "status": status.body, "carrying": stage == "HeadedToDropoff"},
+    )
+    await save_notices(request, store)
+    return response
 
 
 @router.post("/deliveries/{delivery_id}/cancel")

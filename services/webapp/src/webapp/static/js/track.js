@@ -221,6 +221,7 @@ function tick() {
 // --- the stream, and polling while there is none ----------------------------------------------
 
 function finish() {
+  document.getElementById("cancel-link")?.remove(); // nothing left to cancel
   source?.close();
   source = null;
   if (polling) clearInterval(polling);
