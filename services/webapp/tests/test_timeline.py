@@ -59,3 +59,10 @@ def test_a_stage_without_reports_stays_and_nothing_else_is_read() -> None:
         entry(at(1), "HeadedToPickup", "ToPickup"),
     ]
     assert len(stage_entries(odd)) == 2
+
+
+def test_an_empty_history_is_an_empty_timeline() -> None:
+    # A delivery whose history is empty or could not be read (the page passes []) still has a
+    # page: its timeline says "No stages yet".
+    assert stage_entries([]) == []
+    assert shown([entry(at(0), "Created")]) == [(at(0), "Created", None)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -185,7 +186,7 @@ def stage_entries(history: Any) -> list[dict[str, Any]]:
     ]
     return [
         entry
-        for entry, following in zip(entries, [*entries[1:], None], strict=True)
+        for entry, following in itertools.zip_longest(entries, entries[1:])
         if not _reported_at_once(entry, following)
     ]
 
@@ -223,25 +224,38 @@ async def _notifications(services: Backends, delivery_id: str) -> list[dict[str,
     ]
 
 
-async def track_details(
+async def delivery_and_status(
     services: Backends, customer: SignedIn, delivery_id: str
-) -> dict[str, Any] | None:
-    """The delivery, its status, timeline and notifications (None: not found for this user)."""
-    delivery, status, history = await asyncio.gather(
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The delivery and its status as this user may see them (None: not found for them)."""
+    delivery, status = await asyncio.gather(
         services.delivery_of(customer.token, delivery_id),
         services.status(customer.token, delivery_id),
-        services.history(customer.token, delivery_id),
     )
     if delivery.status == 404 or status.status == 404:
         return None
     for reply in (delivery, status):
-        if not reply.ok:
+        if not reply.ok or not isinstance(reply.body, dict):
             raise ServiceUnavailable("delivery", f"answered {reply.status}")
+    return delivery.body, status.body
+
+
+async def track_details(
+    services: Backends, customer: SignedIn, delivery_id: str
+) -> dict[str, Any] | None:
+    """The delivery, its status, timeline and notifications (None: not found for this user)."""
+    found, history = await asyncio.gather(
+        delivery_and_status(services, customer, delivery_id),
+        services.history(customer.token, delivery_id),
+    )
+    if found is None:
+        return None
+    delivery, status = found
     # Only now that the delivery service has shown it to this user: its notifications.
     notifications = await _notifications(services, delivery_id)
     return {
-        "delivery": delivery.body,
-        "status": status.body,
+        "delivery": delivery,
+        "status": status,
         "timeline": stage_entries(history.body if history.ok else []),
         "notifications": notifications,
         "now": format_utc(utcnow()),
@@ -329,16 +343,11 @@ async def cancel_page(
     """Ask before cancelling: what the cancel does now (the drone turns back, with the package
     once it has it), and that it cannot be undone. A delivery that has ended goes back to its
     page, saying so."""
-    delivery, status = await asyncio.gather(
-        services.delivery_of(customer.token, delivery_id),
-        services.status(customer.token, delivery_id),
-    )
-    if delivery.status == 404 or status.status == 404:
+    found = await delivery_and_status(services, customer, delivery_id)
+    if found is None:
         raise NotFound(f"No delivery {delivery_id} that you can see.")
-    for reply in (delivery, status):
-        if not reply.ok or not isinstance(reply.body, dict):
-            raise ServiceUnavailable("delivery", f"answered {reply.status}")
-    stage = str(status.body.get("stage"))
+    delivery, status = found
+    stage = str(status.get("stage"))
     if stage in ENDED:
         customer.session.data.notices = [
             f"This delivery is {label(stage).lower()}: there is nothing to cancel."
@@ -348,7 +357,7 @@ async def cancel_page(
     response = render(
         request,
         "cancel.html",
-        {"delivery": delivery.body, "status": status.body, "carrying": stage == "HeadedToDropoff"},
+        {"delivery": delivery, "status": status, "carrying": stage == "HeadedToDropoff"},
     )
     await save_notices(request, store)
     return response
