@@ -52,9 +52,15 @@ def test_my_deliveries_are_mine_alone(browser: Browser, another_browser: Browser
             )
             assert script.status_code == 404, suffix
             assert script.headers["content-type"] == "application/problem+json"
-        asked = another_browser.get(f"/deliveries/{delivery_id}/cancel")
-        assert asked.status_code == 404
-        assert EMAIL not in asked.text
+        for asking in ("/cancel", "/notify"):
+            asked = another_browser.get(f"/deliveries/{delivery_id}{asking}")
+            assert asked.status_code == 404, asking
+            assert EMAIL not in asked.text
+        told = another_browser.post(
+            f"/deliveries/{delivery_id}/notify",
+            {"csrf_token": another_browser.csrf("/deliveries"), "email": "eve@example.com"},
+        )
+        assert told.status_code == 404
         cancel = another_browser.post(
             f"/deliveries/{delivery_id}/cancel",
             {"csrf_token": another_browser.csrf("/deliveries")},
@@ -66,6 +72,9 @@ def test_my_deliveries_are_mine_alone(browser: Browser, another_browser: Browser
     )
     assert details.status_code == 200
     assert details.json()["status"]["stage"] != "Cancelled"
+    page = browser.get(f"/deliveries/{delivery_id}").text
+    assert f"Told: {EMAIL}" in page
+    assert "eve@example.com" not in page
 
 
 def test_the_public_page_shows_the_delivery_and_no_personal_data(

@@ -297,6 +297,37 @@ def test_a_cancel_is_asked_for_once_more_and_then_done(context: BrowserContext) 
     )
 
 
+def test_someone_told_later_hears_what_happens_next(
+    context: BrowserContext, web_stack: WebStack
+) -> None:
+    page = context.new_page()
+    sign_in(page, "gus")
+    delivery_id = schedule(page)  # nobody to tell
+    short = delivery_id[:8]
+    friend = f"gus.friend.{uuid.uuid4().hex[:8]}@example.com"
+    page.get_by_role("link", name="Tell someone else about it").click()
+    page.wait_for_url(f"**/deliveries/{delivery_id}/notify")
+    assert page.locator("#told").inner_text() == "Nobody yet."
+    page.get_by_label("E-mail", exact=True).fill(friend)
+    screenshot(page, "notify")
+    page.get_by_role("button", name="Tell them").click()
+    page.wait_for_url(f"**/deliveries/{delivery_id}")
+    assert f"From now on, {friend} will be told too." in page.locator("main").inner_text()
+    assert page.locator("#told").inner_text() == f"Told: {friend} (e-mail)"
+
+    # The delivery is cancelled: the friend hears of it (and not of the drone assigned before).
+    page.locator("#cancel-link").get_by_role("link").click()
+    page.get_by_role("button", name="Yes, cancel the delivery").click()
+    wait_until(
+        lambda: f"Delivery {short}: cancelled" in subjects(web_stack, friend),
+        60,
+        "the Cancelled e-mail to the one told later",
+    )
+    assert subjects(web_stack, friend) == [f"Delivery {short}: cancelled"]
+    wait_for(page, f"{STAGE} === 'Cancelled'", 30, "the page showing Cancelled")
+    assert page.locator("#notify-link").count() == 0
+
+
 def test_operators_see_the_fleet(context: BrowserContext) -> None:
     page = context.new_page()
     sign_in(page, "opal", operator=True)
@@ -367,6 +398,7 @@ PAGES = (
     "/deliveries/new",
     "{track}",
     "{track}/cancel",
+    "{track}/notify",
     "{public}",
     "/ops",
 )

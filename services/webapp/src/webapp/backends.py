@@ -117,6 +117,15 @@ class Backends:
             self.delivery, "GET", "/api/deliveries", params=params, headers=_bearer(token)
         )
 
+    async def notify_me(self, token: str | None, delivery_id: str, body: dict[str, str]) -> Reply:
+        return await self._call(
+            self.delivery,
+            "POST",
+            f"/api/deliveries/{_id(delivery_id)}/notifymerequests",
+            json=body,
+            headers=_bearer(token),
+        )
+
     async def delivery_of(self, token: str | None, delivery_id: str) -> Reply:
         return await self._call(
             self.delivery, "GET", f"/api/deliveries/{_id(delivery_id)}", headers=_bearer(token)

@@ -24,7 +24,8 @@ from dronecommon.domain import format_utc, utcnow
 from .backends import Backends, Reply
 from .errors import NotFound, ServiceUnavailable
 from .maps import map_config, route_config
-from .schedule import CONFIRMATIONS, SIZES, ScheduleForm
+from .schedule import CONFIRMATIONS, SIZES, NotifyForm, ScheduleForm
+from .sessions import SessionStore
 from .web import (
     Customer,
     Services,
@@ -224,6 +225,20 @@ async def _notifications(services: Backends, delivery_id: str) -> list[dict[str,
     ]
 
 
+CHANNELS = (("emailAddress", "e-mail"), ("sms", "SMS"), ("webhookUrl", "webhook"))
+
+
+def told(delivery: dict[str, Any]) -> list[tuple[str, str]]:
+    """Who is told about the delivery, each once: (address, channel), in the order added."""
+    found: dict[str, str] = {}
+    for request in delivery.get("notifyMeRequests") or []:
+        for key, channel in CHANNELS:
+            value = request.get(key) if isinstance(request, dict) else None
+            if value:
+                found.setdefault(str(value), channel)
+    return list(found.items())
+
+
 async def delivery_and_status(
     services: Backends, customer: SignedIn, delivery_id: str
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -300,6 +315,7 @@ async def track(
             "notifications": details["notifications"],
             "page_data": page_data,
             "public_url": f"/track/{delivery_id}",
+            "told": told(delivery),
         },
     )
     await save_notices(request, store)
@@ -330,6 +346,74 @@ async def track_events(
 
 
 ENDED = ("Completed", "Cancelled")
+NOTHING_TO_TELL = "Fill in an e-mail address, an SMS number or a webhook URL."
+
+
+async def _open(
+    services: Backends, customer: SignedIn, store: SessionStore, delivery_id: str, what: str
+) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+    """The delivery and its status for a page that acts on it, or the way back to its page
+    (saying why) once it has ended: there is nothing left ``what`` (to cancel, to tell)."""
+    found = await delivery_and_status(services, customer, delivery_id)
+    if found is None:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    stage = str(found[1].get("stage"))
+    if stage in ENDED:
+        customer.session.data.notices = [f"This delivery is {label(stage).lower()}: {what}."]
+        await store.save(customer.session)
+        return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+    return found
+
+
+def _notify_page(
+    request: Request, delivery: dict[str, Any], form: NotifyForm, status: int = 200
+) -> Response:
+    context = {"delivery": delivery, "told": told(delivery), "form": form}
+    return render(request, "notify.html", context, status=status)
+
+
+@router.get("/deliveries/{delivery_id}/notify")
+async def notify_page(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    """Tell someone else about the delivery: who is told now, and a form for one more."""
+    found = await _open(services, customer, store, delivery_id, "there is nothing more to tell")
+    if isinstance(found, Response):
+        return found
+    response = _notify_page(request, found[0], NotifyForm())
+    await save_notices(request, store)
+    return response
+
+
+@router.post("/deliveries/{delivery_id}/notify")
+async def notify(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    form = NotifyForm.parse(await read_form(request, customer.session))
+    found = await _open(services, customer, store, delivery_id, "there is nothing more to tell")
+    if isinstance(found, Response):
+        return found
+    body = form.request()
+    if not body:
+        form.problem = NOTHING_TO_TELL
+        return _notify_page(request, found[0], form, 400)
+    reply = await services.notify_me(customer.token, delivery_id, body)
+    if reply.status == 404:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    if not reply.ok:
+        form.refused(reply.status, reply.body)
+        return _notify_page(request, found[0], form, 400)
+    customer.session.data.notices = [f"From now on, {', '.join(body.values())} will be told too."]
+    await store.save(customer.session)
+    return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
 
 
 @router.get("/deliveries/{delivery_id}/cancel")
@@ -343,17 +427,11 @@ async def cancel_page(
     """Ask before cancelling: what the cancel does now (the drone turns back, with the package
     once it has it), and that it cannot be undone. A delivery that has ended goes back to its
     page, saying so."""
-    found = await delivery_and_status(services, customer, delivery_id)
-    if found is None:
-        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    found = await _open(services, customer, store, delivery_id, "there is nothing to cancel")
+    if isinstance(found, Response):
+        return found
     delivery, status = found
     stage = str(status.get("stage"))
-    if stage in ENDED:
-        customer.session.data.notices = [
-            f"This delivery is {label(stage).lower()}: there is nothing to cancel."
-        ]
-        await store.save(customer.session)
-        return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
     response = render(
         request,
         "cancel.html",

@@ -18,7 +18,7 @@ from typing import Any
 SIZES = ("Small", "Medium", "Large")
 CONFIRMATIONS = ("None", "FingerPrint", "Picture", "Voice")
 
-# The request's field paths (problem+json ``errors[].field``) → the form's inputs.
+# The requests' field paths (problem+json ``errors[].field``) → the forms' inputs.
 FIELD_OF = {
     "pickupLocation": "pickup",
     "dropOffLocation": "dropoff",
@@ -33,6 +33,10 @@ FIELD_OF = {
     "notify.emailAddress": "email",
     "notify.sms": "sms",
     "notify.webhookUrl": "webhook",
+    # A notify-me request on its own (the delivery service's POST .../notifymerequests).
+    "emailAddress": "email",
+    "sms": "sms",
+    "webhookUrl": "webhook",
 }
 
 WEIGHT_ERROR = "Enter the weight in pounds, a number such as 2.5."
@@ -51,7 +55,65 @@ def weight_of(text: str) -> float | None:
 
 
 @dataclass
-class ScheduleForm:
+class Form:
+    """A form's errors as a service's refusal gave them: per field, or one problem above it."""
+
+    errors: dict[str, list[str]] = field(default_factory=dict, kw_only=True)
+    problem: str | None = field(default=None, kw_only=True)
+
+    def add_error(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def refused(self, status: int, problem: Any, *, said: frozenset[str] = frozenset()) -> None:
+        """Show a refusal: each of its ``errors[]`` under the input :data:`FIELD_OF` maps its
+        field to (unless the form has ``said`` that input's error already, in its own words), a
+        problem without fields above the form."""
+        body = problem if isinstance(problem, dict) else {}
+        named = False
+        for error in body.get("errors") or []:
+            if not isinstance(error, dict):
+                continue
+            where = str(error.get("field", ""))
+            message = str(error.get("message", "is not valid"))
+            name = FIELD_OF.get(where) or FIELD_OF.get(where.split(".", 1)[0])
+            if name is None:
+                continue
+            named = True
+            if name not in said:
+                self.add_error(name, message)
+        if not named:
+            self.problem = str(body.get("detail") or body.get("title") or f"Refused ({status}).")
+
+
+def _notify(email: str, sms: str, webhook: str) -> dict[str, str]:
+    """A notify-me request from the form's fields (those filled in)."""
+    fields = (("emailAddress", email), ("sms", sms), ("webhookUrl", webhook))
+    return {name: value for name, value in fields if value}
+
+
+@dataclass
+class NotifyForm(Form):
+    """Tell someone else about a delivery: an e-mail address, an SMS number, a webhook."""
+
+    email: str = ""
+    sms: str = ""
+    webhook: str = ""
+
+    @classmethod
+    def parse(cls, form: dict[str, str]) -> NotifyForm:
+        return cls(
+            email=form.get("email", "").strip(),
+            sms=form.get("sms", "").strip(),
+            webhook=form.get("webhook", "").strip(),
+        )
+
+    def request(self) -> dict[str, str]:
+        """The delivery service's notify-me request (empty when nothing is filled in)."""
+        return _notify(self.email, self.sms, self.webhook)
+
+
+@dataclass
+class ScheduleForm(Form):
     pickup: str = ""
     dropoff: str = ""
     size: str = "Small"
@@ -65,8 +127,6 @@ class ScheduleForm:
     webhook: str = ""
     # One key per form shown: submitting the same form twice schedules once.
     request_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
-    errors: dict[str, list[str]] = field(default_factory=dict)
-    problem: str | None = None
 
     @classmethod
     def parse(cls, form: dict[str, str]) -> ScheduleForm:
@@ -86,9 +146,6 @@ class ScheduleForm:
             request_key=key if 8 <= len(key) <= 64 else secrets.token_urlsafe(18),
         )
 
-    def add_error(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, []).append(message)
-
     def request(self, owner_id: str) -> dict[str, Any]:
         """Ingestion's request body (a weight that is not a number goes as typed: see above)."""
         weight = weight_of(self.weight)
@@ -107,36 +164,14 @@ class ScheduleForm:
             "confirmationRequired": self.confirmation,
             "packageInfo": package,
         }
-        notify = {
-            name: value
-            for name, value in (
-                ("emailAddress", self.email),
-                ("sms", self.sms),
-                ("webhookUrl", self.webhook),
-            )
-            if value
-        }
+        notify = _notify(self.email, self.sms, self.webhook)
         if notify:
             body["notify"] = notify
         return body
 
-    def refused(self, status: int, problem: Any) -> None:
-        """Show ingestion's refusal: per field where it names fields, above the form otherwise."""
-        body = problem if isinstance(problem, dict) else {}
-        unreadable = weight_of(self.weight) is None
-        if unreadable:
+    def refused(self, status: int, problem: Any, *, said: frozenset[str] = frozenset()) -> None:
+        """Ingestion's refusal; a weight that is not a number in the form's words (see above)."""
+        if weight_of(self.weight) is None:
             self.add_error("weight", WEIGHT_ERROR)
-        named = False
-        for error in body.get("errors") or []:
-            if not isinstance(error, dict):
-                continue
-            where = str(error.get("field", ""))
-            message = str(error.get("message", "is not valid"))
-            name = FIELD_OF.get(where) or FIELD_OF.get(where.split(".", 1)[0])
-            if name is None:
-                continue
-            named = True
-            if not (name == "weight" and unreadable):  # said already, in the form's words
-                self.add_error(name, message)
-        if not named:
-            self.problem = str(body.get("detail") or body.get("title") or f"Refused ({status}).")
+            said = said | {"weight"}
+        super().refused(status, problem, said=said)

@@ -221,7 +221,7 @@ function tick() {
 // --- the stream, and polling while there is none ----------------------------------------------
 
 function finish() {
-  document.getElementById("cancel-link")?.remove(); // nothing left to cancel
+  for (const id of ["cancel-link", "notify-link"]) document.getElementById(id)?.remove(); // ended
   source?.close();
   source = null;
   if (polling) clearInterval(polling);
