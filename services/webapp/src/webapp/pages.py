@@ -349,6 +349,15 @@ ENDED = ("Completed", "Cancelled")
 NOTHING_TO_TELL = "Fill in an e-mail address, an SMS number or a webhook URL."
 
 
+async def _back_to(
+    customer: SignedIn, store: SessionStore, delivery_id: str, notice: str
+) -> RedirectResponse:
+    """To the delivery's page, which shows ``notice``."""
+    customer.session.data.notices = [notice]
+    await store.save(customer.session)
+    return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+
+
 async def _open(
     services: Backends, customer: SignedIn, store: SessionStore, delivery_id: str, what: str
 ) -> tuple[dict[str, Any], dict[str, Any]] | Response:
@@ -359,9 +368,8 @@ async def _open(
         raise NotFound(f"No delivery {delivery_id} that you can see.")
     stage = str(found[1].get("stage"))
     if stage in ENDED:
-        customer.session.data.notices = [f"This delivery is {label(stage).lower()}: {what}."]
-        await store.save(customer.session)
-        return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+        notice = f"This delivery is {label(stage).lower()}: {what}."
+        return await _back_to(customer, store, delivery_id, notice)
     return found
 
 
@@ -411,9 +419,8 @@ async def notify(
     if not reply.ok:
         form.refused(reply.status, reply.body)
         return _notify_page(request, found[0], form, 400)
-    customer.session.data.notices = [f"From now on, {', '.join(body.values())} will be told too."]
-    await store.save(customer.session)
-    return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+    notice = f"From now on, {', '.join(body.values())} will be told too."
+    return await _back_to(customer, store, delivery_id, notice)
 
 
 @router.get("/deliveries/{delivery_id}/cancel")
@@ -453,10 +460,9 @@ async def cancel(
     reply: Reply = await services.cancel(customer.token, delivery_id)
     if reply.status == 404:
         raise NotFound(f"No delivery {delivery_id} that you can see.")
-    customer.session.data.notices = (
-        ["Cancellation requested."]
+    notice = (
+        "Cancellation requested."
         if reply.ok
-        else [f"The delivery could not be cancelled ({reply.status})."]
+        else f"The delivery could not be cancelled ({reply.status})."
     )
-    await store.save(customer.session)
-    return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+    return await _back_to(customer, store, delivery_id, notice)
