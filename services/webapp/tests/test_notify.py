@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-from webapp.pages import NOTHING_TO_TELL
+from webapp.actions import NOTHING_TO_TELL
 
 from .conftest import Browser, wait_until
 from .test_schedule import field_error, value_of

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from dronecommon import DomainError, create_service_app, load_settings
 from dronecommon.problems import problem_response
 
-from . import operators, pages, public, signin
+from . import actions, operators, pages, public, signin
 from .errors import SignInRequired
 from .runtime import running
 from .security import EdgeGuardMiddleware, SecurityHeadersMiddleware, content_security_policy
@@ -73,7 +73,13 @@ def create_app(
         settings,
         title="webapp",
         description="The customer web app of Fabrikam Drone Delivery (pages, not an API).",
-        public_routers=[signin.router, pages.router, public.router, operators.router],
+        public_routers=[
+            signin.router,
+            pages.router,
+            actions.router,
+            public.router,
+            operators.router,
+        ],
         lifespan=lambda app: running(app, settings, entra_http_client=entra_http_client),
         configure_logs=configure_logs,
         json_bodies=False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 SIZES = ("Small", "Medium", "Large")
 CONFIRMATIONS = ("None", "FingerPrint", "Picture", "Voice")
@@ -85,15 +85,16 @@ class Form:
             self.problem = str(body.get("detail") or body.get("title") or f"Refused ({status}).")
 
 
-def _notify(email: str, sms: str, webhook: str) -> dict[str, str]:
-    """A notify-me request from the form's fields (those filled in)."""
-    fields = (("emailAddress", email), ("sms", sms), ("webhookUrl", webhook))
-    return {name: value for name, value in fields if value}
+class Contacts(TypedDict):
+    email: str
+    sms: str
+    webhook: str
 
 
 @dataclass
 class NotifyForm(Form):
-    """Tell someone else about a delivery: an e-mail address, an SMS number, a webhook."""
+    """Who to tell about a delivery: an e-mail address, an SMS number, a webhook (on their own,
+    or the schedule form's "Tell me")."""
 
     email: str = ""
     sms: str = ""
@@ -101,19 +102,23 @@ class NotifyForm(Form):
 
     @classmethod
     def parse(cls, form: dict[str, str]) -> NotifyForm:
-        return cls(
-            email=form.get("email", "").strip(),
-            sms=form.get("sms", "").strip(),
-            webhook=form.get("webhook", "").strip(),
-        )
+        return cls(**cls._contacts(form))
 
-    def request(self) -> dict[str, str]:
-        """The delivery service's notify-me request (empty when nothing is filled in)."""
-        return _notify(self.email, self.sms, self.webhook)
+    @staticmethod
+    def _contacts(form: dict[str, str]) -> Contacts:
+        def typed(name: str) -> str:
+            return form.get(name, "").strip()
+
+        return Contacts(email=typed("email"), sms=typed("sms"), webhook=typed("webhook"))
+
+    def notify(self) -> dict[str, str]:
+        """The notify-me request (the fields filled in; empty when none is)."""
+        fields = (("emailAddress", self.email), ("sms", self.sms), ("webhookUrl", self.webhook))
+        return {name: value for name, value in fields if value}
 
 
 @dataclass
-class ScheduleForm(Form):
+class ScheduleForm(NotifyForm):
     pickup: str = ""
     dropoff: str = ""
     size: str = "Small"
@@ -122,9 +127,6 @@ class ScheduleForm(Form):
     deadline: str = ""
     expedited: bool = False
     confirmation: str = "None"
-    email: str = ""
-    sms: str = ""
-    webhook: str = ""
     # One key per form shown: submitting the same form twice schedules once.
     request_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
@@ -140,10 +142,8 @@ class ScheduleForm(Form):
             deadline=form.get("deadline", "").strip(),
             expedited=form.get("expedited") in {"on", "true", "1"},
             confirmation=form.get("confirmation", "None"),
-            email=form.get("email", "").strip(),
-            sms=form.get("sms", "").strip(),
-            webhook=form.get("webhook", "").strip(),
             request_key=key if 8 <= len(key) <= 64 else secrets.token_urlsafe(18),
+            **cls._contacts(form),
         )
 
     def request(self, owner_id: str) -> dict[str, Any]:
@@ -164,7 +164,7 @@ class ScheduleForm(Form):
             "confirmationRequired": self.confirmation,
             "packageInfo": package,
         }
-        notify = _notify(self.email, self.sms, self.webhook)
+        notify = self.notify()
         if notify:
             body["notify"] = notify
         return body

@@ -1,0 +1,144 @@
+"""What a customer does to a delivery besides watching it: tell someone else about it, cancel it.
+
+Each asks first on a page of its own (``/deliveries/{id}/notify``, ``/deliveries/{id}/cancel``)
+and acts on the form it posts; a delivery that has ended goes back to its page, saying there is
+nothing left to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from .backends import Backends, Reply
+from .errors import NotFound
+from .pages import DeliveryId, delivery_and_status, told
+from .schedule import NotifyForm
+from .sessions import SessionStore
+from .web import Customer, Services, Sessions, SignedIn, label, read_form, render, save_notices
+
+router = APIRouter(include_in_schema=False)
+
+ENDED = ("Completed", "Cancelled")
+NOTHING_TO_TELL = "Fill in an e-mail address, an SMS number or a webhook URL."
+
+
+async def _back_to(
+    customer: SignedIn, store: SessionStore, delivery_id: str, notice: str
+) -> RedirectResponse:
+    """To the delivery's page, which shows ``notice``."""
+    customer.session.data.notices = [notice]
+    await store.save(customer.session)
+    return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+
+
+async def _open(
+    services: Backends, customer: SignedIn, store: SessionStore, delivery_id: str, what: str
+) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+    """The delivery and its status for a page that acts on it, or the way back to its page
+    (saying why) once it has ended: there is nothing left ``what`` (to cancel, to tell)."""
+    found = await delivery_and_status(services, customer, delivery_id)
+    if found is None:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    stage = str(found[1].get("stage"))
+    if stage in ENDED:
+        notice = f"This delivery is {label(stage).lower()}: {what}."
+        return await _back_to(customer, store, delivery_id, notice)
+    return found
+
+
+def _notify_page(
+    request: Request, delivery: dict[str, Any], form: NotifyForm, status: int = 200
+) -> Response:
+    context = {"delivery": delivery, "told": told(delivery), "form": form}
+    return render(request, "notify.html", context, status=status)
+
+
+@router.get("/deliveries/{delivery_id}/notify")
+async def notify_page(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    """Tell someone else about the delivery: who is told now, and a form for one more."""
+    found = await _open(services, customer, store, delivery_id, "there is nothing more to tell")
+    if isinstance(found, Response):
+        return found
+    response = _notify_page(request, found[0], NotifyForm())
+    await save_notices(request, store)
+    return response
+
+
+@router.post("/deliveries/{delivery_id}/notify")
+async def notify(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    form = NotifyForm.parse(await read_form(request, customer.session))
+    found = await _open(services, customer, store, delivery_id, "there is nothing more to tell")
+    if isinstance(found, Response):
+        return found
+    body = form.notify()
+    if not body:
+        form.problem = NOTHING_TO_TELL
+        return _notify_page(request, found[0], form, 400)
+    reply = await services.notify_me(customer.token, delivery_id, body)
+    if reply.status == 404:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    if not reply.ok:
+        form.refused(reply.status, reply.body)
+        return _notify_page(request, found[0], form, 400)
+    notice = f"From now on, {', '.join(body.values())} will be told too."
+    return await _back_to(customer, store, delivery_id, notice)
+
+
+@router.get("/deliveries/{delivery_id}/cancel")
+async def cancel_page(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    """Ask before cancelling: what the cancel does now (the drone turns back, with the package
+    once it has it), and that it cannot be undone. A delivery that has ended goes back to its
+    page, saying so."""
+    found = await _open(services, customer, store, delivery_id, "there is nothing to cancel")
+    if isinstance(found, Response):
+        return found
+    delivery, status = found
+    stage = str(status.get("stage"))
+    response = render(
+        request,
+        "cancel.html",
+        {"delivery": delivery, "status": status, "carrying": stage == "HeadedToDropoff"},
+    )
+    await save_notices(request, store)
+    return response
+
+
+@router.post("/deliveries/{delivery_id}/cancel")
+async def cancel(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+) -> Response:
+    await read_form(request, customer.session)
+    reply: Reply = await services.cancel(customer.token, delivery_id)
+    if reply.status == 404:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    notice = (
+        "Cancellation requested."
+        if reply.ok
+        else f"The delivery could not be cancelled ({reply.status})."
+    )
+    return await _back_to(customer, store, delivery_id, notice)
