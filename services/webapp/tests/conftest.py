@@ -11,7 +11,9 @@ the page's CSRF token), or build the web app in process with their own settings
 from __future__ import annotations
 
 import html
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser as Chromium
+from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
 from dronetesting.servers import free_port
 from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
@@ -234,3 +238,36 @@ def wait_until(check: Any, within: float, what: str, every: float = 0.2) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within:g}s: {what}")
         time.sleep(every)
+
+
+# -- the real browser (Debian's chromium, driven by Playwright) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Chromium]:
+    executable = shutil.which("chromium")
+    assert executable, "chromium is missing: make setup installs it (apt-get install chromium)"
+    # Chromium's sandbox needs user namespaces, which root (and most containers) lack.
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def context(chromium: Chromium, web_stack: WebStack) -> Iterator[BrowserContext]:
+    found = chromium.new_context(
+        base_url=web_stack.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
+    )
+    try:
+        yield found
+    finally:
+        found.close()

@@ -15,139 +15,33 @@ Playwright's own browser download is never used: the tests launch ``chromium`` b
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
-import time
 import uuid
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext
 
-from dronetesting.servers import project_root
-
+from .browsing import (
+    AXE,
+    BANNER,
+    BLOCKING,
+    STAGE,
+    count_after_reload,
+    drone_position,
+    inbox,
+    message_text,
+    schedule,
+    screenshot,
+    sign_in,
+    subjects,
+    wait_for,
+)
 from .conftest import DROPOFF, PICKUP, WebStack, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
-
-REPORTS = project_root() / "reports" / "browser"
-AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
-# What axe-core may not find anywhere (its impact levels).
-BLOCKING = {"serious", "critical"}
-# The stage as the API names it (the badge shows its label: "Headed to drop-off").
-STAGE = "document.getElementById('stage')?.dataset.stage"
-BANNER = "document.getElementById('tracking-banner')"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright: Playwright) -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "chromium is missing: make setup installs it (apt-get install chromium)"
-    # Chromium's sandbox needs user namespaces, which root (and most containers) lack.
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
-    try:
-        yield browser
-    finally:
-        browser.close()
-
-
-@pytest.fixture
-def context(chromium: Browser, web_stack: WebStack) -> Iterator[BrowserContext]:
-    found = chromium.new_context(
-        base_url=web_stack.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
-    )
-    try:
-        yield found
-    finally:
-        found.close()
-
-
-def screenshot(page: Page, name: str) -> Path:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    path = REPORTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
-    return path
-
-
-def sign_in(page: Page, user: str, account: str = "contoso", *, operator: bool = False) -> None:
-    page.goto("/signin")
-    page.get_by_label("Account", exact=True).fill(account)
-    page.get_by_label("User", exact=True).fill(user)
-    if operator:
-        page.get_by_label("Operator").check()
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url("**/deliveries")
-
-
-def schedule(
-    page: Page, *, email: str | None = None, pickup: str = PICKUP, dropoff: str = DROPOFF
-) -> str:
-    """Fill the schedule form as a person would; the new delivery's id once its page opens."""
-    page.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="Schedule", exact=True
-    ).click()
-    page.wait_for_url("**/deliveries/new")
-    form = page.locator("#schedule-form")
-    form.get_by_label("Pickup", exact=True).fill(pickup)
-    form.get_by_label("Drop-off", exact=True).fill(dropoff)
-    form.get_by_label("Weight (pounds)", exact=True).fill("2.5")
-    if email:
-        form.get_by_label("E-mail", exact=True).fill(email)
-    form.get_by_role("button", name="Schedule", exact=True).click()
-    page.wait_for_url(re.compile(r"/deliveries/[0-9a-f-]{36}$"))
-    delivery_id = page.url.rsplit("/", 1)[1]
-    # The "scheduling" page opens the delivery's own page as soon as the service has it.
-    page.wait_for_selector("#details-title", timeout=30_000)
-    return delivery_id
-
-
-def wait_for(page: Page, expression: str, within: float, what: str) -> None:
-    """Until the JavaScript ``expression`` is true in the page. (Playwright's wait_for_function
-    evaluates its predicate with eval, which the app's policy forbids, rightly.)"""
-    wait_until(lambda: page.evaluate(expression), within, what)
-
-
-def count_after_reload(page: Page, selector: str) -> int:
-    page.reload()
-    return page.locator(selector).count()
-
-
-def drone_position(page: Page) -> str | None:
-    found: Any = page.evaluate("document.getElementById('map')?.dataset.drone ?? null")
-    return found if isinstance(found, str) else None
-
-
-def inbox(web_stack: WebStack, address: str) -> list[dict[str, Any]]:
-    """The messages Mailpit holds for ``address`` (its HTTP API)."""
-    answer = httpx.get(
-        f"{web_stack.inbox}/api/v1/search", params={"query": f'to:"{address}"'}, trust_env=False
-    )
-    answer.raise_for_status()
-    found: list[dict[str, Any]] = answer.json()["messages"]
-    return found
-
-
-def subjects(web_stack: WebStack, address: str) -> list[str]:
-    return [str(message["Subject"]) for message in inbox(web_stack, address)]
-
-
-def message_text(web_stack: WebStack, message_id: str) -> str:
-    answer = httpx.get(f"{web_stack.inbox}/api/v1/message/{message_id}", trust_env=False)
-    answer.raise_for_status()
-    return str(answer.json()["Text"])
 
 
 def test_a_customer_schedules_watches_the_drone_fly_and_gets_the_package(
@@ -256,76 +150,6 @@ def test_my_deliveries_keep_themselves_up_to_date(context: BrowserContext) -> No
     assert row.locator(".place").inner_text() == "Pike Place Market"
     assert row.locator(".place").get_attribute("title") == "from Milo's studio"
     assert row.locator(".eta").inner_text() == "—"
-
-
-def test_a_cancel_is_asked_for_once_more_and_then_done(context: BrowserContext) -> None:
-    page = context.new_page()
-    sign_in(page, "carmen")
-    delivery_id = schedule(page, pickup="Carmen's bakery", dropoff="47.6400,-122.3100")
-    cancel = page.locator("#cancel-link").get_by_role("link", name="Cancel this delivery")
-
-    # The first click only asks: what the cancel does, and that it cannot be undone.
-    cancel.click()
-    page.wait_for_url(f"**/deliveries/{delivery_id}/cancel")
-    assert page.get_by_role("heading", level=1).inner_text() == "Cancel this delivery?"
-    assert "Carmen's bakery" in page.locator("main").inner_text()
-    assert "cannot be undone" in page.locator("#cancel-effect").inner_text()
-    screenshot(page, "cancel")
-    page.get_by_role("link", name="No, keep it").click()
-    page.wait_for_url(f"**/deliveries/{delivery_id}")
-    page.wait_for_selector("#details-title")
-    time.sleep(2)  # a cancel, had one been sent, reaches the delivery in well under this
-    page.reload()
-    assert page.locator("#stage").get_attribute("data-stage") != "Cancelled"
-
-    # Asked again and confirmed: the delivery is cancelled, and the page stops offering it.
-    cancel.click()
-    page.wait_for_url(f"**/deliveries/{delivery_id}/cancel")
-    page.get_by_role("button", name="Yes, cancel the delivery").click()
-    page.wait_for_url(f"**/deliveries/{delivery_id}")
-    assert "Cancellation requested." in page.locator("main").inner_text()
-    wait_for(page, f"{STAGE} === 'Cancelled'", 60, "the delivery Cancelled")
-    assert page.locator("#cancel-link").count() == 0
-    assert "Cancelled" in page.locator("#timeline").inner_text()
-
-    # Once it has ended, the question is not asked: its page says there is nothing to cancel.
-    page.goto(f"/deliveries/{delivery_id}/cancel")
-    page.wait_for_url(f"**/deliveries/{delivery_id}")
-    assert (
-        "This delivery is cancelled: there is nothing to cancel."
-        in page.locator("main").inner_text()
-    )
-
-
-def test_someone_told_later_hears_what_happens_next(
-    context: BrowserContext, web_stack: WebStack
-) -> None:
-    page = context.new_page()
-    sign_in(page, "gus")
-    delivery_id = schedule(page)  # nobody to tell
-    short = delivery_id[:8]
-    friend = f"gus.friend.{uuid.uuid4().hex[:8]}@example.com"
-    page.get_by_role("link", name="Tell someone else about it").click()
-    page.wait_for_url(f"**/deliveries/{delivery_id}/notify")
-    assert page.locator("#told").inner_text() == "Nobody yet."
-    page.get_by_label("E-mail", exact=True).fill(friend)
-    screenshot(page, "notify")
-    page.get_by_role("button", name="Tell them").click()
-    page.wait_for_url(f"**/deliveries/{delivery_id}")
-    assert f"From now on, {friend} will be told too." in page.locator("main").inner_text()
-    assert page.locator("#told").inner_text() == f"Told: {friend} (e-mail)"
-
-    # The delivery is cancelled: the friend hears of it (and not of the drone assigned before).
-    page.locator("#cancel-link").get_by_role("link").click()
-    page.get_by_role("button", name="Yes, cancel the delivery").click()
-    wait_until(
-        lambda: f"Delivery {short}: cancelled" in subjects(web_stack, friend),
-        60,
-        "the Cancelled e-mail to the one told later",
-    )
-    assert subjects(web_stack, friend) == [f"Delivery {short}: cancelled"]
-    wait_for(page, f"{STAGE} === 'Cancelled'", 30, "the page showing Cancelled")
-    assert page.locator("#notify-link").count() == 0
 
 
 def test_operators_see_the_fleet(context: BrowserContext) -> None:
