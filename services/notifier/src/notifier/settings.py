@@ -17,8 +17,11 @@ from dronecommon.auth.roles import DELIVERIES_READ
 from dronecommon.events import EventType
 from dronecommon.settings import AuthSettings, RedisSettings, ServiceSettings
 
+# Rescheduled too: a customer who moves the drop-off (the web app's change page), or the time,
+# tells everyone told about the delivery where and when it goes now.
 DEFAULT_EVENTS = [
     EventType.ASSIGNED,
+    EventType.RESCHEDULED,
     EventType.PICKED_UP,
     EventType.ETA_CHANGED,
     EventType.COMPLETED,
