@@ -52,7 +52,7 @@ def test_my_deliveries_are_mine_alone(browser: Browser, another_browser: Browser
             )
             assert script.status_code == 404, suffix
             assert script.headers["content-type"] == "application/problem+json"
-        for asking in ("/cancel", "/notify"):
+        for asking in ("/change", "/cancel", "/notify"):
             asked = another_browser.get(f"/deliveries/{delivery_id}{asking}")
             assert asked.status_code == 404, asking
             assert EMAIL not in asked.text
@@ -61,17 +61,23 @@ def test_my_deliveries_are_mine_alone(browser: Browser, another_browser: Browser
             {"csrf_token": another_browser.csrf("/deliveries"), "email": "eve@example.com"},
         )
         assert told.status_code == 404
+        moved = another_browser.post(
+            f"/deliveries/{delivery_id}/change",
+            {"csrf_token": another_browser.csrf("/deliveries"), "dropoff": "47.6,-122.3"},
+        )
+        assert moved.status_code == 404
         cancel = another_browser.post(
             f"/deliveries/{delivery_id}/cancel",
             {"csrf_token": another_browser.csrf("/deliveries")},
         )
         assert cancel.status_code == 404
-    # Still hers, not cancelled.
+    # Still hers, where she asked, not cancelled.
     details = browser.get(
         f"/deliveries/{delivery_id}/details.json", headers={"Accept": "application/json"}
     )
     assert details.status_code == 200
     assert details.json()["status"]["stage"] != "Cancelled"
+    assert details.json()["places"]["dropoff"]["at"] != [47.6, -122.3]
     page = browser.get(f"/deliveries/{delivery_id}").text
     assert f"Told: {EMAIL}" in page
     assert "eve@example.com" not in page

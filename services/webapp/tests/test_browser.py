@@ -221,6 +221,7 @@ PAGES = (
     "/deliveries",
     "/deliveries/new",
     "{track}",
+    "{track}/change",
     "{track}/cancel",
     "{track}/notify",
     "{public}",

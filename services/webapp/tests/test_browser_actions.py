@@ -1,18 +1,72 @@
-"""In a real browser, what a customer does to a delivery besides watching it: cancel it (asked
+"""In a real browser, what a customer does to a delivery besides watching it: change where it
+goes (the page that watches it redraws the route, and the drone delivers there), cancel it (asked
 for once more first) and tell someone else about it (who then hears what happens next)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import pytest
 from playwright.sync_api import BrowserContext
 
-from .browsing import STAGE, schedule, screenshot, sign_in, subjects, wait_for
+from .browsing import STAGE, inbox, message_text, schedule, screenshot, sign_in, subjects, wait_for
 from .conftest import WebStack, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+NEW_DROPOFF = "47.6500,-122.3500"
+ROUTE = "JSON.parse(document.getElementById('map').dataset.route || '{}')"
+
+
+def test_a_new_drop_off_redraws_the_route_and_the_drone_delivers_there(
+    context: BrowserContext, web_stack: WebStack
+) -> None:
+    watching = context.new_page()
+    sign_in(watching, "dora")
+    email = f"dora.{uuid.uuid4().hex[:8]}@example.com"
+    delivery_id = schedule(watching, pickup="Dora's shop", email=email)
+    first = watching.evaluate(ROUTE)
+    assert first["dropoff"] != [47.65, -122.35]
+
+    # In another tab: the change page, where the map shows the places now and a click picks one.
+    changing = context.new_page()
+    changing.goto(f"/deliveries/{delivery_id}")
+    change = changing.locator("#change-link").get_by_role("link")
+    assert change.inner_text() == "Change the pickup or drop-off"
+    change.click()
+    changing.wait_for_url(f"**/deliveries/{delivery_id}/change")
+    assert "Dora's shop" in changing.locator("#pickup-now").inner_text()
+    dropoff = changing.locator("#change-form").get_by_label("Drop-off", exact=True)
+    changing.locator("#map").click()  # the drop-off is what a click sets, to begin with
+    assert "Drop-off set to" in changing.locator("#map-status").inner_text()
+    assert "," in dropoff.input_value()
+    dropoff.fill(NEW_DROPOFF)
+    screenshot(changing, "change")
+    changing.get_by_role("button", name="Change the delivery").click()
+    changing.wait_for_url(f"**/deliveries/{delivery_id}")
+    notice = changing.locator("main").inner_text()
+    assert f"Change requested: the drop-off to {NEW_DROPOFF}." in notice
+
+    # The page that was watching all along redraws the route and the places, without a reload.
+    wait_for(watching, f"{ROUTE}.dropoff?.[0] === 47.65", 30, "the route to the new drop-off")
+    assert watching.evaluate(ROUTE)["pickup"] == first["pickup"]
+    assert watching.locator("#dropoff-place").inner_text() == "47.65000, -122.35000"
+    assert watching.locator("#trip-pickup").inner_text() == "Dora's shop"
+    assert "Rescheduled" in watching.locator("#timeline").inner_text()
+    # Whoever is told about the delivery is told of the change, with its new times.
+    rescheduled = f"Delivery {delivery_id[:8]}: rescheduled"
+    wait_until(lambda: rescheduled in subjects(web_stack, email), 30, "the Rescheduled e-mail")
+    told = next(m for m in inbox(web_stack, email) if m["Subject"] == rescheduled)
+    assert "Delivery ETA" in message_text(web_stack, str(told["ID"]))
+
+    # The drone re-routed: the delivery is confirmed at the new drop-off.
+    wait_for(watching, f"{STAGE} === 'Completed'", 150, "the delivery Completed")
+    assert watching.locator("#change-link").count() == 0
+    answer = watching.request.get(f"/deliveries/{delivery_id}/details.json")
+    where = json.loads(answer.text())["status"]["lastKnownLocation"]
+    assert (round(where["latitude"], 4), round(where["longitude"], 4)) == (47.65, -122.35)
 
 
 def test_a_cancel_is_asked_for_once_more_and_then_done(context: BrowserContext) -> None:

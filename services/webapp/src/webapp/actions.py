@@ -1,8 +1,13 @@
-"""What a customer does to a delivery besides watching it: tell someone else about it, cancel it.
+"""What a customer does to a delivery besides watching it: change where it goes, tell someone
+else about it, cancel it.
 
-Each asks first on a page of its own (``/deliveries/{id}/notify``, ``/deliveries/{id}/cancel``)
-and acts on the form it posts; a delivery that has ended goes back to its page, saying there is
-nothing left to do.
+Each asks first on a page of its own (``/deliveries/{id}/change``, ``/deliveries/{id}/notify``,
+``/deliveries/{id}/cancel``) and acts on the form it posts; a delivery that has ended goes back
+to its page, saying there is nothing left to do.
+
+A change of places is ingestion's reschedule: it reaches the delivery through the queue and the
+workflow, the drone re-routes, and the delivery's page redraws the route when its stream brings
+the change. Once the drone has the package only the drop-off can change.
 """
 
 from __future__ import annotations
@@ -14,15 +19,30 @@ from starlette.responses import RedirectResponse, Response
 
 from .backends import Backends, Reply
 from .errors import NotFound
+from .maps import map_config, point
 from .pages import DeliveryId, delivery_and_status, told
-from .schedule import NotifyForm
+from .schedule import ChangeForm, NotifyForm
 from .sessions import SessionStore
-from .web import Customer, Services, Sessions, SignedIn, label, read_form, render, save_notices
+from .web import (
+    Customer,
+    Services,
+    Sessions,
+    Settings,
+    SignedIn,
+    label,
+    read_form,
+    render,
+    save_notices,
+)
 
 router = APIRouter(include_in_schema=False)
 
 ENDED = ("Completed", "Cancelled")
 NOTHING_TO_TELL = "Fill in an e-mail address, an SMS number or a webhook URL."
+NOTHING_TO_CHANGE = "Type a new pickup or drop-off, or pick one on the map."
+PICKED_UP = "The drone has the package already: only the drop-off can change."
+# The stage in which the drone carries the package (the status's stage from its phase).
+CARRYING = "HeadedToDropoff"
 
 
 async def _back_to(
@@ -54,6 +74,79 @@ def _notify_page(
 ) -> Response:
     context = {"delivery": delivery, "told": told(delivery), "form": form}
     return render(request, "notify.html", context, status=status)
+
+
+def _change_page(
+    request: Request,
+    settings: Any,
+    found: tuple[dict[str, Any], dict[str, Any]],
+    form: ChangeForm,
+    status: int = 200,
+) -> Response:
+    delivery, now = found
+    page_data = {
+        **map_config(settings),
+        "current": {name: point(delivery.get(name)) for name in ("pickup", "dropoff")},
+    }
+    context = {
+        "delivery": delivery,
+        "status": now,
+        "carrying": now.get("stage") == CARRYING,
+        "form": form,
+        "map": page_data,
+    }
+    return render(request, "change.html", context, status=status)
+
+
+@router.get("/deliveries/{delivery_id}/change")
+async def change_page(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+    settings: Settings,
+) -> Response:
+    """Change the pickup (until the drone has the package) or the drop-off: where they are now,
+    on the map too, and a field for each new place, typed or picked on the map."""
+    found = await _open(services, customer, store, delivery_id, "it can no longer change")
+    if isinstance(found, Response):
+        return found
+    response = _change_page(request, settings, found, ChangeForm())
+    await save_notices(request, store)
+    return response
+
+
+@router.post("/deliveries/{delivery_id}/change")
+async def change(
+    request: Request,
+    delivery_id: DeliveryId,
+    customer: Customer,
+    services: Services,
+    store: Sessions,
+    settings: Settings,
+) -> Response:
+    form = ChangeForm.parse(await read_form(request, customer.session))
+    found = await _open(services, customer, store, delivery_id, "it can no longer change")
+    if isinstance(found, Response):
+        return found
+    body = form.request()
+    if form.pickup and found[1].get("stage") == CARRYING:
+        form.add_error("pickup", PICKED_UP)
+    elif not body:
+        form.problem = NOTHING_TO_CHANGE
+    if form.problem or form.errors:
+        return _change_page(request, settings, found, form, 400)
+    reply = await services.reschedule(customer.token, delivery_id, body, form.request_key)
+    if reply.status == 404:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    if not reply.ok:
+        form.refused(reply.status, reply.body)
+        return _change_page(request, settings, found, form, 400)
+    places = (("pickup", form.pickup), ("drop-off", form.dropoff))
+    changed = " and ".join(f"the {what} to {place}" for what, place in places if place)
+    notice = f"Change requested: {changed}. The route shows it once the drone has it."
+    return await _back_to(customer, store, delivery_id, notice)
 
 
 @router.get("/deliveries/{delivery_id}/notify")

@@ -1,11 +1,11 @@
 """The services the web app calls for the browser (the backend-for-frontend's outbound side).
 
 Customer calls carry the signed-in user's token (``Authorization: Bearer``): ingestion (schedule,
-cancel), the delivery service's owner routes (the list, a delivery, its status and history),
-the workflow's queue view (an operator's token). Reads that need a role no customer holds carry
-the web app's own token: the fleet (simulator, ``Fleet.Control``) and a delivery's notifications
-(notifier, ``Notifications.Read``, only after the delivery service has shown the user owns the
-delivery). Public reads carry no token.
+reschedule, cancel), the delivery service's owner routes (the list, a delivery, its status and
+history), the workflow's queue view (an operator's token). Reads that need a role no customer
+holds carry the web app's own token: the fleet (simulator, ``Fleet.Control``) and a delivery's
+notifications (notifier, ``Notifications.Read``, only after the delivery service has shown the
+user owns the delivery). Public reads carry no token.
 
 Every call goes through the library's resilient client (timeouts, retries of idempotent calls,
 breakers). An answer the page can explain (a 4xx) comes back as a :class:`Reply`; a service that
@@ -94,6 +94,18 @@ class Backends:
             self.ingestion,
             "POST",
             "/api/deliveryrequests",
+            json=body,
+            headers={**_bearer(token), "Idempotency-Key": key},
+            idempotent=True,  # the key makes a retry the same request
+        )
+
+    async def reschedule(
+        self, token: str | None, delivery_id: str, body: dict[str, str], key: str
+    ) -> Reply:
+        return await self._call(
+            self.ingestion,
+            "PATCH",
+            f"/api/deliveryrequests/{_id(delivery_id)}",
             json=body,
             headers={**_bearer(token), "Idempotency-Key": key},
             idempotent=True,  # the key makes a retry the same request

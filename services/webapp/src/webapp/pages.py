@@ -23,7 +23,7 @@ from dronecommon.domain import format_utc, utcnow
 
 from .backends import Backends
 from .errors import NotFound, ServiceUnavailable
-from .maps import map_config, route_config
+from .maps import map_config, point, route_config
 from .schedule import CONFIRMATIONS, SIZES, ScheduleForm
 from .web import (
     Customer,
@@ -320,13 +320,30 @@ async def track(
     return response
 
 
+def places(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The pickup and the drop-off as the page shows them: the name given, if any, and where."""
+    return {
+        name: {"name": delivery.get(f"{name}Place"), "at": point(delivery.get(name))}
+        for name in ("pickup", "dropoff")
+    }
+
+
 @router.get("/deliveries/{delivery_id}/details.json")
-async def track_json(delivery_id: DeliveryId, customer: Customer, services: Services) -> Response:
+async def track_json(
+    delivery_id: DeliveryId, customer: Customer, services: Services, settings: Settings
+) -> Response:
+    """What the page redraws when the delivery changes: its status, timeline, notifications,
+    and its places and route (a reschedule moves them)."""
     details = await track_details(services, customer, delivery_id)
     if details is None:
         raise NotFound(f"No delivery {delivery_id} that you can see.")
+    delivery = details["delivery"]
     return JSONResponse(
-        {key: details[key] for key in ("status", "timeline", "notifications", "now")},
+        {
+            **{key: details[key] for key in ("status", "timeline", "notifications", "now")},
+            "places": places(delivery),
+            "route": route_config(settings, delivery, delivery.get("droneId")),
+        },
         headers={"Cache-Control": "no-store"},
     )
 

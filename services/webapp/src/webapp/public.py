@@ -83,10 +83,17 @@ async def public_track(
 
 
 @router.get("/track/{delivery_id}/status.json")
-async def public_status_json(delivery_id: DeliveryId, services: Services) -> Response:
+async def public_status_json(
+    delivery_id: DeliveryId, services: Services, settings: Settings
+) -> Response:
+    """The status, and the route (a reschedule moves it)."""
     view = await _public(services, delivery_id)
     return JSONResponse(
-        {"status": public_status(view), "now": format_utc(utcnow())},
+        {
+            "status": public_status(view),
+            "route": route_config(settings, view, None),
+            "now": format_utc(utcnow()),
+        },
         headers={"Cache-Control": "no-store"},
     )
 

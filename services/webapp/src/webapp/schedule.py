@@ -1,11 +1,13 @@
-"""The schedule form: from the browser's fields to ingestion's request, and its refusals back.
+"""The forms that ask a service for something: schedule a delivery, change its places, tell
+someone about it; from the browser's fields to the service's request, and its refusals back.
 
-Every rule is ingestion's, and its 400 problem names each field (``errors[].field``), which the
-form shows next to the matching input, all of them at once. A problem without fields (a rate
-limit, a refusal) shows above the form. The web app reads only the weight itself, the one field
-typed as text that the request carries as a number: "2.5" (or "2,5") goes as 2.5, and anything
-else goes as typed, so that ingestion refuses it together with whatever else is wrong, and the
-form words that refusal its own way.
+Every rule is the service's (ingestion's; the delivery service's for a notify-me request), and
+its 400 problem names each field (``errors[].field``), which the form shows next to the matching
+input, all of them at once. A problem without fields (a rate limit, a refusal) shows above the
+form. The web app reads only the weight itself, the one field typed as text that the request
+carries as a number: "2.5" (or "2,5") goes as 2.5, and anything else goes as typed, so that
+ingestion refuses it together with whatever else is wrong, and the form words that refusal its
+own way.
 """
 
 from __future__ import annotations
@@ -117,6 +119,35 @@ class NotifyForm(Form):
         return {name: value for name, value in fields if value}
 
 
+def _request_key(form: dict[str, str]) -> str:
+    """The form's own key (one per form shown: submitting it twice acts once), or a new one."""
+    key = form.get("request_key", "").strip()
+    return key if 8 <= len(key) <= 64 else secrets.token_urlsafe(18)
+
+
+@dataclass
+class ChangeForm(Form):
+    """A delivery's new pickup or drop-off (ingestion's reschedule); an empty field keeps the
+    place it has."""
+
+    pickup: str = ""
+    dropoff: str = ""
+    request_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+
+    @classmethod
+    def parse(cls, form: dict[str, str]) -> ChangeForm:
+        return cls(
+            pickup=form.get("pickup", "").strip(),
+            dropoff=form.get("dropoff", "").strip(),
+            request_key=_request_key(form),
+        )
+
+    def request(self) -> dict[str, str]:
+        """Ingestion's reschedule body: the places filled in (empty when none is)."""
+        fields = (("pickupLocation", self.pickup), ("dropOffLocation", self.dropoff))
+        return {name: value for name, value in fields if value}
+
+
 @dataclass
 class ScheduleForm(NotifyForm):
     pickup: str = ""
@@ -132,7 +163,6 @@ class ScheduleForm(NotifyForm):
 
     @classmethod
     def parse(cls, form: dict[str, str]) -> ScheduleForm:
-        key = form.get("request_key", "").strip()
         return cls(
             pickup=form.get("pickup", "").strip(),
             dropoff=form.get("dropoff", "").strip(),
@@ -142,7 +172,7 @@ class ScheduleForm(NotifyForm):
             deadline=form.get("deadline", "").strip(),
             expedited=form.get("expedited") in {"on", "true", "1"},
             confirmation=form.get("confirmation", "None"),
-            request_key=key if 8 <= len(key) <= 64 else secrets.token_urlsafe(18),
+            request_key=_request_key(form),
             **cls._contacts(form),
         )
 

@@ -27,6 +27,7 @@ let current = data.status || {};
 let streamLost = false;
 let source = null;
 let polling = null;
+let stageEntry = null; // the newest stage entry the stream has shown
 let lastAnnouncedEta = Date.parse(current.deliveryETA || "");
 
 // --- the map -------------------------------------------------------------------------------
@@ -34,19 +35,31 @@ let lastAnnouncedEta = Date.parse(current.deliveryETA || "");
 const map = createMap(mapElement, data);
 let droneMarker = null;
 let trail = null;
-if (map) {
+let routeLayer = null;
+let drawnRoute = "";
+
+// The route base → pickup → drop-off, drawn again (and the map fitted to it) when it changes.
+function drawRoute(route) {
+  const drawn = JSON.stringify(route || {});
+  if (drawn === drawnRoute) return;
+  drawnRoute = drawn;
+  if (mapElement) mapElement.dataset.route = drawn;
+  if (!map) return;
   const L = leaflet();
-  const route = data.route || {};
-  const points = [route.base?.at, route.pickup, route.dropoff].filter(Boolean);
+  routeLayer?.remove();
+  routeLayer = L.layerGroup().addTo(map);
+  const points = [route?.base?.at, route?.pickup, route?.dropoff].filter(Boolean);
   if (points.length > 1) {
-    L.polyline(points, { color: COLOURS.route, weight: 3, dashArray: "6 6", opacity: 0.8 }).addTo(map);
+    L.polyline(points, { color: COLOURS.route, weight: 3, dashArray: "6 6", opacity: 0.8 }).addTo(routeLayer);
   }
-  if (route.pickup) place(map, route.pickup, COLOURS.pickup, "pickup", 9);
-  if (route.dropoff) place(map, route.dropoff, COLOURS.dropoff, "drop-off", 9);
+  if (route?.pickup) place(routeLayer, route.pickup, COLOURS.pickup, "pickup", 9);
+  if (route?.dropoff) place(routeLayer, route.dropoff, COLOURS.dropoff, "drop-off", 9);
   // Straight to the route, not animated: animated, every load zoomed in from the whole area.
   if (points.length) map.fitBounds(L.latLngBounds(points), { padding: [40, 40], maxZoom: 15, animate: false });
-  trail = L.polyline([], { color: COLOURS.drone, weight: 2, opacity: 0.6 }).addTo(map);
 }
+
+drawRoute(data.route);
+if (map) trail = leaflet().polyline([], { color: COLOURS.drone, weight: 2, opacity: 0.6 }).addTo(map);
 
 function showDrone(drone) {
   const location = drone?.location;
@@ -159,22 +172,50 @@ function renderNotifications(list) {
   holder.replaceChildren(table);
 }
 
-async function refreshDetails() {
-  if (data.public) return;
-  try {
-    const details = await getJSON(data.statusUrl);
-    renderTimeline(details.timeline);
-    renderNotifications(details.notifications);
-  } catch {
-    // the next stage change tries again
+function coordinates(at) {
+  return `${at[0].toFixed(5)}, ${at[1].toFixed(5)}`;
+}
+
+// The trip line and the details' places, as the page renders them: the name given, if any, and
+// where.
+function renderPlaces(places) {
+  for (const name of ["pickup", "dropoff"]) {
+    const given = places?.[name];
+    if (!given?.at) continue;
+    const trip = document.getElementById(`trip-${name}`);
+    if (trip) trip.textContent = given.name || coordinates(given.at);
+    const detail = document.getElementById(`${name}-place`);
+    if (detail) {
+      detail.replaceChildren(
+        ...(given.name ? [`${given.name} `, text("span", `(${coordinates(given.at)})`, "muted")] : [coordinates(given.at)]),
+      );
+    }
   }
 }
 
+// What the status alone does not carry: the timeline, the notifications and, after a
+// reschedule, the places and the route. (The public page has its timeline from the stream.)
+async function refreshDetails() {
+  try {
+    const details = await getJSON(data.statusUrl);
+    if (!data.public) {
+      renderTimeline(details.timeline);
+      renderNotifications(details.notifications);
+      renderPlaces(details.places);
+    }
+    drawRoute(details.route);
+  } catch {
+    // the next stage entry tries again
+  }
+}
+
+// Show a status; true when its stage is new (the details were asked for again).
 function apply(status) {
-  if (!status || !status.stage) return;
+  if (!status || !status.stage) return false;
   const previous = current;
   current = status;
-  if (stageBadge && status.stage !== previous.stage) {
+  const staged = status.stage !== previous.stage;
+  if (stageBadge && staged) {
     stageBadge.textContent = label(status.stage);
     stageBadge.dataset.stage = status.stage;
     stageBadge.className = `badge stage-${status.stage.toLowerCase()}`;
@@ -200,6 +241,7 @@ function apply(status) {
   updateBanner();
   tick();
   if (TERMINAL.has(status.stage)) finish();
+  return staged && Boolean(stageBadge);
 }
 
 const PICKED_UP = new Set(["ToDropoff", "AtDropoff", "Returning"]);
@@ -221,7 +263,7 @@ function tick() {
 // --- the stream, and polling while there is none ----------------------------------------------
 
 function finish() {
-  for (const id of ["cancel-link", "notify-link"]) document.getElementById(id)?.remove(); // ended
+  for (const id of ["change-link", "cancel-link", "notify-link"]) document.getElementById(id)?.remove(); // ended
   source?.close();
   source = null;
   if (polling) clearInterval(polling);
@@ -267,7 +309,15 @@ function connect() {
   });
   source.addEventListener("status", (event) => {
     streamLost = false;
-    apply(JSON.parse(event.data));
+    const refreshed = apply(JSON.parse(event.data));
+    // An event id is "<stage entry>.<tracking version>": a new stage entry is a write to the
+    // delivery (a stage, a reschedule), which may have moved what the status does not carry.
+    // The first event after (re)connecting counts as new: the page may be older than it.
+    const entry = event.lastEventId.split(".")[0];
+    if (entry !== stageEntry) {
+      stageEntry = entry;
+      if (!refreshed) refreshDetails();
+    }
   });
   source.addEventListener("end", () => finish());
   source.addEventListener("error", () => {
