@@ -154,15 +154,19 @@ async def test_python_m_serves_and_stops_on_sigterm(
         )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 20
+            # Generous: on two busy cores a start with its fleet to seed can take a while.
+            deadline = time.monotonic() + 60
+            answer = "no answer"
             while True:
                 assert process.poll() is None, log.read_text()
                 try:
-                    if (await client.get("/readyz")).status_code == 200:
+                    ready = await client.get("/readyz")
+                    if ready.status_code == 200:
                         break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "not ready in 20 s"
+                    answer = f"{ready.status_code} {ready.text}"
+                except httpx.TransportError as exc:
+                    answer = repr(exc)
+                assert time.monotonic() < deadline, f"not ready in 60 s: {answer}"
                 await asyncio.sleep(0.1)
             response = await put(client, delivery())
             assert response.status_code == 201
