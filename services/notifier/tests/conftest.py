@@ -182,6 +182,10 @@ class Deliveries:
         )
         assert response.status_code == 204, response.text
 
+    async def reschedule(self, delivery_id: str, changes: JSON) -> None:
+        response = await self.client.patch(f"/api/deliveries/{delivery_id}", json=changes)
+        assert response.status_code == 204, response.text
+
     async def cancel(self, delivery_id: str) -> None:
         assert (await self.client.delete(f"/api/deliveries/{delivery_id}")).status_code == 204
 

@@ -132,6 +132,34 @@ async def test_every_email_and_text_names_where_the_delivery_goes(
     assert "To:" not in (await inbox.message(hal["ID"]))["Text"]
 
 
+async def test_a_reschedule_tells_where_the_delivery_goes_now_and_its_new_times(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox
+) -> None:
+    delivery_id = _id()
+    await deliveries.create(delivery_id, {"emailAddress": "ivy@example.com"}, dropoff_place="Home")
+    await inbox.wait_for(1)
+    await deliveries.reschedule(
+        delivery_id,
+        {
+            "dropoff": {"latitude": 47.65, "longitude": -122.35, "altitude": 0},
+            "dropoffPlace": "Ivy's office",
+            "pickupETA": "2030-05-08T20:40:00Z",
+            "deliveryETA": "2030-05-08T20:55:00Z",
+        },
+    )
+    messages = await inbox.wait_for(2)
+    (moved,) = [m for m in messages if m["Subject"].endswith("rescheduled")]
+    assert moved["Subject"] == f"Delivery {delivery_id[:8]}: rescheduled"
+    text = (await inbox.message(moved["ID"]))["Text"]
+    for expected in (
+        "Your delivery has been rescheduled: these are its new times.",
+        "To: Ivy's office",
+        "Pickup ETA: Wednesday 8 May 2030, 20:40 UTC",
+        "Delivery ETA: Wednesday 8 May 2030, 20:55 UTC",
+    ):
+        assert expected in text
+
+
 async def test_the_same_event_twice_is_still_one_email(
     notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox, redis: Redis
 ) -> None:

@@ -90,7 +90,7 @@ def words(facts: Facts, base_url: str) -> Text:
         times = _known([("Pickup ETA", facts.pickup_eta), ("Delivery ETA", facts.delivery_eta)])
     elif facts.type == "Rescheduled":
         subject = f"Delivery {short}: rescheduled"
-        lead = "Your delivery has been rescheduled."
+        lead = "Your delivery has been rescheduled: these are its new times."
         times = _known([("Pickup ETA", facts.pickup_eta), ("Delivery ETA", facts.delivery_eta)])
     elif facts.type == "PickedUp":
         subject = f"Delivery {short}: your package has been picked up"
