@@ -183,6 +183,17 @@ class Browser:
         form.update(fields)
         return self.post("/deliveries/new", form)
 
+    def page_once_there(self, delivery_id: str, action: str) -> str:
+        """A delivery's page ``/deliveries/{id}/{action}``, once the delivery service has the
+        delivery (scheduling goes through the queue)."""
+
+        def ready() -> str | None:
+            found = self.get(f"/deliveries/{delivery_id}/{action}")
+            return found.text if found.status_code == 200 else None
+
+        page: str = wait_until(ready, 30, f"the delivery's {action} page")
+        return page
+
     def scheduled_id(self, **fields: str) -> str:
         answer = self.schedule(**fields)
         assert answer.status_code == 303, answer.text

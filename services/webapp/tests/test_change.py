@@ -26,14 +26,7 @@ def details(browser: Browser, delivery_id: str) -> dict[str, Any]:
 
 
 def change_page(browser: Browser, delivery_id: str) -> str:
-    """The delivery's change page, once the delivery service has the delivery."""
-
-    def ready() -> str | None:
-        found = browser.get(f"/deliveries/{delivery_id}/change")
-        return found.text if found.status_code == 200 else None
-
-    page: str = wait_until(ready, 30, "the delivery's change page")
-    return page
+    return browser.page_once_there(delivery_id, "change")
 
 
 def change(browser: Browser, delivery_id: str, **fields: str) -> tuple[int, str, str]:

@@ -8,19 +8,12 @@ import re
 
 from webapp.actions import NOTHING_TO_TELL
 
-from .conftest import Browser, wait_until
+from .conftest import Browser
 from .test_schedule import field_error, value_of
 
 
 def notify_page(browser: Browser, delivery_id: str) -> str:
-    """The delivery's "tell someone" page, once the delivery service has the delivery."""
-
-    def ready() -> str | None:
-        found = browser.get(f"/deliveries/{delivery_id}/notify")
-        return found.text if found.status_code == 200 else None
-
-    page: str = wait_until(ready, 30, "the delivery's notify page")
-    return page
+    return browser.page_once_there(delivery_id, "notify")
 
 
 def told(page: str) -> list[str]:
