@@ -56,6 +56,9 @@ function drawRoute(route) {
   if (route?.dropoff) place(routeLayer, route.dropoff, COLOURS.dropoff, "drop-off", 9);
   // Straight to the route, not animated: animated, every load zoomed in from the whole area.
   if (points.length) map.fitBounds(L.latLngBounds(points), { padding: [40, 40], maxZoom: 15, animate: false });
+  // A route drawn again stays under the drone and its trail.
+  trail?.bringToFront();
+  droneMarker?.bringToFront();
 }
 
 drawRoute(data.route);
