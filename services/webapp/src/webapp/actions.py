@@ -21,7 +21,7 @@ from .backends import Backends, Reply
 from .errors import NotFound
 from .maps import map_config, point
 from .pages import DeliveryId, delivery_and_status, told
-from .schedule import ChangeForm, NotifyForm
+from .schedule import ChangeForm, Form, NotifyForm
 from .sessions import SessionStore
 from .web import (
     Customer,
@@ -52,6 +52,17 @@ async def _back_to(
     customer.session.data.notices = [notice]
     await store.save(customer.session)
     return RedirectResponse(f"/deliveries/{delivery_id}", status_code=303)
+
+
+def _refused(reply: Reply, delivery_id: str, form: Form) -> bool:
+    """Whether the service refused what the form asked (its refusal is now on the form); a 404
+    is the page's own."""
+    if reply.status == 404:
+        raise NotFound(f"No delivery {delivery_id} that you can see.")
+    if reply.ok:
+        return False
+    form.refused(reply.status, reply.body)
+    return True
 
 
 async def _open(
@@ -138,10 +149,7 @@ async def change(
     if form.problem or form.errors:
         return _change_page(request, settings, found, form, 400)
     reply = await services.reschedule(customer.token, delivery_id, body, form.request_key)
-    if reply.status == 404:
-        raise NotFound(f"No delivery {delivery_id} that you can see.")
-    if not reply.ok:
-        form.refused(reply.status, reply.body)
+    if _refused(reply, delivery_id, form):
         return _change_page(request, settings, found, form, 400)
     places = (("pickup", form.pickup), ("drop-off", form.dropoff))
     changed = " and ".join(f"the {what} to {place}" for what, place in places if place)
@@ -183,10 +191,7 @@ async def notify(
         form.problem = NOTHING_TO_TELL
         return _notify_page(request, found[0], form, 400)
     reply = await services.notify_me(customer.token, delivery_id, body)
-    if reply.status == 404:
-        raise NotFound(f"No delivery {delivery_id} that you can see.")
-    if not reply.ok:
-        form.refused(reply.status, reply.body)
+    if _refused(reply, delivery_id, form):
         return _notify_page(request, found[0], form, 400)
     notice = f"From now on, {', '.join(body.values())} will be told too."
     return await _back_to(customer, store, delivery_id, notice)
@@ -211,7 +216,7 @@ async def cancel_page(
     response = render(
         request,
         "cancel.html",
-        {"delivery": delivery, "status": status, "carrying": stage == "HeadedToDropoff"},
+        {"delivery": delivery, "status": status, "carrying": stage == CARRYING},
     )
     await save_notices(request, store)
     return response
