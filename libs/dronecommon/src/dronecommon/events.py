@@ -16,6 +16,8 @@ object whose shape depends on the type):
 ``Completed``    :class:`ClosedData`: the drone, when, and where it was confirmed
 ``PickedUp``     :class:`PickedUpData`: the drone reported leaving the pickup with the package
 ``EtaChanged``   :class:`EtaChangedData`: the live delivery ETA moved past the threshold
+``ChangeRefused`` :class:`ChangeRefusedData`: a change of places the drone cannot fly (refused
+                 after ingestion accepted it; the delivery goes on as it was)
 ================ ===============================================================================
 
 Every data model may carry ``notify`` (:class:`Recipients`): the owner's account and the
@@ -67,6 +69,7 @@ class EventType(CaseInsensitiveEnum):
     COMPLETED = "Completed"
     PICKED_UP = "PickedUp"
     ETA_CHANGED = "EtaChanged"
+    CHANGE_REFUSED = "ChangeRefused"
 
 
 def events_stream(prefix: str = "delivery") -> str:
@@ -149,6 +152,36 @@ class EtaChangedData(EventData):
     previous_eta: UtcDateTime = Field(alias="previousETA")
 
 
+class RefusedChange(ApiModel):
+    """A change of places that was accepted at the front door and then refused (the drone
+    scheduler cannot re-plan it: the trip would be too long for the delivery's drone, or a place
+    is outside the service area). The delivery keeps its places and plan; the owner sees this on
+    the delivery's status until a later change succeeds."""
+
+    at: UtcDateTime = Field(description="When the change was refused")
+    requested_at: UtcDateTime = Field(
+        description="When the change was asked for (its message's enqueue time; identifies it)"
+    )
+    reason: str = Field(description="Why, as a short name: the refusal's problem type")
+    detail: str = Field(description="Why, as a sentence")
+    pickup: Location | None = Field(default=None, description="The pickup asked for, if any")
+    dropoff: Location | None = Field(default=None, description="The drop-off asked for, if any")
+    # Not length-checked here: a reader must never refuse an event its writer validated.
+    pickup_place: str | None = Field(
+        default=None, description="The pickup asked for, as the customer named it"
+    )
+    dropoff_place: str | None = Field(
+        default=None, description="The drop-off asked for, as the customer named it"
+    )
+
+
+class ChangeRefusedData(EventData):
+    """The refused change; ``dropoffPlace`` (from :class:`EventData`) stays the delivery's
+    current drop-off."""
+
+    refused: RefusedChange
+
+
 DATA_MODELS: dict[EventType, type[ApiModel]] = {
     EventType.ASSIGNED: AssignedData,
     EventType.RESCHEDULED: RescheduledData,
@@ -156,6 +189,7 @@ DATA_MODELS: dict[EventType, type[ApiModel]] = {
     EventType.COMPLETED: ClosedData,
     EventType.PICKED_UP: PickedUpData,
     EventType.ETA_CHANGED: EtaChangedData,
+    EventType.CHANGE_REFUSED: ChangeRefusedData,
 }
 
 D = TypeVar("D", bound=BaseModel)

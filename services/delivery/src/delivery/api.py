@@ -49,6 +49,7 @@ from .schemas import (
     Owner,
     PublicDelivery,
     PublicTrackingEvent,
+    RefusalIn,
     Summary,
     TrackingEvent,
     not_reserved,
@@ -263,6 +264,21 @@ async def reschedule(
     id: DeliveryId, patch: DeliveryPatch, deliveries: Deliveries, _: Writer
 ) -> None:
     await deliveries.reschedule(id, patch)
+
+
+@internal.post(
+    "/{id}/refusals",
+    status_code=204,
+    summary="Record a change of places that was refused after it was accepted",
+    description="The drone scheduler refused to re-plan a reschedule ingestion had accepted "
+    "(the trip too long for the delivery's drone, a place outside the service area). The "
+    "delivery keeps its places and plan; its owner's status carries `refusedChange` until a "
+    "later reschedule succeeds, and a `ChangeRefused` event tells the recipients. A repeat "
+    "(same `requestedAt` and `reason`) records nothing. 409 once Completed or Cancelled.",
+    responses={**NO_CONTENT, **error_responses(400, 404, 409, 413, 415, 503)},
+)
+async def refuse_change(id: DeliveryId, body: RefusalIn, deliveries: Deliveries, _: Writer) -> None:
+    await deliveries.refuse_change(id, body)
 
 
 @internal.delete(

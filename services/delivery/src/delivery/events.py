@@ -6,7 +6,9 @@ format and the consumers' reader are in :mod:`dronecommon.events`.
 - ``Assigned``: a delivery created with a drone, or a reschedule that sets a drone the delivery
   did not have (none before, or another one);
 - ``Rescheduled``: any other reschedule (new places, deadline or drone timing);
-- ``Cancelled`` and ``Completed``: the terminal changes.
+- ``Cancelled`` and ``Completed``: the terminal changes;
+- ``ChangeRefused``: a change of places the workflow could not apply (the drone scheduler
+  refused it), recorded on the delivery without changing its plan.
 
 ``PickedUp`` and ``EtaChanged`` come from the drone's telemetry: the consumer (:mod:`delivery.live`)
 appends them in its own compare-and-set write.
@@ -27,9 +29,11 @@ import datetime as dt
 from dronecommon.domain import Location
 from dronecommon.events import (
     AssignedData,
+    ChangeRefusedData,
     ClosedData,
     DeliveryEvent,
     EventType,
+    RefusedChange,
     RescheduledData,
 )
 
@@ -99,3 +103,8 @@ def completed(
         **record.event_context(),
     )
     return DeliveryEvent.of(EventType.COMPLETED, record.id, now, data)
+
+
+def change_refused(record: DeliveryRecord, refused: RefusedChange) -> DeliveryEvent:
+    data = ChangeRefusedData(refused=refused, **record.event_context())
+    return DeliveryEvent.of(EventType.CHANGE_REFUSED, record.id, refused.at, data)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from dronecommon.domain import ConfirmationType, DeliveryStage, Location, UtcDateTime
-from dronecommon.events import Contact, Recipients
+from dronecommon.events import Contact, Recipients, RefusedChange
 from dronecommon.fixes import Phase
 from dronecommon.notifyme import NotifyMeRequest
 
@@ -67,6 +67,8 @@ class DeliveryRecord(BaseModel):
     cancelled_at: UtcDateTime | None = None
     cancel_location: Location | None = None
     notify_me_requests: list[NotifyMeRequest] = []
+    # The latest change of places refused after it was accepted; cleared by a reschedule.
+    refused_change: RefusedChange | None = None
 
     def dumps(self) -> str:
         return self.model_dump_json()

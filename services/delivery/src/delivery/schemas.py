@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from dronecommon.domain import ApiModel, ConfirmationType, DeliveryStage, Location, UtcDateTime
+from dronecommon.events import RefusedChange
 from dronecommon.fixes import Phase
 from dronecommon.notifyme import NotifyMeRequest
 
@@ -118,6 +119,34 @@ class DeliveryPatch(Eta):
         return self
 
 
+class RefusalIn(ApiModel):
+    """``POST /api/deliveries/{id}/refusals``: a change of places the workflow accepted from
+    the queue and the drone scheduler refused (the delivery keeps its plan)."""
+
+    requested_at: UtcDateTime = Field(
+        description="When the change was asked for (its queue message's enqueue time): the "
+        "refusal's identity, so a repeat records nothing new"
+    )
+    reason: Text = Field(description="The refusal's problem type, e.g. `trip-too-long`")
+    detail: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PLACE)] = Field(
+        description="Why, as a sentence the owner can read"
+    )
+    pickup: Location | None = None
+    dropoff: Location | None = None
+    pickup_place: PlaceText | None = Field(default=None, description=PICKUP_PLACE)
+    dropoff_place: PlaceText | None = Field(default=None, description=DROPOFF_PLACE)
+
+    @model_validator(mode="after")
+    def _a_place(self) -> Self:
+        if self.pickup is None and self.dropoff is None:
+            raise ValueError("a refused change names the pickup or drop-off it asked for")
+        if self.pickup_place is not None and self.pickup is None:
+            raise ValueError("pickupPlace names the refused pickup: send it with pickup")
+        if self.dropoff_place is not None and self.dropoff is None:
+            raise ValueError("dropoffPlace names the refused drop-off: send it with dropoff")
+        return self
+
+
 class Confirmation(ApiModel):
     """``POST /api/deliveries/{id}/confirmations``: the drone's proof of delivery."""
 
@@ -199,6 +228,13 @@ class DeliveryStatus(StatusBase):
     """``GET .../status`` and the owner's tracking stream."""
 
     drone: Drone | None = None
+    refused_change: RefusedChange | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Only while it is the latest word on a change of places: the change the "
+        "drone scheduler refused after it was accepted (the delivery goes on as before). "
+        "Owner's view only; a later change that succeeds clears it",
+    )
 
     def public(self) -> PublicStatus:
         """The same status without the drone's id."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from dronecommon.auth.inbound import ANONYMOUS, Caller
 from dronecommon.domain import TERMINAL_STAGES, ConfirmationType, DeliveryStage, month_bounds
-from dronecommon.events import DeliveryEvent
+from dronecommon.events import DeliveryEvent, RefusedChange
 from dronecommon.notifyme import NotifyMeRequest
 
 from . import events, tracking
@@ -46,6 +46,7 @@ from .schemas import (
     DeliveryIn,
     DeliveryPatch,
     DeliveryStatus,
+    RefusalIn,
 )
 from .settings import SECONDS_PER_DAY
 from .views import DeliveryViews, stage_entry, visible
@@ -90,6 +91,8 @@ class _Write:
     event: StoredEvent | None = None
     ttl_seconds: int = 0
     outbox: DeliveryEvent | None = None
+    # Whether the owner's view changes without a stage change (the streams read it again).
+    announce: bool = False
 
 
 class DeliveryService(DeliveryViews):
@@ -254,7 +257,7 @@ class DeliveryService(DeliveryViews):
                     if write.event is not None
                     else []
                 ),
-                announce=write.event is not None,
+                announce=write.event is not None or write.announce,
             )
             if outcome is WriteOutcome.WRITTEN:
                 return
@@ -296,6 +299,10 @@ class DeliveryService(DeliveryViews):
                     "stage": DeliveryStage.RESCHEDULED,
                     "updated_at": now,
                     "plan": plan,
+                    # A change of places that lands is the latest word on the places.
+                    "refused_change": (
+                        None if patch.pickup or patch.dropoff else current.refused_change
+                    ),
                 }
             )
             event = StoredEvent(
@@ -303,6 +310,30 @@ class DeliveryService(DeliveryViews):
             )
             outbox = events.replanned(current, record, now, self.estimates)
             return _Write(record, event, outbox=outbox)
+
+        await self._change(delivery_id, decide)
+
+    async def refuse_change(self, delivery_id: str, refusal: RefusalIn) -> None:
+        """Record a change of places that was refused after it was accepted: the delivery keeps
+        its places and plan, its owner's status shows the refusal and a ``ChangeRefused`` event
+        tells whoever is notified. A repeat (same ``requestedAt`` and reason) records nothing."""
+
+        def decide(snapshot: Snapshot, now: dt.datetime) -> _Write | None:
+            current = snapshot.record
+            if current.stage in TERMINAL_STAGES:
+                raise DeliveryClosed(
+                    f"Delivery {delivery_id} is {current.stage.value}: it cannot change."
+                )
+            known = current.refused_change
+            if (
+                known is not None
+                and known.requested_at == refusal.requested_at
+                and known.reason == refusal.reason
+            ):
+                return None
+            refused = RefusedChange(at=now, **refusal.model_dump())
+            record = current.model_copy(update={"refused_change": refused, "updated_at": now})
+            return _Write(record, outbox=events.change_refused(record, refused), announce=True)
 
         await self._change(delivery_id, decide)
 

@@ -61,8 +61,9 @@ def _sid_key(sid: str) -> tuple[int, int]:
 
 
 def _public(status: str) -> str:
-    """A stored (owner's) status JSON without the drone's id."""
+    """A stored (owner's) status JSON without the drone's id or a refused change."""
     document = orjson.loads(status)
+    document.pop("refusedChange", None)
     drone = document.get("drone")
     if isinstance(drone, dict):
         drone.pop("droneId", None)

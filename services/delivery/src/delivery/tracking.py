@@ -41,7 +41,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dronecommon.domain import DeliveryStage, Location, travel_time
+from dronecommon.domain import TERMINAL_STAGES, DeliveryStage, Location, travel_time
 
 from .live import Live, LiveRules, live_etas, stage_of
 from .records import DeliveryRecord, Plan, StoredEvent
@@ -180,6 +180,7 @@ def status(
         delivery_eta=delivery_eta,
         telemetry=telemetry,
         drone=None if live is None else drone_of(live),
+        refused_change=None if record.stage in TERMINAL_STAGES else record.refused_change,
     )
 
 
