@@ -84,6 +84,10 @@ class FakeBackends:
         self.headers: list[dict[str, str]] = []
         self.headers_by_collection: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
         self.max_weight = 100.0
+        # The drone scheduler refuses a re-plan to a drop-off south of this latitude (too long
+        # a trip for the delivery's drone), as the real one does with its trip limit.
+        self.southmost = 47.45
+        self.refusals: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.next_drone = 0
         self.delay = 0.0
         self.url = ""
@@ -152,6 +156,20 @@ class FakeBackends:
             fake.statuses[key][response.status_code] += 1
             return response
 
+        @app.post("/api/{collection}/{item}/{part}")
+        async def post(collection: str, item: str, part: str, request: Request) -> Response:
+            key = f"POST /api/{collection}/{part}"
+            fake.calls[key] += 1
+            scripted = fake._scripted.get(key)
+            status = scripted.pop(0) if scripted else fake._always.get(key)
+            if status is not None:
+                fake.statuses[key][status] += 1
+                return JSONResponse({"detail": f"scripted {status}"}, status_code=status)
+            handler = getattr(fake, f"_{collection}_{part}_post")
+            response: Response = await handler(item, await request.json())
+            fake.statuses[key][response.status_code] += 1
+            return response
+
         return app
 
     # -- package -----------------------------------------------------------------------------
@@ -192,6 +210,19 @@ class FakeBackends:
             return JSONResponse({"detail": "released"}, status_code=409)
         if item not in self.assignments:
             return JSONResponse({"detail": "unknown"}, status_code=404)
+        dropoff = body.get("dropoff")
+        if dropoff is not None and dropoff["latitude"] < self.southmost:
+            return JSONResponse(
+                {
+                    "type": "urn:dronedelivery:problem:trip-too-long",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "The trip would be at least 60.8 miles; no trip may be longer "
+                    "than 50 miles.",
+                },
+                status_code=422,
+                media_type="application/problem+json",
+            )
         assignment = self.assignments[item]
         assignment["request"].update(body)
         assignment["plan"] = self._plan(item, assignment["plan"]["droneId"], body)
@@ -233,6 +264,19 @@ class FakeBackends:
             return JSONResponse({"detail": "terminal"}, status_code=409)
         existing.update(body)
         existing["stage"] = "Rescheduled"
+        if "pickup" in body or "dropoff" in body:
+            existing.pop("refusedChange", None)
+        return Response(status_code=204)
+
+    async def _deliveries_refusals_post(self, item: str, body: dict[str, Any]) -> Response:
+        existing = self.deliveries.get(item)
+        if existing is None:
+            return JSONResponse({"detail": "unknown"}, status_code=404)
+        if existing["stage"] in ("Completed", "Cancelled"):
+            return JSONResponse({"detail": "terminal"}, status_code=409)
+        if existing.get("refusedChange") != body:
+            self.refusals[item].append(body)
+        existing["refusedChange"] = body
         return Response(status_code=204)
 
     async def _deliveries_delete(self, item: str, body: None) -> Response:

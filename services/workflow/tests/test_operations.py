@@ -191,7 +191,10 @@ async def test_an_older_reschedule_never_undoes_a_newer_one(redis_url: str) -> N
         state = await store.read(delivery_id)
         ttl = await redis.pttl(pending_key(delivery_id))
     assert state == Pending(
-        version=2, cancelled=False, reschedule={"deadline": "newer", "pickupLocation": "a"}
+        version=2,
+        cancelled=False,
+        reschedule={"deadline": "newer", "pickupLocation": "a"},
+        times={"deadline": 2_000, "pickupLocation": 1_000},
     )
     assert 0 < ttl <= 60_000
 

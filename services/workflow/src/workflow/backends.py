@@ -41,12 +41,22 @@ class Outcome(enum.Enum):
     DONE = "done"  # created, replayed or updated
     MISSING = "missing"  # 404: the target does not exist (yet)
     FINAL = "final"  # 409: the target is terminal/released, the change cannot apply
+    REFUSED = "refused"  # 422: the change itself cannot apply (the delivery goes on as it was)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a service refused a change: its problem type's name and its detail."""
+
+    reason: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
 class PlanResult:
     outcome: Outcome
     assignment: DroneAssignment | None = None
+    refusal: Refusal | None = None
 
 
 def _location(location: Location) -> dict[str, float]:
@@ -69,6 +79,20 @@ def _detail(response: Response) -> str:
             parts.append(json.dumps(errors[:5], separators=(",", ":")))
         return " ".join(p for p in parts if p)[:500]
     return str(body)[:300]
+
+
+def _refusal(response: Response) -> Refusal:
+    """A problem+json 422 as a refusal: ``urn:dronedelivery:problem:trip-too-long`` →
+    ``trip-too-long``, with its detail."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return Refusal("unprocessable", response.text[:500] or "Refused.")
+    kind = str(body.get("type") or "unprocessable")
+    reason = kind.rsplit(":", 1)[-1].rsplit("/", 1)[-1] or "unprocessable"
+    return Refusal(reason[:128], _detail(response) or "Refused.")
 
 
 def _credentials(scope: str | None) -> str:
@@ -176,7 +200,8 @@ class Backends:
     async def replan_drone(
         self, delivery_id: str, pickup: Location | None, dropoff: Location | None
     ) -> PlanResult:
-        """200 the new ETAs; 404 → MISSING (not assigned yet); 409 → FINAL (released)."""
+        """200 the new ETAs; 404 → MISSING (not assigned yet); 409 → FINAL (released); 422 →
+        REFUSED (the drone cannot fly the new route: too long, or a place outside the area)."""
         body: dict[str, Any] = {}
         if pickup is not None:
             body["pickup"] = _location(pickup)
@@ -191,6 +216,8 @@ class Backends:
             return PlanResult(Outcome.MISSING)
         if response.status_code == 409:
             return PlanResult(Outcome.FINAL)
+        if response.status_code == 422:
+            return PlanResult(Outcome.REFUSED, refusal=_refusal(response))
         raise self._unexpected("dronescheduler", f"PATCH assignment {delivery_id}", response)
 
     async def release_drone(self, delivery_id: str) -> None:
@@ -282,6 +309,20 @@ class Backends:
         if response.status_code == 409:
             return Outcome.FINAL
         raise self._unexpected("delivery", f"PATCH delivery {delivery_id}", response)
+
+    async def refuse_change(self, delivery_id: str, refusal: dict[str, Any]) -> Outcome:
+        """Record a refused change on the delivery: 204 → DONE; 404 → MISSING; 409 → FINAL
+        (completed or cancelled meanwhile: nothing left to tell)."""
+        response = await self.delivery.post(
+            f"api/deliveries/{delivery_id}/refusals", json=refusal, idempotent=True
+        )
+        if response.status_code in (200, 204):
+            return Outcome.DONE
+        if response.status_code == 404:
+            return Outcome.MISSING
+        if response.status_code == 409:
+            return Outcome.FINAL
+        raise self._unexpected("delivery", f"POST refusal {delivery_id}", response)
 
     async def cancel_delivery(self, delivery_id: str) -> Outcome:
         """204 → DONE; 404 → MISSING (not created yet); 409 → FINAL (completed)."""

@@ -11,6 +11,10 @@ Key layout, one hash per delivery that was ever rescheduled or cancelled::
 
 Writes go through one Lua script, so a record is atomic and a field only moves forward in
 message time: a reschedule that overtakes a newer one in the queue cannot undo it.
+
+A change of places the drone scheduler refused is *forgotten* (:meth:`PendingStore.forget`):
+its values go, unless a newer message set them meanwhile, and their ``at:`` times stay, so an
+older message arriving late cannot bring back a place the refused change superseded.
 """
 
 from __future__ import annotations
@@ -39,6 +43,17 @@ return version
 """
 
 
+# KEYS: the hash. ARGV: field, message time ms, field, message time ms...
+_FORGET = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], 'at:' .. ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+"""
+
+
 def pending_key(delivery_id: str) -> str:
     return KEY_PREFIX + delivery_id
 
@@ -50,6 +65,8 @@ class Pending:
     version: int = 0
     cancelled: bool = False
     reschedule: dict[str, str] = field(default_factory=dict)
+    # The enqueue time (ms) of the message that set each field of ``reschedule``.
+    times: dict[str, int] = field(default_factory=dict)
 
 
 class PendingStore:
@@ -59,6 +76,7 @@ class PendingStore:
         self._redis = redis
         self._ttl_ms = max(1, int(ttl * 1000))
         self._record = redis.register_script(_RECORD)
+        self._forget = redis.register_script(_FORGET)
 
     async def record_cancel(self, delivery_id: str, at_ms: int) -> int:
         return await self._write(delivery_id, at_ms, {"cancel": "1"})
@@ -81,7 +99,21 @@ class PendingStore:
             version=int(values.get("version", "0")),
             cancelled=values.get("cancel") == "1",
             reschedule={name: values[name] for name in RESCHEDULE_FIELDS if name in values},
+            times={
+                name: int(values["at:" + name])
+                for name in RESCHEDULE_FIELDS
+                if name in values and "at:" + name in values
+            },
         )
+
+    async def forget(self, delivery_id: str, times: dict[str, int]) -> None:
+        """Drop the recorded values of ``times``' fields still set by the message of that time
+        (a refused change; see the module docstring)."""
+        args: list[Any] = []
+        for name, at_ms in times.items():
+            args += [name, str(at_ms)]
+        if args:
+            await self._forget(keys=[pending_key(delivery_id)], args=args)
 
     async def ping(self) -> None:
         await self._redis.ping()

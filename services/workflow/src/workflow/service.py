@@ -3,7 +3,9 @@
 **delivery**: upsert the package → assign a drone → create the delivery (owner, resolved places
 and their names, drone and ETAs) → apply whatever reschedule/cancel was recorded for it meanwhile.
 **reschedule**: record the change, then apply the recorded state (re-plan the drone, patch the
-delivery). **cancel**: record it, then release the drone and cancel the delivery.
+delivery; new places the drone scheduler refuses are recorded on the delivery as a refused
+change, which its owner sees and its recipients are told of, and forgotten). **cancel**: record
+it, then release the drone and cancel the delivery.
 
 The pending protocol (why an overtaking reschedule/cancel is never lost). Ordering between
 messages is not guaranteed (competing consumers, prefetch, redelivery), so a reschedule or cancel
@@ -27,19 +29,26 @@ time, so a reschedule overtaking a newer one cannot undo it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from dronecommon.area import DEFAULT_SERVICE_AREA, ServiceArea, place_name
-from dronecommon.domain import Location
+from dronecommon.domain import Location, format_utc
 
-from .backends import Backends, Outcome
+from .backends import Backends, Outcome, Refusal
 from .errors import PermanentError, TransientError
 from .repository import Pending, PendingStore
 from .schemas import CancelMessage, DeliveryMessage, RescheduleMessage
 
 logger = logging.getLogger("workflow.service")
+
+# A recorded place → its point and its name in the delivery service's bodies.
+PLACE_WIRE = {
+    "pickupLocation": ("pickup", "pickupPlace"),
+    "dropOffLocation": ("dropoff", "dropoffPlace"),
+}
 
 
 @dataclass
@@ -172,23 +181,62 @@ class Workflow:
             changes["dropoffPlace"] = place_name(recorded["dropOffLocation"])
         if "deadline" in recorded:
             changes["deadline"] = recorded["deadline"]
+        refused = None
         if pickup is not None or dropoff is not None:
             plan = await self.backends.replan_drone(delivery_id, pickup, dropoff)
             if plan.outcome is Outcome.MISSING:
                 return "reschedule recorded; the delivery is not scheduled yet"
-            if plan.outcome is Outcome.FINAL or plan.assignment is None:
+            if plan.outcome is Outcome.REFUSED and plan.refusal is not None:
+                refused = await self._refuse(delivery_id, state, plan.refusal, changes)
+                changes = {k: v for k, v in changes.items() if k == "deadline"}
+            elif plan.outcome is Outcome.FINAL or plan.assignment is None:
                 return "not rescheduled: the drone was released (cancelled)"
-            changes["droneId"] = plan.assignment.drone_id
-            changes["pickupETA"] = plan.assignment.pickup_eta
-            changes["deliveryETA"] = plan.assignment.delivery_eta
+            else:
+                changes["droneId"] = plan.assignment.drone_id
+                changes["pickupETA"] = plan.assignment.pickup_eta
+                changes["deliveryETA"] = plan.assignment.delivery_eta
         if not changes:
-            return "nothing to change downstream (pickup time only)"
+            return refused or "nothing to change downstream (pickup time only)"
         outcome = await self.backends.patch_delivery(delivery_id, changes)
-        return {
+        result = {
             Outcome.DONE: "rescheduled",
             Outcome.MISSING: "reschedule recorded; the delivery is not created yet",
             Outcome.FINAL: "not rescheduled: the delivery is completed or cancelled",
         }[outcome]
+        return result if refused is None else f"{refused}; its deadline: {result}"
+
+    async def _refuse(
+        self, delivery_id: str, state: Pending, refusal: Refusal, changes: dict[str, Any]
+    ) -> str:
+        """The drone scheduler refused the recorded places: tell the delivery (its owner sees
+        it, its recipients are notified), then forget the places so no later apply asks again.
+
+        The refusal names the places of the newest message among them (the change just asked
+        for); every recorded place is forgotten, since the scheduler refused them together.
+        """
+        recorded = state.reschedule
+        times = {name: state.times.get(name, 0) for name in PLACE_WIRE if name in recorded}
+        newest = max(times.values())
+        body: dict[str, Any] = {
+            "requestedAt": format_utc(dt.datetime.fromtimestamp(newest / 1000, dt.UTC)),
+            "reason": refusal.reason,
+            "detail": refusal.detail,
+        }
+        for name, (point, label) in PLACE_WIRE.items():
+            if times.get(name) == newest:
+                body[point] = changes[point]
+                if changes[label] is not None:
+                    body[label] = changes[label]
+        outcome = await self.backends.refuse_change(delivery_id, body)
+        if outcome is Outcome.MISSING:
+            raise TransientError(
+                f"the new places of {delivery_id} were refused before its delivery record "
+                "exists; retrying to tell its owner"
+            )
+        await self.pending.forget(delivery_id, times)
+        if outcome is Outcome.FINAL:
+            return f"not rescheduled: refused ({refusal.reason}); the delivery has ended"
+        return f"not rescheduled: refused ({refusal.reason}); the owner is told"
 
 
 def _place(area: ServiceArea, recorded: dict[str, str], name: str) -> Any:
