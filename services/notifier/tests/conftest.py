@@ -2,9 +2,9 @@
 are the notifier's input), and the notifier in process or as a process.
 
 The tests play the workflow's part with the delivery service's own routes (create with notify-me
-requests, reschedule, cancel, confirm); ``PickedUp``/``EtaChanged`` come from the delivery
-service's telemetry consumer fed real fixes (``test_telemetry.py``), or are appended directly
-(``dronecommon.events.append``), without recipients, to test the lookup.
+requests, reschedule, record a refused change, cancel, confirm); ``PickedUp``/``EtaChanged`` come
+from the delivery service's telemetry consumer fed real fixes (``test_telemetry.py``), or are
+appended directly (``dronecommon.events.append``), without recipients, to test the lookup.
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ PICKUP = {"latitude": 47.6497, "longitude": -122.3321, "altitude": 0.0}
 DROPOFF = {"latitude": 47.6497, "longitude": -122.2676, "altitude": 0.0}
 ETAS = {"pickupETA": "2030-05-08T20:10:00Z", "deliveryETA": "2030-05-08T20:25:00Z"}
 BASE_URL = "https://drones.example"
+# A drop-off the drones cannot reach from their bases, and the drone scheduler's reason.
+FAR_SOUTH = {"latitude": 47.412, "longitude": -122.274, "altitude": 0.0}
+TOO_LONG = (
+    "The trip (a drone's base, the pickup, the drop-off and back) would be at least 60.8 miles;"
+    " no trip may be longer than 50 miles."
+)
 ITEM_AT = dt.datetime(2030, 5, 8, 20, 0, tzinfo=dt.UTC)
 
 
@@ -184,6 +190,21 @@ class Deliveries:
 
     async def reschedule(self, delivery_id: str, changes: JSON) -> None:
         response = await self.client.patch(f"/api/deliveries/{delivery_id}", json=changes)
+        assert response.status_code == 204, response.text
+
+    async def refuse(
+        self,
+        delivery_id: str,
+        asked: JSON,
+        *,
+        requested_at: str = "2030-05-08T20:05:00Z",
+        reason: str = "trip-too-long",
+        detail: str = TOO_LONG,
+    ) -> None:
+        """Record that the change ``asked`` (``pickup``/``dropoff`` and their names) was refused,
+        as the workflow does when the drone scheduler cannot re-plan it."""
+        refusal = {"requestedAt": requested_at, "reason": reason, "detail": detail, **asked}
+        response = await self.client.post(f"/api/deliveries/{delivery_id}/refusals", json=refusal)
         assert response.status_code == 204, response.text
 
     async def cancel(self, delivery_id: str) -> None:

@@ -25,7 +25,16 @@ from notifier.main import create_app as create_notifier
 from notifier.records import Channel, event_key, item_id, message_id, recipient_key
 from notifier.settings import NotifierSettings
 
-from .conftest import BASE_URL, JSON, Deliveries, Inbox, eventually, notifications
+from .conftest import (
+    BASE_URL,
+    FAR_SOUTH,
+    JSON,
+    TOO_LONG,
+    Deliveries,
+    Inbox,
+    eventually,
+    notifications,
+)
 
 
 def _id() -> str:
@@ -158,6 +167,63 @@ async def test_a_reschedule_tells_where_the_delivery_goes_now_and_its_new_times(
         "Delivery ETA: Wednesday 8 May 2030, 20:55 UTC",
     ):
         assert expected in text
+
+
+async def test_a_refused_change_tells_it_was_not_made_what_was_asked_and_why(
+    notifier: httpx.AsyncClient, deliveries: Deliveries, inbox: Inbox
+) -> None:
+    delivery_id = _id()
+    short = delivery_id[:8]
+    await deliveries.create(
+        delivery_id,
+        {"emailAddress": "ivy@example.com", "sms": "+14255550142"},
+        dropoff_place="Gas Works Park",
+    )
+    await inbox.wait_for(1)
+    await deliveries.refuse(delivery_id, {"dropoff": FAR_SOUTH, "dropoffPlace": "Pier 9, Tukwila"})
+    messages = await inbox.wait_for(2)
+    subject = f"Delivery {short}: change not made, it goes on as planned"
+    (refused,) = [m for m in messages if m["Subject"] == subject]
+    detail = await inbox.message(refused["ID"])
+    text = detail["Text"]
+    for expected in (
+        "The change asked for was not made: your delivery goes on as planned.",
+        "To: Gas Works Park",  # where it still goes
+        "Drop-off asked for: Pier 9, Tukwila",
+        f"Why: {TOO_LONG}",
+    ):
+        assert expected in text
+    # The event carries no ETAs: none are quoted (not even the ones the delivery had).
+    assert "ETA" not in text
+    assert "None" not in text
+    assert "Pier 9, Tukwila" in detail["HTML"]
+    assert "a drone&#x27;s base" in detail["HTML"]
+
+    async def texted() -> list[JSON]:
+        answer = await notifier.get("/api/notifications/sms", params={"to": "+14255550142"})
+        found: list[JSON] = answer.json()
+        return [sms for sms in found if sms["event"] == "ChangeRefused"]
+
+    async def sent() -> bool:
+        return bool(await texted())
+
+    await eventually(sent, what="the refusal's SMS in the sink")
+    (sms,) = await texted()
+    assert sms["text"] == (
+        f"Fabrikam: {subject} (to Gas Works Park). Drop-off asked for: Pier 9, Tukwila."
+        f" Track: {BASE_URL}/track/{delivery_id}"
+    )
+
+    # A drop-off asked for as coordinates (no name) is given as its coordinates.
+    await deliveries.refuse(
+        delivery_id, {"dropoff": FAR_SOUTH}, requested_at="2030-05-08T20:07:00Z"
+    )
+    messages = await inbox.wait_for(3)
+    later = [m for m in messages if m["Subject"] == subject and m["ID"] != refused["ID"]]
+    (again,) = later
+    text = (await inbox.message(again["ID"]))["Text"]
+    assert "Drop-off asked for: 47.41200, -122.27400" in text
+    assert "None" not in text
 
 
 async def test_the_same_event_twice_is_still_one_email(

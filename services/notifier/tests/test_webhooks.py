@@ -21,7 +21,7 @@ from dronetesting.apps import app_client, running_server
 from notifier.channels.targets import refusal
 from notifier.main import create_app
 
-from .conftest import BASE_URL, Deliveries, eventually, notifications
+from .conftest import BASE_URL, FAR_SOUTH, TOO_LONG, Deliveries, eventually, notifications
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
@@ -116,6 +116,45 @@ async def test_a_webhook_is_signed_retried_on_500_and_sent_once(
     # A tampered body does not verify.
     headers, body = endpoint.calls[-1]
     assert not verify(secret, headers, body.replace(b"assigned", b"cancelled"))
+
+
+async def test_a_refused_change_is_a_signed_change_refused_webhook_carrying_it(
+    notifier: httpx.AsyncClient, deliveries: Deliveries
+) -> None:
+    endpoint = Receiver()
+    async with running_server(endpoint.app()) as url:
+        delivery_id = str(uuid.uuid4())
+        await deliveries.create(
+            delivery_id, {"webhookUrl": f"{url}/hooks/acme"}, dropoff_place="Gas Works Park"
+        )
+        pickup = {"latitude": 47.6205, "longitude": -122.3493, "altitude": 0.0}
+        asked = {"pickup": pickup, "dropoff": FAR_SOUTH, "dropoffPlace": "Pier 9, Tukwila"}
+        await deliveries.refuse(delivery_id, asked)
+
+        async def sent() -> bool:
+            listed = await notifications(notifier, delivery_id)
+            return len(listed) == 2 and all(n["status"] == "sent" for n in listed)
+
+        await eventually(sent, what="the Assigned and ChangeRefused webhooks sent")
+    secret = (await notifier.get("/api/accounts/acme/webhooksecret")).json()["secret"]
+    bodies = {}
+    for headers, body in endpoint.calls:
+        Webhook(secret).verify(body, headers)
+        payload: dict[str, Any] = json.loads(body)
+        bodies[payload["type"]] = payload
+    assert set(bodies) == {"delivery.assigned", "delivery.change_refused"}
+    data = bodies["delivery.change_refused"]["data"]
+    assert data["event"] == "ChangeRefused"
+    assert data["deliveryId"] == delivery_id
+    assert data["dropoffPlace"] == "Gas Works Park"  # where it still goes
+    assert data["trackingUrl"] == f"{BASE_URL}/track/{delivery_id}"
+    refused = data["refused"]
+    assert refused["requestedAt"] == "2030-05-08T20:05:00.000Z"
+    assert (refused["reason"], refused["detail"]) == ("trip-too-long", TOO_LONG)
+    assert (refused["pickup"], refused["pickupPlace"]) == (pickup, None)
+    assert (refused["dropoff"], refused["dropoffPlace"]) == (FAR_SOUTH, "Pier 9, Tukwila")
+    # The event carries no ETAs, so the body has none.
+    assert not {"pickupETA", "deliveryETA", "previousETA", "droneId"} & set(data)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from dronecommon.events import (
     AssignedData,
+    ChangeRefusedData,
     ClosedData,
     Contact,
     DeliveryEvent,
@@ -105,12 +106,15 @@ def facts_of(event: DeliveryEvent, data: EventData, etas: dict[str, str]) -> Fac
     at = event.at
     drone = None
     pickup, delivery, previous = when("pickupETA"), when("deliveryETA"), None
+    refused = None
     if isinstance(data, AssignedData | RescheduledData):
         drone, pickup, delivery = data.drone_id, data.pickup_eta, data.delivery_eta
     elif isinstance(data, PickedUpData | ClosedData):
         drone, at = data.drone_id, data.at
     elif isinstance(data, EtaChangedData):
         delivery, previous = data.delivery_eta, data.previous_eta
+    elif isinstance(data, ChangeRefusedData):  # it carries no ETAs, so none are told
+        pickup, delivery, refused = None, None, data.refused
     return Facts(
         type=event.type.value,
         delivery_id=event.delivery_id,
@@ -120,6 +124,7 @@ def facts_of(event: DeliveryEvent, data: EventData, etas: dict[str, str]) -> Fac
         delivery_eta=delivery,
         previous_eta=previous,
         dropoff_place=data.dropoff_place,
+        refused=refused,
     )
 
 

@@ -2,7 +2,8 @@
 
 Every message names the delivery (and where it goes, when the customer named the drop-off),
 gives the times it knows (RFC 3339 and a human-readable UTC form) and the tracking link
-``<public_base_url>/track/<deliveryId>``.
+``<public_base_url>/track/<deliveryId>``. A ``ChangeRefused`` message says that the change asked
+for was not made, which places were asked for (by name, or as coordinates) and why.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from dronecommon.domain import format_utc
+from dronecommon.events import RefusedChange
 
 from .records import Facts, Item
 
@@ -30,6 +32,7 @@ WEBHOOK_TYPES = {
     "EtaChanged": "delivery.eta_changed",
     "Completed": "delivery.completed",
     "Cancelled": "delivery.cancelled",
+    "ChangeRefused": "delivery.change_refused",
 }
 
 
@@ -71,13 +74,15 @@ def tracking_url(base_url: str, delivery_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A notification's words: a subject, a lead sentence and the facts as (label, value) rows."""
+    """A notification's words: a subject, a lead sentence and the facts as (label, value) rows;
+    ``asked``: the rows naming the places of a refused change (the SMS quotes them)."""
 
     subject: str
     lead: str
     rows: list[tuple[str, str]]
     times: list[tuple[str, dt.datetime]]
     link: str
+    asked: list[tuple[str, str]] = field(default_factory=list)
 
 
 def words(facts: Facts, base_url: str) -> Text:
@@ -109,6 +114,9 @@ def words(facts: Facts, base_url: str) -> Text:
         subject = f"Delivery {short}: cancelled"
         lead = "Your delivery has been cancelled."
         times = [("Cancelled", facts.at)]
+    elif facts.type == "ChangeRefused":
+        subject = f"Delivery {short}: change not made, it goes on as planned"
+        lead = "The change asked for was not made: your delivery goes on as planned."
     else:
         subject = f"Delivery {short}: {facts.type}"
         lead = f"Your delivery: {facts.type}."
@@ -118,7 +126,25 @@ def words(facts: Facts, base_url: str) -> Text:
         rows.append(("To", facts.dropoff_place))
     if facts.drone_id:
         rows.append(("Drone", facts.drone_id))
-    return Text(subject, lead, rows, times, link)
+    asked: list[tuple[str, str]] = []
+    if facts.refused is not None:
+        asked = _asked(facts.refused)
+        rows += [*asked, ("Why", facts.refused.detail)]
+    return Text(subject, lead, rows, times, link, asked)
+
+
+def _asked(refused: RefusedChange) -> list[tuple[str, str]]:
+    """The places a refused change asked for, each by its name or else its coordinates."""
+    rows: list[tuple[str, str]] = []
+    for label, name, where in (
+        ("Pickup asked for", refused.pickup_place, refused.pickup),
+        ("Drop-off asked for", refused.dropoff_place, refused.dropoff),
+    ):
+        if name:
+            rows.append((label, name))
+        elif where is not None:
+            rows.append((label, f"{where.latitude:.5f}, {where.longitude:.5f}"))
+    return rows
 
 
 def _known(pairs: list[tuple[str, dt.datetime | None]]) -> list[tuple[str, dt.datetime]]:
@@ -175,18 +201,20 @@ def markup(text: Text) -> str:
 
 
 def sms(item: Item, base_url: str) -> str:
-    """A short text: the subject (and where to, when the drop-off is named), the first time it
-    knows, and the link."""
+    """A short text: the subject (and where to, when the drop-off is named), the places a refused
+    change asked for, the first time it knows, and the link."""
     text = words(item.facts, base_url)
+    asked = "".join(f" {label}: {value}." for label, value in text.asked)
     when = f" {text.times[0][0]}: {human(text.times[0][1])}." if text.times else ""
     place = item.facts.dropoff_place
     to = f" (to {place})" if place else ""
-    return f"Fabrikam: {text.subject}{to}.{when} Track: {text.link}"
+    return f"Fabrikam: {text.subject}{to}.{asked}{when} Track: {text.link}"
 
 
 def webhook_body(item: Item, base_url: str) -> bytes:
     """The JSON body: ``{type, timestamp, data}`` as the Standard Webhooks specification shapes
-    events, ``data`` holding the event's facts and the tracking link."""
+    events, ``data`` holding the event's facts (``refused``: the change a ``ChangeRefused``
+    refused) and the tracking link."""
     facts: dict[str, Any] = json.loads(item.facts.dumps())
     facts["event"] = facts.pop("type")
     facts["trackingUrl"] = tracking_url(base_url, item.delivery_id)

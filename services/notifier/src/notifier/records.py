@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dronecommon.domain import format_utc
-from dronecommon.events import DeliveryEvent
+from dronecommon.events import DeliveryEvent, RefusedChange
 
 # Names ACS Email operation ids (UUIDv5) in this project's own namespace.
 OPERATION_NAMESPACE = uuid.UUID("0f4a2d4e-7c1b-5d8e-9a3f-6b2c1d0e9f87")
@@ -79,7 +79,8 @@ def message_id(item: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What a notification tells: the event and what is known of the delivery's timing."""
+    """What a notification tells: the event, what is known of the delivery's timing and, for
+    ``ChangeRefused``, the change that was refused."""
 
     type: str
     delivery_id: str
@@ -90,6 +91,7 @@ class Facts:
     previous_eta: dt.datetime | None = None
     # The drop-off as the customer named it (None: given as coordinates, or not known).
     dropoff_place: str | None = None
+    refused: RefusedChange | None = None
 
     def dumps(self) -> str:
         document: dict[str, Any] = {"type": self.type, "deliveryId": self.delivery_id}
@@ -103,6 +105,8 @@ class Facts:
         ):
             if value is not None:
                 document[name] = format_utc(value) if isinstance(value, dt.datetime) else value
+        if self.refused is not None:
+            document["refused"] = self.refused.wire()
         return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -124,6 +128,7 @@ class Facts:
             delivery_eta=when("deliveryETA"),
             previous_eta=when("previousETA"),
             dropoff_place=raw.get("dropoffPlace"),
+            refused=RefusedChange.model_validate(raw["refused"]) if raw.get("refused") else None,
         )
 
 

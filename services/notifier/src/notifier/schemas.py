@@ -14,7 +14,10 @@ class Notification(ApiModel):
 
     id: str
     delivery_id: str
-    event: str = Field(description="Assigned, PickedUp, EtaChanged, Completed, Cancelled, ...")
+    event: str = Field(
+        description="The delivery event told: Assigned, Rescheduled, ChangeRefused, PickedUp, "
+        "EtaChanged, Completed or Cancelled"
+    )
     event_at: UtcDateTime
     channel: Channel
     to: str = Field(description="the e-mail address, phone number or webhook URL")

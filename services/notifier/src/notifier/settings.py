@@ -18,10 +18,12 @@ from dronecommon.events import EventType
 from dronecommon.settings import AuthSettings, RedisSettings, ServiceSettings
 
 # Rescheduled too: a customer who moves the drop-off (the web app's change page), or the time,
-# tells everyone told about the delivery where and when it goes now.
+# tells everyone told about the delivery where and when it goes now; ChangeRefused, that a move
+# the drones cannot fly was not made and why.
 DEFAULT_EVENTS = [
     EventType.ASSIGNED,
     EventType.RESCHEDULED,
+    EventType.CHANGE_REFUSED,
     EventType.PICKED_UP,
     EventType.ETA_CHANGED,
     EventType.COMPLETED,
