@@ -25,6 +25,8 @@ import pytest
 from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
+from dronecommon.auth.devissuer import KEY_FILE_NAME, SERVICE_AUDIENCES, DevIssuer
+from dronecommon.auth.roles import DELIVERIES_WRITE
 from dronetesting.servers import free_port
 from dronetesting.stack import SERVICE_PORTS, Stack, StackConfig
 from webapp.settings import WebappSettings
@@ -218,6 +220,27 @@ def another_browser(web_stack: WebStack) -> Iterator[Browser]:
         yield found
     finally:
         found.close()
+
+
+def refuse_change(web_stack: WebStack, delivery_id: str, refusal: dict[str, Any]) -> None:
+    """Record a refused change on the delivery, as the workflow does when the drone scheduler
+    refuses a re-plan that ingestion accepted (``POST .../refusals``, the workflow's token)."""
+    issuer = DevIssuer.load(web_stack.config.issuer_dir / KEY_FILE_NAME)
+    token = issuer.mint(
+        audience=SERVICE_AUDIENCES["delivery"],
+        subject="workflow",
+        azp="workflow",
+        oid="workflow",
+        roles=(DELIVERIES_WRITE,),
+    )
+    answer = httpx.post(
+        f"{web_stack.config.url('delivery')}/api/deliveries/{delivery_id}/refusals",
+        json=refusal,
+        headers={"Authorization": f"Bearer {token}"},
+        trust_env=False,
+        timeout=30,
+    )
+    assert answer.status_code == 204, answer.text
 
 
 def webapp_settings(web_stack: WebStack, **overrides: Any) -> WebappSettings:

@@ -39,7 +39,8 @@ from .browsing import (
     subjects,
     wait_for,
 )
-from .conftest import DROPOFF, PICKUP, WebStack, wait_until
+from .conftest import DROPOFF, PICKUP, WebStack, refuse_change, wait_until
+from .test_refused import refused_drop_off
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -248,6 +249,8 @@ def test_every_page_fits_the_screen_without_serious_accessibility_violations(
         sign_in(page, user, operator=True)
         # With an e-mail address: the delivery's page has its table of notifications.
         delivery_id = schedule(page, email=f"{user}.{uuid.uuid4().hex[:8]}@example.com")
+        # A refused change: the delivery's page and its change page show their alert.
+        refuse_change(web_stack, delivery_id, refused_drop_off("Pier 9, Tukwila"))
         found: dict[str, list[str]] = {}
         for path in PAGES:
             target = path.format(track=f"/deliveries/{delivery_id}", public=f"/track/{delivery_id}")

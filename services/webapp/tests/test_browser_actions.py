@@ -1,6 +1,7 @@
 """In a real browser, what a customer does to a delivery besides watching it: change where it
-goes (the page that watches it redraws the route, and the drone delivers there), cancel it (asked
-for once more first) and tell someone else about it (who then hears what happens next)."""
+goes (the page that watches it redraws the route, and the drone delivers there; a change the
+drone scheduler refuses shows on the open page until a change succeeds), cancel it (asked for
+once more first) and tell someone else about it (who then hears what happens next)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 from playwright.sync_api import BrowserContext
 
 from .browsing import STAGE, inbox, message_text, schedule, screenshot, sign_in, subjects, wait_for
-from .conftest import WebStack, wait_until
+from .conftest import WebStack, refuse_change, wait_until
+from .test_refused import refused_drop_off
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 NEW_DROPOFF = "47.6500,-122.3500"
 ROUTE = "JSON.parse(document.getElementById('map').dataset.route || '{}')"
+REFUSAL_HIDDEN = "document.getElementById('change-refused').hidden"
 
 
 def test_a_new_drop_off_redraws_the_route_and_the_drone_delivers_there(
@@ -134,6 +137,56 @@ def test_someone_told_later_hears_what_happens_next(
         60,
         "the Cancelled e-mail to the one told later",
     )
-    assert subjects(web_stack, friend) == [f"Delivery {short}: cancelled"]
+    # On a busy machine the drone may have picked the package up before the cancel, which the
+    # friend hears too; never of the assignment made before they were told.
+    told = subjects(web_stack, friend)
+    assert told.count(f"Delivery {short}: cancelled") == 1, told
+    assert f"Delivery {short}: a drone is on its way" not in told, told
     wait_for(page, f"{STAGE} === 'Cancelled'", 30, "the page showing Cancelled")
     assert page.locator("#notify-link").count() == 0
+
+
+def test_a_refused_change_shows_live_until_a_change_succeeds(
+    context: BrowserContext, web_stack: WebStack
+) -> None:
+    watching = context.new_page()
+    sign_in(watching, "nora")
+    delivery_id = schedule(watching, dropoff="Nora's studio")
+    refused = watching.locator("#change-refused")
+    assert refused.is_hidden()
+
+    # The drone scheduler refuses a change ingestion had accepted: the open page says so.
+    refuse_change(web_stack, delivery_id, refused_drop_off("Pier 9, Tukwila"))
+    wait_for(watching, f"!{REFUSAL_HIDDEN}", 30, "the refusal on the open page")
+    words = refused.inner_text()
+    assert "Your change was not made: the drop-off to Pier 9, Tukwila (asked for" in words
+    assert "no trip may be longer than 50 miles." in words
+    assert "The delivery goes on to Nora's studio as before." in words
+    assert refused.get_attribute("role") == "alert"
+    screenshot(watching, "change-refused")
+
+    # In another tab, from the alert's link: the change page says what failed; a new drop-off.
+    changing = context.new_page()
+    changing.goto(f"/deliveries/{delivery_id}")
+    changing.locator("#change-refused").get_by_role("link", name="Try another change").click()
+    changing.wait_for_url(f"**/deliveries/{delivery_id}/change")
+    assert "Pier 9, Tukwila" in changing.locator("#change-refused").inner_text()
+    changing.locator("#change-form").get_by_label("Drop-off", exact=True).fill(NEW_DROPOFF)
+    changing.get_by_role("button", name="Change the delivery").click()
+    changing.wait_for_url(f"**/deliveries/{delivery_id}")
+
+    # The change is made: the alert goes from both pages, without a reload.
+    wait_for(watching, REFUSAL_HIDDEN, 30, "the refusal gone from the open page")
+    wait_for(watching, f"{ROUTE}.dropoff?.[0] === 47.65", 30, "the route to the new drop-off")
+    wait_for(changing, REFUSAL_HIDDEN, 30, "the refusal gone from the changing page")
+    assert "Change requested: the drop-off to" in changing.locator("main").inner_text()
+
+    # Another change refused: it replaces the "Change requested" notice, and says where the
+    # delivery goes now.
+    refuse_change(web_stack, delivery_id, refused_drop_off("Kent Station"))
+    for page in (watching, changing):
+        wait_for(page, f"!{REFUSAL_HIDDEN}", 30, "the second refusal")
+        words = page.locator("#change-refused").inner_text()
+        assert "the drop-off to Kent Station" in words
+        assert "The delivery goes on to 47.65000, -122.35000 as before." in words
+    assert "Change requested" not in changing.locator("main").inner_text()

@@ -91,6 +91,33 @@ def test_refusals_show_at_their_fields_and_nothing_changes(browser: Browser) -> 
     assert details(browser, delivery_id)["places"] == before
 
 
+def test_a_drop_off_the_drone_cannot_fly_to_is_refused_at_its_field(browser: Browser) -> None:
+    """Far north to far south: each place is in the area, but the delivery's drone would fly
+    some 59 miles. The form says so at once, before anything is sent: nothing reaches the
+    delivery, and no refusal comes later."""
+    browser.sign_in("vera", "fabrikam")
+    delivery_id = browser.scheduled_id(pickup="47.8400,-122.3250", dropoff="47.7000,-122.3300")
+    change_page(browser, delivery_id)
+    before = details(browser, delivery_id)
+    status, _, page = change(browser, delivery_id, dropoff="47.4120,-122.2740")
+    assert status == 400
+    said = html.unescape(field_error(page, "dropoff"))
+    assert said.startswith("The drone cannot fly that far: from its base (")
+    assert "no trip may be longer than 50 miles." in said
+    assert value_of(page, "dropoff") == "47.4120,-122.2740"
+    # A drop-off it can fly to goes through as before.
+    status, location, _ = change(browser, delivery_id, dropoff=NEW_DROPOFF)
+    assert (status, location) == (303, f"/deliveries/{delivery_id}")
+    wait_until(
+        lambda: details(browser, delivery_id)["places"]["dropoff"]["at"] == [47.65, -122.35],
+        30,
+        "the new drop-off on the delivery",
+    )
+    after = details(browser, delivery_id)
+    assert after["refusal"] is None
+    assert after["places"]["pickup"] == before["places"]["pickup"]
+
+
 def test_once_the_drone_has_the_package_only_the_drop_off_changes(browser: Browser) -> None:
     browser.sign_in("theo", "fabrikam")
     delivery_id = browser.scheduled_id()

@@ -7,7 +7,10 @@ to its page, saying there is nothing left to do.
 
 A change of places is ingestion's reschedule: it reaches the delivery through the queue and the
 workflow, the drone re-routes, and the delivery's page redraws the route when its stream brings
-the change. Once the drone has the package only the drop-off can change.
+the change. Once the drone has the package only the drop-off can change. A trip the delivery's
+drone cannot fly is refused on the form before anything is sent (:func:`webapp.maps.trip_refusal`);
+a change the drone scheduler refuses after ingestion accepted it (a race, or another client) shows
+on both pages until a later change succeeds (:mod:`webapp.refused`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from starlette.responses import RedirectResponse, Response
 
 from .backends import Backends, Reply
 from .errors import NotFound
-from .maps import map_config, point
+from .maps import map_config, point, trip_refusal
 from .pages import DeliveryId, delivery_and_status, told
+from .refused import refusal
 from .schedule import ChangeForm, Form, NotifyForm
 from .sessions import SessionStore
 from .web import (
@@ -103,6 +107,7 @@ def _change_page(
         "delivery": delivery,
         "status": now,
         "carrying": now.get("stage") == CARRYING,
+        "refusal": refusal(delivery, now),
         "form": form,
         "map": page_data,
     }
@@ -146,6 +151,8 @@ async def change(
         form.add_error("pickup", PICKED_UP)
     elif not body:
         form.problem = NOTHING_TO_CHANGE
+    elif too_far := trip_refusal(settings, found[0], form.pickup, form.dropoff):
+        form.add_error("dropoff" if form.dropoff else "pickup", too_far)
     if form.problem or form.errors:
         return _change_page(request, settings, found, form, 400)
     reply = await services.reschedule(customer.token, delivery_id, body, form.request_key)

@@ -29,6 +29,36 @@ def base_of(settings: WebappSettings, drone_id: str | None, near: tuple[float, f
     return nearest
 
 
+def trip_refusal(
+    settings: WebappSettings, delivery: dict[str, Any], pickup: str, dropoff: str
+) -> str | None:
+    """Why the delivery's drone could not fly it with the places typed (empty: the place it
+    has), as the drone scheduler would refuse the re-plan; None when it can, or when a place is
+    not one ingestion would take (its own refusal then says why, in its words).
+
+    The drone flies from its base (named by its id) to the pickup, the drop-off and back.
+    """
+    area = settings.service_area
+    try:
+        points = [
+            area.resolve(text) if text else Location.model_validate(delivery[name])
+            for text, name in ((pickup, "pickup"), (dropoff, "dropoff"))
+        ]
+    except (KeyError, ValueError):
+        return None
+    if not all(area.contains(where) for where in points):
+        return None
+    base = base_of(settings, delivery.get("droneId"), (points[0].latitude, points[0].longitude))
+    miles = area.trip_miles(base.location, points[0], points[1])
+    if miles <= area.max_trip_miles:
+        return None
+    return (
+        f"The drone cannot fly that far: from its base ({base.name}) to the pickup, the "
+        f"drop-off and back is {miles:,.1f} miles, and no trip may be longer than "
+        f"{area.max_trip_miles:g} miles."
+    )
+
+
 def point(location: dict[str, Any] | None) -> list[float] | None:
     if not location:
         return None

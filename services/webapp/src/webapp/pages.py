@@ -24,6 +24,7 @@ from dronecommon.domain import format_utc, utcnow
 from .backends import Backends
 from .errors import NotFound, ServiceUnavailable
 from .maps import map_config, point, route_config
+from .refused import refusal
 from .schedule import CONFIRMATIONS, SIZES, ScheduleForm
 from .web import (
     Customer,
@@ -256,7 +257,8 @@ async def delivery_and_status(
 async def track_details(
     services: Backends, customer: SignedIn, delivery_id: str
 ) -> dict[str, Any] | None:
-    """The delivery, its status, timeline and notifications (None: not found for this user)."""
+    """The delivery, its status, a refused change, timeline and notifications (None: not found
+    for this user)."""
     found, history = await asyncio.gather(
         delivery_and_status(services, customer, delivery_id),
         services.history(customer.token, delivery_id),
@@ -269,6 +271,7 @@ async def track_details(
     return {
         "delivery": delivery,
         "status": status,
+        "refusal": refusal(delivery, status),
         "timeline": stage_entries(history.body if history.ok else []),
         "notifications": notifications,
         "now": format_utc(utcnow()),
@@ -309,6 +312,7 @@ async def track(
         {
             "delivery": delivery,
             "status": details["status"],
+            "refusal": details["refusal"],
             "timeline": details["timeline"],
             "notifications": details["notifications"],
             "page_data": page_data,
@@ -332,15 +336,18 @@ def places(delivery: dict[str, Any]) -> dict[str, Any]:
 async def track_json(
     delivery_id: DeliveryId, customer: Customer, services: Services, settings: Settings
 ) -> Response:
-    """What the page redraws when the delivery changes: its status, timeline, notifications,
-    and its places and route (a reschedule moves them)."""
+    """What the page redraws when the delivery changes: its status, a refused change (in the
+    page's words), timeline, notifications, and its places and route (a reschedule moves them)."""
     details = await track_details(services, customer, delivery_id)
     if details is None:
         raise NotFound(f"No delivery {delivery_id} that you can see.")
     delivery = details["delivery"]
     return JSONResponse(
         {
-            **{key: details[key] for key in ("status", "timeline", "notifications", "now")},
+            **{
+                key: details[key]
+                for key in ("status", "refusal", "timeline", "notifications", "now")
+            },
             "places": places(delivery),
             "route": route_config(settings, delivery, delivery.get("droneId")),
         },

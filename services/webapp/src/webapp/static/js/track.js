@@ -22,6 +22,7 @@ const telemetryText = document.getElementById("telemetry");
 const positionText = document.getElementById("drone-position");
 const announcer = document.getElementById("eta-announcer");
 const timeline = document.getElementById("timeline");
+const refusalAlert = document.getElementById("change-refused"); // the owner's page only
 
 let current = data.status || {};
 let streamLost = false;
@@ -29,6 +30,7 @@ let source = null;
 let polling = null;
 let stageEntry = null; // the newest stage entry the stream has shown
 let lastAnnouncedEta = Date.parse(current.deliveryETA || "");
+let refusalAsked = refusalAlert?.dataset.at || ""; // the refused change whose words were asked for
 
 // --- the map -------------------------------------------------------------------------------
 
@@ -196,8 +198,51 @@ function renderPlaces(places) {
   }
 }
 
-// What the status alone does not carry: the timeline, the notifications and, after a
-// reschedule, the places and the route. (The public page has its timeline from the stream.)
+// A change of places refused after it was accepted: the owner's status carries it (refusedChange)
+// while it is the latest word on changes; its words (what was asked, why, where the delivery
+// goes instead) come with the details, worded as the server words them (refusal_words).
+function hideRefusal() {
+  refusalAsked = "";
+  if (!refusalAlert || refusalAlert.hidden) return;
+  refusalAlert.hidden = true;
+  delete refusalAlert.dataset.at;
+  document.getElementById("change-refused-words")?.replaceChildren();
+}
+
+function followRefusal(status) {
+  if (!refusalAlert) return;
+  const at = status.refusedChange?.at;
+  if (!at) {
+    hideRefusal();
+  } else if (at !== refusalAlert.dataset.at && at !== refusalAsked) {
+    refusalAsked = at;
+    refreshDetails();
+  }
+}
+
+function renderRefusal(refusal) {
+  const at = current.refusedChange?.at;
+  // Words for another refusal than the status's: the status has moved on, and asks again.
+  if (!refusalAlert || !at || refusal?.at !== at || refusalAlert.dataset.at === at) return;
+  const when = document.createElement("time");
+  when.setAttribute("datetime", refusal.requestedAt || "");
+  when.textContent = formatWhen(refusal.requestedAt);
+  refusalAlert.hidden = false;
+  refusalAlert.dataset.at = at;
+  refusalAlert.dataset.reason = refusal.reason || "";
+  document.getElementById("change-refused-words")?.replaceChildren(
+    text("strong", "Your change was not made:"),
+    ` ${refusal.asked} (asked for `, when, `). ${refusal.detail} ${refusal.goesOn}`,
+  );
+  // The change this page said was requested has its answer now: it was not made.
+  for (const notice of document.querySelectorAll("main > .notice")) {
+    if (notice.textContent.startsWith("Change requested")) notice.remove();
+  }
+}
+
+// What the status alone does not carry: the timeline, the notifications, the words of a refused
+// change and, after a reschedule, the places and the route. (The public page has its timeline
+// from the stream.)
 async function refreshDetails() {
   try {
     const details = await getJSON(data.statusUrl);
@@ -205,10 +250,11 @@ async function refreshDetails() {
       renderTimeline(details.timeline);
       renderNotifications(details.notifications);
       renderPlaces(details.places);
+      renderRefusal(details.refusal);
     }
     drawRoute(details.route);
   } catch {
-    // the next stage entry tries again
+    refusalAsked = ""; // the next status asks again; the next stage entry tries the rest again
   }
 }
 
@@ -241,6 +287,7 @@ function apply(status) {
     }[status.telemetry] ?? "";
   }
   showDrone(status.drone);
+  followRefusal(status);
   updateBanner();
   tick();
   if (TERMINAL.has(status.stage)) finish();
@@ -281,6 +328,7 @@ async function poll() {
     if (answer.now) setServerNow(answer.now);
     streamLost = false;
     apply(answer.status);
+    if (!data.public) renderRefusal(answer.refusal);
   } catch {
     streamLost = true;
     updateBanner();
