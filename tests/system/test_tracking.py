@@ -33,7 +33,7 @@ from dronecommon.events import EventType, read_range
 from dronetesting.samples import sample_request
 
 from .conftest import System
-from .test_system import wait_for
+from .test_system import dead_letters_of, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -319,3 +319,62 @@ async def test_a_reschedule_reroutes_the_drone_in_flight(
     assert delivery["confirmation"]["geoCoordinates"]["latitude"] == 47.62
     history = await http.get(base + "/history", headers=owner(system))
     assert "Rescheduled" in [e["stage"] for e in history.json()]
+
+
+async def test_a_change_the_drone_cannot_fly_is_refused_told_and_the_delivery_goes_on(
+    fast_fleet: System, http: httpx.AsyncClient, redis: Redis
+) -> None:
+    """A drop-off far to the south of a pickup far to the north: ingestion accepts the change
+    (it does not know the delivery's drone), the drone scheduler refuses the trip, and the owner
+    sees the refusal on the delivery's status and by e-mail; the drone flies on as planned."""
+    system = fast_fleet
+    address = f"refused-{uuid.uuid4().hex[:12]}@example.com"
+    body = sample(
+        pickupLocation="47.84,-122.325",
+        dropOffLocation="47.70,-122.33",
+        notify={"emailAddress": address},
+    )
+    delivery_id = await schedule(http, system, body)
+    base = system.url("delivery") + f"/api/deliveries/{delivery_id}"
+    patch = await http.patch(
+        system.url("ingestion") + f"/api/deliveryrequests/{delivery_id}",
+        json={"dropOffLocation": "47.412,-122.274"},
+        headers=owner(system),
+    )
+    assert patch.status_code == 202, patch.text
+
+    async def refused() -> bool:
+        status = (await http.get(base + "/status", headers=owner(system))).json()
+        return "refusedChange" in status or status["stage"] == "Completed"
+
+    await wait_for(refused, 30, "the refusal on the owner's status")
+    status = (await http.get(base + "/status", headers=owner(system))).json()
+    assert "refusedChange" in status, f"the delivery ended first: {status}"
+    change = status["refusedChange"]
+    assert change["reason"] == "trip-too-long"
+    assert change["dropoff"]["latitude"] == 47.412
+    assert "no trip may be longer than 50 miles" in change["detail"]
+    public = await http.get(system.url("delivery") + f"/api/deliveries/public/{delivery_id}")
+    assert "refusedChange" not in public.text
+    events_of = [e.type for e in await read_range(redis) if e.delivery_id == delivery_id]
+    assert EventType.CHANGE_REFUSED in events_of
+    assert EventType.RESCHEDULED not in events_of
+
+    async def told() -> bool:
+        inbox = system.stack.config.inbox_url
+        found = await http.get(f"{inbox}/api/v1/search", params={"query": f"to:{address}"})
+        subjects = [str(m["Subject"]) for m in found.json()["messages"]]
+        return f"Delivery {delivery_id[:8]}: change not made, it goes on as planned" in subjects
+
+    await wait_for(told, 30, "the e-mail saying the change was not made")
+
+    # Nothing was dead-lettered, and the drone delivers where it was going.
+    assert await dead_letters_of(redis, {delivery_id}) == []
+
+    async def completed() -> bool:
+        stage = (await http.get(base, headers=owner(system))).json()["stage"]
+        return bool(stage == "Completed")
+
+    await wait_for(completed, 90, "the delivery completed")
+    delivery = (await http.get(base, headers=owner(system))).json()
+    assert delivery["confirmation"]["geoCoordinates"]["latitude"] == 47.70
