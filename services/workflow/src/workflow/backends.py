@@ -302,13 +302,7 @@ class Backends:
         response = await self.delivery.patch(
             f"api/deliveries/{delivery_id}", json=changes, idempotent=True
         )
-        if response.status_code in (200, 204):
-            return Outcome.DONE
-        if response.status_code == 404:
-            return Outcome.MISSING
-        if response.status_code == 409:
-            return Outcome.FINAL
-        raise self._unexpected("delivery", f"PATCH delivery {delivery_id}", response)
+        return self._delivery_outcome(response, f"PATCH delivery {delivery_id}")
 
     async def refuse_change(self, delivery_id: str, refusal: dict[str, Any]) -> Outcome:
         """Record a refused change on the delivery: 204 → DONE; 404 → MISSING; 409 → FINAL
@@ -316,24 +310,22 @@ class Backends:
         response = await self.delivery.post(
             f"api/deliveries/{delivery_id}/refusals", json=refusal, idempotent=True
         )
-        if response.status_code in (200, 204):
-            return Outcome.DONE
-        if response.status_code == 404:
-            return Outcome.MISSING
-        if response.status_code == 409:
-            return Outcome.FINAL
-        raise self._unexpected("delivery", f"POST refusal {delivery_id}", response)
+        return self._delivery_outcome(response, f"POST refusal {delivery_id}")
 
     async def cancel_delivery(self, delivery_id: str) -> Outcome:
         """204 → DONE; 404 → MISSING (not created yet); 409 → FINAL (completed)."""
         response = await self.delivery.delete(f"api/deliveries/{delivery_id}")
+        return self._delivery_outcome(response, f"DELETE delivery {delivery_id}")
+
+    def _delivery_outcome(self, response: Response, what: str) -> Outcome:
+        """A delivery change's answer: 200/204 DONE, 404 MISSING, 409 FINAL."""
         if response.status_code in (200, 204):
             return Outcome.DONE
         if response.status_code == 404:
             return Outcome.MISSING
         if response.status_code == 409:
             return Outcome.FINAL
-        raise self._unexpected("delivery", f"DELETE delivery {delivery_id}", response)
+        raise self._unexpected("delivery", what, response)
 
 
 def _field(response: Response, name: str) -> Any:
