@@ -47,10 +47,11 @@ async def test_a_token_is_verified_once_then_answered_from_memory(
 
 async def test_a_remembered_token_still_expires(dev_issuer: LocalIssuer) -> None:
     authenticator = Authenticator(dev_issuer.settings_with(leeway_seconds=0))
-    token = dev_issuer.mint(lifetime=1)
+    # exp is a whole second: a 1 s token may have milliseconds left when minted, so 3 s.
+    token = dev_issuer.mint(lifetime=3)
     await authenticator.authenticate(token)
     assert len(authenticator.verified) == 1
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(3.2)
     with pytest.raises(AuthenticationError, match="expired"):
         await authenticator.authenticate(token)
     assert len(authenticator.verified) == 0
