@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from dronecommon.area import place_name
 from dronecommon.domain import ACCOUNT_HEADER, Location
 from dronecommon.httpclient import ResilientClient, Response
+from dronecommon.problems import PROBLEM_TYPE_BASE
 
 from .errors import CredentialsRefused, PermanentError, TransientError
 from .schemas import DeliveryMessage, DroneAssignment
@@ -88,11 +89,9 @@ def _refusal(response: Response) -> Refusal:
         body = response.json()
     except ValueError:
         body = None
-    if not isinstance(body, dict):
-        return Refusal("unprocessable", response.text[:500] or "Refused.")
-    kind = str(body.get("type") or "unprocessable")
-    reason = kind.rsplit(":", 1)[-1].rsplit("/", 1)[-1] or "unprocessable"
-    return Refusal(reason[:128], _detail(response) or "Refused.")
+    kind = str(body.get("type") or "") if isinstance(body, dict) else ""
+    reason = kind.removeprefix(PROBLEM_TYPE_BASE)[:128] or "unprocessable"
+    return Refusal(reason, _detail(response) or "Refused.")
 
 
 def _credentials(scope: str | None) -> str:
