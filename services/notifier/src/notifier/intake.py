@@ -52,6 +52,8 @@ from .records import Channel, Facts, NewItem, event_key, item_id, recipient_key
 logger = logging.getLogger("notifier.intake")
 
 ETA_EVENTS = frozenset({EventType.ASSIGNED, EventType.RESCHEDULED, EventType.ETA_CHANGED})
+# Events whose notifications tell no times (a refused change changed none).
+UNTIMED_EVENTS = frozenset({EventType.CHANGE_REFUSED})
 
 
 class DirectoryError(RuntimeError):
@@ -113,8 +115,8 @@ def facts_of(event: DeliveryEvent, data: EventData, etas: dict[str, str]) -> Fac
         drone, at = data.drone_id, data.at
     elif isinstance(data, EtaChangedData):
         delivery, previous = data.delivery_eta, data.previous_eta
-    elif isinstance(data, ChangeRefusedData):  # it carries no ETAs, so none are told
-        pickup, delivery, refused = None, None, data.refused
+    elif isinstance(data, ChangeRefusedData):
+        refused = data.refused
     return Facts(
         type=event.type.value,
         delivery_id=event.delivery_id,
@@ -212,7 +214,12 @@ class Intake:
                 return 0
         if not recipients.requests:  # most deliveries: nobody asked, so no ETAs to look up
             return 0
-        etas = remembered if remembered is not None else await self.outbox.etas(event.delivery_id)
+        if remembered is not None:
+            etas = remembered
+        elif event.type in UNTIMED_EVENTS:
+            etas = {}
+        else:
+            etas = await self.outbox.etas(event.delivery_id)
         items = plan(event, facts_of(event, data, etas), recipients, self.channels)
         if not items:
             return 0
