@@ -200,6 +200,12 @@ def place_name(text: str) -> str | None:
     return text.strip() or None
 
 
+def place_label(name: str | None, at: Location) -> str:
+    """A place as a message names it: the customer's name for it, else its coordinates (five
+    decimals, about a metre)."""
+    return name or f"{at.latitude:.5f}, {at.longitude:.5f}"
+
+
 def _coordinates(text: str) -> Location | None:
     """``"lat,lon"`` as that point (``ValueError`` when out of range); None for other text."""
     match = _LAT_LON.match(text)

@@ -19,6 +19,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
+from dronecommon.area import place_label
 from dronecommon.domain import format_utc
 from dronecommon.events import RefusedChange
 
@@ -135,16 +136,14 @@ def words(facts: Facts, base_url: str) -> Text:
 
 def _asked(refused: RefusedChange) -> list[tuple[str, str]]:
     """The places a refused change asked for, each by its name or else its coordinates."""
-    rows: list[tuple[str, str]] = []
-    for label, name, where in (
-        ("Pickup asked for", refused.pickup_place, refused.pickup),
-        ("Drop-off asked for", refused.dropoff_place, refused.dropoff),
-    ):
-        if name:
-            rows.append((label, name))
-        elif where is not None:
-            rows.append((label, f"{where.latitude:.5f}, {where.longitude:.5f}"))
-    return rows
+    return [
+        (label, place_label(name, where))
+        for label, name, where in (
+            ("Pickup asked for", refused.pickup_place, refused.pickup),
+            ("Drop-off asked for", refused.dropoff_place, refused.dropoff),
+        )
+        if where is not None
+    ]
 
 
 def _known(pairs: list[tuple[str, dt.datetime | None]]) -> list[tuple[str, dt.datetime]]:

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from dronecommon.area import place_label
+from dronecommon.domain import Location
+
 #: The places a change names: (field, what the page calls it).
 PLACES = (("pickup", "pickup"), ("dropoff", "drop-off"))
 
 
-def _where(name: Any, at: Any) -> str:
-    """A place as the sentence names it: the name given, else its coordinates."""
-    if name:
-        return str(name)
-    if isinstance(at, dict):
-        try:
-            return f"{float(at['latitude']):.5f}, {float(at['longitude']):.5f}"
-        except (KeyError, TypeError, ValueError):
-            pass
-    return "a place"
+def _where(name: str | None, at: dict[str, Any]) -> str:
+    """A place of the delivery service's JSON as the sentence names it."""
+    return place_label(name, Location.model_validate(at))
 
 
 def _sentence(text: Any) -> str:
@@ -47,8 +43,8 @@ def refusal(delivery: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] 
         for name, what in PLACES
         if refused.get(name)
     ]
-    pickup = _where(delivery.get("pickupPlace"), delivery.get("pickup"))
-    dropoff = _where(delivery.get("dropoffPlace"), delivery.get("dropoff"))
+    pickup = _where(delivery.get("pickupPlace"), delivery["pickup"])
+    dropoff = _where(delivery.get("dropoffPlace"), delivery["dropoff"])
     goes_on = (
         f"The delivery goes on from {pickup} to {dropoff} as before."
         if refused.get("pickup")
@@ -58,7 +54,7 @@ def refusal(delivery: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] 
         "at": refused.get("at"),
         "requestedAt": refused.get("requestedAt"),
         "reason": refused.get("reason"),
-        "asked": " and ".join(asked) or "a new place",
+        "asked": " and ".join(asked),
         "detail": _sentence(refused.get("detail")),
         "goesOn": goes_on,
     }
