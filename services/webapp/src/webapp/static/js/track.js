@@ -209,11 +209,14 @@ function hideRefusal() {
   document.getElementById("change-refused-words")?.replaceChildren();
 }
 
-function followRefusal(status) {
+// `words`: the refusal's words when they came with the status (polling the details).
+function followRefusal(status, words) {
   if (!refusalAlert) return;
   const at = status.refusedChange?.at;
   if (!at) {
     hideRefusal();
+  } else if (words) {
+    renderRefusal(words);
   } else if (at !== refusalAlert.dataset.at && at !== refusalAsked) {
     refusalAsked = at;
     refreshDetails();
@@ -258,8 +261,9 @@ async function refreshDetails() {
   }
 }
 
-// Show a status; true when its stage is new (the details were asked for again).
-function apply(status) {
+// Show a status (with its refused change's words, when they came with it); true when its stage
+// is new (the details were asked for again).
+function apply(status, refusalWords) {
   if (!status || !status.stage) return false;
   const previous = current;
   current = status;
@@ -287,7 +291,7 @@ function apply(status) {
     }[status.telemetry] ?? "";
   }
   showDrone(status.drone);
-  followRefusal(status);
+  followRefusal(status, refusalWords);
   updateBanner();
   tick();
   if (TERMINAL.has(status.stage)) finish();
@@ -327,8 +331,7 @@ async function poll() {
     const answer = await getJSON(data.statusUrl);
     if (answer.now) setServerNow(answer.now);
     streamLost = false;
-    apply(answer.status);
-    if (!data.public) renderRefusal(answer.refusal);
+    apply(answer.status, answer.refusal);
   } catch {
     streamLost = true;
     updateBanner();
